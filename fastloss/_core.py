@@ -1,0 +1,225 @@
+"""The one path every loss takes: validate -> registry -> backend kernel -> reduce.
+
+Reduction semantics are Keras 3's (``keras/src/losses/loss.py``):
+
+* per-sample losses ``v`` (shape ``S``) are multiplied by the sample weights;
+* ``"sum"``: ``sum(v w)``; ``"sum_over_batch_size"``/``"mean"``: ``sum(v w) / n``
+  with ``n`` the number of loss elements (the valid ones when ``ignore_class``
+  masks some); ``"mean_with_sample_weight"``: ``sum(v w) / sum(w)``;
+  ``"none"``: ``v w``. A zero divisor gives 0 (``divide_no_nan``).
+* A per-sample loss that is a scalar (1-D input) is returned unreduced.
+* An empty batch gives 0 for the reducing modes (Keras returns the empty
+  array), an empty array for ``"none"``.
+
+The gradient is of the returned loss (summed when it is not a scalar), so the
+kernel scales each gradient row by ``w_i * factor`` while writing it.
+"""
+
+import numpy as np
+
+from . import _backend, _registry
+from . import _validate as V
+from ._config import EPSILON, PARALLEL_MIN_ELEMENTS
+
+_nthreads = None
+
+
+def _threads():
+    global _nthreads
+    if _nthreads is None:
+        import numba
+
+        _nthreads = numba.get_num_threads()
+    return _nthreads
+
+
+def _chunks(rows, cols):
+    if rows * cols < PARALLEL_MIN_ELEMENTS or rows < 2:
+        return 1
+    return min(rows, _threads())
+
+
+def _labels_for_class_weight(layout, yt2):
+    """Keras fit's mapping of targets to the class whose weight applies."""
+    if layout == "sparse":
+        lab = yt2
+    elif yt2.shape[-1] != 1:
+        lab = np.argmax(yt2, axis=-1)
+    else:
+        lab = yt2[..., 0]
+    if lab.dtype.kind == "f":
+        with np.errstate(invalid="ignore"):
+            lab = np.nan_to_num(np.round(lab), nan=-1.0)
+    return lab.astype(np.int64)
+
+
+def compute(
+    name,
+    y_true,
+    y_pred,
+    *,
+    variant="probs",
+    params=None,
+    sample_weight=None,
+    class_weight=None,
+    reduction="none",
+    want_grad=False,
+    grad_out=None,
+    axis=-1,
+    dtype=None,
+    ignore_class=None,
+):
+    """Run loss ``name``. Returns ``(loss, grad)`` (``grad`` is None unless asked)."""
+    spec = _registry.get(name)
+    dt = V.compute_dtype(y_pred, dtype)
+    yp = V.as_float(y_pred, "y_pred", dt)
+    if yp.ndim == 0:
+        raise ValueError("`y_pred` must have at least one dimension; got a scalar")
+    sparse = spec.layout == "sparse"
+    if sparse:
+        yt = V.as_labels(y_true)
+        ax = V.check_axis(axis, yp.ndim)
+        if yt.ndim == yp.ndim and yt.shape[ax] == 1:
+            yt = np.squeeze(yt, axis=ax)
+        want_shape = yp.shape[:ax] + yp.shape[ax + 1 :]
+        if yt.shape != want_shape:
+            raise ValueError(
+                f"`y_true` must hold one label per row of y_pred: expected shape {want_shape} "
+                f"(or with a trailing 1), got {yt.shape} for y_pred of shape {yp.shape}"
+            )
+    else:
+        yt = V.as_real(y_true, "y_true")
+        yt, yp = V.squeeze_or_expand(yt, yp)
+        if yt.shape != yp.shape:
+            raise ValueError(
+                f"`y_true` and `y_pred` must have the same shape; got y_true {np.shape(y_true)} "
+                f"and y_pred {np.shape(y_pred)}"
+            )
+        ax = V.check_axis(axis, yp.ndim)
+    grad_shape = yp.shape
+    moved = ax != yp.ndim - 1
+    if moved:
+        yp = np.moveaxis(yp, ax, -1)
+        if not sparse:
+            yt = np.moveaxis(yt, ax, -1)
+    K = yp.shape[-1]
+    if K == 0:
+        raise ValueError(f"`y_pred` has an empty class/last axis (shape {grad_shape}); nothing to average over")
+    S = yp.shape[:-1]
+    R = 1
+    for d in S:
+        R *= d
+    yp2 = np.ascontiguousarray(yp).reshape(R, K)
+    yt2 = np.ascontiguousarray(yt).reshape((R,) if sparse else (R, K))
+
+    masked = sparse and ignore_class is not None
+    valid = (yt2 != ignore_class) if masked else None
+
+    # ---- weights -----------------------------------------------------------
+    out_shape = S
+    w_rows = None
+    w_kept = None
+    if sample_weight is not None:
+        w_rows, ws, out_shape, w_kept = V.sample_weights(sample_weight, S, dt)
+    if class_weight is not None:
+        lab = _labels_for_class_weight(spec.layout, yt2)
+        if masked:
+            lab = np.where(valid, lab, 0)
+        cw = V.class_weight_rows(class_weight, lab, dt)
+        if masked:
+            cw[~valid] = 1.0
+        if w_rows is None:
+            w_rows, ws = cw, 1
+            w_kept = cw
+        else:
+            w_rows = w_rows * cw if ws else w_rows[0] * cw
+            ws = 1
+            w_kept = w_rows
+    if w_rows is None:
+        w_rows, ws = np.ones(1, dt), 0
+
+    # ---- reduction factor ----------------------------------------------------
+    n_valid = int(np.count_nonzero(valid)) if masked else R
+    scalar_loss = len(S) == 0
+    if scalar_loss or reduction in ("none", "sum"):
+        factor = 1.0
+    elif reduction == "mean_with_sample_weight" and w_kept is not None:
+        if masked:
+            denom = float(np.sum((w_rows if ws else np.full(R, w_rows[0])) * valid, dtype=np.float64))
+        elif ws == 0 and class_weight is None:
+            denom = float(w_kept)
+        else:
+            denom = float(np.sum(w_kept, dtype=np.float64))
+        factor = 0.0 if denom == 0.0 else 1.0 / denom
+    else:  # sum_over_batch_size / mean (/ mean_with_sample_weight without weights)
+        factor = 0.0 if n_valid == 0 else 1.0 / n_valid
+
+    # ---- kernel --------------------------------------------------------------
+    if want_grad:
+        if grad_out is not None:
+            V.check_grad_out(grad_out, grad_shape, dt, (y_true, y_pred, sample_weight))
+            grad2 = grad_out.reshape(R, K) if not moved else np.empty((R, K), dt)
+        else:
+            grad2 = np.empty((R, K), dt)
+    else:
+        grad2 = np.empty((0, K), dt)
+    loss = np.empty(R, dt)
+    if R:
+        prm = np.zeros(16, dt)
+        prm[0] = factor
+        prm[1] = EPSILON
+        prm[2] = 1.0 - EPSILON
+        p = params or {}
+        ls = float(p.get("label_smoothing", 0.0))
+        if ls:
+            prm[3] = 1.0 - ls
+            prm[4] = ls / K if p.get("ls_per_class") else 0.5 * ls
+        else:
+            prm[3] = 1.0
+        prm[5] = p.get("alpha", 0.0)
+        prm[6] = p.get("gamma", 0.0)
+        prm[7] = p.get("flag", 0.0)
+        if ignore_class is not None:
+            prm[8] = ignore_class
+            prm[9] = 1.0
+        fn = _backend.kernel(spec, variant, _backend.current_backend())
+        info = fn(yt2, yp2, prm, w_rows, ws, loss, grad2, want_grad, _chunks(R, K))
+        if sparse:
+            nbad = int(info[:, 0].sum())
+            if nbad:
+                first = int(min(f for f in info[:, 1] if f >= 0))
+                idx = np.unravel_index(first, S)
+                raise ValueError(
+                    f"`y_true` has {nbad} label(s) that are not integers in [0, {K})"
+                    + (f" or the ignore_class {ignore_class}" if ignore_class is not None else "")
+                    + f"; the first is {yt2[first].item()!r} at index {idx if len(S) > 1 else first}"
+                )
+
+    # ---- reduce ----------------------------------------------------------------
+    if reduction == "none" or scalar_loss:
+        if ws:
+            out = (loss * w_rows).reshape(out_shape)
+        elif sample_weight is not None:
+            out = (loss * w_rows[0]).reshape(out_shape)
+        else:
+            out = loss.reshape(out_shape)
+        value = out if out.ndim else dt.type(out[()])
+    else:
+        if ws:
+            total = float(np.dot(loss.astype(np.float64), w_rows.astype(np.float64)))
+        else:
+            total = float(np.sum(loss, dtype=np.float64)) * float(w_rows[0])
+        value = dt.type(total * factor) if reduction != "sum" else dt.type(total)
+
+    grad = None
+    if want_grad:
+        if moved:
+            g = np.moveaxis(grad2.reshape(yp.shape), -1, ax)
+            if grad_out is not None:
+                grad_out[...] = g
+                grad = grad_out
+            else:
+                grad = np.ascontiguousarray(g)
+        else:
+            grad = grad_out if grad_out is not None else grad2.reshape(grad_shape)
+    return value, grad

@@ -1,0 +1,199 @@
+"""Coercion and checks shared by every loss: dtypes, shapes, labels, weights,
+reductions. Each failure is a ``ValueError`` or ``TypeError`` that names the
+argument and what was expected. Nothing here ever writes into an input."""
+
+import operator
+
+import numpy as np
+
+REDUCTIONS = ("sum_over_batch_size", "sum", "none", "mean", "mean_with_sample_weight")
+
+_FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+def standardize_reduction(reduction):
+    """Keras' names; ``None`` means ``"none"``; TF's ``"auto"`` means the default."""
+    if reduction is None:
+        return "none"
+    if isinstance(reduction, str):
+        r = reduction.lower()
+        if r == "auto":
+            return "sum_over_batch_size"
+        if r in REDUCTIONS:
+            return r
+    raise ValueError(
+        f"Invalid value for argument `reduction`: {reduction!r}. "
+        f"Expected one of {list(REDUCTIONS)} or None."
+    )
+
+
+def _as_numeric(x, name):
+    try:
+        a = np.asarray(x)
+    except Exception as exc:  # ragged lists and the like
+        raise TypeError(f"`{name}` must be an array of real numbers; got {type(x).__name__} ({exc})") from None
+    k = a.dtype.kind
+    if k not in "fiub":
+        raise TypeError(f"`{name}` must hold real numbers (float, int or bool); got dtype {a.dtype}")
+    return a
+
+
+def compute_dtype(y_pred, dtype=None):
+    """float32 in -> float32, float64 in -> float64, any other number -> float32,
+    unless ``dtype`` ('float32'/'float64') asks for one."""
+    if dtype is not None:
+        try:
+            dt = np.dtype(dtype)
+        except TypeError:
+            raise TypeError(f"`dtype` must be 'float32' or 'float64'; got {dtype!r}") from None
+        if dt not in _FLOATS:
+            raise ValueError(f"`dtype` must be 'float32' or 'float64'; got {dtype!r}")
+        return dt
+    dt = getattr(y_pred, "dtype", None)
+    if dt is not None and dt in _FLOATS:
+        return dt
+    return _FLOATS[0]
+
+
+def as_float(x, name, dt):
+    """``x`` as an array of dtype ``dt`` (a copy only when the dtype differs)."""
+    a = _as_numeric(x, name)
+    if a.dtype != dt:
+        a = a.astype(dt)
+    return a
+
+
+def as_real(x, name):
+    """A numeric array, its dtype kept (kernels convert per element)."""
+    a = _as_numeric(x, name)
+    if a.dtype.kind == "f" and a.dtype.itemsize < 4:
+        a = a.astype(np.float32)
+    return a
+
+
+def squeeze_or_expand(x1, x2):
+    """Keras' ``squeeze_or_expand_to_same_rank`` on NumPy arrays."""
+    r1, r2 = x1.ndim, x2.ndim
+    if r1 == r2:
+        return x1, x2
+    if r1 == r2 + 1 and x1.shape[-1] == 1:
+        if r2 == 1:
+            x2 = x2[:, None]
+        else:
+            x1 = x1[..., 0]
+    if r2 == r1 + 1 and x2.shape[-1] == 1:
+        if r1 == 1:
+            x1 = x1[:, None]
+        else:
+            x2 = x2[..., 0]
+    return x1, x2
+
+
+def check_axis(axis, ndim, name="axis"):
+    if isinstance(axis, bool):
+        raise TypeError(f"`{name}` must be an int; got {axis!r}")
+    try:
+        ax = operator.index(axis)
+    except TypeError:
+        raise TypeError(f"`{name}` must be an int; got {type(axis).__name__}") from None
+    if ndim == 0:
+        raise ValueError("`y_pred` must have at least one dimension; got a scalar")
+    if not -ndim <= ax < ndim:
+        raise ValueError(f"`{name}`={axis} is out of range for y_pred with {ndim} dimension(s)")
+    return ax % ndim
+
+
+def as_labels(x, name="y_true"):
+    """Integer class labels: integer or bool arrays as they are, floats checked for
+    integrality inside the kernel."""
+    a = _as_numeric(x, name)
+    if a.dtype.kind == "b":
+        a = a.astype(np.int8)
+    elif a.dtype.kind == "f" and a.dtype.itemsize < 4:
+        a = a.astype(np.float32)
+    return a
+
+
+def check_grad_out(grad_out, shape, dt, inputs):
+    if not isinstance(grad_out, np.ndarray):
+        raise TypeError(f"`grad_out` must be a NumPy array; got {type(grad_out).__name__}")
+    if grad_out.shape != shape or grad_out.dtype != dt:
+        raise ValueError(
+            f"`grad_out` must have shape {shape} and dtype {dt} (those of y_pred's gradient); "
+            f"got shape {grad_out.shape} and dtype {grad_out.dtype}"
+        )
+    if not grad_out.flags.c_contiguous or not grad_out.flags.writeable:
+        raise ValueError("`grad_out` must be a writeable C-contiguous array")
+    for a in inputs:
+        if isinstance(a, np.ndarray) and np.may_share_memory(grad_out, a):
+            raise ValueError("`grad_out` must not share memory with y_true, y_pred or sample_weight")
+
+
+def sample_weights(sample_weight, value_shape, dt):
+    """Keras' weighting of per-sample losses.
+
+    Returns ``(w_rows, ws, out_shape, w_kept)``: ``w_rows`` a 1-D array of
+    dtype ``dt`` with one weight per loss element (``ws = 1``) or a single
+    weight (``ws = 0``); ``out_shape`` the shape of the weighted losses (Keras
+    may expand a rank); ``w_kept`` the weight array as Keras sums it for
+    ``"mean_with_sample_weight"`` (after the rank fix, before broadcasting).
+    """
+    w = _as_numeric(sample_weight, "sample_weight")
+    if w.dtype != dt:
+        w = w.astype(dt)
+    n = int(np.prod(value_shape))
+    if w.ndim == 0:
+        return w.reshape(1), 0, value_shape, w
+    vals = np.empty(value_shape, dtype=np.bool_) if n else np.zeros(value_shape, np.bool_)
+    v2, w2 = squeeze_or_expand(vals, w)
+    try:
+        out_shape = np.broadcast_shapes(v2.shape, w2.shape)
+    except ValueError:
+        out_shape = None
+    if out_shape is None or int(np.prod(out_shape)) != n:
+        raise ValueError(
+            f"`sample_weight` of shape {w.shape} does not fit the per-sample loss of shape "
+            f"{tuple(value_shape)}; expected a scalar, shape {tuple(value_shape)}, or a shape "
+            f"that broadcasts to it"
+        )
+    rows = np.ascontiguousarray(np.broadcast_to(w2, out_shape)).reshape(n)
+    return rows, 1, tuple(out_shape), w2
+
+
+def class_weight_rows(class_weight, labels, dt):
+    """Per-row weights from a class -> weight mapping (dict, list or array).
+
+    ``labels`` is an integer array of one label per loss element (Keras' ``fit``
+    takes ``argmax`` of one-hot targets and rounds). Dict: classes not listed
+    weigh 1.0 (as in Keras). Sequence: indexed by class; a label outside it is a
+    ValueError.
+    """
+    labels = np.asarray(labels).reshape(-1)
+    if isinstance(class_weight, dict):
+        if not class_weight:
+            return np.ones(labels.shape, dt)
+        try:
+            keys = np.array([operator.index(k) for k in class_weight], dtype=np.int64)
+        except TypeError:
+            raise TypeError("`class_weight` keys must be integer class labels") from None
+        vals = _as_numeric(list(class_weight.values()), "class_weight values").astype(dt)
+        if vals.ndim != 1:
+            raise ValueError("`class_weight` values must be numbers")
+        order = np.argsort(keys)
+        keys, vals = keys[order], vals[order]
+        idx = np.searchsorted(keys, labels)
+        idx_c = np.minimum(idx, len(keys) - 1)
+        hit = keys[idx_c] == labels
+        return np.where(hit, vals[idx_c], dt.type(1.0)).astype(dt, copy=False)
+    cw = _as_numeric(class_weight, "class_weight")
+    if cw.ndim != 1:
+        raise ValueError(f"`class_weight` must be a dict or a 1-D sequence; got shape {cw.shape}")
+    cw = cw.astype(dt)
+    bad = (labels < 0) | (labels >= cw.shape[0])
+    if bad.any():
+        i = int(np.argmax(bad))
+        raise ValueError(
+            f"`class_weight` has {cw.shape[0]} entries but label {int(labels[i])} "
+            f"(flat index {i}) needs an entry"
+        )
+    return cw[labels]

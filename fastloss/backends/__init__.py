@@ -1,0 +1,1 @@
+"""Backend implementations. Nothing here is public API."""

@@ -1,0 +1,110 @@
+"""Per-sample loss functions in the style of ``keras.losses.<name>``.
+
+Each returns the unreduced, unweighted per-sample loss (the last axis, or
+``axis``, reduced by the loss' own mean or sum), as the Keras function does.
+For reductions, weights and gradients use the classes in ``fastloss.losses``.
+"""
+
+from . import losses as _L
+
+
+def _none(cls, y_true, y_pred, **kw):
+    return cls(reduction="none", **kw)(y_true, y_pred)
+
+
+def binary_crossentropy(y_true, y_pred, from_logits=False, label_smoothing=0.0, axis=-1):
+    """Per-sample binary cross-entropy (``keras.losses.binary_crossentropy``).
+
+    >>> import fastloss
+    >>> fastloss.binary_crossentropy([[0, 1], [0, 0]], [[0.6, 0.4], [0.4, 0.6]]).round(3)
+    array([0.916, 0.714])
+    """
+    return _none(_L.BinaryCrossentropy, y_true, y_pred, from_logits=from_logits, label_smoothing=label_smoothing, axis=axis)
+
+
+def categorical_crossentropy(y_true, y_pred, from_logits=False, label_smoothing=0.0, axis=-1):
+    """Per-sample categorical cross-entropy (``keras.losses.categorical_crossentropy``).
+
+    >>> import fastloss
+    >>> fastloss.categorical_crossentropy([[0, 1, 0], [0, 0, 1]], [[0.05, 0.95, 0], [0.1, 0.8, 0.1]]).round(4)
+    array([0.0513, 2.3026])
+    """
+    return _none(_L.CategoricalCrossentropy, y_true, y_pred, from_logits=from_logits, label_smoothing=label_smoothing, axis=axis)
+
+
+def sparse_categorical_crossentropy(y_true, y_pred, from_logits=False, ignore_class=None, axis=-1):
+    """Per-sample sparse categorical cross-entropy (``keras.losses.sparse_categorical_crossentropy``).
+
+    >>> import fastloss
+    >>> fastloss.sparse_categorical_crossentropy([1, 2], [[0.05, 0.95, 0], [0.1, 0.8, 0.1]]).round(4)
+    array([0.0513, 2.3026])
+    """
+    return _none(_L.SparseCategoricalCrossentropy, y_true, y_pred, from_logits=from_logits, ignore_class=ignore_class, axis=axis)
+
+
+def binary_focal_crossentropy(
+    y_true, y_pred, apply_class_balancing=False, alpha=0.25, gamma=2.0, from_logits=False, label_smoothing=0.0, axis=-1
+):
+    """Per-sample binary focal cross-entropy (``keras.losses.binary_focal_crossentropy``).
+
+    >>> import fastloss
+    >>> fastloss.binary_focal_crossentropy([[0, 1], [0, 0]], [[0.6, 0.4], [0.4, 0.6]], gamma=2).round(3)
+    array([0.33 , 0.206])
+    """
+    return _none(
+        _L.BinaryFocalCrossentropy,
+        y_true,
+        y_pred,
+        apply_class_balancing=apply_class_balancing,
+        alpha=alpha,
+        gamma=gamma,
+        from_logits=from_logits,
+        label_smoothing=label_smoothing,
+        axis=axis,
+    )
+
+
+def categorical_focal_crossentropy(y_true, y_pred, alpha=0.25, gamma=2.0, from_logits=False, label_smoothing=0.0, axis=-1):
+    """Per-sample categorical focal cross-entropy (``keras.losses.categorical_focal_crossentropy``).
+
+    >>> import fastloss
+    >>> fastloss.categorical_focal_crossentropy([[0, 1, 0], [0, 0, 1]], [[0.05, 0.95, 0], [0.1, 0.8, 0.1]]).round(6)
+    array([3.2e-05, 4.6627e-01])
+    """
+    return _none(
+        _L.CategoricalFocalCrossentropy,
+        y_true,
+        y_pred,
+        alpha=alpha,
+        gamma=gamma,
+        from_logits=from_logits,
+        label_smoothing=label_smoothing,
+        axis=axis,
+    )
+
+
+def sigmoid_focal_crossentropy(y_true, y_pred, alpha=0.25, gamma=2.0, from_logits=False):
+    """Per-sample sigmoid focal cross-entropy (``tfa.losses.sigmoid_focal_crossentropy``)."""
+    return _none(_L.SigmoidFocalCrossEntropy, y_true, y_pred, alpha=alpha, gamma=gamma, from_logits=from_logits)
+
+
+def kl_divergence(y_true, y_pred):
+    """Per-sample KL divergence (``keras.losses.kl_divergence``)."""
+    return _none(_L.KLDivergence, y_true, y_pred)
+
+
+def poisson(y_true, y_pred):
+    """Per-sample Poisson loss (``keras.losses.poisson``)."""
+    return _none(_L.Poisson, y_true, y_pred)
+
+
+__all__ = [
+    "binary_crossentropy",
+    "categorical_crossentropy",
+    "sparse_categorical_crossentropy",
+    "binary_focal_crossentropy",
+    "categorical_focal_crossentropy",
+    "sigmoid_focal_crossentropy",
+    "kl_divergence",
+    "poisson",
+]

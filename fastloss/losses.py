@@ -1,0 +1,516 @@
+"""Keras 3 / TF Addons compatible loss classes.
+
+Each class takes the constructor arguments of its original (same names, same
+defaults) plus ``class_weight`` (a dict or sequence mapping class -> weight,
+applied per sample the way ``keras.Model.fit`` maps it: ``argmax`` of one-hot
+targets, rounded labels, classes not in a dict weigh 1.0; multiplied with any
+``sample_weight``). The classes are thin: arguments in, one call into
+``fastloss._core.compute``.
+
+Calling conventions (the same for every class)::
+
+    loss = obj(y_true, y_pred, sample_weight=None)
+    loss, grad = obj.value_and_grad(y_true, y_pred, sample_weight=None, grad_out=None)
+
+``loss`` is a NumPy scalar of y_pred's float dtype (or an array for
+``reduction="none"``); ``grad`` is d(loss, summed if it is an array)/d y_pred,
+same shape and dtype as (float) y_pred, written by the same kernel pass.
+
+Where fastloss differs from the original, on purpose:
+
+* float64 inputs are computed in float64 (Keras computes in ``floatx()``).
+* An empty batch reduces to 0 (Keras returns the empty array).
+* Categorical cross-entropy from logits: the gradient is the exact derivative
+  ``sum(y) softmax(x) - y``; TF uses ``softmax(x) - y``, equal when each row of
+  labels sums to 1 (one-hot and smoothed labels do).
+* Focal losses with ``0 <= gamma < 1`` at ``p_t == 1`` (a prediction exactly
+  right): the derivative of ``(1 - p_t)**gamma`` is infinite there, and TF returns
+  inf/NaN gradients; fastloss takes it as 0, the value of the one-sided limit
+  of the *loss* slope for ``gamma >= 1`` and the usual subgradient choice, so the
+  gradient stays finite. ``gamma < 0`` is a ValueError (TF Addons also refuses it).
+* Sigmoids are evaluated as ``sigmoid(x)`` and ``sigmoid(-x)`` separately, so
+  ``1 - p`` keeps full relative precision for large logits (float32 TF loses
+  digits there).
+"""
+
+import math
+import numbers
+
+import numpy as np
+
+from . import _core
+from ._validate import standardize_reduction
+
+
+def _check_unit(value, name):
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"`{name}` must be a real number in [0, 1]; got {value!r}")
+    if not 0.0 <= float(value) <= 1.0:
+        raise ValueError(f"`{name}` must be in [0, 1]; got {value}")
+    return float(value)
+
+
+def _check_gamma(gamma):
+    if gamma is None:
+        return 0.0
+    if isinstance(gamma, bool) or not isinstance(gamma, numbers.Real) or not math.isfinite(gamma):
+        raise TypeError(f"`gamma` must be a finite real number >= 0; got {gamma!r}")
+    if gamma < 0:
+        raise ValueError(f"`gamma` must be >= 0; got {gamma}")
+    return float(gamma)
+
+
+def _check_alpha(alpha):
+    if alpha is None:
+        return 0.0
+    if isinstance(alpha, bool) or not isinstance(alpha, numbers.Real) or not math.isfinite(alpha):
+        raise TypeError(f"`alpha` must be a finite real number; got {alpha!r}")
+    return float(alpha)
+
+
+class Loss:
+    """Base class: Keras' ``reduction``/``name``/``dtype`` plus ``class_weight``."""
+
+    _loss = None  # registry name
+
+    def __init__(self, name=None, reduction="sum_over_batch_size", dtype=None, class_weight=None):
+        self.name = name
+        self.reduction = standardize_reduction(reduction)
+        if dtype is not None:
+            dt = np.dtype(dtype)
+            if dt not in (np.dtype(np.float32), np.dtype(np.float64)):
+                raise ValueError(f"`dtype` must be 'float32' or 'float64'; got {dtype!r}")
+        self.dtype = dtype
+        if class_weight is not None and not isinstance(class_weight, dict):
+            class_weight = np.asarray(class_weight)
+        self.class_weight = class_weight
+
+    # Subclasses say which kernel variant and parameters they need.
+    def _variant(self):
+        return "probs"
+
+    def _params(self):
+        return None
+
+    def _kw(self):
+        return {}
+
+    def _run(self, y_true, y_pred, sample_weight, want_grad, grad_out):
+        return _core.compute(
+            self._loss,
+            y_true,
+            y_pred,
+            variant=self._variant(),
+            params=self._params(),
+            sample_weight=sample_weight,
+            class_weight=self.class_weight,
+            reduction=self.reduction,
+            want_grad=want_grad,
+            grad_out=grad_out,
+            dtype=self.dtype,
+            **self._kw(),
+        )
+
+    def __call__(self, y_true, y_pred, sample_weight=None):
+        return self._run(y_true, y_pred, sample_weight, False, None)[0]
+
+    def value_and_grad(self, y_true, y_pred, sample_weight=None, grad_out=None):
+        """Loss and its gradient w.r.t. ``y_pred`` from one fused kernel pass.
+
+        ``grad_out``: optional C-contiguous array of y_pred's shape and float
+        dtype to write the gradient into (reuse it across calls in a hot loop).
+        """
+        return self._run(y_true, y_pred, sample_weight, True, grad_out)
+
+    def get_config(self):
+        cfg = {"name": self.name, "reduction": self.reduction, "dtype": self.dtype}
+        cfg.update(self._config())
+        return cfg
+
+    def _config(self):
+        return {}
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
+
+    def __repr__(self):
+        args = ", ".join(f"{k}={v!r}" for k, v in self._config().items())
+        return f"{type(self).__name__}({args}{', ' if args else ''}reduction={self.reduction!r})"
+
+
+class _FromLogits(Loss):
+    def __init__(self, from_logits, label_smoothing, axis, **kw):
+        super().__init__(**kw)
+        self.from_logits = bool(from_logits)
+        self.label_smoothing = _check_unit(label_smoothing, "label_smoothing")
+        if isinstance(axis, bool) or not isinstance(axis, numbers.Integral):
+            raise TypeError(f"`axis` must be an int; got {axis!r}")
+        self.axis = int(axis)
+
+    def _variant(self):
+        return "logits" if self.from_logits else "probs"
+
+    def _kw(self):
+        return {"axis": self.axis}
+
+    def _config(self):
+        return {"from_logits": self.from_logits, "label_smoothing": self.label_smoothing, "axis": self.axis}
+
+
+class BinaryCrossentropy(_FromLogits):
+    """Binary cross-entropy, Keras 3's ``BinaryCrossentropy``.
+
+    Per element, with ``eps = 1e-7``, ``p = clip(y_pred, eps, 1 - eps)``:
+
+    (1) ``-(y log p + (1 - y) log(1 - p))``                      (probabilities)
+    (2) ``max(x, 0) - x y + log1p(exp(-|x|))``                      (``from_logits``)
+
+    averaged over ``axis``; ``label_smoothing`` replaces ``y`` by
+    ``y (1 - ls) + ls / 2``.
+
+    Examples
+    --------
+    The values of Keras' own documentation:
+
+    >>> import numpy as np, fastloss
+    >>> y_true = np.array([[0, 1], [0, 0]])
+    >>> y_pred = np.array([[-18.6, 0.51], [2.94, -12.8]], dtype=np.float32)
+    >>> bce = fastloss.losses.BinaryCrossentropy(from_logits=True)
+    >>> print(f"{bce(y_true, y_pred):.4f}")
+    0.8654
+    >>> print(f"{bce(y_true, y_pred, sample_weight=[0.8, 0.2]):.3f}")
+    0.243
+    >>> fastloss.losses.BinaryCrossentropy(from_logits=True, reduction=None)(y_true, y_pred).round(3)
+    array([0.235, 1.496], dtype=float32)
+    >>> loss, grad = bce.value_and_grad(y_true, y_pred)
+    >>> grad.shape, grad.dtype
+    ((2, 2), dtype('float32'))
+    """
+
+    _loss = "binary_crossentropy"
+
+    def __init__(
+        self,
+        from_logits=False,
+        label_smoothing=0.0,
+        axis=-1,
+        reduction="sum_over_batch_size",
+        name="binary_crossentropy",
+        dtype=None,
+        class_weight=None,
+    ):
+        super().__init__(from_logits, label_smoothing, axis, name=name, reduction=reduction, dtype=dtype, class_weight=class_weight)
+
+    def _params(self):
+        return {"label_smoothing": self.label_smoothing}
+
+
+class CategoricalCrossentropy(_FromLogits):
+    """Categorical cross-entropy, Keras 3's ``CategoricalCrossentropy``.
+
+    (1) probabilities: ``q = y_pred / sum(y_pred)``, then ``clip(q, eps, 1 - eps)``,
+        ``loss = -sum(y log q)``;
+    (2) ``from_logits``: ``loss = sum(y) logsumexp(x) - sum(y x)``;
+
+    over ``axis``; ``label_smoothing`` replaces ``y`` by ``y (1 - ls) + ls / C``.
+
+    Examples
+    --------
+    >>> import numpy as np, fastloss
+    >>> y_true = np.array([[0, 1, 0], [0, 0, 1]])
+    >>> y_pred = np.array([[0.05, 0.95, 0], [0.1, 0.8, 0.1]], dtype=np.float32)
+    >>> cce = fastloss.losses.CategoricalCrossentropy()
+    >>> print(f"{cce(y_true, y_pred):.3f}")
+    1.177
+    >>> print(f"{cce(y_true, y_pred, sample_weight=np.array([0.3, 0.7])):.3f}")
+    0.814
+    >>> fastloss.losses.CategoricalCrossentropy(reduction=None)(y_true, y_pred).round(4)
+    array([0.0513, 2.3026], dtype=float32)
+    """
+
+    _loss = "categorical_crossentropy"
+
+    def __init__(
+        self,
+        from_logits=False,
+        label_smoothing=0.0,
+        axis=-1,
+        reduction="sum_over_batch_size",
+        name="categorical_crossentropy",
+        dtype=None,
+        class_weight=None,
+    ):
+        super().__init__(from_logits, label_smoothing, axis, name=name, reduction=reduction, dtype=dtype, class_weight=class_weight)
+
+    def _params(self):
+        return {"label_smoothing": self.label_smoothing, "ls_per_class": True}
+
+
+class SparseCategoricalCrossentropy(Loss):
+    """Sparse categorical cross-entropy, Keras 3's ``SparseCategoricalCrossentropy``.
+
+    ``y_true`` holds integer class labels (integer dtype, or floats with integral
+    values), one per row; a trailing axis of size 1 is squeezed.
+
+    (1) probabilities (TF backend): ``c = clip(y_pred, eps, 1 - eps)``,
+        ``loss = log(sum(c)) - log(c[y])`` (clip first, then normalize);
+    (2) ``from_logits``: ``loss = logsumexp(x) - x[y]``.
+
+    ``ignore_class``: rows with that label get loss 0 and gradient 0 and do not
+    count in the ``"sum_over_batch_size"`` denominator. A label outside
+    ``[0, C)`` (and not ``ignore_class``) raises ``ValueError`` naming the row.
+
+    Examples
+    --------
+    >>> import numpy as np, fastloss
+    >>> y_true = np.array([1, 2])
+    >>> y_pred = np.array([[0.05, 0.95, 0], [0.1, 0.8, 0.1]], dtype=np.float32)
+    >>> scce = fastloss.losses.SparseCategoricalCrossentropy()
+    >>> print(f"{scce(y_true, y_pred):.3f}")
+    1.177
+    >>> print(f"{scce(y_true, y_pred, sample_weight=np.array([0.3, 0.7])):.3f}")
+    0.814
+    >>> logits = np.array([[2.0, 1.0, 0.1], [0.5, 2.5, 0.3]], dtype=np.float32)
+    >>> loss, grad = fastloss.losses.SparseCategoricalCrossentropy(from_logits=True).value_and_grad([0, 1], logits)
+    >>> grad.sum(axis=-1).round(6)  # softmax - onehot sums to 0 per row
+    array([0., 0.], dtype=float32)
+    """
+
+    _loss = "sparse_categorical_crossentropy"
+
+    def __init__(
+        self,
+        from_logits=False,
+        ignore_class=None,
+        reduction="sum_over_batch_size",
+        axis=-1,
+        name="sparse_categorical_crossentropy",
+        dtype=None,
+        class_weight=None,
+    ):
+        super().__init__(name=name, reduction=reduction, dtype=dtype, class_weight=class_weight)
+        self.from_logits = bool(from_logits)
+        if ignore_class is not None:
+            if isinstance(ignore_class, bool) or not isinstance(ignore_class, numbers.Integral):
+                raise TypeError(f"`ignore_class` must be an int or None; got {ignore_class!r}")
+            ignore_class = int(ignore_class)
+        self.ignore_class = ignore_class
+        if isinstance(axis, bool) or not isinstance(axis, numbers.Integral):
+            raise TypeError(f"`axis` must be an int; got {axis!r}")
+        self.axis = int(axis)
+
+    def _variant(self):
+        return "logits" if self.from_logits else "probs"
+
+    def _kw(self):
+        return {"axis": self.axis, "ignore_class": self.ignore_class}
+
+    def _config(self):
+        return {"from_logits": self.from_logits, "ignore_class": self.ignore_class, "axis": self.axis}
+
+
+class BinaryFocalCrossentropy(_FromLogits):
+    """Binary focal cross-entropy, Keras 3's ``BinaryFocalCrossentropy``.
+
+    With ``p = sigmoid(x)`` if ``from_logits`` (then the probability path,
+    clip included), ``p_t = y p + (1 - y)(1 - p)``:
+
+    ``loss = mean_axis[ w (1 - p_t)**gamma bce(y, p) ]``,
+    ``w = y alpha + (1 - y)(1 - alpha)`` if ``apply_class_balancing`` else 1.
+
+    ``gamma = 0`` gives ``BinaryCrossentropy`` exactly (value and gradient).
+
+    Examples
+    --------
+    >>> import numpy as np, fastloss
+    >>> y_true = np.array([[0, 1], [0, 0]])
+    >>> y_pred = np.array([[-18.6, 0.51], [2.94, -12.8]], dtype=np.float32)
+    >>> print(f"{fastloss.losses.BinaryFocalCrossentropy(gamma=3, from_logits=True)(y_true, y_pred):.3f}")
+    0.647
+    >>> loss = fastloss.losses.BinaryFocalCrossentropy(apply_class_balancing=True, gamma=3, from_logits=True)
+    >>> print(f"{loss(y_true, y_pred, sample_weight=[0.8, 0.2]):.3f}")
+    0.097
+    """
+
+    _loss = "binary_focal_crossentropy"
+
+    def __init__(
+        self,
+        apply_class_balancing=False,
+        alpha=0.25,
+        gamma=2.0,
+        from_logits=False,
+        label_smoothing=0.0,
+        axis=-1,
+        reduction="sum_over_batch_size",
+        name="binary_focal_crossentropy",
+        dtype=None,
+        class_weight=None,
+    ):
+        super().__init__(from_logits, label_smoothing, axis, name=name, reduction=reduction, dtype=dtype, class_weight=class_weight)
+        self.apply_class_balancing = bool(apply_class_balancing)
+        self.alpha = _check_alpha(alpha)
+        self.gamma = _check_gamma(gamma)
+
+    def _params(self):
+        return {
+            "label_smoothing": self.label_smoothing,
+            "alpha": self.alpha,
+            "gamma": self.gamma,
+            "flag": 1.0 if self.apply_class_balancing else 0.0,
+        }
+
+    def _config(self):
+        cfg = super()._config()
+        cfg.update(apply_class_balancing=self.apply_class_balancing, alpha=self.alpha, gamma=self.gamma)
+        return cfg
+
+
+class CategoricalFocalCrossentropy(_FromLogits):
+    """Categorical focal cross-entropy, Keras 3's ``CategoricalFocalCrossentropy``.
+
+    ``p = softmax(x)`` if ``from_logits``; ``q = clip(p / sum(p), eps, 1 - eps)``;
+    ``loss = sum_axis[ alpha (1 - q)**gamma (-y log q) ]``.
+
+    Examples
+    --------
+    >>> import numpy as np, fastloss
+    >>> y_true = [[0., 1., 0.], [0., 0., 1.]]
+    >>> y_pred = np.array([[0.05, 0.95, 0], [0.1, 0.8, 0.1]], dtype=np.float32)
+    >>> print(f"{fastloss.losses.CategoricalFocalCrossentropy()(y_true, y_pred):.5f}")
+    0.23315
+    >>> print(f"{fastloss.losses.CategoricalFocalCrossentropy(reduction='sum')(y_true, y_pred):.5f}")
+    0.46631
+    """
+
+    _loss = "categorical_focal_crossentropy"
+
+    def __init__(
+        self,
+        alpha=0.25,
+        gamma=2.0,
+        from_logits=False,
+        label_smoothing=0.0,
+        axis=-1,
+        reduction="sum_over_batch_size",
+        name="categorical_focal_crossentropy",
+        dtype=None,
+        class_weight=None,
+    ):
+        super().__init__(from_logits, label_smoothing, axis, name=name, reduction=reduction, dtype=dtype, class_weight=class_weight)
+        self.alpha = _check_alpha(alpha)
+        self.gamma = _check_gamma(gamma)
+
+    def _variant(self):
+        return "probs"  # one kernel; the logits switch travels in the flag
+
+    def _params(self):
+        return {
+            "label_smoothing": self.label_smoothing,
+            "ls_per_class": True,
+            "alpha": self.alpha,
+            "gamma": self.gamma,
+            "flag": 1.0 if self.from_logits else 0.0,
+        }
+
+    def _config(self):
+        cfg = super()._config()
+        cfg.update(alpha=self.alpha, gamma=self.gamma)
+        return cfg
+
+
+class KLDivergence(Loss):
+    """Kullback-Leibler divergence, Keras 3's ``KLDivergence``:
+    ``sum_last(y log(y / p))`` with ``y, p`` clipped to ``[eps, 1]``.
+
+    Examples
+    --------
+    >>> import numpy as np, fastloss
+    >>> y_true = np.array([[0.2, 0.8], [0.5, 0.5]])
+    >>> y_pred = np.array([[0.4, 0.6], [0.5, 0.5]])
+    >>> fastloss.losses.KLDivergence(reduction=None)(y_true, y_pred).round(6)
+    array([0.091464, 0.      ])
+    """
+
+    _loss = "kl_divergence"
+
+    def __init__(self, reduction="sum_over_batch_size", name="kl_divergence", dtype=None, class_weight=None):
+        super().__init__(name=name, reduction=reduction, dtype=dtype, class_weight=class_weight)
+
+
+class Poisson(Loss):
+    """Poisson loss, Keras 3's ``Poisson``: ``mean_last(p - y log(p + eps))``.
+
+    Examples
+    --------
+    >>> import numpy as np, fastloss
+    >>> fastloss.losses.Poisson(reduction=None)([[1.0, 2.0]], np.array([[1.0, 2.0]])).round(6)
+    array([0.653426])
+    """
+
+    _loss = "poisson"
+
+    def __init__(self, reduction="sum_over_batch_size", name="poisson", dtype=None, class_weight=None):
+        super().__init__(name=name, reduction=reduction, dtype=dtype, class_weight=class_weight)
+
+
+class SigmoidFocalCrossEntropy(Loss):
+    """TF Addons' ``SigmoidFocalCrossEntropy`` (defaults: ``reduction="none"``).
+
+    ``ce`` is Keras 2's binary cross-entropy (with logits:
+    ``sigmoid_cross_entropy_with_logits``; with probabilities,
+    ``p = clip(p, eps, 1 - eps)`` and ``-(y log(p + eps) + (1 - y) log(1 - p + eps))``);
+    ``loss = SUM_last[ a_t (1 - p_t)**gamma ce ]`` with
+    ``a_t = y alpha + (1 - y)(1 - alpha)``. ``alpha`` or ``gamma`` of 0/None turn
+    their factor off; ``gamma < 0`` is a ValueError. Note the SUM over the last
+    axis (Keras' focal loss takes the mean).
+
+    Examples
+    --------
+    TF Addons' docstring example:
+
+    >>> import numpy as np, fastloss
+    >>> fl = fastloss.losses.SigmoidFocalCrossEntropy()
+    >>> fl([[1.0], [1.0], [0.0]], np.array([[0.97], [0.91], [0.03]], dtype=np.float32)).round(6)
+    array([6.8532e-06, 1.9092e-04, 2.0559e-05], dtype=float32)
+    """
+
+    _loss = "sigmoid_focal_crossentropy"
+
+    def __init__(
+        self,
+        from_logits=False,
+        alpha=0.25,
+        gamma=2.0,
+        reduction="none",
+        name="sigmoid_focal_crossentropy",
+        dtype=None,
+        class_weight=None,
+    ):
+        super().__init__(name=name, reduction=reduction, dtype=dtype, class_weight=class_weight)
+        self.from_logits = bool(from_logits)
+        self.alpha = _check_alpha(alpha)
+        self.gamma = _check_gamma(gamma)
+
+    def _variant(self):
+        return "logits" if self.from_logits else "probs"
+
+    def _params(self):
+        return {"alpha": self.alpha, "gamma": self.gamma}
+
+    def _config(self):
+        return {"from_logits": self.from_logits, "alpha": self.alpha, "gamma": self.gamma}
+
+
+__all__ = [
+    "Loss",
+    "BinaryCrossentropy",
+    "CategoricalCrossentropy",
+    "SparseCategoricalCrossentropy",
+    "BinaryFocalCrossentropy",
+    "CategoricalFocalCrossentropy",
+    "KLDivergence",
+    "Poisson",
+    "SigmoidFocalCrossEntropy",
+]
