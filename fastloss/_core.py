@@ -164,6 +164,7 @@ def compute(
     else:
         grad2 = np.empty((0, K), dt)
     loss = np.empty(R, dt)
+    total = 0.0
     if R:
         prm = np.zeros(16, dt)
         prm[0] = factor
@@ -184,10 +185,16 @@ def compute(
             prm[9] = 1.0
         fn = _backend.kernel(spec, variant, _backend.current_backend())
         info = fn(yt2, yp2, prm, w_rows, ws, loss, grad2, want_grad, _chunks(R, K))
+        if len(info) == 1:
+            nbad, first, total = info[0]
+        else:
+            nbad = sum(r[0] for r in info)
+            first = min((r[1] for r in info if r[0] > 0), default=-1)
+            total = sum(r[2] for r in info)
         if sparse:
-            nbad = int(info[:, 0].sum())
+            nbad = int(nbad)
             if nbad:
-                first = int(min(f for f in info[:, 1] if f >= 0))
+                first = int(first)
                 idx = np.unravel_index(first, S)
                 raise ValueError(
                     f"`y_true` has {nbad} label(s) that are not integers in [0, {K})"
@@ -204,12 +211,8 @@ def compute(
         else:
             out = loss.reshape(out_shape)
         value = out if out.ndim else dt.type(out[()])
-    else:
-        if ws:
-            total = float(np.dot(loss.astype(np.float64), w_rows.astype(np.float64)))
-        else:
-            total = float(np.sum(loss, dtype=np.float64)) * float(w_rows[0])
-        value = dt.type(total * factor) if reduction != "sum" else dt.type(total)
+    else:  # the kernel summed loss * w in float64 while writing the loss
+        value = dt.type(total * factor)
 
     grad = None
     if want_grad:

@@ -17,7 +17,7 @@ def binary_crossentropy(y_true, y_pred, from_logits=False, label_smoothing=0.0, 
 
     >>> import fastloss
     >>> fastloss.binary_crossentropy([[0, 1], [0, 0]], [[0.6, 0.4], [0.4, 0.6]]).round(3)
-    array([0.916, 0.714])
+    array([0.916, 0.714], dtype=float32)
     """
     return _none(_L.BinaryCrossentropy, y_true, y_pred, from_logits=from_logits, label_smoothing=label_smoothing, axis=axis)
 
@@ -27,7 +27,7 @@ def categorical_crossentropy(y_true, y_pred, from_logits=False, label_smoothing=
 
     >>> import fastloss
     >>> fastloss.categorical_crossentropy([[0, 1, 0], [0, 0, 1]], [[0.05, 0.95, 0], [0.1, 0.8, 0.1]]).round(4)
-    array([0.0513, 2.3026])
+    array([0.0513, 2.3026], dtype=float32)
     """
     return _none(_L.CategoricalCrossentropy, y_true, y_pred, from_logits=from_logits, label_smoothing=label_smoothing, axis=axis)
 
@@ -37,7 +37,7 @@ def sparse_categorical_crossentropy(y_true, y_pred, from_logits=False, ignore_cl
 
     >>> import fastloss
     >>> fastloss.sparse_categorical_crossentropy([1, 2], [[0.05, 0.95, 0], [0.1, 0.8, 0.1]]).round(4)
-    array([0.0513, 2.3026])
+    array([0.0513, 2.3026], dtype=float32)
     """
     return _none(_L.SparseCategoricalCrossentropy, y_true, y_pred, from_logits=from_logits, ignore_class=ignore_class, axis=axis)
 
@@ -49,7 +49,7 @@ def binary_focal_crossentropy(
 
     >>> import fastloss
     >>> fastloss.binary_focal_crossentropy([[0, 1], [0, 0]], [[0.6, 0.4], [0.4, 0.6]], gamma=2).round(3)
-    array([0.33 , 0.206])
+    array([0.33 , 0.206], dtype=float32)
     """
     return _none(
         _L.BinaryFocalCrossentropy,
@@ -69,7 +69,7 @@ def categorical_focal_crossentropy(y_true, y_pred, alpha=0.25, gamma=2.0, from_l
 
     >>> import fastloss
     >>> fastloss.categorical_focal_crossentropy([[0, 1, 0], [0, 0, 1]], [[0.05, 0.95, 0], [0.1, 0.8, 0.1]]).round(6)
-    array([3.2e-05, 4.6627e-01])
+    array([3.2e-05, 4.6627e-01], dtype=float32)
     """
     return _none(
         _L.CategoricalFocalCrossentropy,

@@ -171,16 +171,17 @@ class BinaryCrossentropy(_FromLogits):
 
     Examples
     --------
-    The values of Keras' own documentation:
+    The example of Keras' own documentation (Keras prints 0.8654, a truncation
+    of TF's 0.865458):
 
     >>> import numpy as np, fastloss
     >>> y_true = np.array([[0, 1], [0, 0]])
     >>> y_pred = np.array([[-18.6, 0.51], [2.94, -12.8]], dtype=np.float32)
     >>> bce = fastloss.losses.BinaryCrossentropy(from_logits=True)
-    >>> print(f"{bce(y_true, y_pred):.4f}")
-    0.8654
-    >>> print(f"{bce(y_true, y_pred, sample_weight=[0.8, 0.2]):.3f}")
-    0.243
+    >>> print(f"{bce(y_true, y_pred):.5f}")
+    0.86546
+    >>> print(f"{bce(y_true, y_pred, sample_weight=[0.8, 0.2]):.4f}")
+    0.2436
     >>> fastloss.losses.BinaryCrossentropy(from_logits=True, reduction=None)(y_true, y_pred).round(3)
     array([0.235, 1.496], dtype=float32)
     >>> loss, grad = bce.value_and_grad(y_true, y_pred)
@@ -273,8 +274,8 @@ class SparseCategoricalCrossentropy(Loss):
     0.814
     >>> logits = np.array([[2.0, 1.0, 0.1], [0.5, 2.5, 0.3]], dtype=np.float32)
     >>> loss, grad = fastloss.losses.SparseCategoricalCrossentropy(from_logits=True).value_and_grad([0, 1], logits)
-    >>> grad.sum(axis=-1).round(6)  # softmax - onehot sums to 0 per row
-    array([0., 0.], dtype=float32)
+    >>> bool(np.allclose(grad.sum(axis=-1), 0, atol=1e-6))  # softmax - onehot sums to 0 per row
+    True
     """
 
     _loss = "sparse_categorical_crossentropy"
@@ -430,7 +431,7 @@ class KLDivergence(Loss):
     >>> y_true = np.array([[0.2, 0.8], [0.5, 0.5]])
     >>> y_pred = np.array([[0.4, 0.6], [0.5, 0.5]])
     >>> fastloss.losses.KLDivergence(reduction=None)(y_true, y_pred).round(6)
-    array([0.091464, 0.      ])
+    array([0.091516, 0.      ])
     """
 
     _loss = "kl_divergence"
@@ -446,7 +447,7 @@ class Poisson(Loss):
     --------
     >>> import numpy as np, fastloss
     >>> fastloss.losses.Poisson(reduction=None)([[1.0, 2.0]], np.array([[1.0, 2.0]])).round(6)
-    array([0.653426])
+    array([0.806853])
     """
 
     _loss = "poisson"
@@ -468,12 +469,14 @@ class SigmoidFocalCrossEntropy(Loss):
 
     Examples
     --------
-    TF Addons' docstring example:
+    TF Addons' docstring example (TFA 0.23 gives 6.8532745e-06, 1.9097870e-04,
+    2.0559824e-05):
 
     >>> import numpy as np, fastloss
     >>> fl = fastloss.losses.SigmoidFocalCrossEntropy()
-    >>> fl([[1.0], [1.0], [0.0]], np.array([[0.97], [0.91], [0.03]], dtype=np.float32)).round(6)
-    array([6.8532e-06, 1.9092e-04, 2.0559e-05], dtype=float32)
+    >>> loss = fl([[1.0], [1.0], [0.0]], np.array([[0.97], [0.91], [0.03]], dtype=np.float32))
+    >>> print(np.array2string(loss, formatter={"float": lambda v: f"{v:.4e}"}))
+    [6.8533e-06 1.9098e-04 2.0560e-05]
     """
 
     _loss = "sigmoid_focal_crossentropy"

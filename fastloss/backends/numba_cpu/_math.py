@@ -215,14 +215,3 @@ def fpow(b, g):
     if b == lit(b, 0.0):
         res = lit(b, 0.0)
     return res
-
-
-@njit(fastmath=FASTMATH, cache=True)
-def row_max(x):
-    """Max of a 1-D row, NaN-tolerant: any NaN is ignored here and surfaces
-    later through ``exp(x - max)``."""
-    m = x[0]
-    for j in range(1, x.shape[0]):
-        v = x[j]
-        m = v if v > m else m
-    return m

@@ -14,19 +14,26 @@ Every kernel has the same contract (see ``fastloss/_registry.py``)::
 * ``grad``: ``(R, K)`` out when ``want_grad``: d loss_i / d y_pred[i] multiplied
   by ``w[i*ws] * prm[F_SCALE]``, written in the same pass (no second pass over
   the gradient for the scaling).
-* ``nch``: number of row chunks run in parallel (1 = serial in this thread).
-* ``info``: ``(nch, 2)`` int64, per chunk the number of bad labels and the first
-  bad row (-1 if none); all zeros for dense kernels.
+* ``nch``: number of row chunks; 1 runs serially in the calling thread (no
+  thread-pool wake-up), more run the chunks in parallel (``prange``).
+* ``info``: one ``(bad_labels, first_bad_row, total)`` triple per chunk: the
+  number of invalid labels and the first such row (-1 if none; 0 and -1 for
+  dense kernels), and the float64 sum of ``loss[i] * w[i*ws]`` over the chunk
+  (the batch total, accumulated while the loss is written, no second pass).
 
-Row arithmetic is in y_pred's dtype; every float constant goes through
-``lit`` so float32 stays float32 (and vectorizes).
+Each kernel is a ``*_rows(..., lo, hi)`` function over a row range (the serial
+path) plus a ``*_par`` driver that runs row chunks in ``prange``. Rows are
+indexed two-dimensionally (no per-row array views: their reference counting
+costs more than a short row's arithmetic). Row arithmetic is in y_pred's
+dtype; every float constant goes through ``lit`` so float32 stays float32
+(and vectorizes).
 """
 
 import numpy as np
 from numba import njit, prange
 
 from ..._config import FASTMATH
-from ._math import fexp, flog, flog1p, fpow, lit, row_max
+from ._math import fexp, flog, flog1p, fpow, lit
 
 # Indices into ``prm``.
 F_SCALE = 0
@@ -36,12 +43,16 @@ P_LS_A = 3  # label smoothing: y' = y * a + b
 P_LS_B = 4
 P_ALPHA = 5
 P_GAMMA = 6
-P_FLAG = 7  # loss-specific switch (class balancing, alpha on/off, ...)
+P_FLAG = 7  # loss-specific switch (class balancing, logits, ...)
 P_IGNORE = 8  # ignore_class label value (sparse)
 P_HAS_IGNORE = 9
-N_PRM = 10
 
-_JIT = dict(parallel=True, fastmath=FASTMATH, cache=True, nogil=True)
+# Rows are processed in blocks of about this many elements, so a block's
+# scratch and gradient stay in L1/L2 between the passes over it.
+BLOCK = 4096
+
+_JIT = dict(fastmath=FASTMATH, cache=True, nogil=True)
+_PJIT = dict(parallel=True, fastmath=FASTMATH, cache=True, nogil=True)
 
 
 @njit(fastmath=FASTMATH, cache=True)
@@ -71,95 +82,72 @@ def _chunk(c, nch, n):
     return c * n // nch, (c + 1) * n // nch
 
 
-# ----------------------------------------------------------------------------
-# Binary cross-entropy (mean over the last axis)
-# ----------------------------------------------------------------------------
-
-
-@njit(**_JIT)
-def bce_probs(yt, yp, prm, w, ws, loss, grad, want_grad, nch):
-    R, K = yp.shape
-    zero = prm[0] - prm[0]
-    one = zero + lit(zero, 1.0)
-    eps = prm[P_EPS]
-    ome = prm[P_OME]
-    a = prm[P_LS_A]
-    b = prm[P_LS_B]
-    inv_k = one / lit(zero, K)
-    for c in prange(nch):
-        lo, hi = _chunk(c, nch, R)
-        for i in range(lo, hi):
-            acc = zero
-            if want_grad:
-                sc = w[i * ws] * prm[F_SCALE] * inv_k
-                for j in range(K):
-                    y = lit(zero, yt[i, j]) * a + b
-                    p = yp[i, j]
-                    pc = _clip(p, eps, ome)
-                    acc += -(y * flog(pc) + (one - y) * flog(one - pc))
-                    g = (pc - y) / (pc * (one - pc))
-                    if p < eps:
-                        g = zero
-                    if p > ome:
-                        g = zero
-                    grad[i, j] = g * sc
-            else:
-                for j in range(K):
-                    y = lit(zero, yt[i, j]) * a + b
-                    pc = _clip(yp[i, j], eps, ome)
-                    acc += -(y * flog(pc) + (one - y) * flog(one - pc))
-            loss[i] = acc * inv_k
-    return np.zeros((nch, 2), np.int64)
-
-
-@njit(**_JIT)
-def bce_logits(yt, yp, prm, w, ws, loss, grad, want_grad, nch):
-    R, K = yp.shape
-    zero = prm[0] - prm[0]
-    one = zero + lit(zero, 1.0)
-    a = prm[P_LS_A]
-    b = prm[P_LS_B]
-    inv_k = one / lit(zero, K)
-    for c in prange(nch):
-        lo, hi = _chunk(c, nch, R)
-        for i in range(lo, hi):
-            acc = zero
-            if want_grad:
-                sc = w[i * ws] * prm[F_SCALE] * inv_k
-                for j in range(K):
-                    y = lit(zero, yt[i, j]) * a + b
-                    x = yp[i, j]
-                    u = fexp(-abs(x))
-                    relu = x if x > zero else zero
-                    acc += relu - x * y + flog1p(u)
-                    s = one / (one + u)
-                    sig = s if x >= zero else u * s
-                    grad[i, j] = (sig - y) * sc
-            else:
-                for j in range(K):
-                    y = lit(zero, yt[i, j]) * a + b
-                    x = yp[i, j]
-                    relu = x if x > zero else zero
-                    acc += relu - x * y + flog1p(fexp(-abs(x)))
-            loss[i] = acc * inv_k
-    return np.zeros((nch, 2), np.int64)
-
-
-# ----------------------------------------------------------------------------
-# Keras BinaryFocalCrossentropy (mean over the last axis)
-# ----------------------------------------------------------------------------
+@njit(fastmath=FASTMATH, cache=True)
+def _row_max(a, i):
+    """Max of row i, NaN-tolerant: a NaN is skipped here and surfaces through
+    exp(x - max) later."""
+    m = a[i, 0]
+    for j in range(1, a.shape[1]):
+        v = a[i, j]
+        m = v if v > m else m
+    return m
 
 
 @njit(fastmath=FASTMATH, cache=True)
-def _binary_focal_elem(y, p, q, eps, ome, alpha, gamma, balance):
-    """Loss and d loss / d p for one element; q = 1 - p (accurate for logits).
+def _exp_inplace(v):
+    # index from range(len): Numba then knows t >= 0 and emits no negative-index
+    # wraparound, which would stop the loop from vectorizing
+    for t in range(v.shape[0]):
+        v[t] = fexp(v[t])
 
-    loss = wb * (1 - p_t)**gamma * bce(clip(p)), 1 - p_t = y q + (1 - y) p.
+
+# ----------------------------------------------------------------------------
+# Elementwise losses, reduced over the last axis: one driver, one switch.
+#
+# The flat element loop is what vectorizes (AVX2/AVX-512), whatever the row
+# length K, even K = 1: per block of rows one flat loop computes element losses
+# into a small scratch buffer and gradients straight into ``grad``; a short
+# pass then sums each row's losses (and applies per-row weights, if any, to the
+# block while it is in cache).
+# ----------------------------------------------------------------------------
+
+K_BCE, K_BCE_LOGITS, K_BFOCAL, K_BFOCAL_LOGITS, K_SFOCAL, K_SFOCAL_LOGITS, K_KLD, K_POISSON = range(8)
+_ROW_MEAN = (True, True, True, True, False, False, False, True)
+
+
+@njit(fastmath=FASTMATH, cache=True)
+def _e_bce(y, p, eps, ome, alpha, gamma, flag):
+    one = lit(p, 1.0)
+    pc = _clip(p, eps, ome)
+    l = -(y * flog(pc) + (one - y) * flog(one - pc))
+    g = (pc - y) / (pc * (one - pc))
+    if p < eps:
+        g = lit(p, 0.0)
+    if p > ome:
+        g = lit(p, 0.0)
+    return l, g
+
+
+@njit(fastmath=FASTMATH, cache=True)
+def _e_bce_logits(y, x, eps, ome, alpha, gamma, flag):
+    zero = lit(x, 0.0)
+    one = lit(x, 1.0)
+    u = fexp(-abs(x))
+    relu = x if x > zero else zero
+    l = relu - x * y + flog1p(u)
+    s = one / (one + u)
+    sig = s if x >= zero else u * s
+    return l, sig - y
+
+
+@njit(fastmath=FASTMATH, cache=True)
+def _binary_focal_core(y, p, q, eps, ome, alpha, gamma, balance):
+    """Keras' binary focal loss and d/dp for one element; q = 1 - p (accurate
+    for logits). loss = wb (1 - p_t)**gamma bce(clip(p)), 1 - p_t = y q + (1 - y) p.
     The derivative of (1 - p_t)**gamma is taken as 0 where 1 - p_t == 0 and
-    gamma < 1 (TF gives inf/NaN there; see the module docs of fastloss.losses).
-    """
-    zero = eps - eps
-    one = zero + lit(zero, 1.0)
+    gamma < 1 (TF gives inf/NaN there)."""
+    zero = lit(p, 0.0)
+    one = lit(p, 1.0)
     pc = _clip(p, eps, ome)
     bce = -(y * flog(pc) + (one - y) * flog(one - pc))
     dbce = (pc - y) / (pc * (one - pc))
@@ -176,374 +164,263 @@ def _binary_focal_elem(y, p, q, eps, ome, alpha, gamma, balance):
     return wb * f * bce, wb * (df * bce + f * dbce)
 
 
-@njit(**_JIT)
-def binary_focal(yt, yp, prm, w, ws, loss, grad, want_grad, nch):
-    R, K = yp.shape
-    zero = prm[0] - prm[0]
-    one = zero + lit(zero, 1.0)
-    eps = prm[P_EPS]
-    ome = prm[P_OME]
-    a = prm[P_LS_A]
-    b = prm[P_LS_B]
-    alpha = prm[P_ALPHA]
-    gamma = prm[P_GAMMA]
-    balance = prm[P_FLAG] != zero
-    inv_k = one / lit(zero, K)
-    for c in prange(nch):
-        lo, hi = _chunk(c, nch, R)
-        for i in range(lo, hi):
-            acc = zero
-            sc = w[i * ws] * prm[F_SCALE] * inv_k
-            for j in range(K):
-                y = lit(zero, yt[i, j]) * a + b
-                p = yp[i, j]
-                l, g = _binary_focal_elem(y, p, one - p, eps, ome, alpha, gamma, balance)
-                acc += l
-                if want_grad:
-                    grad[i, j] = g * sc
-            loss[i] = acc * inv_k
-    return np.zeros((nch, 2), np.int64)
-
-
-@njit(**_JIT)
-def binary_focal_logits(yt, yp, prm, w, ws, loss, grad, want_grad, nch):
-    R, K = yp.shape
-    zero = prm[0] - prm[0]
-    one = zero + lit(zero, 1.0)
-    eps = prm[P_EPS]
-    ome = prm[P_OME]
-    a = prm[P_LS_A]
-    b = prm[P_LS_B]
-    alpha = prm[P_ALPHA]
-    gamma = prm[P_GAMMA]
-    balance = prm[P_FLAG] != zero
-    inv_k = one / lit(zero, K)
-    for c in prange(nch):
-        lo, hi = _chunk(c, nch, R)
-        for i in range(lo, hi):
-            acc = zero
-            sc = w[i * ws] * prm[F_SCALE] * inv_k
-            for j in range(K):
-                y = lit(zero, yt[i, j]) * a + b
-                p, q = _sigmoid_pair(yp[i, j])
-                l, g = _binary_focal_elem(y, p, q, eps, ome, alpha, gamma, balance)
-                acc += l
-                if want_grad:
-                    grad[i, j] = g * (p * q) * sc
-            loss[i] = acc * inv_k
-    return np.zeros((nch, 2), np.int64)
-
-
-# ----------------------------------------------------------------------------
-# TF Addons SigmoidFocalCrossEntropy (SUM over the last axis)
-# ----------------------------------------------------------------------------
+@njit(fastmath=FASTMATH, cache=True)
+def _e_bfocal(y, p, eps, ome, alpha, gamma, flag):
+    return _binary_focal_core(y, p, lit(p, 1.0) - p, eps, ome, alpha, gamma, flag != lit(p, 0.0))
 
 
 @njit(fastmath=FASTMATH, cache=True)
-def _tfa_focal_factors(y, prob, qprob, alpha, gamma, use_alpha, use_gamma):
-    """alpha factor, modulating factor and d(modulating)/d prob."""
-    zero = alpha - alpha
-    one = zero + lit(zero, 1.0)
+def _e_bfocal_logits(y, x, eps, ome, alpha, gamma, flag):
+    p, q = _sigmoid_pair(x)
+    l, g = _binary_focal_core(y, p, q, eps, ome, alpha, gamma, flag != lit(x, 0.0))
+    return l, g * (p * q)
+
+
+@njit(fastmath=FASTMATH, cache=True)
+def _tfa_factors(y, prob, qprob, alpha, gamma):
+    """TF Addons' alpha factor, modulating factor and d(modulating)/d prob;
+    alpha == 0 or gamma == 0 switch their factor off (TFA: ``if alpha:``)."""
+    zero = lit(y, 0.0)
+    one = lit(y, 1.0)
     af = one
-    if use_alpha:
+    if alpha != zero:
         af = y * alpha + (one - y) * (one - alpha)
     mf = one
     dmf = zero
-    if use_gamma:
+    if gamma != zero:
         m = y * qprob + (one - y) * prob
         mf = fpow(m, gamma)
         dmf = gamma * fpow(m, gamma - one) * (one - y - y)
     return af, mf, dmf
 
 
+@njit(fastmath=FASTMATH, cache=True)
+def _e_sfocal(y, p, eps, ome, alpha, gamma, flag):
+    zero = lit(p, 0.0)
+    one = lit(p, 1.0)
+    pc = _clip(p, eps, ome)
+    # Keras 2 backend (what TF Addons calls) puts eps inside the logs
+    ce = -(y * flog(pc + eps) + (one - y) * flog(one - pc + eps))
+    dce = (one - y) / (one - pc + eps) - y / (pc + eps)
+    if p < eps:
+        dce = zero
+    if p > ome:
+        dce = zero
+    af, mf, dmf = _tfa_factors(y, p, one - p, alpha, gamma)
+    return af * mf * ce, af * (dmf * ce + mf * dce)
+
+
+@njit(fastmath=FASTMATH, cache=True)
+def _e_sfocal_logits(y, x, eps, ome, alpha, gamma, flag):
+    zero = lit(x, 0.0)
+    one = lit(x, 1.0)
+    u = fexp(-abs(x))
+    relu = x if x > zero else zero
+    ce = relu - x * y + flog1p(u)
+    s = one / (one + u)
+    p = s if x >= zero else u * s
+    q = u * s if x >= zero else s
+    af, mf, dmf = _tfa_factors(y, p, q, alpha, gamma)
+    # d ce/dx = p - y ; d prob/dx = p q
+    return af * mf * ce, af * (dmf * (p * q) * ce + mf * (p - y))
+
+
+@njit(fastmath=FASTMATH, cache=True)
+def _e_kld(y, p, eps, ome, alpha, gamma, flag):
+    zero = lit(p, 0.0)
+    one = lit(p, 1.0)
+    yc = _clip(y, eps, one)
+    pc = _clip(p, eps, one)
+    g = -yc / pc
+    if p < eps:
+        g = zero
+    if p > one:
+        g = zero
+    return yc * flog(yc / pc), g
+
+
+@njit(fastmath=FASTMATH, cache=True)
+def _e_poisson(y, p, eps, ome, alpha, gamma, flag):
+    return p - y * flog(p + eps), lit(p, 1.0) - y / (p + eps)
+
+
+@njit(fastmath=FASTMATH, cache=True)
+def _flat_block(kind, yt, yp, gf, lbuf, a, b, eps, ome, alpha, gamma, flag, sc):
+    """Element losses of the 1-D block yp into lbuf, gradients (times sc) into gf.
+    Blocks come in as slices so every index is a plain range(n) index."""
+    n = yp.shape[0]
+    if kind == K_BCE:
+        for t in range(n):
+            l, g = _e_bce(lit(eps, yt[t]) * a + b, yp[t], eps, ome, alpha, gamma, flag)
+            lbuf[t] = l
+            gf[t] = g * sc
+    elif kind == K_BCE_LOGITS:
+        for t in range(n):
+            l, g = _e_bce_logits(lit(eps, yt[t]) * a + b, yp[t], eps, ome, alpha, gamma, flag)
+            lbuf[t] = l
+            gf[t] = g * sc
+    elif kind == K_BFOCAL:
+        for t in range(n):
+            l, g = _e_bfocal(lit(eps, yt[t]) * a + b, yp[t], eps, ome, alpha, gamma, flag)
+            lbuf[t] = l
+            gf[t] = g * sc
+    elif kind == K_BFOCAL_LOGITS:
+        for t in range(n):
+            l, g = _e_bfocal_logits(lit(eps, yt[t]) * a + b, yp[t], eps, ome, alpha, gamma, flag)
+            lbuf[t] = l
+            gf[t] = g * sc
+    elif kind == K_SFOCAL:
+        for t in range(n):
+            l, g = _e_sfocal(lit(eps, yt[t]), yp[t], eps, ome, alpha, gamma, flag)
+            lbuf[t] = l
+            gf[t] = g * sc
+    elif kind == K_SFOCAL_LOGITS:
+        for t in range(n):
+            l, g = _e_sfocal_logits(lit(eps, yt[t]), yp[t], eps, ome, alpha, gamma, flag)
+            lbuf[t] = l
+            gf[t] = g * sc
+    elif kind == K_KLD:
+        for t in range(n):
+            l, g = _e_kld(lit(eps, yt[t]), yp[t], eps, ome, alpha, gamma, flag)
+            lbuf[t] = l
+            gf[t] = g * sc
+    else:
+        for t in range(n):
+            l, g = _e_poisson(lit(eps, yt[t]), yp[t], eps, ome, alpha, gamma, flag)
+            lbuf[t] = l
+            gf[t] = g * sc
+
+
 @njit(**_JIT)
-def sigmoid_focal(yt, yp, prm, w, ws, loss, grad, want_grad, nch):
+def elementwise_rows(kind, yt, yp, prm, w, ws, loss, grad, want_grad, lo, hi):
+    """Rows [lo, hi) of any elementwise loss; ``kind`` is one of the ``K_*`` codes."""
     R, K = yp.shape
     zero = prm[0] - prm[0]
     one = zero + lit(zero, 1.0)
     eps = prm[P_EPS]
     ome = prm[P_OME]
+    a = prm[P_LS_A]
+    b = prm[P_LS_B]
     alpha = prm[P_ALPHA]
     gamma = prm[P_GAMMA]
-    use_alpha = alpha != zero
-    use_gamma = gamma != zero
-    for c in prange(nch):
-        lo, hi = _chunk(c, nch, R)
-        for i in range(lo, hi):
+    flag = prm[P_FLAG]
+    rscale = one / lit(zero, K) if _ROW_MEAN[kind] else one
+    ytf = yt.reshape(R * K)
+    ypf = yp.reshape(R * K)
+    rows_per_block = max(1, BLOCK // K)
+    nblk = min(hi - lo, rows_per_block) * K
+    lbuf = np.empty(nblk, yp.dtype)
+    if want_grad:
+        gf = grad.reshape(R * K)
+    else:
+        gf = np.empty(nblk, yp.dtype)  # gradients computed, thrown away
+    sc = prm[F_SCALE] * rscale
+    if want_grad and ws == 0:
+        sc = sc * w[0]
+    if not want_grad:
+        sc = one
+    tot = 0.0
+    r0 = lo
+    while r0 < hi:
+        r1 = min(hi, r0 + rows_per_block)
+        e0 = r0 * K
+        e1 = r1 * K
+        if want_grad:
+            _flat_block(kind, ytf[e0:e1], ypf[e0:e1], gf[e0:e1], lbuf, a, b, eps, ome, alpha, gamma, flag, sc)
+            if ws != 0:
+                for i in range(r0, r1):
+                    wi = w[i]
+                    for j in range(K):
+                        grad[i, j] *= wi
+        else:
+            _flat_block(kind, ytf[e0:e1], ypf[e0:e1], gf, lbuf, a, b, eps, ome, alpha, gamma, flag, sc)
+        for i in range(r0, r1):
             acc = zero
-            sc = w[i * ws] * prm[F_SCALE]
+            base = (i - r0) * K
             for j in range(K):
-                y = lit(zero, yt[i, j])
-                p = yp[i, j]
-                pc = _clip(p, eps, ome)
-                # Keras 2 backend (what TF Addons calls): log(p + eps)
-                ce = -(y * flog(pc + eps) + (one - y) * flog(one - pc + eps))
-                af, mf, dmf = _tfa_focal_factors(y, p, one - p, alpha, gamma, use_alpha, use_gamma)
-                acc += af * mf * ce
-                if want_grad:
-                    dce = (one - y) / (one - pc + eps) - y / (pc + eps)
-                    if p < eps:
-                        dce = zero
-                    if p > ome:
-                        dce = zero
-                    grad[i, j] = af * (dmf * ce + mf * dce) * sc
-            loss[i] = acc
-    return np.zeros((nch, 2), np.int64)
+                acc += lbuf[base + j]
+            li = acc * rscale
+            loss[i] = li
+            tot += np.float64(li) * np.float64(w[i * ws])
+        r0 = r1
+    return 0, -1, tot
 
 
-@njit(**_JIT)
-def sigmoid_focal_logits(yt, yp, prm, w, ws, loss, grad, want_grad, nch):
-    R, K = yp.shape
-    zero = prm[0] - prm[0]
-    one = zero + lit(zero, 1.0)
-    alpha = prm[P_ALPHA]
-    gamma = prm[P_GAMMA]
-    use_alpha = alpha != zero
-    use_gamma = gamma != zero
+@njit(**_PJIT)
+def elementwise_par(kind, yt, yp, prm, w, ws, loss, grad, want_grad, nch):
+    info = np.zeros((nch, 3))
+    R = yp.shape[0]
     for c in prange(nch):
         lo, hi = _chunk(c, nch, R)
-        for i in range(lo, hi):
-            acc = zero
-            sc = w[i * ws] * prm[F_SCALE]
-            for j in range(K):
-                y = lit(zero, yt[i, j])
-                x = yp[i, j]
-                u = fexp(-abs(x))
-                relu = x if x > zero else zero
-                ce = relu - x * y + flog1p(u)
-                s = one / (one + u)
-                p = s if x >= zero else u * s
-                q = u * s if x >= zero else s
-                af, mf, dmf = _tfa_focal_factors(y, p, q, alpha, gamma, use_alpha, use_gamma)
-                acc += af * mf * ce
-                if want_grad:
-                    # d ce/dx = p - y ; d prob/dx = p q
-                    grad[i, j] = af * (dmf * (p * q) * ce + mf * (p - y)) * sc
-            loss[i] = acc
-    return np.zeros((nch, 2), np.int64)
+        nb, fb, tot = elementwise_rows(kind, yt, yp, prm, w, ws, loss, grad, want_grad, lo, hi)
+        info[c, 0] = nb
+        info[c, 1] = fb
+        info[c, 2] = tot
+    return info
 
 
 # ----------------------------------------------------------------------------
-# KL divergence (sum over the last axis) and Poisson (mean over the last axis)
-# ----------------------------------------------------------------------------
-
-
-@njit(**_JIT)
-def kl_divergence(yt, yp, prm, w, ws, loss, grad, want_grad, nch):
-    R, K = yp.shape
-    zero = prm[0] - prm[0]
-    one = zero + lit(zero, 1.0)
-    eps = prm[P_EPS]
-    for c in prange(nch):
-        lo, hi = _chunk(c, nch, R)
-        for i in range(lo, hi):
-            acc = zero
-            sc = w[i * ws] * prm[F_SCALE]
-            for j in range(K):
-                yc = _clip(lit(zero, yt[i, j]), eps, one)
-                p = yp[i, j]
-                pc = _clip(p, eps, one)
-                acc += yc * flog(yc / pc)
-                if want_grad:
-                    g = -yc / pc
-                    if p < eps:
-                        g = zero
-                    if p > one:
-                        g = zero
-                    grad[i, j] = g * sc
-            loss[i] = acc
-    return np.zeros((nch, 2), np.int64)
-
-
-@njit(**_JIT)
-def poisson(yt, yp, prm, w, ws, loss, grad, want_grad, nch):
-    R, K = yp.shape
-    zero = prm[0] - prm[0]
-    one = zero + lit(zero, 1.0)
-    eps = prm[P_EPS]
-    inv_k = one / lit(zero, K)
-    for c in prange(nch):
-        lo, hi = _chunk(c, nch, R)
-        for i in range(lo, hi):
-            acc = zero
-            sc = w[i * ws] * prm[F_SCALE] * inv_k
-            for j in range(K):
-                y = lit(zero, yt[i, j])
-                p = yp[i, j]
-                acc += p - y * flog(p + eps)
-                if want_grad:
-                    grad[i, j] = (one - y / (p + eps)) * sc
-            loss[i] = acc * inv_k
-    return np.zeros((nch, 2), np.int64)
-
-
-# ----------------------------------------------------------------------------
-# Categorical cross-entropy, dense labels (sum over the class axis)
+# Softmax family. exp(x - max) of a block of rows is written into the gradient
+# rows (or a scratch block) and exponentiated by one flat loop, so that short
+# rows (C = 10) vectorize as well as long ones.
 # ----------------------------------------------------------------------------
 
 
 @njit(**_JIT)
-def cce_logits(yt, yp, prm, w, ws, loss, grad, want_grad, nch):
-    """loss = sum(y') * logsumexp(x) - sum(y' x); grad = sum(y') softmax(x) - y'.
+def cce_logits_rows(yt, yp, prm, w, ws, loss, grad, want_grad, lo, hi):
+    """loss = sum(y') logsumexp(x) - sum(y' x); grad = sum(y') softmax(x) - y'.
 
-    TF's own gradient is softmax(x) - y', which is the derivative only when the
-    labels of a row sum to 1; this is the exact derivative for any labels.
+    TF's own gradient is softmax(x) - y', the derivative only when the labels
+    of a row sum to 1; this is the exact derivative for any labels.
     """
     R, C = yp.shape
     zero = prm[0] - prm[0]
     a = prm[P_LS_A]
     b = prm[P_LS_B]
-    for c in prange(nch):
-        lo, hi = _chunk(c, nch, R)
-        for i in range(lo, hi):
-            x = yp[i]
-            m = row_max(x)
+    rb = max(1, BLOCK // C)
+    nb = min(hi - lo, rb)
+    mrow = np.empty(nb, yp.dtype)
+    if want_grad:
+        buf = grad
+        boff = 0
+    else:
+        buf = np.empty((nb, C), yp.dtype)
+    tot = 0.0
+    r0 = lo
+    while r0 < hi:
+        r1 = min(hi, r0 + rb)
+        boff = r0 if want_grad else 0
+        for i in range(r0, r1):
+            m = _row_max(yp, i)
+            mrow[i - r0] = m
+            for j in range(C):
+                buf[i - r0 + boff, j] = yp[i, j] - m
+        flat = buf.reshape(buf.shape[0] * C)
+        _exp_inplace(flat[boff * C : (boff + r1 - r0) * C])
+        for i in range(r0, r1):
+            bi = i - r0 + boff
+            m = mrow[i - r0]
             s = zero
             sy = zero
             syx = zero
-            if want_grad:
-                g = grad[i]
-                for j in range(C):
-                    e = fexp(x[j] - m)
-                    g[j] = e
-                    s += e
-                    y = lit(zero, yt[i, j]) * a + b
-                    sy += y
-                    syx += y * (x[j] - m)
-            else:
-                for j in range(C):
-                    s += fexp(x[j] - m)
-                    y = lit(zero, yt[i, j]) * a + b
-                    sy += y
-                    syx += y * (x[j] - m)
-            loss[i] = sy * flog(s) - syx
+            for j in range(C):
+                s += buf[bi, j]
+                y = lit(zero, yt[i, j]) * a + b
+                sy += y
+                syx += y * (yp[i, j] - m)
+            li = sy * flog(s) - syx
+            loss[i] = li
+            tot += np.float64(li) * np.float64(w[i * ws])
             if want_grad:
                 sc = w[i * ws] * prm[F_SCALE]
                 r = sc * sy / s
                 for j in range(C):
-                    g[j] = g[j] * r - (lit(zero, yt[i, j]) * a + b) * sc
-    return np.zeros((nch, 2), np.int64)
+                    buf[bi, j] = buf[bi, j] * r - (lit(zero, yt[i, j]) * a + b) * sc
+        r0 = r1
+    return 0, -1, tot
 
 
 @njit(**_JIT)
-def cce_probs(yt, yp, prm, w, ws, loss, grad, want_grad, nch):
-    """Keras: q = p / sum(p); c = clip(q, eps, 1 - eps); loss = -sum(y' log c)."""
-    R, C = yp.shape
-    zero = prm[0] - prm[0]
-    eps = prm[P_EPS]
-    ome = prm[P_OME]
-    a = prm[P_LS_A]
-    b = prm[P_LS_B]
-    for c in prange(nch):
-        lo, hi = _chunk(c, nch, R)
-        for i in range(lo, hi):
-            p = yp[i]
-            S = zero
-            for j in range(C):
-                S += p[j]
-            acc = zero
-            if want_grad:
-                g = grad[i]
-                dot = zero
-                for j in range(C):
-                    y = lit(zero, yt[i, j]) * a + b
-                    q = p[j] / S
-                    qc = _clip(q, eps, ome)
-                    acc += y * flog(qc)
-                    gq = -y / qc
-                    if q < eps:
-                        gq = zero
-                    if q > ome:
-                        gq = zero
-                    g[j] = gq
-                    dot += gq * q
-                r = w[i * ws] * prm[F_SCALE] / S
-                for j in range(C):
-                    g[j] = (g[j] - dot) * r
-            else:
-                for j in range(C):
-                    y = lit(zero, yt[i, j]) * a + b
-                    acc += y * flog(_clip(p[j] / S, eps, ome))
-            loss[i] = -acc
-    return np.zeros((nch, 2), np.int64)
-
-
-@njit(**_JIT)
-def categorical_focal(yt, yp, prm, w, ws, loss, grad, want_grad, nch):
-    """Keras CategoricalFocalCrossentropy; prm[P_FLAG] != 0 means logits.
-
-    softmax (logits) -> q = p / sum(p) -> c = clip(q) ->
-    loss = sum_j alpha (1 - c_j)**gamma (-y'_j log c_j).
-    """
-    R, C = yp.shape
-    zero = prm[0] - prm[0]
-    one = zero + lit(zero, 1.0)
-    eps = prm[P_EPS]
-    ome = prm[P_OME]
-    a = prm[P_LS_A]
-    b = prm[P_LS_B]
-    alpha = prm[P_ALPHA]
-    gamma = prm[P_GAMMA]
-    logits = prm[P_FLAG] != zero
-    for c in prange(nch):
-        lo, hi = _chunk(c, nch, R)
-        for i in range(lo, hi):
-            x = yp[i]
-            m = zero
-            inv_s = one
-            if logits:
-                m = row_max(x)
-                s = zero
-                for j in range(C):
-                    s += fexp(x[j] - m)
-                inv_s = one / s
-            S = zero
-            for j in range(C):
-                S += fexp(x[j] - m) * inv_s if logits else x[j]
-            acc = zero
-            dot = zero
-            for j in range(C):
-                pj = fexp(x[j] - m) * inv_s if logits else x[j]
-                y = lit(zero, yt[i, j]) * a + b
-                q = pj / S
-                qc = _clip(q, eps, ome)
-                lc = flog(qc)
-                f = fpow(one - qc, gamma)
-                acc += alpha * f * (-y * lc)
-                if want_grad:
-                    df = -gamma * fpow(one - qc, gamma - one)
-                    gq = alpha * (df * (-y * lc) + f * (-y / qc))
-                    if q < eps:
-                        gq = zero
-                    if q > ome:
-                        gq = zero
-                    grad[i, j] = gq
-                    dot += gq * q
-            loss[i] = acc
-            if want_grad:
-                g = grad[i]
-                sc = w[i * ws] * prm[F_SCALE]
-                if logits:
-                    dotp = zero
-                    for j in range(C):
-                        dp = (g[j] - dot) / S
-                        g[j] = dp
-                        dotp += dp * (fexp(x[j] - m) * inv_s)
-                    for j in range(C):
-                        g[j] = (fexp(x[j] - m) * inv_s) * (g[j] - dotp) * sc
-                else:
-                    r = sc / S
-                    for j in range(C):
-                        g[j] = (g[j] - dot) * r
-    return np.zeros((nch, 2), np.int64)
-
-
-# ----------------------------------------------------------------------------
-# Sparse categorical cross-entropy (integer labels)
-# ----------------------------------------------------------------------------
-
-
-@njit(fastmath=FASTMATH, cache=True)
 def _label(v, C, ignore, has_ignore):
     """-2: ignored row, -1: bad label, else the class index."""
     if has_ignore and v == ignore:
@@ -557,96 +434,300 @@ def _label(v, C, ignore, has_ignore):
 
 
 @njit(**_JIT)
-def scce_logits(yt, yp, prm, w, ws, loss, grad, want_grad, nch):
+def scce_logits_rows(yt, yp, prm, w, ws, loss, grad, want_grad, lo, hi):
+    """loss = logsumexp(x) - x[y]; grad = softmax(x) - onehot(y)."""
     R, C = yp.shape
     zero = prm[0] - prm[0]
     ignore = prm[P_IGNORE]
     has_ignore = prm[P_HAS_IGNORE] != zero
-    info = np.zeros((nch, 2), np.int64)
-    for c in prange(nch):
-        lo, hi = _chunk(c, nch, R)
-        nbad = 0
-        first = -1
-        for i in range(lo, hi):
+    rb = max(1, BLOCK // C)
+    nb = min(hi - lo, rb)
+    mrow = np.empty(nb, yp.dtype)
+    krow = np.empty(nb, np.int64)
+    if want_grad:
+        buf = grad
+    else:
+        buf = np.empty((nb, C), yp.dtype)
+    nbad = 0
+    first = -1
+    tot = 0.0
+    r0 = lo
+    while r0 < hi:
+        r1 = min(hi, r0 + rb)
+        boff = r0 if want_grad else 0
+        for i in range(r0, r1):
             k = _label(yt[i], C, ignore, has_ignore)
+            krow[i - r0] = k
+            if k == -1:
+                nbad += 1
+                if first < 0:
+                    first = i
+            m = _row_max(yp, i)
+            mrow[i - r0] = m
+            for j in range(C):
+                buf[i - r0 + boff, j] = yp[i, j] - m
+        flat = buf.reshape(buf.shape[0] * C)
+        _exp_inplace(flat[boff * C : (boff + r1 - r0) * C])
+        for i in range(r0, r1):
+            k = krow[i - r0]
+            bi = i - r0 + boff
             if k < 0:
-                if k == -1:
-                    nbad += 1
-                    if first < 0:
-                        first = i
                 loss[i] = zero
-                if want_grad:
-                    for j in range(C):
-                        grad[i, j] = zero
-                continue
-            x = yp[i]
-            m = row_max(x)
-            s = zero
-            if want_grad:
-                g = grad[i]
                 for j in range(C):
-                    e = fexp(x[j] - m)
-                    g[j] = e
-                    s += e
+                    buf[bi, j] = zero
+                continue
+            s = zero
+            for j in range(C):
+                s += buf[bi, j]
+            li = flog(s) - (yp[i, k] - mrow[i - r0])
+            loss[i] = li
+            tot += np.float64(li) * np.float64(w[i * ws])
+            if want_grad:
                 sc = w[i * ws] * prm[F_SCALE]
                 r = sc / s
                 for j in range(C):
-                    g[j] = g[j] * r
-                g[k] -= sc
-            else:
-                for j in range(C):
-                    s += fexp(x[j] - m)
-            loss[i] = flog(s) - (x[k] - m)
-        info[c, 0] = nbad
-        info[c, 1] = first
-    return info
+                    buf[bi, j] = buf[bi, j] * r
+                buf[bi, k] -= sc
+        r0 = r1
+    return nbad, first, tot
 
 
 @njit(**_JIT)
-def scce_probs(yt, yp, prm, w, ws, loss, grad, want_grad, nch):
+def scce_probs_rows(yt, yp, prm, w, ws, loss, grad, want_grad, lo, hi):
     """TF backend: log(clip(p)) fed to the logits path, i.e.
     loss = log(sum(c)) - log(c_y), c = clip(p, eps, 1 - eps)."""
+    R, C = yp.shape
+    zero = prm[0] - prm[0]
+    eps = prm[P_EPS]
+    ome = prm[P_OME]
+    ignore = prm[P_IGNORE]
+    has_ignore = prm[P_HAS_IGNORE] != zero
+    nbad = 0
+    first = -1
+    tot = 0.0
+    for i in range(lo, hi):
+        k = _label(yt[i], C, ignore, has_ignore)
+        if k < 0:
+            if k == -1:
+                nbad += 1
+                if first < 0:
+                    first = i
+            loss[i] = zero
+            if want_grad:
+                for j in range(C):
+                    grad[i, j] = zero
+            continue
+        S = zero
+        for j in range(C):
+            S += _clip(yp[i, j], eps, ome)
+        ck = _clip(yp[i, k], eps, ome)
+        li = flog(S) - flog(ck)
+        loss[i] = li
+        tot += np.float64(li) * np.float64(w[i * ws])
+        if want_grad:
+            sc = w[i * ws] * prm[F_SCALE]
+            r = sc / S
+            for j in range(C):
+                p = yp[i, j]
+                v = r
+                if p < eps:
+                    v = zero
+                if p > ome:
+                    v = zero
+                grad[i, j] = v
+            pk = yp[i, k]
+            if not (pk < eps or pk > ome):
+                grad[i, k] -= sc / ck
+    return nbad, first, tot
+
+
+@njit(**_JIT)
+def cce_probs_rows(yt, yp, prm, w, ws, loss, grad, want_grad, lo, hi):
+    """Keras: q = p / sum(p); c = clip(q, eps, 1 - eps); loss = -sum(y' log c)."""
+    R, C = yp.shape
+    zero = prm[0] - prm[0]
+    eps = prm[P_EPS]
+    ome = prm[P_OME]
+    a = prm[P_LS_A]
+    b = prm[P_LS_B]
+    tot = 0.0
+    for i in range(lo, hi):
+        S = zero
+        for j in range(C):
+            S += yp[i, j]
+        acc = zero
+        dot = zero
+        for j in range(C):
+            y = lit(zero, yt[i, j]) * a + b
+            q = yp[i, j] / S
+            qc = _clip(q, eps, ome)
+            acc += y * flog(qc)
+            if want_grad:
+                gq = -y / qc
+                if q < eps:
+                    gq = zero
+                if q > ome:
+                    gq = zero
+                grad[i, j] = gq
+                dot += gq * q
+        loss[i] = -acc
+        tot += np.float64(-acc) * np.float64(w[i * ws])
+        if want_grad:
+            r = w[i * ws] * prm[F_SCALE] / S
+            for j in range(C):
+                grad[i, j] = (grad[i, j] - dot) * r
+    return 0, -1, tot
+
+
+@njit(**_JIT)
+def categorical_focal_rows(yt, yp, prm, w, ws, loss, grad, want_grad, lo, hi):
+    """Keras CategoricalFocalCrossentropy; prm[P_FLAG] != 0 means logits.
+
+    p = softmax(x) (logits) -> q = p / sum(p) -> c = clip(q) ->
+    loss = sum_j alpha (1 - c_j)**gamma (-y'_j log c_j).
+    """
     R, C = yp.shape
     zero = prm[0] - prm[0]
     one = zero + lit(zero, 1.0)
     eps = prm[P_EPS]
     ome = prm[P_OME]
-    ignore = prm[P_IGNORE]
-    has_ignore = prm[P_HAS_IGNORE] != zero
-    info = np.zeros((nch, 2), np.int64)
-    for c in prange(nch):
-        lo, hi = _chunk(c, nch, R)
-        nbad = 0
-        first = -1
-        for i in range(lo, hi):
-            k = _label(yt[i], C, ignore, has_ignore)
-            if k < 0:
-                if k == -1:
-                    nbad += 1
-                    if first < 0:
-                        first = i
-                loss[i] = zero
-                if want_grad:
-                    for j in range(C):
-                        grad[i, j] = zero
-                continue
-            p = yp[i]
-            S = zero
+    a = prm[P_LS_A]
+    b = prm[P_LS_B]
+    alpha = prm[P_ALPHA]
+    gamma = prm[P_GAMMA]
+    logits = prm[P_FLAG] != zero
+    tot = 0.0
+    for i in range(lo, hi):
+        m = zero
+        inv_s = one
+        if logits:
+            m = _row_max(yp, i)
+            s = zero
             for j in range(C):
-                S += _clip(p[j], eps, ome)
-            ck = _clip(p[k], eps, ome)
-            loss[i] = flog(S) - flog(ck)
+                s += fexp(yp[i, j] - m)
+            inv_s = one / s
+        S = zero
+        for j in range(C):
+            S += fexp(yp[i, j] - m) * inv_s if logits else yp[i, j]
+        acc = zero
+        dot = zero
+        for j in range(C):
+            pj = fexp(yp[i, j] - m) * inv_s if logits else yp[i, j]
+            y = lit(zero, yt[i, j]) * a + b
+            q = pj / S
+            qc = _clip(q, eps, ome)
+            lc = flog(qc)
+            f = fpow(one - qc, gamma)
+            acc += alpha * f * (-y * lc)
             if want_grad:
-                g = grad[i]
-                sc = w[i * ws] * prm[F_SCALE]
+                df = -gamma * fpow(one - qc, gamma - one)
+                gq = alpha * (df * (-y * lc) + f * (-y / qc))
+                if q < eps:
+                    gq = zero
+                if q > ome:
+                    gq = zero
+                grad[i, j] = gq
+                dot += gq * q
+        loss[i] = acc
+        tot += np.float64(acc) * np.float64(w[i * ws])
+        if want_grad:
+            sc = w[i * ws] * prm[F_SCALE]
+            if logits:
+                dotp = zero
+                for j in range(C):
+                    dp = (grad[i, j] - dot) / S
+                    grad[i, j] = dp
+                    dotp += dp * (fexp(yp[i, j] - m) * inv_s)
+                for j in range(C):
+                    grad[i, j] = (fexp(yp[i, j] - m) * inv_s) * (grad[i, j] - dotp) * sc
+            else:
                 r = sc / S
                 for j in range(C):
-                    v = r
-                    if p[j] < eps:
-                        v = zero
-                    if p[j] > ome:
-                        v = zero
-                    g[j] = v
-                if not (p[k] < eps or p[k] > ome):
-                    g[k] -= sc / ck
+                    grad[i, j] = (grad[i, j] - dot) * r
+    return 0, -1, tot
+
+
+# Parallel drivers: chunks of rows in prange, one (bad, first, total) per chunk.
+@njit(**_PJIT)
+def cce_logits_par(yt, yp, prm, w, ws, loss, grad, want_grad, nch):
+    info = np.zeros((nch, 3))
+    for c in prange(nch):
+        lo, hi = _chunk(c, nch, yp.shape[0])
+        info[c, 0], info[c, 1], info[c, 2] = cce_logits_rows(yt, yp, prm, w, ws, loss, grad, want_grad, lo, hi)
     return info
+
+
+@njit(**_PJIT)
+def cce_probs_par(yt, yp, prm, w, ws, loss, grad, want_grad, nch):
+    info = np.zeros((nch, 3))
+    for c in prange(nch):
+        lo, hi = _chunk(c, nch, yp.shape[0])
+        info[c, 0], info[c, 1], info[c, 2] = cce_probs_rows(yt, yp, prm, w, ws, loss, grad, want_grad, lo, hi)
+    return info
+
+
+@njit(**_PJIT)
+def categorical_focal_par(yt, yp, prm, w, ws, loss, grad, want_grad, nch):
+    info = np.zeros((nch, 3))
+    for c in prange(nch):
+        lo, hi = _chunk(c, nch, yp.shape[0])
+        info[c, 0], info[c, 1], info[c, 2] = categorical_focal_rows(yt, yp, prm, w, ws, loss, grad, want_grad, lo, hi)
+    return info
+
+
+@njit(**_PJIT)
+def scce_logits_par(yt, yp, prm, w, ws, loss, grad, want_grad, nch):
+    info = np.zeros((nch, 3))
+    for c in prange(nch):
+        lo, hi = _chunk(c, nch, yp.shape[0])
+        info[c, 0], info[c, 1], info[c, 2] = scce_logits_rows(yt, yp, prm, w, ws, loss, grad, want_grad, lo, hi)
+    return info
+
+
+@njit(**_PJIT)
+def scce_probs_par(yt, yp, prm, w, ws, loss, grad, want_grad, nch):
+    info = np.zeros((nch, 3))
+    for c in prange(nch):
+        lo, hi = _chunk(c, nch, yp.shape[0])
+        info[c, 0], info[c, 1], info[c, 2] = scce_probs_rows(yt, yp, prm, w, ws, loss, grad, want_grad, lo, hi)
+    return info
+
+
+# ----------------------------------------------------------------------------
+# Registry entry points (the kernel contract): serial below the cut-over.
+# ----------------------------------------------------------------------------
+
+
+def _entry(rows, par, name):
+    def kernel(yt, yp, prm, w, ws, loss, grad, want_grad, nch):
+        if nch == 1:
+            return (rows(yt, yp, prm, w, ws, loss, grad, want_grad, 0, yp.shape[0]),)
+        return par(yt, yp, prm, w, ws, loss, grad, want_grad, nch)
+
+    kernel.__name__ = kernel.__qualname__ = name
+    return kernel
+
+
+def _elementwise_entry(kind, name):
+    def kernel(yt, yp, prm, w, ws, loss, grad, want_grad, nch):
+        if nch == 1:
+            return (elementwise_rows(kind, yt, yp, prm, w, ws, loss, grad, want_grad, 0, yp.shape[0]),)
+        return elementwise_par(kind, yt, yp, prm, w, ws, loss, grad, want_grad, nch)
+
+    kernel.__name__ = kernel.__qualname__ = name
+    return kernel
+
+
+bce_probs = _elementwise_entry(K_BCE, "bce_probs")
+bce_logits = _elementwise_entry(K_BCE_LOGITS, "bce_logits")
+binary_focal = _elementwise_entry(K_BFOCAL, "binary_focal")
+binary_focal_logits = _elementwise_entry(K_BFOCAL_LOGITS, "binary_focal_logits")
+sigmoid_focal = _elementwise_entry(K_SFOCAL, "sigmoid_focal")
+sigmoid_focal_logits = _elementwise_entry(K_SFOCAL_LOGITS, "sigmoid_focal_logits")
+kl_divergence = _elementwise_entry(K_KLD, "kl_divergence")
+poisson = _elementwise_entry(K_POISSON, "poisson")
+cce_logits = _entry(cce_logits_rows, cce_logits_par, "cce_logits")
+cce_probs = _entry(cce_probs_rows, cce_probs_par, "cce_probs")
+categorical_focal = _entry(categorical_focal_rows, categorical_focal_par, "categorical_focal")
+scce_logits = _entry(scce_logits_rows, scce_logits_par, "scce_logits")
+scce_probs = _entry(scce_probs_rows, scce_probs_par, "scce_probs")

@@ -1,0 +1,387 @@
+"""Benchmark cases and providers, shared by the pytest-benchmark suite and the report.
+
+Every case is loss + gradient w.r.t. ``y_pred`` in float32 from NumPy inputs,
+with the result back as NumPy arrays:
+
+==================  ======================================  =====================
+kernel              fastloss call                           peers
+==================  ======================================  =====================
+``scce_logits``     ``SparseCategoricalCrossentropy(         Keras 3 class on TF;
+                    from_logits=True)``, int64 labels        NumPy vectorized
+``bce_probs``       ``BinaryCrossentropy()`` on              Keras 3 class on TF
+                    probabilities, float32 0/1 targets
+``cce_logits``      ``CategoricalCrossentropy(               Keras 3 class on TF
+                    from_logits=True)``, one-hot float32
+``sigmoid_focal``   ``SigmoidFocalCrossEntropy()`` (TFA      TFA's function body
+                    defaults: probabilities, alpha=0.25,     ported to TF ops
+                    gamma=2, reduction "none"), shape        (``tf_*``); real TF
+                    ``(N, 1)`` -- N elements, one per row    Addons in a subprocess
+                                                             (``tfa_*``)
+==================  ======================================  =====================
+
+Sizes are ``"NxC"`` strings. Sigmoid focal uses ``(N, 1)`` (e.g. ``1048576x1``,
+"1M elements"): TFA sums over the last axis, so this is one loss value per
+element, the shape of a dense detection head flattened to one score per anchor.
+
+Providers
+    ``fastloss``            ``obj.value_and_grad(y_true, y_pred)`` (a new gradient array per call),
+                            once per backend in ``fastloss.available_backends()``.
+    ``fastloss_grad_out``   the same with ``grad_out=`` reusing one buffer (the hot-loop use).
+    ``tf_function``         ``tf.function`` of [convert inputs; GradientTape; loss; gradient];
+                            ``.numpy()`` of loss and gradient included in the time.
+    ``tf_eager``            the same function, not wrapped in ``tf.function``.
+    ``numpy``               a vectorized float32 NumPy implementation (SCCE logits only).
+    ``tfa_function``/``tfa_eager``  TF Addons under ``$FASTLOSS_TFA_PYTHON`` (report only).
+
+TF providers use TF's default thread pools (intra/inter op threads untouched).
+"""
+
+import os
+from dataclasses import dataclass
+
+import numpy as np
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+
+EPS = 1e-7
+SEED = 1234
+
+
+@dataclass(frozen=True)
+class Case:
+    kernel: str
+    rows: int
+    cols: int
+    quick: bool = True  # in the report's --quick set
+    suite: bool = True  # in the pytest-benchmark suite
+
+    @property
+    def size(self):
+        return f"{self.rows}x{self.cols}"
+
+    @property
+    def id(self):
+        return f"{self.kernel}-{self.size}"
+
+    @property
+    def n_elements(self):
+        return self.rows * self.cols
+
+    @property
+    def label(self):
+        return f"{KERNEL_LABELS[self.kernel]} {self.size}"
+
+
+KERNEL_LABELS = {
+    "scce_logits": "SCCE logits",
+    "bce_probs": "BCE probs",
+    "cce_logits": "CCE logits",
+    "sigmoid_focal": "SigmoidFocal",
+}
+
+CASES = [
+    Case("scce_logits", 256, 10),
+    Case("scce_logits", 1024, 1000, quick=False, suite=False),
+    Case("scce_logits", 4096, 1000),
+    Case("scce_logits", 16384, 1000, quick=False, suite=False),
+    Case("scce_logits", 65536, 1000),
+    Case("bce_probs", 4096, 256, quick=False, suite=False),
+    Case("bce_probs", 65536, 256),
+    Case("cce_logits", 4096, 1000),
+    Case("cce_logits", 65536, 1000, quick=False, suite=False),
+    Case("sigmoid_focal", 65536, 1, quick=False, suite=False),
+    Case("sigmoid_focal", 1048576, 1),
+    Case("sigmoid_focal", 4194304, 1, quick=False, suite=False),
+]
+
+PROVIDER_ORDER = [
+    "fastloss",
+    "fastloss_grad_out",
+    "tf_function",
+    "tf_eager",
+    "tfa_function",
+    "tfa_eager",
+    "numpy",
+]
+FASTLOSS_PROVIDERS = ("fastloss", "fastloss_grad_out")
+TF_PROVIDERS = ("tf_function", "tf_eager")
+TFA_PROVIDERS = ("tfa_function", "tfa_eager")
+
+
+def case_matches(case, f):
+    """``f`` selects ``case`` if the case id starts with it (``scce``, ``cce_logits-4096``),
+    it is the size (``65536x1000``) or a word of the kernel name (``focal``, ``logits``)."""
+    f = f.strip().lower()
+    return bool(f) and (case.id.startswith(f) or f == case.size or f in case.kernel.split("_"))
+
+
+def select_cases(full=False, filters=None, suite=False):
+    out = []
+    for c in CASES:
+        if suite and not c.suite:
+            continue
+        if not suite and not full and not c.quick:
+            continue
+        if filters and not any(case_matches(c, f) for f in filters):
+            continue
+        out.append(c)
+    return out
+
+
+# --------------------------------------------------------------------- data
+
+
+def make_data(case):
+    """``(y_true, y_pred)`` NumPy inputs of ``case`` (deterministic)."""
+    rng = np.random.default_rng(SEED)
+    n, c = case.rows, case.cols
+    if case.kernel == "scce_logits":
+        return rng.integers(0, c, size=n, dtype=np.int64), rng.standard_normal((n, c), dtype=np.float32)
+    if case.kernel == "cce_logits":
+        lab = rng.integers(0, c, size=n)
+        yt = np.zeros((n, c), dtype=np.float32)
+        yt[np.arange(n), lab] = 1.0
+        return yt, rng.standard_normal((n, c), dtype=np.float32)
+    if case.kernel in ("bce_probs", "sigmoid_focal"):
+        yt = (rng.random((n, c), dtype=np.float32) < 0.5).astype(np.float32)
+        yp = rng.uniform(1e-3, 1 - 1e-3, size=(n, c)).astype(np.float32)
+        return yt, yp
+    raise KeyError(case.kernel)
+
+
+def floor_bytes(case, y_true, y_pred):
+    """Bytes that must move: the inputs read once plus the gradient written once."""
+    return int(y_true.nbytes + y_pred.nbytes + y_pred.nbytes)
+
+
+# ---------------------------------------------------------- float64 reference
+
+
+def reference(case, y_true, y_pred):
+    """``(loss, grad)`` in float64 NumPy, the semantics of the Keras / TFA originals."""
+    x = y_pred.astype(np.float64)
+    n, c = x.shape
+    if case.kernel in ("scce_logits", "cce_logits"):
+        z = x - x.max(axis=1, keepdims=True)
+        e = np.exp(z)
+        s = e.sum(axis=1, keepdims=True)
+        p = e / s
+        lse = np.log(s[:, 0])
+        if case.kernel == "scce_logits":
+            idx = np.asarray(y_true)
+            loss = float(np.mean(lse - z[np.arange(n), idx]))
+            p[np.arange(n), idx] -= 1.0
+        else:
+            y = y_true.astype(np.float64)
+            loss = float(np.mean(lse * y.sum(axis=1) - (y * z).sum(axis=1)))
+            p = p * y.sum(axis=1, keepdims=True) - y
+        return loss, p / n
+    y = y_true.astype(np.float64)
+    inside = (x > EPS) & (x < 1 - EPS)
+    pc = np.clip(x, EPS, 1 - EPS)
+    if case.kernel == "bce_probs":
+        loss = float(np.mean(-(y * np.log(pc) + (1 - y) * np.log(1 - pc))))
+        grad = -(y / pc - (1 - y) / (1 - pc)) * inside / (n * c)
+        return loss, grad
+    if case.kernel == "sigmoid_focal":
+        alpha, gamma = 0.25, 2.0
+        ce = -(y * np.log(pc + EPS) + (1 - y) * np.log(1 - pc + EPS))
+        dce = -(y / (pc + EPS) - (1 - y) / (1 - pc + EPS)) * inside
+        s = 2 * y - 1
+        pt = y * x + (1 - y) * (1 - x)
+        at = y * alpha + (1 - y) * (1 - alpha)
+        mod = (1 - pt) ** gamma
+        loss = (at * mod * ce).sum(axis=-1)
+        grad = at * (-gamma * (1 - pt) ** (gamma - 1) * s * ce + mod * dce)
+        return loss, grad
+    raise KeyError(case.kernel)
+
+
+def max_rel_err(ref, got):
+    """max over loss and gradient of ``max|got - ref| / max|ref|``."""
+    errs = []
+    for r, g in zip(ref, got):
+        r = np.asarray(r, dtype=np.float64)
+        g = np.asarray(g, dtype=np.float64)
+        scale = max(float(np.max(np.abs(r))) if r.size else 0.0, 1e-30)
+        errs.append(float(np.max(np.abs(g - r))) / scale if r.size else 0.0)
+    return max(errs)
+
+
+# ---------------------------------------------------------------- providers
+
+
+def fastloss_object(case):
+    from fastloss import losses
+
+    if case.kernel == "scce_logits":
+        return losses.SparseCategoricalCrossentropy(from_logits=True)
+    if case.kernel == "bce_probs":
+        return losses.BinaryCrossentropy()
+    if case.kernel == "cce_logits":
+        return losses.CategoricalCrossentropy(from_logits=True)
+    if case.kernel == "sigmoid_focal":
+        return losses.SigmoidFocalCrossEntropy()
+    raise KeyError(case.kernel)
+
+
+def fastloss_backends():
+    try:
+        import fastloss
+    except ImportError:
+        return []
+    return list(fastloss.available_backends())
+
+
+def make_fastloss(case, y_true, y_pred, backend, grad_out=False):
+    """Zero-argument callable returning ``(loss, grad)`` on ``backend``."""
+    import fastloss
+
+    obj = fastloss_object(case)
+    if grad_out:
+        buf = np.empty_like(y_pred)
+
+        def run():
+            with fastloss.use_backend(backend):
+                return obj.value_and_grad(y_true, y_pred, grad_out=buf)
+
+    else:
+
+        def run():
+            with fastloss.use_backend(backend):
+                return obj.value_and_grad(y_true, y_pred)
+
+    return run
+
+
+def numpy_scce_logits(y_true, y_pred):
+    """Vectorized float32 NumPy SCCE from logits, mean reduction: ``(loss, grad)``."""
+    n = y_pred.shape[0]
+    rows = np.arange(n)
+    grad = y_pred - y_pred.max(axis=1, keepdims=True)  # z (new array, becomes the gradient)
+    picked = grad[rows, y_true].astype(np.float64)
+    np.exp(grad, out=grad)
+    s = grad.sum(axis=1, keepdims=True)
+    loss = np.float32(np.mean(np.log(s[:, 0], dtype=np.float64) - picked))
+    grad *= (1.0 / (s * n)).astype(np.float32)
+    grad[rows, y_true] -= np.float32(1.0 / n)
+    return loss, grad
+
+
+def has_numpy_peer(case):
+    return case.kernel == "scce_logits"
+
+
+def make_numpy(case, y_true, y_pred):
+    if case.kernel != "scce_logits":
+        raise KeyError(case.kernel)
+    return lambda: numpy_scce_logits(y_true, y_pred)
+
+
+def _quiet_import(name):
+    """Import ``name`` with file descriptor 2 sent to /dev/null (TF's C++ start-up chatter
+    ignores TF_CPP_MIN_LOG_LEVEL); ``None`` if it is not installed."""
+    import importlib
+    import sys
+
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as null:
+            os.dup2(null.fileno(), 2)
+        return importlib.import_module(name)
+    except ImportError:
+        return None
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+def import_tf():
+    """``(tf, keras)`` or ``(None, None)``; logging quiet, threads left at TF's defaults."""
+    tf = _quiet_import("tensorflow")
+    if tf is None:
+        return None, None
+    tf.get_logger().setLevel("ERROR")
+    try:
+        import keras
+    except ImportError:
+        keras = tf.keras
+    return tf, keras
+
+
+def tf_sigmoid_focal(tf, y_true, y_pred, alpha=0.25, gamma=2.0):
+    """TF Addons 0.23 ``sigmoid_focal_crossentropy`` (from_logits=False), in TF ops.
+
+    ``ce`` is Keras 2's ``binary_crossentropy`` on probabilities:
+    clip to [eps, 1-eps], ``-(y log(p + eps) + (1 - y) log(1 - p + eps))``.
+    """
+    eps = tf.constant(EPS, y_pred.dtype)
+    p = tf.clip_by_value(y_pred, eps, 1.0 - eps)
+    ce = -(y_true * tf.math.log(p + eps) + (1.0 - y_true) * tf.math.log(1.0 - p + eps))
+    p_t = y_true * y_pred + (1.0 - y_true) * (1.0 - y_pred)
+    alpha_factor = y_true * alpha + (1.0 - y_true) * (1.0 - alpha)
+    modulating = tf.pow(1.0 - p_t, gamma)
+    return tf.reduce_sum(alpha_factor * modulating * ce, axis=-1)
+
+
+def make_tf(case, y_true, y_pred, compiled):
+    """Zero-argument callable: NumPy in -> TF loss + GradientTape gradient -> NumPy out."""
+    tf, keras = import_tf()
+    if tf is None:
+        raise ImportError("tensorflow is not installed")
+    if case.kernel == "scce_logits":
+        loss_fn = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    elif case.kernel == "bce_probs":
+        loss_fn = keras.losses.BinaryCrossentropy()
+    elif case.kernel == "cce_logits":
+        loss_fn = keras.losses.CategoricalCrossentropy(from_logits=True)
+    elif case.kernel == "sigmoid_focal":
+
+        def loss_fn(yt, yp):
+            return tf_sigmoid_focal(tf, yt, yp)
+
+    else:
+        raise KeyError(case.kernel)
+
+    def value_and_grad(yt, yp):
+        with tf.GradientTape() as tape:
+            tape.watch(yp)
+            loss = loss_fn(yt, yp)
+        return loss, tape.gradient(loss, yp)
+
+    fn = tf.function(value_and_grad) if compiled else value_and_grad
+
+    def run():
+        loss, grad = fn(tf.convert_to_tensor(y_true), tf.convert_to_tensor(y_pred))
+        return loss.numpy(), grad.numpy()
+
+    return run
+
+
+def make_provider(case, provider, backend, y_true, y_pred):
+    if provider == "fastloss":
+        return make_fastloss(case, y_true, y_pred, backend)
+    if provider == "fastloss_grad_out":
+        return make_fastloss(case, y_true, y_pred, backend, grad_out=True)
+    if provider == "tf_function":
+        return make_tf(case, y_true, y_pred, compiled=True)
+    if provider == "tf_eager":
+        return make_tf(case, y_true, y_pred, compiled=False)
+    if provider == "numpy":
+        return make_numpy(case, y_true, y_pred)
+    raise KeyError(provider)
+
+
+def provider_list(case, tf_available=True):
+    """``[(provider, backend)]`` to run in-process for ``case``."""
+    out = []
+    for b in fastloss_backends():
+        out.append(("fastloss", b))
+        out.append(("fastloss_grad_out", b))
+    if tf_available:
+        out += [("tf_function", ""), ("tf_eager", "")]
+    if has_numpy_peer(case):
+        out.append(("numpy", ""))
+    return out

@@ -1,0 +1,279 @@
+"""Float64 NumPy reference implementations (slow, obvious, independent).
+
+Written from the Keras 3.15 / TF Addons 0.23 formulas (see /work/shared/ANCHORS.md),
+NOT from fastloss' kernels. One function per registry ``reference=`` name, each
+returning the *per-sample* loss (the class axis reduced), plus ``reduce``: Keras'
+``reduce_weighted_values`` (mask -> sample weight merge, rank fix, reduction).
+
+Everything is computed in float64 whatever the input dtype.
+"""
+
+import numpy as np
+
+EPS = 1e-7
+
+
+def _f64(x):
+    return np.asarray(x, dtype=np.float64)
+
+
+def squeeze_or_expand(x1, x2, expand_rank_1=True):
+    """keras.src.losses.loss.squeeze_or_expand_to_same_rank."""
+    x1, x2 = np.asarray(x1), np.asarray(x2)
+    r1, r2 = x1.ndim, x2.ndim
+    if r1 == r2:
+        return x1, x2
+    if r1 == r2 + 1 and x1.shape[-1] == 1:
+        if r2 == 1 and expand_rank_1:
+            x2 = np.expand_dims(x2, -1)
+        else:
+            x1 = np.squeeze(x1, -1)
+    if r2 == r1 + 1 and x2.shape[-1] == 1:
+        if r1 == 1 and expand_rank_1:
+            x1 = np.expand_dims(x1, -1)
+        else:
+            x2 = np.squeeze(x2, -1)
+    return x1, x2
+
+
+def _dense(y_true, y_pred, axis):
+    y, p = squeeze_or_expand(_f64(y_true), _f64(y_pred))
+    return np.moveaxis(y, axis, -1), np.moveaxis(p, axis, -1)
+
+
+def _sigmoid(x):
+    x = _f64(x)
+    out = np.empty_like(x)
+    pos = x >= 0
+    out[pos] = 1.0 / (1.0 + np.exp(-x[pos]))
+    e = np.exp(x[~pos])
+    out[~pos] = e / (1.0 + e)
+    return out
+
+
+def _logsumexp(x):
+    m = np.max(x, axis=-1, keepdims=True)
+    m = np.where(np.isfinite(m), m, 0.0)
+    return (m + np.log(np.sum(np.exp(x - m), axis=-1, keepdims=True)))[..., 0]
+
+
+def _softmax(x):
+    m = np.max(x, axis=-1, keepdims=True)
+    e = np.exp(x - m)
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+def _bce_elem(y, p):
+    p = np.clip(p, EPS, 1.0 - EPS)
+    return -(y * np.log(p) + (1.0 - y) * np.log(1.0 - p))
+
+
+def _bce_logits_elem(y, x):
+    return np.maximum(x, 0.0) - x * y + np.log1p(np.exp(-np.abs(x)))
+
+
+# --------------------------------------------------------------------------- losses
+
+
+def binary_crossentropy(y_true, y_pred, from_logits=False, label_smoothing=0.0, axis=-1):
+    y, p = _dense(y_true, y_pred, axis)
+    if label_smoothing:
+        y = y * (1.0 - label_smoothing) + 0.5 * label_smoothing
+    e = _bce_logits_elem(y, p) if from_logits else _bce_elem(y, p)
+    return e.mean(axis=-1)
+
+
+def categorical_crossentropy(y_true, y_pred, from_logits=False, label_smoothing=0.0, axis=-1):
+    y, p = _dense(y_true, y_pred, axis)
+    C = p.shape[-1]
+    if label_smoothing:
+        y = y * (1.0 - label_smoothing) + label_smoothing / C
+    if from_logits:
+        return y.sum(-1) * _logsumexp(p) - (y * p).sum(-1)
+    q = p / p.sum(axis=-1, keepdims=True)
+    q = np.clip(q, EPS, 1.0 - EPS)
+    return -(y * np.log(q)).sum(-1)
+
+
+def sparse_categorical_crossentropy(y_true, y_pred, from_logits=False, ignore_class=None, axis=-1):
+    p = np.moveaxis(_f64(y_pred), axis, -1)
+    lab = np.asarray(y_true)
+    if lab.ndim == p.ndim and lab.shape[axis] == 1:
+        lab = np.squeeze(lab, axis=axis)
+    lab = _f64(lab)
+    assert lab.shape == p.shape[:-1], (lab.shape, p.shape)
+    valid = np.ones(lab.shape, bool) if ignore_class is None else lab != ignore_class
+    li = np.where(valid, lab, 0).astype(np.int64)
+    if from_logits:
+        picked = np.take_along_axis(p, li[..., None], -1)[..., 0]
+        out = _logsumexp(p) - picked
+    else:
+        c = np.clip(p, EPS, 1.0 - EPS)
+        picked = np.take_along_axis(c, li[..., None], -1)[..., 0]
+        out = np.log(c.sum(-1)) - np.log(picked)
+    return np.where(valid, out, 0.0)
+
+
+def sparse_mask(y_true, y_pred, ignore_class, axis=-1):
+    """Keras' mask for SCCE with ignore_class (True = counted)."""
+    lab = np.asarray(y_true)
+    if lab.ndim == np.ndim(y_pred) and lab.shape[axis] == 1:
+        lab = np.squeeze(lab, axis=axis)
+    return lab != ignore_class
+
+
+def binary_focal_crossentropy(
+    y_true,
+    y_pred,
+    apply_class_balancing=False,
+    alpha=0.25,
+    gamma=2.0,
+    from_logits=False,
+    label_smoothing=0.0,
+    axis=-1,
+):
+    y, p = _dense(y_true, y_pred, axis)
+    if label_smoothing:
+        y = y * (1.0 - label_smoothing) + 0.5 * label_smoothing
+    if from_logits:
+        p = _sigmoid(p)
+    bce = _bce_elem(y, p)
+    p_t = y * p + (1.0 - y) * (1.0 - p)
+    f = np.power(1.0 - p_t, gamma) * bce
+    if apply_class_balancing:
+        f = (y * alpha + (1.0 - y) * (1.0 - alpha)) * f
+    return f.mean(axis=-1)
+
+
+def categorical_focal_crossentropy(
+    y_true, y_pred, alpha=0.25, gamma=2.0, from_logits=False, label_smoothing=0.0, axis=-1
+):
+    y, p = _dense(y_true, y_pred, axis)
+    C = p.shape[-1]
+    if label_smoothing:
+        y = y * (1.0 - label_smoothing) + label_smoothing / C
+    if from_logits:
+        p = _softmax(p)
+    q = p / p.sum(axis=-1, keepdims=True)
+    q = np.clip(q, EPS, 1.0 - EPS)
+    return (alpha * np.power(1.0 - q, gamma) * (-y * np.log(q))).sum(-1)
+
+
+def sigmoid_focal_crossentropy(y_true, y_pred, alpha=0.25, gamma=2.0, from_logits=False):
+    """TF Addons: Keras-2 binary_crossentropy (note +eps inside the logs), SUM over last axis."""
+    y, p = squeeze_or_expand(_f64(y_true), _f64(y_pred))
+    if from_logits:
+        ce = _bce_logits_elem(y, p)
+        prob = _sigmoid(p)
+    else:
+        pc = np.clip(p, EPS, 1.0 - EPS)
+        ce = -(y * np.log(pc + EPS) + (1.0 - y) * np.log(1.0 - pc + EPS))
+        prob = p
+    p_t = y * prob + (1.0 - y) * (1.0 - prob)
+    a = (y * alpha + (1.0 - y) * (1.0 - alpha)) if alpha else 1.0
+    m = np.power(1.0 - p_t, gamma) if gamma else 1.0
+    return (a * m * ce).sum(axis=-1)
+
+
+def kl_divergence(y_true, y_pred):
+    y, p = _dense(y_true, y_pred, -1)
+    y = np.clip(y, EPS, 1.0)
+    p = np.clip(p, EPS, 1.0)
+    return (y * np.log(y / p)).sum(-1)
+
+
+def poisson(y_true, y_pred):
+    y, p = _dense(y_true, y_pred, -1)
+    return (p - y * np.log(p + EPS)).mean(-1)
+
+
+# --------------------------------------------------------------------------- reduction
+
+
+def reduce(values, sample_weight=None, reduction="sum_over_batch_size", mask=None):
+    """keras.src.losses.loss.reduce_weighted_values, in float64.
+
+    Differences kept on purpose (fastloss' documented choice): an empty batch
+    reduces to 0.0 for the reducing modes.
+    """
+    if reduction is None:
+        reduction = "none"
+    values = _f64(values)
+    sw = None if sample_weight is None else _f64(sample_weight)
+    if mask is not None:
+        mask = np.asarray(mask, bool)
+        if reduction in ("mean", "sum_over_batch_size"):
+            total = float(mask.size)
+            valid = float(mask.sum())
+            mw = total / valid if valid else 0.0
+            fm = np.where(mask, mw, 0.0)
+        else:
+            fm = mask.astype(np.float64)
+        if sw is not None:
+            fm, sw = squeeze_or_expand(fm, sw)
+            sw = sw * fm
+        else:
+            sw = fm
+    if sw is not None:
+        values, sw = squeeze_or_expand(values, sw)
+        values = values * sw
+    if reduction == "none" or values.ndim == 0:
+        return values
+    if values.size == 0:
+        return np.float64(0.0)
+    total = values.sum()
+    if reduction == "sum":
+        return total
+    if reduction == "mean_with_sample_weight" and sw is not None:
+        div = sw.sum()
+    else:
+        div = float(values.size)
+    return total / div if div != 0 else np.float64(0.0)
+
+
+def class_weight_to_sample_weight(class_weight, y_true, sparse):
+    """keras fit's mapping: sparse labels directly; dense: argmax (last dim != 1) or squeeze; round."""
+    y = np.asarray(y_true)
+    if sparse:
+        lab = y  # caller passes one label per loss element
+    elif y.shape[-1] != 1:
+        lab = np.argmax(y, axis=-1)
+    else:
+        lab = y[..., 0]
+    lab = np.round(lab).astype(np.int64)
+    if isinstance(class_weight, dict):
+        return np.vectorize(lambda k: float(class_weight.get(int(k), 1.0)), otypes=[float])(lab)
+    cw = _f64(class_weight)
+    return cw[lab]
+
+
+# --------------------------------------------------------------------------- finite differences
+
+
+def fd_grad(f, x, h=1e-6):
+    """Central finite differences of scalar f at float64 array x."""
+    x = _f64(x).copy()
+    g = np.zeros_like(x)
+    it = np.nditer(x, flags=["multi_index"])
+    for _ in it:
+        i = it.multi_index
+        old = x[i]
+        x[i] = old + h
+        fp = float(np.sum(f(x)))
+        x[i] = old - h
+        fm = float(np.sum(f(x)))
+        x[i] = old
+        g[i] = (fp - fm) / (2 * h)
+    return g
+
+
+REFERENCES = {
+    "binary_crossentropy": binary_crossentropy,
+    "categorical_crossentropy": categorical_crossentropy,
+    "sparse_categorical_crossentropy": sparse_categorical_crossentropy,
+    "binary_focal_crossentropy": binary_focal_crossentropy,
+    "categorical_focal_crossentropy": categorical_focal_crossentropy,
+    "sigmoid_focal_crossentropy": sigmoid_focal_crossentropy,
+    "kl_divergence": kl_divergence,
+    "poisson": poisson,
+}

@@ -1,0 +1,361 @@
+"""Values and gradients of every cross-entropy-family loss against the float64
+reference (tests/reference.py) and finite differences, plus the published
+Keras / TF Addons docstring golden values."""
+
+import numpy as np
+import pytest
+
+import fastloss
+from fastloss import losses as L
+
+import reference as R
+from _cases import CASES, DTYPES, REDUCTIONS, WEIGHTS, expected, make_inputs, make_weight, tol
+
+
+def _rng(*key):
+    return np.random.default_rng(abs(hash(tuple(str(k) for k in key))) % (2**32))
+
+
+# --------------------------------------------------------------------------- value matrix
+
+
+@pytest.mark.parametrize("weight", WEIGHTS)
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+@pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
+@pytest.mark.parametrize("case", CASES, ids=str)
+def test_value_matches_reference(case, dtype, reduction, weight):
+    rng = _rng(case.id, reduction, weight)
+    yt, yp = make_inputs(case, rng, (6, 4), dtype)
+    sw = make_weight(weight, (6,), rng)
+    obj = case.make(reduction)
+    got = obj(yt, yp, sample_weight=sw)
+    want = expected(case, yt, yp, sw, reduction)
+    assert isinstance(got, np.ndarray) or np.isscalar(got)
+    assert np.asarray(got).dtype == np.dtype(dtype)
+    assert np.shape(got) == np.shape(want)
+    np.testing.assert_allclose(got, want, **tol(dtype))
+
+
+@pytest.mark.parametrize("weight_shape", [None, (2, 3), (2, 1), ()])
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+@pytest.mark.parametrize(
+    "case_id", ["bce_logits", "cce", "scce_ignore_neg", "bfce_bal_g3_ls", "cfce_logits_ls", "sfce", "kld", "poisson"]
+)
+def test_value_3d_inputs_and_weight_broadcast(case_id, reduction, weight_shape):
+    from _cases import CASE_BY_ID
+
+    case = CASE_BY_ID[case_id]
+    rng = _rng(case_id, reduction, weight_shape)
+    yt, yp = make_inputs(case, rng, (2, 3, 4), np.float64)
+    sw = None if weight_shape is None else rng.uniform(0.1, 2.0, weight_shape)
+    got = case.make(reduction)(yt, yp, sample_weight=sw)
+    want = expected(case, yt, yp, sw, reduction)
+    assert np.shape(got) == np.shape(want)
+    np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-12)
+    loss, grad = case.make(reduction).value_and_grad(yt, yp, sample_weight=sw)
+    np.testing.assert_allclose(loss, want, rtol=1e-10, atol=1e-12)
+    f = lambda x: R.reduce(case.ref_fn()(yt, x), sw, reduction, case.mask(yt, yp))
+    np.testing.assert_allclose(grad, R.fd_grad(f, yp), rtol=1e-6, atol=1e-8)
+
+
+# --------------------------------------------------------------------------- gradient matrix
+
+
+@pytest.mark.parametrize("weight", WEIGHTS)
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+@pytest.mark.parametrize("case", CASES, ids=str)
+def test_grad_matches_finite_differences(case, reduction, weight):
+    rng = _rng("grad", case.id, reduction, weight)
+    yt, yp = make_inputs(case, rng, (5, 3), np.float64)
+    sw = make_weight(weight, (5,), rng)
+    obj = case.make(reduction)
+    loss, grad = obj.value_and_grad(yt, yp, sample_weight=sw)
+    np.testing.assert_allclose(loss, expected(case, yt, yp, sw, reduction), rtol=1e-10, atol=1e-12)
+    assert grad.shape == yp.shape and grad.dtype == np.float64
+    mask = case.mask(yt, yp)
+    f = lambda x: R.reduce(case.ref_fn()(yt, x), sw, reduction, mask)
+    np.testing.assert_allclose(grad, R.fd_grad(f, yp), rtol=1e-6, atol=1e-8)
+
+    # float32: same point, gradient close to the float64 one, dtype kept.
+    loss32, grad32 = obj.value_and_grad(yt, yp.astype(np.float32), sample_weight=sw)
+    assert grad32.dtype == np.float32 and np.asarray(loss32).dtype == np.float32
+    yp32 = yp.astype(np.float32).astype(np.float64)
+    _, grad64 = obj.value_and_grad(yt, yp32, sample_weight=sw)
+    np.testing.assert_allclose(grad32, grad64, rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.parametrize("case", CASES, ids=str)
+def test_value_and_grad_value_equals_call(case):
+    rng = _rng("vg", case.id)
+    yt, yp = make_inputs(case, rng, (7, 5), np.float32)
+    for red in ("sum_over_batch_size", "none"):
+        obj = case.make(red)
+        a = obj(yt, yp)
+        b, _ = obj.value_and_grad(yt, yp)
+        np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("case", [c for c in CASES if c.kind in ("binary", "categorical")], ids=str)
+def test_soft_labels(case):
+    rng = _rng("soft", case.id)
+    yt, yp = make_inputs(case, rng, (6, 4), np.float64, soft=True)
+    obj = case.make("sum")
+    loss, grad = obj.value_and_grad(yt, yp)
+    np.testing.assert_allclose(loss, expected(case, yt, yp, None, "sum"), rtol=1e-10)
+    f = lambda x: R.reduce(case.ref_fn()(yt, x), None, "sum")
+    np.testing.assert_allclose(grad, R.fd_grad(f, yp), rtol=1e-6, atol=1e-8)
+
+
+def test_large_batch_parallel_path_matches_reference():
+    """Big enough to take the parallel (multi-chunk) kernel path."""
+    rng = np.random.default_rng(0)
+    for case_id in ("bce_logits", "cce_logits", "scce", "scce_logits_ignore2", "cfce", "sfce_logits"):
+        from _cases import CASE_BY_ID
+
+        case = CASE_BY_ID[case_id]
+        yt, yp = make_inputs(case, rng, (3000, 16), np.float64)
+        sw = rng.uniform(0.1, 2.0, 3000)
+        for red in ("sum_over_batch_size", "none", "mean_with_sample_weight"):
+            obj = case.make(red)
+            loss, grad = obj.value_and_grad(yt, yp, sample_weight=sw)
+            np.testing.assert_allclose(loss, expected(case, yt, yp, sw, red), rtol=1e-9, atol=1e-12)
+            # gradient rows vs a small serial computation on the same rows
+            small_loss, small_grad = case.make("none").value_and_grad(yt[:7], yp[:7], sample_weight=sw[:7])
+            if red == "none":
+                np.testing.assert_allclose(grad[:7], small_grad, rtol=1e-12, atol=1e-15)
+
+
+# --------------------------------------------------------------------------- functional
+
+
+@pytest.mark.parametrize(
+    "fn_name,kw",
+    [
+        ("binary_crossentropy", dict(from_logits=True, label_smoothing=0.1)),
+        ("categorical_crossentropy", dict(label_smoothing=0.1)),
+        ("sparse_categorical_crossentropy", dict(from_logits=True)),
+        ("binary_focal_crossentropy", dict(apply_class_balancing=True, gamma=3.0)),
+        ("categorical_focal_crossentropy", dict(from_logits=True)),
+        ("sigmoid_focal_crossentropy", dict(alpha=0.3, gamma=1.0)),
+        ("kl_divergence", {}),
+        ("poisson", {}),
+    ],
+)
+def test_functional_forms_are_per_sample_unweighted(fn_name, kw):
+    from _cases import Case
+
+    kind = {
+        "binary_crossentropy": "binary",
+        "binary_focal_crossentropy": "binary",
+        "sigmoid_focal_crossentropy": "binary",
+        "categorical_crossentropy": "categorical",
+        "categorical_focal_crossentropy": "categorical",
+        "sparse_categorical_crossentropy": "sparse",
+        "kl_divergence": "kld",
+        "poisson": "poisson",
+    }[fn_name]
+    case = Case(fn_name, None, fn_name, kind, kw)
+    rng = _rng("fn", fn_name)
+    yt, yp = make_inputs(case, rng, (4, 3), np.float64)
+    got = getattr(fastloss, fn_name)(yt, yp, **kw)
+    want = R.REFERENCES[fn_name](yt, yp, **kw)
+    assert got.shape == (4,) and got.dtype == np.float64
+    np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-12)
+
+
+# --------------------------------------------------------------------------- golden values
+# Keras docstrings print truncated/rounded values, so they are held to one unit in the last printed digit.
+
+BCE_YT = np.array([[0, 1], [0, 0]])
+BCE_LOGITS = np.array([[-18.6, 0.51], [2.94, -12.8]], dtype=np.float32)
+CCE_YT = np.array([[0, 1, 0], [0, 0, 1]])
+CCE_YP = np.array([[0.05, 0.95, 0], [0.1, 0.8, 0.1]], dtype=np.float32)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_golden_bce_keras_docstring(dtype):
+    yp = BCE_LOGITS.astype(dtype)
+    bce = L.BinaryCrossentropy(from_logits=True)
+    # Keras 3.15 prints 0.8654 in its docstring; the value it computes is 0.865458.
+    assert float(bce(BCE_YT, yp)) == pytest.approx(0.865458, abs=2e-6)
+    assert float(bce(BCE_YT, yp, sample_weight=[0.8, 0.2])) == pytest.approx(0.243, abs=1e-3)
+    assert float(L.BinaryCrossentropy(from_logits=True, reduction="sum")(BCE_YT, yp)) == pytest.approx(1.730, abs=1e-3)
+    none = L.BinaryCrossentropy(from_logits=True, reduction="none")(BCE_YT, yp)
+    np.testing.assert_allclose(none, [0.235, 1.496], atol=1e-3)
+    assert none.dtype == np.dtype(dtype)
+    # probabilities, keras.losses.binary_crossentropy docstring
+    np.testing.assert_allclose(
+        fastloss.binary_crossentropy([[0, 1], [0, 0]], np.array([[0.6, 0.4], [0.4, 0.6]], dtype)), [0.916, 0.714], atol=1e-3
+    )
+
+
+@pytest.mark.parametrize("sparse", [False, True])
+def test_golden_cce_scce_keras_docstring(sparse):
+    cls = L.SparseCategoricalCrossentropy if sparse else L.CategoricalCrossentropy
+    yt = np.array([1, 2]) if sparse else CCE_YT
+    assert float(cls()(yt, CCE_YP)) == pytest.approx(1.177, abs=1e-3)
+    assert float(cls()(yt, CCE_YP, sample_weight=np.array([0.3, 0.7]))) == pytest.approx(0.814, abs=1e-3)
+    assert float(cls(reduction="sum")(yt, CCE_YP)) == pytest.approx(2.354, abs=1e-3)
+    np.testing.assert_allclose(cls(reduction="none")(yt, CCE_YP), [0.0513, 2.303], atol=1e-3)
+
+
+def test_golden_binary_focal_keras_docstring():
+    yt1 = [0, 1, 0, 0]
+    yp1 = np.array([-18.6, 0.51, 2.94, -12.8], np.float32)
+    assert float(L.BinaryFocalCrossentropy(gamma=2, from_logits=True)(yt1, yp1)) == pytest.approx(0.691, abs=1e-3)
+    assert float(
+        L.BinaryFocalCrossentropy(apply_class_balancing=True, gamma=2, from_logits=True)(yt1, yp1)
+    ) == pytest.approx(0.51, abs=1e-3)
+
+    def bf(bal, **kw):
+        return L.BinaryFocalCrossentropy(apply_class_balancing=bal, from_logits=True, **kw)
+
+    assert float(bf(False, gamma=3)(BCE_YT, BCE_LOGITS)) == pytest.approx(0.647, abs=1e-3)
+    assert float(bf(True, gamma=3)(BCE_YT, BCE_LOGITS)) == pytest.approx(0.482, abs=1e-3)
+    assert float(bf(False, gamma=3)(BCE_YT, BCE_LOGITS, sample_weight=[0.8, 0.2])) == pytest.approx(0.133, abs=1e-3)
+    assert float(bf(True, gamma=3)(BCE_YT, BCE_LOGITS, sample_weight=[0.8, 0.2])) == pytest.approx(0.097, abs=1e-3)
+    assert float(bf(False, gamma=4, reduction="sum")(BCE_YT, BCE_LOGITS)) == pytest.approx(1.222, abs=1e-3)
+    assert float(bf(True, gamma=4, reduction="sum")(BCE_YT, BCE_LOGITS)) == pytest.approx(0.914, abs=1e-3)
+    np.testing.assert_allclose(bf(False, gamma=5, reduction=None)(BCE_YT, BCE_LOGITS), [0.0017, 1.1561], atol=1e-4)
+    np.testing.assert_allclose(bf(True, gamma=5, reduction=None)(BCE_YT, BCE_LOGITS), [0.0004, 0.8670], atol=1e-4)
+    # keras.losses.binary_focal_crossentropy docstring (probabilities)
+    np.testing.assert_allclose(
+        fastloss.binary_focal_crossentropy([[0, 1], [0, 0]], [[0.6, 0.4], [0.4, 0.6]], gamma=2), [0.330, 0.206], atol=1e-3
+    )
+
+
+def test_golden_categorical_focal_keras_docstring():
+    yt = [[0.0, 1.0, 0.0], [0.0, 0.0, 1.0]]
+    assert float(L.CategoricalFocalCrossentropy()(yt, CCE_YP)) == pytest.approx(0.23315276, rel=1e-5)
+    assert float(L.CategoricalFocalCrossentropy()(yt, CCE_YP, sample_weight=[0.3, 0.7])) == pytest.approx(0.1632, abs=1e-4)
+    assert float(L.CategoricalFocalCrossentropy(reduction="sum")(yt, CCE_YP)) == pytest.approx(0.46631, abs=5e-6)
+    np.testing.assert_allclose(
+        L.CategoricalFocalCrossentropy(reduction=None)(yt, CCE_YP), [3.2058331e-05, 4.6627346e-01], rtol=1e-5
+    )
+
+
+def test_golden_tfa_sigmoid_focal_docstring():
+    # TF Addons 0.23 docstring AND the value measured with TFA 0.23 / TF 2.15.1 (float32):
+    # [6.8532745e-06, 1.9097870e-04, 2.0559824e-05]
+    fl = L.SigmoidFocalCrossEntropy()
+    got = fl([[1.0], [1.0], [0.0]], np.array([[0.97], [0.91], [0.03]], dtype=np.float32))
+    assert got.dtype == np.float32 and got.shape == (3,)
+    np.testing.assert_allclose(got, [6.8532745e-06, 1.9097870e-04, 2.0559824e-05], rtol=1e-5)
+    # float64 inputs, measured with TFA 0.23 / TF 2.15.1 in float64
+    got64 = fl(np.array([[1.0], [1.0], [0.0]]), np.array([[0.97], [0.91], [0.03]]))
+    np.testing.assert_allclose(got64, [6.85329848818436e-06, 1.90978903401803e-04, 2.05598954645530e-05], rtol=1e-11)
+
+
+def test_tfa_eps_inside_logs():
+    """TFA's probability path uses Keras-2 backend.binary_crossentropy: log(p + eps), log(1 - p + eps).
+    Measured with TFA 0.23: y=1, p=0.5, alpha=gamma=None -> 0.6931469806 (= -log(0.5 + 1e-7))."""
+    got = L.SigmoidFocalCrossEntropy(alpha=None, gamma=None)(np.array([[1.0]]), np.array([[0.5]]))
+    np.testing.assert_allclose(got, [-np.log(0.5 + 1e-7)], rtol=1e-12)
+    assert abs(float(got[0]) - np.log(2.0)) > 1e-8
+
+
+def test_kld_poisson_hand_values():
+    yt = np.array([[0.2, 0.8], [0.5, 0.5]])
+    yp = np.array([[0.4, 0.6], [0.5, 0.5]])
+    want = [0.2 * np.log(0.5) + 0.8 * np.log(0.8 / 0.6), 0.0]
+    np.testing.assert_allclose(L.KLDivergence(reduction=None)(yt, yp), want, rtol=1e-10, atol=1e-15)
+    # Keras 3.15 gives 0.80685276 here (mean over [1 - log(1+eps), 2 - 2 log(2+eps)])
+    got = L.Poisson(reduction=None)([[1.0, 2.0]], np.array([[1.0, 2.0]]))
+    np.testing.assert_allclose(got, [0.5 * ((1 - np.log(1 + 1e-7)) + (2 - 2 * np.log(2 + 1e-7)))], rtol=1e-12)
+
+
+# --------------------------------------------------------------------------- dtype rule
+
+
+@pytest.mark.parametrize(
+    "yp_dtype,out",
+    [
+        (np.float32, np.float32),
+        (np.float64, np.float64),
+        (np.float16, np.float32),
+        (np.int64, np.float32),
+        (np.int32, np.float32),
+        (np.uint8, np.float32),
+        (np.bool_, np.float32),
+    ],
+)
+@pytest.mark.parametrize("reduction", ["sum_over_batch_size", "none"])
+def test_dtype_rule(yp_dtype, out, reduction):
+    yt = np.array([[0, 1, 1], [1, 0, 1]])
+    if np.dtype(yp_dtype).kind == "f":
+        yp = np.array([[0.25, 0.5, 0.75], [0.125, 0.625, 0.375]]).astype(yp_dtype)  # exact in float16
+    else:
+        yp = np.array([[0, 1, 1], [1, 1, 0]]).astype(yp_dtype)
+    for cls in (L.BinaryCrossentropy, L.Poisson, L.KLDivergence, L.CategoricalCrossentropy, L.BinaryFocalCrossentropy):
+        obj = cls(reduction=reduction)
+        v = obj(yt, yp)
+        assert np.asarray(v).dtype == out, cls
+        loss, g = obj.value_and_grad(yt, yp)
+        assert g.dtype == out and g.shape == yp.shape
+        assert np.all(np.isfinite(v)) and np.all(np.isfinite(g))
+        if np.dtype(yp_dtype).kind == "f" or cls is L.Poisson:  # away from the clip bounds
+            want = R.reduce(R.REFERENCES[obj._loss](yt, yp.astype(np.float64)), None, reduction)
+            np.testing.assert_allclose(v, want, rtol=2e-5 if out == np.float32 else 1e-10, atol=1e-6)
+
+
+def test_python_lists_give_float32():
+    v = L.BinaryCrossentropy()([[0, 1]], [[0.3, 0.6]])
+    assert np.asarray(v).dtype == np.float32
+    assert np.ndim(v) == 0
+
+
+def test_scalar_result_is_numpy_scalar_of_dtype():
+    v = L.CategoricalCrossentropy()(CCE_YT, CCE_YP.astype(np.float64))
+    assert isinstance(v, np.float64)
+    v = L.CategoricalCrossentropy()(CCE_YT, CCE_YP)
+    assert isinstance(v, np.float32)
+
+
+@pytest.mark.parametrize("case_id", ["bce", "bce_logits", "bfce", "sfce", "poisson", "kld"])
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+def test_one_dimensional_input_is_one_sample(case_id, reduction):
+    """1-D y_pred: the per-sample loss is a scalar, returned unreduced (times the weight)."""
+    from _cases import CASE_BY_ID
+
+    case = CASE_BY_ID[case_id]
+    rng = _rng("1d", case_id, reduction)
+    yt, yp = make_inputs(case, rng, (5,), np.float64)
+    for sw in (None, 2.5):
+        loss, grad = case.make(reduction).value_and_grad(yt, yp, sample_weight=sw)
+        want = expected(case, yt, yp, sw, reduction)
+        assert np.ndim(loss) == 0
+        np.testing.assert_allclose(loss, want, rtol=1e-10)
+        f = lambda x: R.reduce(case.ref_fn()(yt, x), sw, reduction)
+        np.testing.assert_allclose(grad, R.fd_grad(f, yp), rtol=1e-6, atol=1e-8)
+
+
+def test_bce_rank_mismatch_squeeze_or_expand():
+    """LossFunctionWrapper squeezes/expands y_true (N,) vs y_pred (N,1)."""
+    yt = np.array([0.0, 1.0, 1.0])
+    yp = np.array([[0.2], [0.7], [0.4]])
+    got = L.BinaryCrossentropy(reduction="none")(yt, yp)
+    want = R.binary_crossentropy(yt[:, None], yp)
+    np.testing.assert_allclose(got, want, rtol=1e-12)
+    got2 = L.BinaryCrossentropy(reduction="none")(yt[:, None], yp[:, 0])
+    np.testing.assert_allclose(got2, want, rtol=1e-12)
+
+
+@pytest.mark.parametrize("reduction", ["sum_over_batch_size", "sum", "mean_with_sample_weight", "none"])
+def test_weight_column_vector(reduction):
+    """Keras squeeze_or_expand of values (N,) vs sample_weight (N,1) expands the values to (N,1)."""
+    case = [c for c in CASES if c.id == "cce_logits"][0]
+    rng = _rng("wcol", reduction)
+    yt, yp = make_inputs(case, rng, (4, 3), np.float64)
+    sw = rng.uniform(0.1, 2, (4, 1))
+    loss, grad = case.make(reduction).value_and_grad(yt, yp, sample_weight=sw)
+    want = expected(case, yt, yp, sw, reduction)
+    assert np.shape(loss) == np.shape(want)
+    np.testing.assert_allclose(loss, want, rtol=1e-10)
+
+
+def test_mean_with_sample_weight_zero_weights_gives_zero():
+    yt, yp = CCE_YT, CCE_YP.astype(np.float64)
+    obj = L.CategoricalCrossentropy(reduction="mean_with_sample_weight")
+    loss, grad = obj.value_and_grad(yt, yp, sample_weight=[0.0, 0.0])
+    assert float(loss) == 0.0
+    assert np.all(grad == 0)
