@@ -49,7 +49,7 @@ def _labels_for_class_weight(layout, yt2):
         lab = yt2[..., 0]
     if lab.dtype.kind == "f":
         with np.errstate(invalid="ignore"):
-            lab = np.nan_to_num(np.round(lab), nan=-1.0)
+            lab = np.nan_to_num(np.round(lab), nan=-1.0, posinf=-1.0, neginf=-1.0)
     return lab.astype(np.int64)
 
 
@@ -110,7 +110,10 @@ def compute(
     for d in S:
         R *= d
     yp2 = np.ascontiguousarray(yp).reshape(R, K)
-    yt2 = np.ascontiguousarray(yt).reshape((R,) if sparse else (R, K))
+    if sparse:
+        yt2 = V.labels_int64(yt, K, ignore_class).reshape(R)
+    else:  # Keras casts y_true to y_pred's dtype; one kernel signature per dtype
+        yt2 = np.ascontiguousarray(yt, dtype=dt).reshape(R, K)
 
     masked = sparse and ignore_class is not None
     valid = (yt2 != ignore_class) if masked else None
@@ -195,12 +198,8 @@ def compute(
             nbad = int(nbad)
             if nbad:
                 first = int(first)
-                idx = np.unravel_index(first, S)
-                raise ValueError(
-                    f"`y_true` has {nbad} label(s) that are not integers in [0, {K})"
-                    + (f" or the ignore_class {ignore_class}" if ignore_class is not None else "")
-                    + f"; the first is {yt2[first].item()!r} at index {idx if len(S) > 1 else first}"
-                )
+                idx = np.unravel_index(first, S) if len(S) > 1 else first
+                raise ValueError(V.bad_labels_message(nbad, K, yt2[first].item(), idx, ignore_class))
 
     # ---- reduce ----------------------------------------------------------------
     if reduction == "none" or scalar_loss:

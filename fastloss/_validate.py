@@ -104,14 +104,38 @@ def check_axis(axis, ndim, name="axis"):
 
 
 def as_labels(x, name="y_true"):
-    """Integer class labels: integer or bool arrays as they are, floats checked for
-    integrality inside the kernel."""
-    a = _as_numeric(x, name)
-    if a.dtype.kind == "b":
-        a = a.astype(np.int8)
-    elif a.dtype.kind == "f" and a.dtype.itemsize < 4:
-        a = a.astype(np.float32)
-    return a
+    """Class labels as given (integer, bool or float array); see ``labels_int64``."""
+    return _as_numeric(x, name)
+
+
+def bad_labels_message(n_bad, n_classes, value, index, ignore_class):
+    return (
+        f"`y_true` has {n_bad} label(s) that are not integers in [0, {n_classes})"
+        + (f" or the ignore_class {ignore_class}" if ignore_class is not None else "")
+        + f"; the first is {value!r} at index {index}"
+    )
+
+
+def labels_int64(lab, n_classes, ignore_class):
+    """Labels as a C-contiguous int64 array for the kernels.
+
+    Integer labels are range-checked inside the kernel (no extra pass). Float
+    labels (Keras accepts them and truncates) must be integral: that is checked
+    here, in the same pass that converts them.
+    """
+    if lab.dtype.kind in "iub":
+        return np.ascontiguousarray(lab, dtype=np.int64)
+    flat = lab.reshape(-1)
+    with np.errstate(invalid="ignore"):
+        ok = (flat == np.trunc(flat)) & (flat >= 0) & (flat < n_classes)
+        if ignore_class is not None:
+            ok |= flat == ignore_class
+    if not ok.all():
+        bad = np.flatnonzero(~ok)
+        i = int(bad[0])
+        idx = np.unravel_index(i, lab.shape) if lab.ndim > 1 else i
+        raise ValueError(bad_labels_message(len(bad), n_classes, flat[i].item(), idx, ignore_class))
+    return np.ascontiguousarray(lab, dtype=np.int64)
 
 
 def check_grad_out(grad_out, shape, dt, inputs):

@@ -85,7 +85,7 @@ def _frexp_parts(typingctx, x):
     return sig, codegen
 
 
-@njit(fastmath=FASTMATH, cache=True)
+@njit(inline="always", fastmath=FASTMATH, error_model="numpy")
 def exp32(x):
     xc = x
     if xc > _F32(88.8):
@@ -110,7 +110,7 @@ def exp32(x):
     return res
 
 
-@njit(fastmath=FASTMATH, cache=True)
+@njit(inline="always", fastmath=FASTMATH, error_model="numpy")
 def log32(x):
     xs = x
     eadj = _F32(0.0)
@@ -142,7 +142,7 @@ def log32(x):
     return res
 
 
-@njit(fastmath=FASTMATH, cache=True)
+@njit(inline="always", fastmath=FASTMATH, error_model="numpy")
 def log1p32(u):
     w = u + _F32(1.0)
     d = w - _F32(1.0)
@@ -168,21 +168,21 @@ def flog1p(x):
     return math.log1p(x)
 
 
-@overload(fexp, fastmath=FASTMATH)
+@overload(fexp, inline="always", jit_options={"fastmath": FASTMATH, "error_model": "numpy"})
 def _ov_fexp(x):
     if x == types.float32:
         return lambda x: exp32(x)
     return lambda x: math.exp(x)
 
 
-@overload(flog, fastmath=FASTMATH)
+@overload(flog, inline="always", jit_options={"fastmath": FASTMATH, "error_model": "numpy"})
 def _ov_flog(x):
     if x == types.float32:
         return lambda x: log32(x)
     return lambda x: math.log(x)
 
 
-@overload(flog1p, fastmath=FASTMATH)
+@overload(flog1p, inline="always", jit_options={"fastmath": FASTMATH, "error_model": "numpy"})
 def _ov_flog1p(x):
     if x == types.float32:
         return lambda x: log1p32(x)
@@ -195,14 +195,14 @@ def lit(like, v):
     return v
 
 
-@overload(lit)
+@overload(lit, inline="always")
 def _ov_lit(like, v):
     if like == types.float32:
         return lambda like, v: np.float32(v)
     return lambda like, v: np.float64(v)
 
 
-@njit(fastmath=FASTMATH, cache=True)
+@njit(inline="always", fastmath=FASTMATH, error_model="numpy")
 def fpow(b, g):
     """``b ** g`` for ``b >= 0`` and ``g >= 0`` (``0 ** 0 = 1``), same type as b."""
     if g == lit(b, 2.0):

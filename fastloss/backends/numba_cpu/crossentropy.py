@@ -51,11 +51,11 @@ P_HAS_IGNORE = 9
 # scratch and gradient stay in L1/L2 between the passes over it.
 BLOCK = 4096
 
-_JIT = dict(fastmath=FASTMATH, cache=True, nogil=True)
-_PJIT = dict(parallel=True, fastmath=FASTMATH, cache=True, nogil=True)
+_JIT = dict(fastmath=FASTMATH, error_model="numpy", cache=True, nogil=True)
+_PJIT = dict(parallel=True, fastmath=FASTMATH, error_model="numpy", cache=True, nogil=True)
 
 
-@njit(fastmath=FASTMATH, cache=True)
+@njit(inline="always", fastmath=FASTMATH, error_model="numpy")
 def _clip(p, lo, hi):
     c = p
     if c < lo:
@@ -65,7 +65,7 @@ def _clip(p, lo, hi):
     return c
 
 
-@njit(fastmath=FASTMATH, cache=True)
+@njit(inline="always", fastmath=FASTMATH, error_model="numpy")
 def _sigmoid_pair(x):
     """(sigmoid(x), sigmoid(-x)), each accurate (no 1 - s cancellation)."""
     one = lit(x, 1.0)
@@ -77,12 +77,12 @@ def _sigmoid_pair(x):
     return t, s
 
 
-@njit(fastmath=FASTMATH, cache=True)
+@njit(inline="always", fastmath=FASTMATH, error_model="numpy")
 def _chunk(c, nch, n):
     return c * n // nch, (c + 1) * n // nch
 
 
-@njit(fastmath=FASTMATH, cache=True)
+@njit(inline="always", fastmath=FASTMATH, error_model="numpy")
 def _row_max(a, i):
     """Max of row i, NaN-tolerant: a NaN is skipped here and surfaces through
     exp(x - max) later."""
@@ -93,7 +93,7 @@ def _row_max(a, i):
     return m
 
 
-@njit(fastmath=FASTMATH, cache=True)
+@njit(inline="always", fastmath=FASTMATH, error_model="numpy")
 def _exp_inplace(v):
     # index from range(len): Numba then knows t >= 0 and emits no negative-index
     # wraparound, which would stop the loop from vectorizing
@@ -102,7 +102,7 @@ def _exp_inplace(v):
 
 
 # ----------------------------------------------------------------------------
-# Elementwise losses, reduced over the last axis: one driver, one switch.
+# Elementwise losses, reduced over the last axis (mean, or sum for KLD and TFA focal).
 #
 # The flat element loop is what vectorizes (AVX2/AVX-512), whatever the row
 # length K, even K = 1: per block of rows one flat loop computes element losses
@@ -111,11 +111,7 @@ def _exp_inplace(v):
 # block while it is in cache).
 # ----------------------------------------------------------------------------
 
-K_BCE, K_BCE_LOGITS, K_BFOCAL, K_BFOCAL_LOGITS, K_SFOCAL, K_SFOCAL_LOGITS, K_KLD, K_POISSON = range(8)
-_ROW_MEAN = (True, True, True, True, False, False, False, True)
-
-
-@njit(fastmath=FASTMATH, cache=True)
+@njit(inline="always", fastmath=FASTMATH, error_model="numpy")
 def _e_bce(y, p, eps, ome, alpha, gamma, flag):
     one = lit(p, 1.0)
     pc = _clip(p, eps, ome)
@@ -128,7 +124,7 @@ def _e_bce(y, p, eps, ome, alpha, gamma, flag):
     return l, g
 
 
-@njit(fastmath=FASTMATH, cache=True)
+@njit(inline="always", fastmath=FASTMATH, error_model="numpy")
 def _e_bce_logits(y, x, eps, ome, alpha, gamma, flag):
     zero = lit(x, 0.0)
     one = lit(x, 1.0)
@@ -140,7 +136,7 @@ def _e_bce_logits(y, x, eps, ome, alpha, gamma, flag):
     return l, sig - y
 
 
-@njit(fastmath=FASTMATH, cache=True)
+@njit(inline="always", fastmath=FASTMATH, error_model="numpy")
 def _binary_focal_core(y, p, q, eps, ome, alpha, gamma, balance):
     """Keras' binary focal loss and d/dp for one element; q = 1 - p (accurate
     for logits). loss = wb (1 - p_t)**gamma bce(clip(p)), 1 - p_t = y q + (1 - y) p.
@@ -164,19 +160,19 @@ def _binary_focal_core(y, p, q, eps, ome, alpha, gamma, balance):
     return wb * f * bce, wb * (df * bce + f * dbce)
 
 
-@njit(fastmath=FASTMATH, cache=True)
+@njit(inline="always", fastmath=FASTMATH, error_model="numpy")
 def _e_bfocal(y, p, eps, ome, alpha, gamma, flag):
     return _binary_focal_core(y, p, lit(p, 1.0) - p, eps, ome, alpha, gamma, flag != lit(p, 0.0))
 
 
-@njit(fastmath=FASTMATH, cache=True)
+@njit(inline="always", fastmath=FASTMATH, error_model="numpy")
 def _e_bfocal_logits(y, x, eps, ome, alpha, gamma, flag):
     p, q = _sigmoid_pair(x)
     l, g = _binary_focal_core(y, p, q, eps, ome, alpha, gamma, flag != lit(x, 0.0))
     return l, g * (p * q)
 
 
-@njit(fastmath=FASTMATH, cache=True)
+@njit(inline="always", fastmath=FASTMATH, error_model="numpy")
 def _tfa_factors(y, prob, qprob, alpha, gamma):
     """TF Addons' alpha factor, modulating factor and d(modulating)/d prob;
     alpha == 0 or gamma == 0 switch their factor off (TFA: ``if alpha:``)."""
@@ -194,7 +190,7 @@ def _tfa_factors(y, prob, qprob, alpha, gamma):
     return af, mf, dmf
 
 
-@njit(fastmath=FASTMATH, cache=True)
+@njit(inline="always", fastmath=FASTMATH, error_model="numpy")
 def _e_sfocal(y, p, eps, ome, alpha, gamma, flag):
     zero = lit(p, 0.0)
     one = lit(p, 1.0)
@@ -210,7 +206,7 @@ def _e_sfocal(y, p, eps, ome, alpha, gamma, flag):
     return af * mf * ce, af * (dmf * ce + mf * dce)
 
 
-@njit(fastmath=FASTMATH, cache=True)
+@njit(inline="always", fastmath=FASTMATH, error_model="numpy")
 def _e_sfocal_logits(y, x, eps, ome, alpha, gamma, flag):
     zero = lit(x, 0.0)
     one = lit(x, 1.0)
@@ -225,7 +221,7 @@ def _e_sfocal_logits(y, x, eps, ome, alpha, gamma, flag):
     return af * mf * ce, af * (dmf * (p * q) * ce + mf * (p - y))
 
 
-@njit(fastmath=FASTMATH, cache=True)
+@njit(inline="always", fastmath=FASTMATH, error_model="numpy")
 def _e_kld(y, p, eps, ome, alpha, gamma, flag):
     zero = lit(p, 0.0)
     one = lit(p, 1.0)
@@ -239,61 +235,76 @@ def _e_kld(y, p, eps, ome, alpha, gamma, flag):
     return yc * flog(yc / pc), g
 
 
-@njit(fastmath=FASTMATH, cache=True)
+@njit(inline="always", fastmath=FASTMATH, error_model="numpy")
 def _e_poisson(y, p, eps, ome, alpha, gamma, flag):
     return p - y * flog(p + eps), lit(p, 1.0) - y / (p + eps)
 
 
-@njit(fastmath=FASTMATH, cache=True)
-def _flat_block(kind, yt, yp, gf, lbuf, a, b, eps, ome, alpha, gamma, flag, sc):
-    """Element losses of the 1-D block yp into lbuf, gradients (times sc) into gf.
-    Blocks come in as slices so every index is a plain range(n) index."""
-    n = yp.shape[0]
-    if kind == K_BCE:
-        for t in range(n):
-            l, g = _e_bce(lit(eps, yt[t]) * a + b, yp[t], eps, ome, alpha, gamma, flag)
-            lbuf[t] = l
-            gf[t] = g * sc
-    elif kind == K_BCE_LOGITS:
-        for t in range(n):
-            l, g = _e_bce_logits(lit(eps, yt[t]) * a + b, yp[t], eps, ome, alpha, gamma, flag)
-            lbuf[t] = l
-            gf[t] = g * sc
-    elif kind == K_BFOCAL:
-        for t in range(n):
-            l, g = _e_bfocal(lit(eps, yt[t]) * a + b, yp[t], eps, ome, alpha, gamma, flag)
-            lbuf[t] = l
-            gf[t] = g * sc
-    elif kind == K_BFOCAL_LOGITS:
-        for t in range(n):
-            l, g = _e_bfocal_logits(lit(eps, yt[t]) * a + b, yp[t], eps, ome, alpha, gamma, flag)
-            lbuf[t] = l
-            gf[t] = g * sc
-    elif kind == K_SFOCAL:
-        for t in range(n):
-            l, g = _e_sfocal(lit(eps, yt[t]), yp[t], eps, ome, alpha, gamma, flag)
-            lbuf[t] = l
-            gf[t] = g * sc
-    elif kind == K_SFOCAL_LOGITS:
-        for t in range(n):
-            l, g = _e_sfocal_logits(lit(eps, yt[t]), yp[t], eps, ome, alpha, gamma, flag)
-            lbuf[t] = l
-            gf[t] = g * sc
-    elif kind == K_KLD:
-        for t in range(n):
-            l, g = _e_kld(lit(eps, yt[t]), yp[t], eps, ome, alpha, gamma, flag)
-            lbuf[t] = l
-            gf[t] = g * sc
-    else:
-        for t in range(n):
-            l, g = _e_poisson(lit(eps, yt[t]), yp[t], eps, ome, alpha, gamma, flag)
-            lbuf[t] = l
-            gf[t] = g * sc
+# Flat loops, one per loss: element losses into lbuf, gradients (times sc) into
+# gf. Blocks arrive as slices so every index is a plain range(n) index (Numba
+# then knows it is >= 0 and emits no wraparound select, which would stop the
+# vectorizer).
+@njit(inline="always", fastmath=FASTMATH, error_model="numpy")
+def _flat_bce(yt, yp, gf, lbuf, a, b, eps, ome, alpha, gamma, flag, sc):
+    for t in range(yp.shape[0]):
+        lbuf[t], g = _e_bce(yt[t] * a + b, yp[t], eps, ome, alpha, gamma, flag)
+        gf[t] = g * sc
 
 
-@njit(**_JIT)
-def elementwise_rows(kind, yt, yp, prm, w, ws, loss, grad, want_grad, lo, hi):
-    """Rows [lo, hi) of any elementwise loss; ``kind`` is one of the ``K_*`` codes."""
+@njit(inline="always", fastmath=FASTMATH, error_model="numpy")
+def _flat_bce_logits(yt, yp, gf, lbuf, a, b, eps, ome, alpha, gamma, flag, sc):
+    for t in range(yp.shape[0]):
+        lbuf[t], g = _e_bce_logits(yt[t] * a + b, yp[t], eps, ome, alpha, gamma, flag)
+        gf[t] = g * sc
+
+
+@njit(inline="always", fastmath=FASTMATH, error_model="numpy")
+def _flat_bfocal(yt, yp, gf, lbuf, a, b, eps, ome, alpha, gamma, flag, sc):
+    for t in range(yp.shape[0]):
+        lbuf[t], g = _e_bfocal(yt[t] * a + b, yp[t], eps, ome, alpha, gamma, flag)
+        gf[t] = g * sc
+
+
+@njit(inline="always", fastmath=FASTMATH, error_model="numpy")
+def _flat_bfocal_logits(yt, yp, gf, lbuf, a, b, eps, ome, alpha, gamma, flag, sc):
+    for t in range(yp.shape[0]):
+        lbuf[t], g = _e_bfocal_logits(yt[t] * a + b, yp[t], eps, ome, alpha, gamma, flag)
+        gf[t] = g * sc
+
+
+@njit(inline="always", fastmath=FASTMATH, error_model="numpy")
+def _flat_sfocal(yt, yp, gf, lbuf, a, b, eps, ome, alpha, gamma, flag, sc):
+    for t in range(yp.shape[0]):
+        lbuf[t], g = _e_sfocal(yt[t], yp[t], eps, ome, alpha, gamma, flag)
+        gf[t] = g * sc
+
+
+@njit(inline="always", fastmath=FASTMATH, error_model="numpy")
+def _flat_sfocal_logits(yt, yp, gf, lbuf, a, b, eps, ome, alpha, gamma, flag, sc):
+    for t in range(yp.shape[0]):
+        lbuf[t], g = _e_sfocal_logits(yt[t], yp[t], eps, ome, alpha, gamma, flag)
+        gf[t] = g * sc
+
+
+@njit(inline="always", fastmath=FASTMATH, error_model="numpy")
+def _flat_kld(yt, yp, gf, lbuf, a, b, eps, ome, alpha, gamma, flag, sc):
+    for t in range(yp.shape[0]):
+        lbuf[t], g = _e_kld(yt[t], yp[t], eps, ome, alpha, gamma, flag)
+        gf[t] = g * sc
+
+
+@njit(inline="always", fastmath=FASTMATH, error_model="numpy")
+def _flat_poisson(yt, yp, gf, lbuf, a, b, eps, ome, alpha, gamma, flag, sc):
+    for t in range(yp.shape[0]):
+        lbuf[t], g = _e_poisson(yt[t], yp[t], eps, ome, alpha, gamma, flag)
+        gf[t] = g * sc
+
+
+@njit(inline="always", fastmath=FASTMATH, error_model="numpy")
+def _elementwise_rows(flat, row_mean, yt, yp, prm, w, ws, loss, grad, want_grad, lo, hi):
+    """Rows [lo, hi) of an elementwise loss whose flat loop is ``flat``
+    (inlined: each loss compiles to its own kernel, and only the losses used
+    are ever compiled)."""
     R, K = yp.shape
     zero = prm[0] - prm[0]
     one = zero + lit(zero, 1.0)
@@ -304,7 +315,7 @@ def elementwise_rows(kind, yt, yp, prm, w, ws, loss, grad, want_grad, lo, hi):
     alpha = prm[P_ALPHA]
     gamma = prm[P_GAMMA]
     flag = prm[P_FLAG]
-    rscale = one / lit(zero, K) if _ROW_MEAN[kind] else one
+    rscale = one / lit(zero, K) if row_mean else one
     ytf = yt.reshape(R * K)
     ypf = yp.reshape(R * K)
     rows_per_block = max(1, BLOCK // K)
@@ -315,7 +326,7 @@ def elementwise_rows(kind, yt, yp, prm, w, ws, loss, grad, want_grad, lo, hi):
     else:
         gf = np.empty(nblk, yp.dtype)  # gradients computed, thrown away
     sc = prm[F_SCALE] * rscale
-    if want_grad and ws == 0:
+    if ws == 0:
         sc = sc * w[0]
     if not want_grad:
         sc = one
@@ -326,14 +337,14 @@ def elementwise_rows(kind, yt, yp, prm, w, ws, loss, grad, want_grad, lo, hi):
         e0 = r0 * K
         e1 = r1 * K
         if want_grad:
-            _flat_block(kind, ytf[e0:e1], ypf[e0:e1], gf[e0:e1], lbuf, a, b, eps, ome, alpha, gamma, flag, sc)
+            flat(ytf[e0:e1], ypf[e0:e1], gf[e0:e1], lbuf, a, b, eps, ome, alpha, gamma, flag, sc)
             if ws != 0:
                 for i in range(r0, r1):
                     wi = w[i]
                     for j in range(K):
                         grad[i, j] *= wi
         else:
-            _flat_block(kind, ytf[e0:e1], ypf[e0:e1], gf, lbuf, a, b, eps, ome, alpha, gamma, flag, sc)
+            flat(ytf[e0:e1], ypf[e0:e1], gf, lbuf, a, b, eps, ome, alpha, gamma, flag, sc)
         for i in range(r0, r1):
             acc = zero
             base = (i - r0) * K
@@ -346,17 +357,54 @@ def elementwise_rows(kind, yt, yp, prm, w, ws, loss, grad, want_grad, lo, hi):
     return 0, -1, tot
 
 
-@njit(**_PJIT)
-def elementwise_par(kind, yt, yp, prm, w, ws, loss, grad, want_grad, nch):
+@njit(inline="always", fastmath=FASTMATH, error_model="numpy")
+def _par(rows, yt, yp, prm, w, ws, loss, grad, want_grad, nch):
+    """Chunks of rows in prange; one (bad, first, total) row per chunk."""
     info = np.zeros((nch, 3))
-    R = yp.shape[0]
     for c in prange(nch):
-        lo, hi = _chunk(c, nch, R)
-        nb, fb, tot = elementwise_rows(kind, yt, yp, prm, w, ws, loss, grad, want_grad, lo, hi)
-        info[c, 0] = nb
-        info[c, 1] = fb
-        info[c, 2] = tot
+        lo, hi = _chunk(c, nch, yp.shape[0])
+        info[c, 0], info[c, 1], info[c, 2] = rows(yt, yp, prm, w, ws, loss, grad, want_grad, lo, hi)
     return info
+
+
+@njit(**_JIT)
+def bce_rows(yt, yp, prm, w, ws, loss, grad, want_grad, lo, hi):
+    return _elementwise_rows(_flat_bce, True, yt, yp, prm, w, ws, loss, grad, want_grad, lo, hi)
+
+
+@njit(**_JIT)
+def bce_logits_rows(yt, yp, prm, w, ws, loss, grad, want_grad, lo, hi):
+    return _elementwise_rows(_flat_bce_logits, True, yt, yp, prm, w, ws, loss, grad, want_grad, lo, hi)
+
+
+@njit(**_JIT)
+def binary_focal_rows(yt, yp, prm, w, ws, loss, grad, want_grad, lo, hi):
+    return _elementwise_rows(_flat_bfocal, True, yt, yp, prm, w, ws, loss, grad, want_grad, lo, hi)
+
+
+@njit(**_JIT)
+def binary_focal_logits_rows(yt, yp, prm, w, ws, loss, grad, want_grad, lo, hi):
+    return _elementwise_rows(_flat_bfocal_logits, True, yt, yp, prm, w, ws, loss, grad, want_grad, lo, hi)
+
+
+@njit(**_JIT)
+def sigmoid_focal_rows(yt, yp, prm, w, ws, loss, grad, want_grad, lo, hi):
+    return _elementwise_rows(_flat_sfocal, False, yt, yp, prm, w, ws, loss, grad, want_grad, lo, hi)
+
+
+@njit(**_JIT)
+def sigmoid_focal_logits_rows(yt, yp, prm, w, ws, loss, grad, want_grad, lo, hi):
+    return _elementwise_rows(_flat_sfocal_logits, False, yt, yp, prm, w, ws, loss, grad, want_grad, lo, hi)
+
+
+@njit(**_JIT)
+def kl_divergence_rows(yt, yp, prm, w, ws, loss, grad, want_grad, lo, hi):
+    return _elementwise_rows(_flat_kld, False, yt, yp, prm, w, ws, loss, grad, want_grad, lo, hi)
+
+
+@njit(**_JIT)
+def poisson_rows(yt, yp, prm, w, ws, loss, grad, want_grad, lo, hi):
+    return _elementwise_rows(_flat_poisson, True, yt, yp, prm, w, ws, loss, grad, want_grad, lo, hi)
 
 
 # ----------------------------------------------------------------------------
@@ -647,50 +695,70 @@ def categorical_focal_rows(yt, yp, prm, w, ws, loss, grad, want_grad, lo, hi):
     return 0, -1, tot
 
 
-# Parallel drivers: chunks of rows in prange, one (bad, first, total) per chunk.
+# Parallel drivers (the chunk loop itself is _par, inlined into each).
+@njit(**_PJIT)
+def bce_par(yt, yp, prm, w, ws, loss, grad, want_grad, nch):
+    return _par(bce_rows, yt, yp, prm, w, ws, loss, grad, want_grad, nch)
+
+
+@njit(**_PJIT)
+def bce_logits_par(yt, yp, prm, w, ws, loss, grad, want_grad, nch):
+    return _par(bce_logits_rows, yt, yp, prm, w, ws, loss, grad, want_grad, nch)
+
+
+@njit(**_PJIT)
+def binary_focal_par(yt, yp, prm, w, ws, loss, grad, want_grad, nch):
+    return _par(binary_focal_rows, yt, yp, prm, w, ws, loss, grad, want_grad, nch)
+
+
+@njit(**_PJIT)
+def binary_focal_logits_par(yt, yp, prm, w, ws, loss, grad, want_grad, nch):
+    return _par(binary_focal_logits_rows, yt, yp, prm, w, ws, loss, grad, want_grad, nch)
+
+
+@njit(**_PJIT)
+def sigmoid_focal_par(yt, yp, prm, w, ws, loss, grad, want_grad, nch):
+    return _par(sigmoid_focal_rows, yt, yp, prm, w, ws, loss, grad, want_grad, nch)
+
+
+@njit(**_PJIT)
+def sigmoid_focal_logits_par(yt, yp, prm, w, ws, loss, grad, want_grad, nch):
+    return _par(sigmoid_focal_logits_rows, yt, yp, prm, w, ws, loss, grad, want_grad, nch)
+
+
+@njit(**_PJIT)
+def kl_divergence_par(yt, yp, prm, w, ws, loss, grad, want_grad, nch):
+    return _par(kl_divergence_rows, yt, yp, prm, w, ws, loss, grad, want_grad, nch)
+
+
+@njit(**_PJIT)
+def poisson_par(yt, yp, prm, w, ws, loss, grad, want_grad, nch):
+    return _par(poisson_rows, yt, yp, prm, w, ws, loss, grad, want_grad, nch)
+
+
 @njit(**_PJIT)
 def cce_logits_par(yt, yp, prm, w, ws, loss, grad, want_grad, nch):
-    info = np.zeros((nch, 3))
-    for c in prange(nch):
-        lo, hi = _chunk(c, nch, yp.shape[0])
-        info[c, 0], info[c, 1], info[c, 2] = cce_logits_rows(yt, yp, prm, w, ws, loss, grad, want_grad, lo, hi)
-    return info
+    return _par(cce_logits_rows, yt, yp, prm, w, ws, loss, grad, want_grad, nch)
 
 
 @njit(**_PJIT)
 def cce_probs_par(yt, yp, prm, w, ws, loss, grad, want_grad, nch):
-    info = np.zeros((nch, 3))
-    for c in prange(nch):
-        lo, hi = _chunk(c, nch, yp.shape[0])
-        info[c, 0], info[c, 1], info[c, 2] = cce_probs_rows(yt, yp, prm, w, ws, loss, grad, want_grad, lo, hi)
-    return info
+    return _par(cce_probs_rows, yt, yp, prm, w, ws, loss, grad, want_grad, nch)
 
 
 @njit(**_PJIT)
 def categorical_focal_par(yt, yp, prm, w, ws, loss, grad, want_grad, nch):
-    info = np.zeros((nch, 3))
-    for c in prange(nch):
-        lo, hi = _chunk(c, nch, yp.shape[0])
-        info[c, 0], info[c, 1], info[c, 2] = categorical_focal_rows(yt, yp, prm, w, ws, loss, grad, want_grad, lo, hi)
-    return info
+    return _par(categorical_focal_rows, yt, yp, prm, w, ws, loss, grad, want_grad, nch)
 
 
 @njit(**_PJIT)
 def scce_logits_par(yt, yp, prm, w, ws, loss, grad, want_grad, nch):
-    info = np.zeros((nch, 3))
-    for c in prange(nch):
-        lo, hi = _chunk(c, nch, yp.shape[0])
-        info[c, 0], info[c, 1], info[c, 2] = scce_logits_rows(yt, yp, prm, w, ws, loss, grad, want_grad, lo, hi)
-    return info
+    return _par(scce_logits_rows, yt, yp, prm, w, ws, loss, grad, want_grad, nch)
 
 
 @njit(**_PJIT)
 def scce_probs_par(yt, yp, prm, w, ws, loss, grad, want_grad, nch):
-    info = np.zeros((nch, 3))
-    for c in prange(nch):
-        lo, hi = _chunk(c, nch, yp.shape[0])
-        info[c, 0], info[c, 1], info[c, 2] = scce_probs_rows(yt, yp, prm, w, ws, loss, grad, want_grad, lo, hi)
-    return info
+    return _par(scce_probs_rows, yt, yp, prm, w, ws, loss, grad, want_grad, nch)
 
 
 # ----------------------------------------------------------------------------
@@ -708,24 +776,14 @@ def _entry(rows, par, name):
     return kernel
 
 
-def _elementwise_entry(kind, name):
-    def kernel(yt, yp, prm, w, ws, loss, grad, want_grad, nch):
-        if nch == 1:
-            return (elementwise_rows(kind, yt, yp, prm, w, ws, loss, grad, want_grad, 0, yp.shape[0]),)
-        return elementwise_par(kind, yt, yp, prm, w, ws, loss, grad, want_grad, nch)
-
-    kernel.__name__ = kernel.__qualname__ = name
-    return kernel
-
-
-bce_probs = _elementwise_entry(K_BCE, "bce_probs")
-bce_logits = _elementwise_entry(K_BCE_LOGITS, "bce_logits")
-binary_focal = _elementwise_entry(K_BFOCAL, "binary_focal")
-binary_focal_logits = _elementwise_entry(K_BFOCAL_LOGITS, "binary_focal_logits")
-sigmoid_focal = _elementwise_entry(K_SFOCAL, "sigmoid_focal")
-sigmoid_focal_logits = _elementwise_entry(K_SFOCAL_LOGITS, "sigmoid_focal_logits")
-kl_divergence = _elementwise_entry(K_KLD, "kl_divergence")
-poisson = _elementwise_entry(K_POISSON, "poisson")
+bce_probs = _entry(bce_rows, bce_par, "bce_probs")
+bce_logits = _entry(bce_logits_rows, bce_logits_par, "bce_logits")
+binary_focal = _entry(binary_focal_rows, binary_focal_par, "binary_focal")
+binary_focal_logits = _entry(binary_focal_logits_rows, binary_focal_logits_par, "binary_focal_logits")
+sigmoid_focal = _entry(sigmoid_focal_rows, sigmoid_focal_par, "sigmoid_focal")
+sigmoid_focal_logits = _entry(sigmoid_focal_logits_rows, sigmoid_focal_logits_par, "sigmoid_focal_logits")
+kl_divergence = _entry(kl_divergence_rows, kl_divergence_par, "kl_divergence")
+poisson = _entry(poisson_rows, poisson_par, "poisson")
 cce_logits = _entry(cce_logits_rows, cce_logits_par, "cce_logits")
 cce_probs = _entry(cce_probs_rows, cce_probs_par, "cce_probs")
 categorical_focal = _entry(categorical_focal_rows, categorical_focal_par, "categorical_focal")
