@@ -41,9 +41,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-os.environ.setdefault("KERAS_BACKEND", "tensorflow")
-
 EPS = 1e-7
 SEED = 1234
 
@@ -300,6 +297,8 @@ def _quiet_import(name):
 
 def import_tf():
     """``(tf, keras)`` or ``(None, None)``; logging quiet, threads left at TF's defaults."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    os.environ.setdefault("KERAS_BACKEND", "tensorflow")
     tf = _quiet_import("tensorflow")
     if tf is None:
         return None, None

@@ -25,13 +25,11 @@ import platform
 import subprocess
 import sys
 import time
+import warnings
 from pathlib import Path
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-os.environ.setdefault("KERAS_BACKEND", "tensorflow")
-
-from . import _timing  # noqa: E402
-from . import cases as C  # noqa: E402
+from . import _timing
+from . import cases as C
 
 HERE = Path(__file__).resolve().parent
 DEFAULT_OUT = HERE / "results"
@@ -59,6 +57,7 @@ COLUMNS = [
     "python",
     "numpy",
     "numba",
+    "numba_layer",
     "tensorflow",
     "keras",
     "fastloss",
@@ -381,7 +380,7 @@ def make_plots(rows, out_dir):
                 fl[r["n_elements"]] = floor_time(r)
         if fl:
             xs = sorted(fl)
-            ax.plot(xs, [fl[x] for x in xs], "k--", lw=1, label="NumPy copy floor")
+            ax.plot(xs, [fl[x] for x in xs], "k--x", lw=1, label="NumPy copy floor")
         ax.set_xscale("log")
         ax.set_yscale("log")
         ax.set_title(C.KERNEL_LABELS.get(k, k) + " (loss + grad, float32)")
@@ -464,8 +463,10 @@ def render_markdown(rows, out_dir, plots=True, notes=()):
     L = ["# fastloss benchmark report", ""]
     L.append(f"- **Date:** {meta.get('date') or '?'}")
     L.append(f"- **Machine:** {meta.get('machine') or '?'} ({meta.get('cores') or '?'} logical cores)")
-    vers = [f"Python {meta.get('python')}", f"NumPy {meta.get('numpy')}", f"Numba {meta.get('numba') or 'absent'}",
-            f"fastloss {meta.get('fastloss')}"]
+    numba_s = f"Numba {meta.get('numba') or 'absent'}"
+    if meta.get("numba_layer"):
+        numba_s += f" (threading layer {meta['numba_layer']})"
+    vers = [f"Python {meta.get('python')}", f"NumPy {meta.get('numpy')}", numba_s, f"fastloss {meta.get('fastloss')}"]
     tfrow = next((r for r in rows if r["provider"] in C.TF_PROVIDERS), None)
     if tfrow:
         vers.append(f"TensorFlow {tfrow.get('tensorflow')} (Keras {tfrow.get('keras')})")
@@ -481,7 +482,8 @@ def render_markdown(rows, out_dir, plots=True, notes=()):
     L.append(f"- **fastloss backends measured:** {', '.join(_backends(rows)) or 'none'}")
     if bw:
         L.append(f"- **NumPy copy bandwidth:** {bw / 1e9:.1f} GB/s (`np.copyto` of a 256 MiB float32 array, "
-                 "(bytes read + bytes written) / time, median of 7)")
+                 f"(bytes read + bytes written) / time, median of 7; counted as bytes copied per second it is "
+                 f"{bw / 2e9:.1f} GB/s, and with that convention every floor time below doubles)")
     L.append("")
     if not tf:
         L.append("> **TensorFlow is absent** (no `tf_function`/`tf_eager` rows): fastloss is reported against the "
@@ -602,6 +604,20 @@ def _meta(tf_version, keras_version):
     }
 
 
+def _numba_layer():
+    """``"omp, 2 threads"``: Numba's threading layer (known once a parallel kernel ran)."""
+    try:
+        import numba
+
+        try:
+            layer = numba.threading_layer()
+        except ValueError:
+            layer = "not initialised"
+        return f"{layer}, {numba.get_num_threads()} threads"
+    except ImportError:
+        return ""
+
+
 def run_tfa(tfa_python, sizes, repeats, min_time, timeout=900):
     """Rows from ``tfa_runner.py`` under ``tfa_python``; raises RuntimeError on failure."""
     cmd = [tfa_python, str(HERE / "tfa_runner.py"), "--sizes", ",".join(sizes),
@@ -635,6 +651,7 @@ def run_benchmarks(cases, repeats=7, min_time=0.05, use_tf=True, tfa_python=None
     bw = _timing.copy_bandwidth()
     bar.step(f"copy bandwidth {bw / 1e9:.1f} GB/s")
     rows = []
+    warnings.filterwarnings("ignore", message=".*is not in scope", module="numba")  # NumbaIRAssumptionWarning
     for case in cases:
         bar.show(f"{case.label}: data + float64 reference")
         y_true, y_pred = C.make_data(case)
@@ -657,13 +674,16 @@ def run_benchmarks(cases, repeats=7, min_time=0.05, use_tf=True, tfa_python=None
         del fns, y_true, y_pred, ref
         _timing.trim()
         bar.step(f"{case.label}: done")
+    layer = _numba_layer()
+    for r in rows:
+        r["numba_layer"] = layer
     if do_tfa:
         bar.show(f"TF Addons via {tfa_python}")
         try:
             for r in run_tfa(tfa_python, focal_sizes, repeats, min_time):
                 row = {**meta, **r, "copy_bw_Bps": bw, "keras": ""}
                 row["machine"], row["cores"], row["date"] = meta["machine"], meta["cores"], meta["date"]
-                row["fastloss"], row["numba"] = meta["fastloss"], ""
+                row["fastloss"], row["numba"], row["numba_layer"] = meta["fastloss"], "", ""
                 rows.append(row)
         except (RuntimeError, OSError, subprocess.TimeoutExpired, ValueError) as e:
             notes.append(f"TF Addons runner failed: {e}")

@@ -215,3 +215,59 @@ def fpow(b, g):
     if b == lit(b, 0.0):
         res = lit(b, 0.0)
     return res
+
+
+@intrinsic
+def fkey(typingctx, x):
+    """A float as a signed integer with the same order (``a < b`` iff
+    ``fkey(a) < fkey(b)`` for non-NaN a, b): flip the magnitude bits of
+    negatives. Integer max-reductions vectorize; float ones need ``nnan``."""
+    if x == types.float32:
+        ity, rty = ir.IntType(32), types.int32
+    elif x == types.float64:
+        ity, rty = ir.IntType(64), types.int64
+    else:
+        return None
+    sig = rty(x)
+    bits = ity.width
+
+    def codegen(context, builder, signature, args):
+        b = builder.bitcast(args[0], ity)
+        s = builder.lshr(builder.ashr(b, ir.Constant(ity, bits - 1)), ir.Constant(ity, 1))
+        return builder.xor(b, s)
+
+    return sig, codegen
+
+
+@intrinsic
+def funkey(typingctx, k, like):
+    """Inverse of ``fkey`` (``like`` only selects the float type)."""
+    if like == types.float32:
+        ity, fty = ir.IntType(32), ir.FloatType()
+    elif like == types.float64:
+        ity, fty = ir.IntType(64), ir.DoubleType()
+    else:
+        return None
+    sig = like(k, like)
+    bits = ity.width
+
+    def codegen(context, builder, signature, args):
+        kk = args[0]
+        if kk.type.width != bits:
+            kk = builder.trunc(kk, ity)
+        s = builder.lshr(builder.ashr(kk, ir.Constant(ity, bits - 1)), ir.Constant(ity, 1))
+        return builder.bitcast(builder.xor(kk, s), fty)
+
+    return sig, codegen
+
+
+@njit(inline="always", fastmath=FASTMATH, error_model="numpy")
+def row_max(a, i):
+    """Max of row ``i`` of a 2-D array, as a vectorized integer reduction on
+    order-preserving keys. A NaN with the sign bit clear wins (the row's loss
+    is NaN either way: exp(x - max) carries any NaN into the sum)."""
+    m = fkey(a[i, 0])
+    for j in range(1, a.shape[1]):
+        v = fkey(a[i, j])
+        m = v if v > m else m
+    return funkey(m, a[i, 0])

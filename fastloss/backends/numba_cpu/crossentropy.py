@@ -33,7 +33,7 @@ import numpy as np
 from numba import njit, prange
 
 from ..._config import FASTMATH
-from ._math import fexp, flog, flog1p, fpow, lit
+from ._math import fexp, flog, flog1p, fpow, lit, row_max
 
 # Indices into ``prm``.
 F_SCALE = 0
@@ -80,17 +80,6 @@ def _sigmoid_pair(x):
 @njit(inline="always", fastmath=FASTMATH, error_model="numpy")
 def _chunk(c, nch, n):
     return c * n // nch, (c + 1) * n // nch
-
-
-@njit(inline="always", fastmath=FASTMATH, error_model="numpy")
-def _row_max(a, i):
-    """Max of row i, NaN-tolerant: a NaN is skipped here and surfaces through
-    exp(x - max) later."""
-    m = a[i, 0]
-    for j in range(1, a.shape[1]):
-        v = a[i, j]
-        m = v if v > m else m
-    return m
 
 
 @njit(inline="always", fastmath=FASTMATH, error_model="numpy")
@@ -439,7 +428,7 @@ def cce_logits_rows(yt, yp, prm, w, ws, loss, grad, want_grad, lo, hi):
         r1 = min(hi, r0 + rb)
         boff = r0 if want_grad else 0
         for i in range(r0, r1):
-            m = _row_max(yp, i)
+            m = row_max(yp, i)
             mrow[i - r0] = m
             for j in range(C):
                 buf[i - r0 + boff, j] = yp[i, j] - m
@@ -510,7 +499,7 @@ def scce_logits_rows(yt, yp, prm, w, ws, loss, grad, want_grad, lo, hi):
                 nbad += 1
                 if first < 0:
                     first = i
-            m = _row_max(yp, i)
+            m = row_max(yp, i)
             mrow[i - r0] = m
             for j in range(C):
                 buf[i - r0 + boff, j] = yp[i, j] - m
@@ -649,7 +638,7 @@ def categorical_focal_rows(yt, yp, prm, w, ws, loss, grad, want_grad, lo, hi):
         m = zero
         inv_s = one
         if logits:
-            m = _row_max(yp, i)
+            m = row_max(yp, i)
             s = zero
             for j in range(C):
                 s += fexp(yp[i, j] - m)
