@@ -127,15 +127,27 @@ def _e_bce_logits(y, x, eps, ome, alpha, gamma, flag):
 
 @njit(inline="always", fastmath=FASTMATH, error_model="numpy")
 def _binary_focal_core(y, p, q, eps, ome, alpha, gamma, balance):
-    """Keras' binary focal loss and d/dp for one element; q = 1 - p (accurate
-    for logits). loss = wb (1 - p_t)**gamma bce(clip(p)), 1 - p_t = y q + (1 - y) p.
-    The derivative of (1 - p_t)**gamma is taken as 0 where 1 - p_t == 0 and
-    gamma < 1 (TF gives inf/NaN there)."""
+    """Keras' binary focal loss and d/dp for one element; q = 1 - p, computed
+    by the caller without cancellation (sigmoid(-x) for logits).
+
+    loss = wb (1 - p_t)**gamma bce(clip(p)), 1 - p_t = y q + (1 - y) p.
+    ``1 - clip(p)`` is taken from q (clipped to match: eps -> 1 - eps,
+    1 - eps -> 1 - (1 - eps) as Keras rounds it), so large logits keep full
+    float32 precision. The derivative of (1 - p_t)**gamma is taken as 0 where
+    1 - p_t == 0 and gamma < 1 (TF gives inf/NaN there).
+    """
     zero = lit(p, 0.0)
     one = lit(p, 1.0)
-    pc = _clip(p, eps, ome)
-    bce = -(y * flog(pc) + (one - y) * flog(one - pc))
-    dbce = (pc - y) / (pc * (one - pc))
+    pc = p
+    qc = q
+    if p < eps:
+        pc = eps
+        qc = ome
+    if p > ome:
+        pc = ome
+        qc = one - ome
+    bce = -(y * flog(pc) + (one - y) * flog(qc))
+    dbce = ((one - y) * pc - y * qc) / (pc * qc)
     if p < eps:
         dbce = zero
     if p > ome:

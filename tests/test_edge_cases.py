@@ -1,0 +1,202 @@
+"""Edge inputs: exact 0/1 probabilities, huge logits, unnormalized rows, NaN/inf
+containment, empty batches, non-contiguous / Fortran inputs, inputs not modified,
+focal loss at p_t == 1."""
+
+import numpy as np
+import pytest
+
+from fastloss import losses as L
+
+import reference as R
+from _cases import CASE_BY_ID, CASES, REDUCTIONS, expected, make_inputs
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_bce_exact_zero_one_probabilities(dtype):
+    yt = np.array([[1.0, 0.0, 1.0, 0.0]])
+    yp = np.array([[0.0, 1.0, 1.0, 0.0]], dtype)
+    loss, grad = L.BinaryCrossentropy(reduction="none").value_and_grad(yt, yp)
+    eps = dtype(1e-7)
+    want = -(np.log(eps) + np.log1p(-np.float64(1) + eps)) / 4.0 + 0.0  # two clipped terms
+    want = np.mean([-np.log(eps), -np.log(dtype(1) - (dtype(1) - eps)), -np.log(dtype(1) - eps), -np.log(dtype(1) - eps)])
+    assert np.all(np.isfinite(loss)) and np.all(np.isfinite(grad))
+    np.testing.assert_allclose(loss, [want], rtol=1e-5 if dtype == np.float32 else 1e-10)
+    # outside [eps, 1-eps] the clip has zero derivative
+    np.testing.assert_array_equal(grad, np.zeros_like(grad))
+
+
+@pytest.mark.parametrize(
+    "case_id", ["bce", "cce", "scce", "bfce", "bfce_bal_g3_ls", "cfce", "sfce", "sfce_a5_g05", "kld", "poisson"]
+)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_probabilities_at_zero_and_one_are_finite(case_id, dtype):
+    case = CASE_BY_ID[case_id]
+    yp = np.array([[0.0, 1.0, 0.0], [1.0, 0.0, 0.0], [0.5, 0.5, 0.0], [0.0, 0.0, 1.0]], dtype)
+    if case.sparse:
+        yt = np.array([0, 0, 2, 2])
+    else:
+        yt = np.array([[1.0, 0.0, 0.0], [1.0, 0.0, 0.0], [0.0, 0.0, 1.0], [0.0, 0.0, 1.0]])
+    loss, grad = case.make("none").value_and_grad(yt, yp)
+    assert np.all(np.isfinite(loss)), loss
+    assert np.all(np.isfinite(grad)), grad
+    if dtype == np.float64:
+        np.testing.assert_allclose(loss, case.ref_fn()(yt, yp), rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize("case_id", ["bce_logits", "cce_logits", "scce_logits", "bfce_logits", "cfce_logits_ls", "sfce_logits"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_huge_logits(case_id, dtype):
+    case = CASE_BY_ID[case_id]
+    yp = np.array([[100.0, -100.0, 0.0], [-100.0, 100.0, 3.0], [1000.0, -1000.0, 0.0]], dtype)
+    yt = np.array([1, 0, 2]) if case.sparse else np.array([[1.0, 0.0, 0.0], [1.0, 0.0, 0.0], [0.0, 0.0, 1.0]])
+    loss, grad = case.make("none").value_and_grad(yt, yp)
+    assert np.all(np.isfinite(loss)) and np.all(np.isfinite(grad)), (loss, grad)
+    if not (dtype == np.float32 and case_id == "bfce_logits"):
+        # (float32 focal-from-logits hits the clip, whose upper bound 1 - 1e-7 rounds to 1 - 2**-23 in float32)
+        np.testing.assert_allclose(loss, case.ref_fn()(yt, yp), rtol=1e-5 if dtype == np.float32 else 1e-10, atol=1e-6)
+    if case_id == "bce_logits":
+        sig = R._sigmoid(yp.astype(np.float64))
+        np.testing.assert_allclose(grad, (sig - yt) / 3.0, rtol=1e-6, atol=1e-7)
+    if case_id in ("cce_logits", "scce_logits"):
+        oh = np.eye(3)[yt] if case.sparse else yt
+        np.testing.assert_allclose(grad, R._softmax(yp.astype(np.float64)) - oh, rtol=1e-6, atol=1e-7)
+
+
+@pytest.mark.parametrize("case_id", ["cce", "cfce"])
+def test_unnormalized_probability_rows(case_id):
+    case = CASE_BY_ID[case_id]
+    yt = np.array([[0.0, 1.0, 0.0], [0.2, 0.3, 0.5]])
+    yp = np.array([[2.0, 5.0, 3.0], [0.01, 0.02, 0.03]])
+    got = case.make("none")(yt, yp)
+    np.testing.assert_allclose(got, case.ref_fn()(yt, yp), rtol=1e-10)
+    np.testing.assert_allclose(got, case.ref_fn()(yt, yp / yp.sum(-1, keepdims=True)), rtol=1e-10)
+
+
+def test_scce_unnormalized_clip_then_normalize():
+    yp = np.array([[2.0, 5.0, 3.0], [0.0, 0.5, 0.0]])
+    got = L.SparseCategoricalCrossentropy(reduction="none")([1, 1], yp)
+    c = np.clip(yp, 1e-7, 1 - 1e-7)
+    np.testing.assert_allclose(got, np.log(c.sum(-1)) - np.log(c[:, 1]), rtol=1e-12)
+
+
+@pytest.mark.parametrize("case", CASES, ids=str)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_nan_stays_in_its_row(case, dtype):
+    rng = np.random.default_rng(11)
+    yt, yp = make_inputs(case, rng, (4, 3), dtype)
+    yp = yp.copy()
+    yp[1, 2] = np.nan
+    none, grad = case.make("none").value_and_grad(yt, yp)
+    if case.sparse and case.kw.get("ignore_class") is not None and yt[1] == case.kw["ignore_class"]:
+        pytest.skip("row is ignored")
+    assert np.isnan(none[1]), none
+    keep = [0, 2, 3]
+    assert np.all(np.isfinite(none[keep])), none
+    assert np.all(np.isfinite(grad[keep])), grad
+    assert np.isnan(case.make("sum_over_batch_size")(yt, yp))
+
+
+@pytest.mark.parametrize("case_id", ["bce_logits", "cce_logits", "scce_logits", "bfce_logits", "cfce_logits_ls", "sfce_logits"])
+@pytest.mark.parametrize("val", [np.inf, -np.inf])
+def test_inf_logit_does_not_poison_other_rows(case_id, val):
+    case = CASE_BY_ID[case_id]
+    rng = np.random.default_rng(12)
+    yt, yp = make_inputs(case, rng, (4, 3), np.float64)
+    yp = yp.copy()
+    yp[2, 0] = val
+    none, grad = case.make("none").value_and_grad(yt, yp)
+    keep = [0, 1, 3]
+    np.testing.assert_allclose(none[keep], case.ref_fn()(yt[keep], yp[keep]), rtol=1e-10)
+    assert np.all(np.isfinite(grad[keep]))
+
+
+@pytest.mark.parametrize("case", CASES, ids=str)
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+def test_empty_batch(case, reduction):
+    yp = np.zeros((0, 3), np.float32)
+    yt = np.zeros((0,), np.int64) if case.sparse else np.zeros((0, 3))
+    loss, grad = case.make(reduction).value_and_grad(yt, yp)
+    assert grad.shape == (0, 3) and grad.dtype == np.float32
+    if reduction == "none":
+        assert isinstance(loss, np.ndarray) and loss.shape == (0,)
+    else:
+        assert np.ndim(loss) == 0 and float(loss) == 0.0
+    loss2 = case.make(reduction)(yt, yp, sample_weight=np.zeros(0))
+    assert np.size(loss2) == 0 if reduction == "none" else float(loss2) == 0.0
+
+
+@pytest.mark.parametrize("case", CASES, ids=str)
+def test_non_contiguous_and_fortran_inputs(case):
+    rng = np.random.default_rng(13)
+    yt, yp = make_inputs(case, rng, (6, 8), np.float64)
+    sw = rng.uniform(0.2, 2, 12)
+    obj = case.make("none")
+    # strided views: every other column of a wider array, every other sample weight
+    big_p = np.repeat(yp, 2, axis=1)
+    view_p = big_p[:, ::2]
+    assert not view_p.flags.c_contiguous
+    np.testing.assert_array_equal(view_p, yp)
+    sw_view = sw[::2]
+    base_l, base_g = obj.value_and_grad(yt, yp, sample_weight=np.ascontiguousarray(sw_view))
+    l, g = obj.value_and_grad(yt, view_p, sample_weight=sw_view)
+    np.testing.assert_allclose(l, base_l, rtol=1e-13)
+    np.testing.assert_allclose(g, base_g, rtol=1e-13)
+    l, g = obj.value_and_grad(np.asfortranarray(yt), np.asfortranarray(yp), sample_weight=sw_view)
+    np.testing.assert_allclose(l, base_l, rtol=1e-13)
+    np.testing.assert_allclose(g, base_g, rtol=1e-13)
+    # reversed rows
+    l, g = obj.value_and_grad(yt[::-1], yp[::-1])
+    l0, g0 = obj.value_and_grad(np.ascontiguousarray(yt[::-1]), np.ascontiguousarray(yp[::-1]))
+    np.testing.assert_allclose(l, l0, rtol=1e-13)
+    np.testing.assert_allclose(g, g0, rtol=1e-13)
+
+
+@pytest.mark.parametrize("case", CASES, ids=str)
+def test_inputs_not_modified(case):
+    rng = np.random.default_rng(14)
+    yt, yp = make_inputs(case, rng, (5, 4), np.float32)
+    sw = rng.uniform(0.2, 2, 5)
+    yt_c, yp_c, sw_c = yt.copy(), yp.copy(), sw.copy()
+    for red in ("sum_over_batch_size", "none"):
+        case.make(red, class_weight={0: 2.0}).value_and_grad(yt, yp, sample_weight=sw)
+        case.make(red)(yt, yp, sample_weight=sw)
+    np.testing.assert_array_equal(yt, yt_c)
+    np.testing.assert_array_equal(yp, yp_c)
+    np.testing.assert_array_equal(sw, sw_c)
+    # float64 inputs of the compute dtype (no conversion copy) too
+    yp64 = yp.astype(np.float64)
+    c64 = yp64.copy()
+    case.make("sum").value_and_grad(yt, yp64)
+    np.testing.assert_array_equal(yp64, c64)
+
+
+def test_integer_y_pred_accepted():
+    loss = L.Poisson()(np.array([[1, 2, 0]]), np.array([[1, 2, 3]], np.int32))
+    assert np.asarray(loss).dtype == np.float32
+    np.testing.assert_allclose(loss, R.poisson([[1, 2, 0]], [[1, 2, 3]]).mean(), rtol=1e-6)
+    loss = L.SparseCategoricalCrossentropy()(np.array([0, 1]), np.array([[1, 0], [1, 1]], np.int64))
+    assert np.asarray(loss).dtype == np.float32 and np.isfinite(loss)
+
+
+@pytest.mark.parametrize("label_dtype", [np.int8, np.int32, np.int64, np.uint8, np.float32, np.float64])
+def test_scce_label_dtypes_and_trailing_one(label_dtype):
+    yp = np.array([[0.1, 0.7, 0.2], [0.3, 0.3, 0.4]])
+    lab = np.array([1, 2]).astype(label_dtype)
+    want = R.sparse_categorical_crossentropy([1, 2], yp)
+    np.testing.assert_allclose(L.SparseCategoricalCrossentropy(reduction="none")(lab, yp), want, rtol=1e-12)
+    np.testing.assert_allclose(L.SparseCategoricalCrossentropy(reduction="none")(lab[:, None], yp), want, rtol=1e-12)
+
+
+@pytest.mark.parametrize("gamma", [0.0, 0.5, 1.0, 2.0])
+@pytest.mark.parametrize("cls", [L.BinaryFocalCrossentropy, L.SigmoidFocalCrossEntropy])
+def test_focal_at_pt_equal_one_is_finite(cls, gamma):
+    """Documented: at p_t == 1 with gamma < 1 the focal-factor derivative is taken as 0 (TF: NaN/inf)."""
+    yt = np.array([[1.0, 0.0, 1.0]])
+    yp = np.array([[1.0, 0.0, 0.6]])
+    loss, grad = cls(gamma=gamma, reduction="none").value_and_grad(yt, yp)
+    assert np.all(np.isfinite(loss)) and np.all(np.isfinite(grad)), (loss, grad)
+    ref = R.REFERENCES[cls(gamma=gamma)._loss]
+    np.testing.assert_allclose(loss, ref(yt, yp, gamma=gamma), rtol=1e-10)
+    # the third element is an ordinary point: finite differences
+    f = lambda x: ref(yt[:, 2:], x, gamma=gamma)
+    np.testing.assert_allclose(grad[:, 2:], R.fd_grad(f, yp[:, 2:]) / (3.0 if cls is L.BinaryFocalCrossentropy else 1.0), rtol=1e-6)

@@ -1,0 +1,130 @@
+"""fastloss vs the real keras.losses classes (Keras 3, TensorFlow backend), float32:
+values AND gradients (tf.GradientTape w.r.t. y_pred)."""
+
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+
+import numpy as np
+import pytest
+
+tf = pytest.importorskip("tensorflow")
+keras = pytest.importorskip("keras")
+if keras.backend.backend() != "tensorflow":  # pragma: no cover
+    pytest.skip("Keras parity needs the TensorFlow backend", allow_module_level=True)
+tf.get_logger().setLevel("ERROR")
+
+from fastloss import losses as L
+
+from _cases import make_inputs, CASE_BY_ID
+
+KL = keras.losses
+
+# (case id in _cases, keras class, keras kwargs)
+PAIRS = [
+    ("bce", KL.BinaryCrossentropy, {}),
+    ("bce_ls", KL.BinaryCrossentropy, dict(label_smoothing=0.2)),
+    ("bce_logits", KL.BinaryCrossentropy, dict(from_logits=True)),
+    ("bce_logits_ls", KL.BinaryCrossentropy, dict(from_logits=True, label_smoothing=0.1)),
+    ("cce", KL.CategoricalCrossentropy, {}),
+    ("cce_ls", KL.CategoricalCrossentropy, dict(label_smoothing=0.2)),
+    ("cce_logits", KL.CategoricalCrossentropy, dict(from_logits=True)),
+    ("cce_logits_ls", KL.CategoricalCrossentropy, dict(from_logits=True, label_smoothing=0.1)),
+    ("scce", KL.SparseCategoricalCrossentropy, {}),
+    ("scce_logits", KL.SparseCategoricalCrossentropy, dict(from_logits=True)),
+    ("scce_ignore_neg", KL.SparseCategoricalCrossentropy, dict(ignore_class=-1)),
+    ("scce_logits_ignore2", KL.SparseCategoricalCrossentropy, dict(from_logits=True, ignore_class=2)),
+    ("bfce", KL.BinaryFocalCrossentropy, {}),
+    (
+        "bfce_bal_g3_ls",
+        KL.BinaryFocalCrossentropy,
+        dict(apply_class_balancing=True, gamma=3.0, alpha=0.4, label_smoothing=0.1),
+    ),
+    ("bfce_logits", KL.BinaryFocalCrossentropy, dict(from_logits=True)),
+    ("bfce_logits_bal_g15", KL.BinaryFocalCrossentropy, dict(from_logits=True, apply_class_balancing=True, gamma=1.5)),
+    ("cfce", KL.CategoricalFocalCrossentropy, {}),
+    (
+        "cfce_logits_ls",
+        KL.CategoricalFocalCrossentropy,
+        dict(from_logits=True, label_smoothing=0.1, alpha=0.5, gamma=1.0),
+    ),
+    ("kld", KL.KLDivergence, {}),
+    ("poisson", KL.Poisson, {}),
+]
+
+REDUCTIONS = ["sum_over_batch_size", "sum", "none", "mean_with_sample_weight"]
+
+
+def _keras_value_and_grad(kobj, yt, yp, sw):
+    x = tf.constant(yp)
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        v = kobj(tf.constant(yt), x, sample_weight=None if sw is None else tf.constant(sw, tf.float32))
+        s = tf.reduce_sum(v)
+    return v.numpy(), tape.gradient(s, x).numpy()
+
+
+@pytest.fixture(scope="module")
+def keras_objects():
+    return {}
+
+
+@pytest.mark.parametrize("weighted", [False, True])
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+@pytest.mark.parametrize("pair", PAIRS, ids=lambda p: p[0])
+def test_matches_keras(pair, reduction, weighted, keras_objects):
+    cid, kcls, kkw = pair
+    case = CASE_BY_ID[cid]
+    rng = np.random.default_rng(abs(hash((cid, reduction, weighted))) % 2**32)
+    shape = (6, 5)
+    yt, yp = make_inputs(case, rng, shape, np.float32)
+    if case.logits:
+        yp = np.clip(yp, -4, 4).astype(np.float32)  # TF float32 sigmoid loses digits beyond
+    yt = yt.astype(np.float32)
+    sw = rng.uniform(0.2, 2.0, shape[:-1]).astype(np.float32) if weighted else None
+    key = (cid, reduction)
+    if key not in keras_objects:
+        keras_objects[key] = kcls(reduction=reduction, **kkw)
+    kv, kg = _keras_value_and_grad(keras_objects[key], yt, yp, sw)
+    fv, fg = case.make(reduction).value_and_grad(yt, yp, sample_weight=sw)
+    assert np.asarray(fv).dtype == np.float32 and fg.dtype == np.float32
+    assert np.shape(fv) == np.shape(kv)
+    np.testing.assert_allclose(fv, kv, rtol=2e-5, atol=1e-6)
+    np.testing.assert_allclose(fg, kg, rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    "cid,kcls,kkw",
+    [
+        ("bce_logits", KL.BinaryCrossentropy, dict(from_logits=True)),
+        ("cce", KL.CategoricalCrossentropy, {}),
+        ("cfce", KL.CategoricalFocalCrossentropy, {}),
+    ],
+)
+@pytest.mark.parametrize("axis", [1, -2])
+def test_matches_keras_axis_3d(cid, kcls, kkw, axis):
+    # Keras' TF backend refuses SCCE with axis != -1, and Keras' label smoothing with axis != -1
+    # divides by shape[-1] instead of the class-axis size (a Keras quirk; fastloss uses the class
+    # axis), so this test uses no label smoothing.
+    case = CASE_BY_ID[cid]
+    rng = np.random.default_rng(3)
+    yt_last, yp_last = make_inputs(case, rng, (2, 3, 4), np.float32)
+    yp = np.ascontiguousarray(np.moveaxis(yp_last, -1, axis % 3))
+    yt = yt_last if case.sparse else np.ascontiguousarray(np.moveaxis(yt_last, -1, axis % 3))
+    yt = yt.astype(np.float32)
+    kv, kg = _keras_value_and_grad(kcls(axis=axis, **kkw), yt, yp, None)
+    fv, fg = case.make("sum_over_batch_size", axis=axis).value_and_grad(yt, yp)
+    np.testing.assert_allclose(fv, kv, rtol=2e-5, atol=1e-6)
+    np.testing.assert_allclose(fg, kg, rtol=1e-4, atol=1e-6)
+
+
+def test_matches_keras_edge_probabilities():
+    """Exact 0/1 probabilities: values and clip-gated gradients match TF."""
+    yt = np.array([[1.0, 0.0, 1.0, 0.0], [0.0, 1.0, 1.0, 0.0]], np.float32)
+    yp = np.array([[0.0, 1.0, 1.0, 0.0], [0.3, 0.0, 0.5, 1.0]], np.float32)
+    for kcls, fcls in [(KL.BinaryCrossentropy, L.BinaryCrossentropy), (KL.BinaryFocalCrossentropy, L.BinaryFocalCrossentropy)]:
+        kv, kg = _keras_value_and_grad(kcls(reduction="none"), yt, yp, None)
+        fv, fg = fcls(reduction="none").value_and_grad(yt, yp)
+        np.testing.assert_allclose(fv, kv, rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(fg, kg, rtol=1e-4, atol=1e-6)
