@@ -22,6 +22,11 @@ from . import _validate as V
 from ._config import EPSILON, PARALLEL_MIN_ELEMENTS
 
 _nthreads = None
+_NO_PARAMS = {}
+# Read-only unit weight, one per dtype: the "no sample_weight" case.
+_ONE = {c: np.ones(1, c) for c in "fd"}
+for _a in _ONE.values():
+    _a.flags.writeable = False
 
 
 def _threads():
@@ -139,7 +144,7 @@ def compute(
             ws = 1
             w_kept = w_rows
     if w_rows is None:
-        w_rows, ws = np.ones(1, dt), 0
+        w_rows, ws = _ONE[dt.char], 0
 
     # ---- reduction factor ----------------------------------------------------
     n_valid = int(np.count_nonzero(valid)) if masked else R
@@ -169,23 +174,25 @@ def compute(
     loss = np.empty(R, dt)
     total = 0.0
     if R:
-        prm = np.zeros(16, dt)
-        prm[0] = factor
-        prm[1] = EPSILON
-        prm[2] = 1.0 - EPSILON
-        p = params or {}
+        # prm layout: fastloss/backends/numba_cpu/crossentropy.py (F_SCALE, P_*)
+        p = params or _NO_PARAMS
         ls = float(p.get("label_smoothing", 0.0))
-        if ls:
-            prm[3] = 1.0 - ls
-            prm[4] = ls / K if p.get("ls_per_class") else 0.5 * ls
-        else:
-            prm[3] = 1.0
-        prm[5] = p.get("alpha", 0.0)
-        prm[6] = p.get("gamma", 0.0)
-        prm[7] = p.get("flag", 0.0)
-        if ignore_class is not None:
-            prm[8] = ignore_class
-            prm[9] = 1.0
+        ls_b = (ls / K if p.get("ls_per_class") else 0.5 * ls) if ls else 0.0
+        prm = np.array(
+            (
+                factor,
+                EPSILON,
+                1.0 - EPSILON,
+                1.0 - ls,
+                ls_b,
+                p.get("alpha", 0.0),
+                p.get("gamma", 0.0),
+                p.get("flag", 0.0),
+                0.0 if ignore_class is None else ignore_class,
+                0.0 if ignore_class is None else 1.0,
+            ),
+            dt,
+        )
         fn = _backend.kernel(spec, variant, _backend.current_backend())
         info = fn(yt2, yp2, prm, w_rows, ws, loss, grad2, want_grad, _chunks(R, K))
         if len(info) == 1:

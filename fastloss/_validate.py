@@ -139,17 +139,18 @@ def labels_int64(lab, n_classes, ignore_class):
 
 
 def check_grad_out(grad_out, shape, dt, inputs):
-    if not isinstance(grad_out, np.ndarray):
+    if type(grad_out) is not np.ndarray:
         raise TypeError(f"`grad_out` must be a NumPy array; got {type(grad_out).__name__}")
     if grad_out.shape != shape or grad_out.dtype != dt:
         raise ValueError(
             f"`grad_out` must have shape {shape} and dtype {dt} (those of y_pred's gradient); "
             f"got shape {grad_out.shape} and dtype {grad_out.dtype}"
         )
-    if not grad_out.flags.c_contiguous or not grad_out.flags.writeable:
+    flags = grad_out.flags
+    if not (flags.c_contiguous and flags.writeable):
         raise ValueError("`grad_out` must be a writeable C-contiguous array")
     for a in inputs:
-        if isinstance(a, np.ndarray) and np.may_share_memory(grad_out, a):
+        if type(a) is np.ndarray and np.may_share_memory(grad_out, a):
             raise ValueError("`grad_out` must not share memory with y_true, y_pred or sample_weight")
 
 

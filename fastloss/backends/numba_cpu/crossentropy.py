@@ -83,6 +83,12 @@ def _chunk(c, nch, n):
 
 
 @njit(inline="always", fastmath=FASTMATH, error_model="numpy")
+def _log_inplace(v):
+    for t in range(v.shape[0]):
+        v[t] = flog(v[t])
+
+
+@njit(inline="always", fastmath=FASTMATH, error_model="numpy")
 def _exp_inplace(v):
     # index from range(len): Numba then knows t >= 0 and emits no negative-index
     # wraparound, which would stop the loop from vectorizing
@@ -492,6 +498,8 @@ def scce_logits_rows(yt, yp, prm, w, ws, loss, grad, want_grad, lo, hi):
     rb = max(1, BLOCK // C)
     nb = min(hi - lo, rb)
     mrow = np.empty(nb, yp.dtype)
+    srow = np.empty(nb, yp.dtype)
+    lrow = np.empty(nb, yp.dtype)
     krow = np.empty(nb, np.int64)
     if want_grad:
         buf = grad
@@ -517,6 +525,13 @@ def scce_logits_rows(yt, yp, prm, w, ws, loss, grad, want_grad, lo, hi):
                 buf[i - r0 + boff, j] = yp[i, j] - m
         flat = buf.reshape(buf.shape[0] * C)
         _exp_inplace(flat[boff * C : (boff + r1 - r0) * C])
+        for i in range(r1 - r0):
+            s = zero
+            for j in range(C):
+                s += buf[i + boff, j]
+            srow[i] = s
+            lrow[i] = s
+        _log_inplace(lrow[: r1 - r0])  # log of the row sums, one vector loop
         for i in range(r0, r1):
             k = krow[i - r0]
             bi = i - r0 + boff
@@ -525,15 +540,12 @@ def scce_logits_rows(yt, yp, prm, w, ws, loss, grad, want_grad, lo, hi):
                 for j in range(C):
                     buf[bi, j] = zero
                 continue
-            s = zero
-            for j in range(C):
-                s += buf[bi, j]
-            li = flog(s) - (yp[i, k] - mrow[i - r0])
+            li = lrow[i - r0] - (yp[i, k] - mrow[i - r0])
             loss[i] = li
             tot += np.float64(li) * np.float64(w[i * ws])
             if want_grad:
                 sc = w[i * ws] * prm[F_SCALE]
-                r = sc / s
+                r = sc / srow[i - r0]
                 for j in range(C):
                     buf[bi, j] = buf[bi, j] * r
                 buf[bi, k] -= sc
