@@ -132,7 +132,17 @@ def _e_bce_logits(y, x, eps, ome, alpha, gamma, flag):
 
 
 @njit(inline="always", fastmath=FASTMATH, error_model="numpy")
-def _binary_focal_core(y, p, q, eps, ome, alpha, gamma, balance):
+def _focal_pow(m, gamma, sq):
+    """(m**gamma, d/dm m**gamma). ``sq`` (gamma == 2, the default, known when
+    the loop is entered) takes the branch-free square: vectorized code would
+    otherwise evaluate the exp/log of the general power for every element."""
+    if sq:
+        return m * m, m + m
+    return fpow(m, gamma), gamma * fpow(m, gamma - lit(m, 1.0))
+
+
+@njit(inline="always", fastmath=FASTMATH, error_model="numpy")
+def _binary_focal_core(y, p, q, eps, ome, alpha, gamma, balance, sq):
     """Keras' binary focal loss and d/dp for one element; q = 1 - p, computed
     by the caller without cancellation (sigmoid(-x) for logits).
 
@@ -159,8 +169,8 @@ def _binary_focal_core(y, p, q, eps, ome, alpha, gamma, balance):
     if p > ome:
         dbce = zero
     m = y * q + (one - y) * p
-    f = fpow(m, gamma)
-    df = gamma * fpow(m, gamma - one) * (one - y - y)
+    f, dfm = _focal_pow(m, gamma, sq)
+    df = dfm * (one - y - y)
     wb = one
     if balance:
         wb = y * alpha + (one - y) * (one - alpha)
@@ -168,19 +178,19 @@ def _binary_focal_core(y, p, q, eps, ome, alpha, gamma, balance):
 
 
 @njit(inline="always", fastmath=FASTMATH, error_model="numpy")
-def _e_bfocal(y, p, eps, ome, alpha, gamma, flag):
-    return _binary_focal_core(y, p, lit(p, 1.0) - p, eps, ome, alpha, gamma, flag != lit(p, 0.0))
+def _e_bfocal(y, p, eps, ome, alpha, gamma, flag, sq):
+    return _binary_focal_core(y, p, lit(p, 1.0) - p, eps, ome, alpha, gamma, flag != lit(p, 0.0), sq)
 
 
 @njit(inline="always", fastmath=FASTMATH, error_model="numpy")
-def _e_bfocal_logits(y, x, eps, ome, alpha, gamma, flag):
+def _e_bfocal_logits(y, x, eps, ome, alpha, gamma, flag, sq):
     p, q = _sigmoid_pair(x)
-    l, g = _binary_focal_core(y, p, q, eps, ome, alpha, gamma, flag != lit(x, 0.0))
+    l, g = _binary_focal_core(y, p, q, eps, ome, alpha, gamma, flag != lit(x, 0.0), sq)
     return l, g * (p * q)
 
 
 @njit(inline="always", fastmath=FASTMATH, error_model="numpy")
-def _tfa_factors(y, prob, qprob, alpha, gamma):
+def _tfa_factors(y, prob, qprob, alpha, gamma, sq):
     """TF Addons' alpha factor, modulating factor and d(modulating)/d prob;
     alpha == 0 or gamma == 0 switch their factor off (TFA: ``if alpha:``)."""
     zero = lit(y, 0.0)
@@ -192,13 +202,13 @@ def _tfa_factors(y, prob, qprob, alpha, gamma):
     dmf = zero
     if gamma != zero:
         m = y * qprob + (one - y) * prob
-        mf = fpow(m, gamma)
-        dmf = gamma * fpow(m, gamma - one) * (one - y - y)
+        mf, dmm = _focal_pow(m, gamma, sq)
+        dmf = dmm * (one - y - y)
     return af, mf, dmf
 
 
 @njit(inline="always", fastmath=FASTMATH, error_model="numpy")
-def _e_sfocal(y, p, eps, ome, alpha, gamma, flag):
+def _e_sfocal(y, p, eps, ome, alpha, gamma, flag, sq):
     zero = lit(p, 0.0)
     one = lit(p, 1.0)
     pc = _clip(p, eps, ome)
@@ -209,12 +219,12 @@ def _e_sfocal(y, p, eps, ome, alpha, gamma, flag):
         dce = zero
     if p > ome:
         dce = zero
-    af, mf, dmf = _tfa_factors(y, p, one - p, alpha, gamma)
+    af, mf, dmf = _tfa_factors(y, p, one - p, alpha, gamma, sq)
     return af * mf * ce, af * (dmf * ce + mf * dce)
 
 
 @njit(inline="always", fastmath=FASTMATH, error_model="numpy")
-def _e_sfocal_logits(y, x, eps, ome, alpha, gamma, flag):
+def _e_sfocal_logits(y, x, eps, ome, alpha, gamma, flag, sq):
     zero = lit(x, 0.0)
     one = lit(x, 1.0)
     u = fexp(-abs(x))
@@ -223,7 +233,7 @@ def _e_sfocal_logits(y, x, eps, ome, alpha, gamma, flag):
     s = one / (one + u)
     p = s if x >= zero else u * s
     q = u * s if x >= zero else s
-    af, mf, dmf = _tfa_factors(y, p, q, alpha, gamma)
+    af, mf, dmf = _tfa_factors(y, p, q, alpha, gamma, sq)
     # d ce/dx = p - y ; d prob/dx = p q
     return af * mf * ce, af * (dmf * (p * q) * ce + mf * (p - y))
 
@@ -267,30 +277,50 @@ def _flat_bce_logits(yt, yp, gf, lbuf, a, b, eps, ome, alpha, gamma, flag, sc):
 
 @njit(inline="always", fastmath=FASTMATH, error_model="numpy")
 def _flat_bfocal(yt, yp, gf, lbuf, a, b, eps, ome, alpha, gamma, flag, sc):
-    for t in range(yp.shape[0]):
-        lbuf[t], g = _e_bfocal(yt[t] * a + b, yp[t], eps, ome, alpha, gamma, flag)
-        gf[t] = g * sc
+    if gamma == lit(gamma, 2.0):
+        for t in range(yp.shape[0]):
+            lbuf[t], g = _e_bfocal(yt[t] * a + b, yp[t], eps, ome, alpha, gamma, flag, True)
+            gf[t] = g * sc
+    else:
+        for t in range(yp.shape[0]):
+            lbuf[t], g = _e_bfocal(yt[t] * a + b, yp[t], eps, ome, alpha, gamma, flag, False)
+            gf[t] = g * sc
 
 
 @njit(inline="always", fastmath=FASTMATH, error_model="numpy")
 def _flat_bfocal_logits(yt, yp, gf, lbuf, a, b, eps, ome, alpha, gamma, flag, sc):
-    for t in range(yp.shape[0]):
-        lbuf[t], g = _e_bfocal_logits(yt[t] * a + b, yp[t], eps, ome, alpha, gamma, flag)
-        gf[t] = g * sc
+    if gamma == lit(gamma, 2.0):
+        for t in range(yp.shape[0]):
+            lbuf[t], g = _e_bfocal_logits(yt[t] * a + b, yp[t], eps, ome, alpha, gamma, flag, True)
+            gf[t] = g * sc
+    else:
+        for t in range(yp.shape[0]):
+            lbuf[t], g = _e_bfocal_logits(yt[t] * a + b, yp[t], eps, ome, alpha, gamma, flag, False)
+            gf[t] = g * sc
 
 
 @njit(inline="always", fastmath=FASTMATH, error_model="numpy")
 def _flat_sfocal(yt, yp, gf, lbuf, a, b, eps, ome, alpha, gamma, flag, sc):
-    for t in range(yp.shape[0]):
-        lbuf[t], g = _e_sfocal(yt[t], yp[t], eps, ome, alpha, gamma, flag)
-        gf[t] = g * sc
+    if gamma == lit(gamma, 2.0):
+        for t in range(yp.shape[0]):
+            lbuf[t], g = _e_sfocal(yt[t], yp[t], eps, ome, alpha, gamma, flag, True)
+            gf[t] = g * sc
+    else:
+        for t in range(yp.shape[0]):
+            lbuf[t], g = _e_sfocal(yt[t], yp[t], eps, ome, alpha, gamma, flag, False)
+            gf[t] = g * sc
 
 
 @njit(inline="always", fastmath=FASTMATH, error_model="numpy")
 def _flat_sfocal_logits(yt, yp, gf, lbuf, a, b, eps, ome, alpha, gamma, flag, sc):
-    for t in range(yp.shape[0]):
-        lbuf[t], g = _e_sfocal_logits(yt[t], yp[t], eps, ome, alpha, gamma, flag)
-        gf[t] = g * sc
+    if gamma == lit(gamma, 2.0):
+        for t in range(yp.shape[0]):
+            lbuf[t], g = _e_sfocal_logits(yt[t], yp[t], eps, ome, alpha, gamma, flag, True)
+            gf[t] = g * sc
+    else:
+        for t in range(yp.shape[0]):
+            lbuf[t], g = _e_sfocal_logits(yt[t], yp[t], eps, ome, alpha, gamma, flag, False)
+            gf[t] = g * sc
 
 
 @njit(inline="always", fastmath=FASTMATH, error_model="numpy")
@@ -352,14 +382,21 @@ def _elementwise_rows(flat, row_mean, yt, yp, prm, w, ws, loss, grad, want_grad,
                         grad[i, j] *= wi
         else:
             flat(ytf[e0:e1], ypf[e0:e1], gf, lbuf, a, b, eps, ome, alpha, gamma, flag, sc)
-        for i in range(r0, r1):
-            acc = zero
-            base = (i - r0) * K
-            for j in range(K):
-                acc += lbuf[base + j]
-            li = acc * rscale
-            loss[i] = li
-            tot += np.float64(li) * np.float64(w[i * ws])
+        if K == 1 and ws == 0:  # one element per row: a plain (vectorized) copy
+            part = 0.0
+            for i in range(r1 - r0):
+                loss[r0 + i] = lbuf[i]
+                part += np.float64(lbuf[i])
+            tot += part * np.float64(w[0])
+        else:
+            for i in range(r0, r1):
+                acc = zero
+                base = (i - r0) * K
+                for j in range(K):
+                    acc += lbuf[base + j]
+                li = acc * rscale
+                loss[i] = li
+                tot += np.float64(li) * np.float64(w[i * ws])
         r0 = r1
     return 0, -1, tot
 
