@@ -31,6 +31,10 @@ Where fastloss differs from the original, on purpose:
 * Sigmoids are evaluated as ``sigmoid(x)`` and ``sigmoid(-x)`` separately, so
   ``1 - p`` keeps full relative precision for large logits (float32 TF loses
   digits there).
+* Categorical label smoothing with ``axis`` other than the last: ``ls / C``
+  uses the size of the class axis (Keras 3.15 divides by ``shape[-1]``
+  whatever ``axis`` is). ``SparseCategoricalCrossentropy`` accepts any
+  ``axis`` (Keras' TF backend supports only the last).
 """
 
 import math

@@ -162,5 +162,9 @@ def test_float32_close_to_float64(data, cls):
     a = cls(reduction="none")(yt, yp32)
     b = cls(reduction="none")(yt, yp32.astype(np.float64))
     assert a.dtype == np.float32
-    # near the clip bounds float32's 1 - 1e-7 rounds to 1 - 2**-23: allow that much in log space
-    np.testing.assert_allclose(a, b, rtol=1e-5, atol=0.2 / yp.shape[1] + 1e-6)
+    # At the upper clip bound float32's 1 - 1e-7 rounds to 1 - 2**-23 (as in Keras), so
+    # -log(1 - clip(p)) is 15.94 instead of 16.12: up to 0.18 per element, and the
+    # per-sample loss is a mean over elements. Away from the bound: rtol 1e-5.
+    at_bound = (yp32 >= np.float32(1 - 1e-7)).any(axis=-1)
+    np.testing.assert_allclose(a[~at_bound], b[~at_bound], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(a[at_bound], b[at_bound], rtol=1e-5, atol=0.19)

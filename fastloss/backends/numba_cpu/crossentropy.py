@@ -213,8 +213,10 @@ def _e_sfocal(y, p, eps, ome, alpha, gamma, flag, sq):
     one = lit(p, 1.0)
     pc = _clip(p, eps, ome)
     # Keras 2 backend (what TF Addons calls) puts eps inside the logs
-    ce = -(y * flog(pc + eps) + (one - y) * flog(one - pc + eps))
-    dce = (one - y) / (one - pc + eps) - y / (pc + eps)
+    u = pc + eps
+    v = one - pc + eps
+    ce = -(y * flog(u) + (one - y) * flog(v))
+    dce = ((one - y) * u - y * v) / (u * v)  # (1-y)/v - y/u, one division
     if p < eps:
         dce = zero
     if p > ome:
