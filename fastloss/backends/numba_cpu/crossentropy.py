@@ -32,40 +32,32 @@ dtype; every float constant goes through ``lit`` so float32 stays float32
 import numpy as np
 from numba import njit, prange
 
-from ..._config import FASTMATH
+from ._common import (
+    BLOCK,
+    F_SCALE,
+    INLINE,
+    JIT,
+    P_ALPHA,
+    P_EPS,
+    P_FLAG,
+    P_GAMMA,
+    P_HAS_IGNORE,
+    P_IGNORE,
+    P_LS_A,
+    P_LS_B,
+    P_OME,
+    PJIT,
+    chunk,
+    clip,
+    elementwise_rows,
+    entry,
+    exp_inplace,
+    log_inplace,
+    par,
+)
 from ._math import fexp, flog, flog1p, fpow, lit, row_max
 
-# Indices into ``prm``.
-F_SCALE = 0
-P_EPS = 1
-P_OME = 2  # 1 - eps, rounded in the compute dtype like Keras' 1.0 - epsilon()
-P_LS_A = 3  # label smoothing: y' = y * a + b
-P_LS_B = 4
-P_ALPHA = 5
-P_GAMMA = 6
-P_FLAG = 7  # loss-specific switch (class balancing, logits, ...)
-P_IGNORE = 8  # ignore_class label value (sparse)
-P_HAS_IGNORE = 9
-
-# Rows are processed in blocks of about this many elements, so a block's
-# scratch and gradient stay in L1/L2 between the passes over it.
-BLOCK = 4096
-
-_JIT = dict(fastmath=FASTMATH, error_model="numpy", cache=True, nogil=True)
-_PJIT = dict(parallel=True, fastmath=FASTMATH, error_model="numpy", cache=True, nogil=True)
-
-
-@njit(inline="always", fastmath=FASTMATH, error_model="numpy")
-def _clip(p, lo, hi):
-    c = p
-    if c < lo:
-        c = lo
-    if c > hi:
-        c = hi
-    return c
-
-
-@njit(inline="always", fastmath=FASTMATH, error_model="numpy")
+@njit(**INLINE)
 def _sigmoid_pair(x):
     """(sigmoid(x), sigmoid(-x)), each accurate (no 1 - s cancellation)."""
     one = lit(x, 1.0)
@@ -75,25 +67,6 @@ def _sigmoid_pair(x):
     if x >= lit(x, 0.0):
         return s, t
     return t, s
-
-
-@njit(inline="always", fastmath=FASTMATH, error_model="numpy")
-def _chunk(c, nch, n):
-    return c * n // nch, (c + 1) * n // nch
-
-
-@njit(inline="always", fastmath=FASTMATH, error_model="numpy")
-def _log_inplace(v):
-    for t in range(v.shape[0]):
-        v[t] = flog(v[t])
-
-
-@njit(inline="always", fastmath=FASTMATH, error_model="numpy")
-def _exp_inplace(v):
-    # index from range(len): Numba then knows t >= 0 and emits no negative-index
-    # wraparound, which would stop the loop from vectorizing
-    for t in range(v.shape[0]):
-        v[t] = fexp(v[t])
 
 
 # ----------------------------------------------------------------------------
@@ -106,10 +79,10 @@ def _exp_inplace(v):
 # block while it is in cache).
 # ----------------------------------------------------------------------------
 
-@njit(inline="always", fastmath=FASTMATH, error_model="numpy")
+@njit(**INLINE)
 def _e_bce(y, p, eps, ome, alpha, gamma, flag):
     one = lit(p, 1.0)
-    pc = _clip(p, eps, ome)
+    pc = clip(p, eps, ome)
     l = -(y * flog(pc) + (one - y) * flog(one - pc))
     g = (pc - y) / (pc * (one - pc))
     if p < eps:
@@ -119,7 +92,7 @@ def _e_bce(y, p, eps, ome, alpha, gamma, flag):
     return l, g
 
 
-@njit(inline="always", fastmath=FASTMATH, error_model="numpy")
+@njit(**INLINE)
 def _e_bce_logits(y, x, eps, ome, alpha, gamma, flag):
     zero = lit(x, 0.0)
     one = lit(x, 1.0)
@@ -131,7 +104,7 @@ def _e_bce_logits(y, x, eps, ome, alpha, gamma, flag):
     return l, sig - y
 
 
-@njit(inline="always", fastmath=FASTMATH, error_model="numpy")
+@njit(**INLINE)
 def _focal_pow(m, gamma, sq):
     """(m**gamma, d/dm m**gamma). ``sq`` (gamma == 2, the default, known when
     the loop is entered) takes the branch-free square: vectorized code would
@@ -141,7 +114,7 @@ def _focal_pow(m, gamma, sq):
     return fpow(m, gamma), gamma * fpow(m, gamma - lit(m, 1.0))
 
 
-@njit(inline="always", fastmath=FASTMATH, error_model="numpy")
+@njit(**INLINE)
 def _binary_focal_core(y, p, q, eps, ome, alpha, gamma, balance, sq):
     """Keras' binary focal loss and d/dp for one element; q = 1 - p, computed
     by the caller without cancellation (sigmoid(-x) for logits).
@@ -177,19 +150,19 @@ def _binary_focal_core(y, p, q, eps, ome, alpha, gamma, balance, sq):
     return wb * f * bce, wb * (df * bce + f * dbce)
 
 
-@njit(inline="always", fastmath=FASTMATH, error_model="numpy")
+@njit(**INLINE)
 def _e_bfocal(y, p, eps, ome, alpha, gamma, flag, sq):
     return _binary_focal_core(y, p, lit(p, 1.0) - p, eps, ome, alpha, gamma, flag != lit(p, 0.0), sq)
 
 
-@njit(inline="always", fastmath=FASTMATH, error_model="numpy")
+@njit(**INLINE)
 def _e_bfocal_logits(y, x, eps, ome, alpha, gamma, flag, sq):
     p, q = _sigmoid_pair(x)
     l, g = _binary_focal_core(y, p, q, eps, ome, alpha, gamma, flag != lit(x, 0.0), sq)
     return l, g * (p * q)
 
 
-@njit(inline="always", fastmath=FASTMATH, error_model="numpy")
+@njit(**INLINE)
 def _tfa_factors(y, prob, qprob, alpha, gamma, sq):
     """TF Addons' alpha factor, modulating factor and d(modulating)/d prob;
     alpha == 0 or gamma == 0 switch their factor off (TFA: ``if alpha:``)."""
@@ -207,11 +180,11 @@ def _tfa_factors(y, prob, qprob, alpha, gamma, sq):
     return af, mf, dmf
 
 
-@njit(inline="always", fastmath=FASTMATH, error_model="numpy")
+@njit(**INLINE)
 def _e_sfocal(y, p, eps, ome, alpha, gamma, flag, sq):
     zero = lit(p, 0.0)
     one = lit(p, 1.0)
-    pc = _clip(p, eps, ome)
+    pc = clip(p, eps, ome)
     # Keras 2 backend (what TF Addons calls) puts eps inside the logs
     u = pc + eps
     v = one - pc + eps
@@ -225,7 +198,7 @@ def _e_sfocal(y, p, eps, ome, alpha, gamma, flag, sq):
     return af * mf * ce, af * (dmf * ce + mf * dce)
 
 
-@njit(inline="always", fastmath=FASTMATH, error_model="numpy")
+@njit(**INLINE)
 def _e_sfocal_logits(y, x, eps, ome, alpha, gamma, flag, sq):
     zero = lit(x, 0.0)
     one = lit(x, 1.0)
@@ -240,12 +213,12 @@ def _e_sfocal_logits(y, x, eps, ome, alpha, gamma, flag, sq):
     return af * mf * ce, af * (dmf * (p * q) * ce + mf * (p - y))
 
 
-@njit(inline="always", fastmath=FASTMATH, error_model="numpy")
+@njit(**INLINE)
 def _e_kld(y, p, eps, ome, alpha, gamma, flag):
     zero = lit(p, 0.0)
     one = lit(p, 1.0)
-    yc = _clip(y, eps, one)
-    pc = _clip(p, eps, one)
+    yc = clip(y, eps, one)
+    pc = clip(p, eps, one)
     g = -yc / pc
     if p < eps:
         g = zero
@@ -254,7 +227,7 @@ def _e_kld(y, p, eps, ome, alpha, gamma, flag):
     return yc * flog(yc / pc), g
 
 
-@njit(inline="always", fastmath=FASTMATH, error_model="numpy")
+@njit(**INLINE)
 def _e_poisson(y, p, eps, ome, alpha, gamma, flag):
     return p - y * flog(p + eps), lit(p, 1.0) - y / (p + eps)
 
@@ -263,21 +236,21 @@ def _e_poisson(y, p, eps, ome, alpha, gamma, flag):
 # gf. Blocks arrive as slices so every index is a plain range(n) index (Numba
 # then knows it is >= 0 and emits no wraparound select, which would stop the
 # vectorizer).
-@njit(inline="always", fastmath=FASTMATH, error_model="numpy")
+@njit(**INLINE)
 def _flat_bce(yt, yp, gf, lbuf, a, b, eps, ome, alpha, gamma, flag, sc):
     for t in range(yp.shape[0]):
         lbuf[t], g = _e_bce(yt[t] * a + b, yp[t], eps, ome, alpha, gamma, flag)
         gf[t] = g * sc
 
 
-@njit(inline="always", fastmath=FASTMATH, error_model="numpy")
+@njit(**INLINE)
 def _flat_bce_logits(yt, yp, gf, lbuf, a, b, eps, ome, alpha, gamma, flag, sc):
     for t in range(yp.shape[0]):
         lbuf[t], g = _e_bce_logits(yt[t] * a + b, yp[t], eps, ome, alpha, gamma, flag)
         gf[t] = g * sc
 
 
-@njit(inline="always", fastmath=FASTMATH, error_model="numpy")
+@njit(**INLINE)
 def _flat_bfocal(yt, yp, gf, lbuf, a, b, eps, ome, alpha, gamma, flag, sc):
     if gamma == lit(gamma, 2.0):
         for t in range(yp.shape[0]):
@@ -289,7 +262,7 @@ def _flat_bfocal(yt, yp, gf, lbuf, a, b, eps, ome, alpha, gamma, flag, sc):
             gf[t] = g * sc
 
 
-@njit(inline="always", fastmath=FASTMATH, error_model="numpy")
+@njit(**INLINE)
 def _flat_bfocal_logits(yt, yp, gf, lbuf, a, b, eps, ome, alpha, gamma, flag, sc):
     if gamma == lit(gamma, 2.0):
         for t in range(yp.shape[0]):
@@ -301,7 +274,7 @@ def _flat_bfocal_logits(yt, yp, gf, lbuf, a, b, eps, ome, alpha, gamma, flag, sc
             gf[t] = g * sc
 
 
-@njit(inline="always", fastmath=FASTMATH, error_model="numpy")
+@njit(**INLINE)
 def _flat_sfocal(yt, yp, gf, lbuf, a, b, eps, ome, alpha, gamma, flag, sc):
     if gamma == lit(gamma, 2.0):
         for t in range(yp.shape[0]):
@@ -313,7 +286,7 @@ def _flat_sfocal(yt, yp, gf, lbuf, a, b, eps, ome, alpha, gamma, flag, sc):
             gf[t] = g * sc
 
 
-@njit(inline="always", fastmath=FASTMATH, error_model="numpy")
+@njit(**INLINE)
 def _flat_sfocal_logits(yt, yp, gf, lbuf, a, b, eps, ome, alpha, gamma, flag, sc):
     if gamma == lit(gamma, 2.0):
         for t in range(yp.shape[0]):
@@ -325,132 +298,58 @@ def _flat_sfocal_logits(yt, yp, gf, lbuf, a, b, eps, ome, alpha, gamma, flag, sc
             gf[t] = g * sc
 
 
-@njit(inline="always", fastmath=FASTMATH, error_model="numpy")
+@njit(**INLINE)
 def _flat_kld(yt, yp, gf, lbuf, a, b, eps, ome, alpha, gamma, flag, sc):
     for t in range(yp.shape[0]):
         lbuf[t], g = _e_kld(yt[t], yp[t], eps, ome, alpha, gamma, flag)
         gf[t] = g * sc
 
 
-@njit(inline="always", fastmath=FASTMATH, error_model="numpy")
+@njit(**INLINE)
 def _flat_poisson(yt, yp, gf, lbuf, a, b, eps, ome, alpha, gamma, flag, sc):
     for t in range(yp.shape[0]):
         lbuf[t], g = _e_poisson(yt[t], yp[t], eps, ome, alpha, gamma, flag)
         gf[t] = g * sc
 
 
-@njit(inline="always", fastmath=FASTMATH, error_model="numpy")
-def _elementwise_rows(flat, row_mean, yt, yp, prm, w, ws, loss, grad, want_grad, lo, hi):
-    """Rows [lo, hi) of an elementwise loss whose flat loop is ``flat``
-    (inlined: each loss compiles to its own kernel, and only the losses used
-    are ever compiled)."""
-    R, K = yp.shape
-    zero = prm[0] - prm[0]
-    one = zero + lit(zero, 1.0)
-    eps = prm[P_EPS]
-    ome = prm[P_OME]
-    a = prm[P_LS_A]
-    b = prm[P_LS_B]
-    alpha = prm[P_ALPHA]
-    gamma = prm[P_GAMMA]
-    flag = prm[P_FLAG]
-    rscale = one / lit(zero, K) if row_mean else one
-    ytf = yt.reshape(R * K)
-    ypf = yp.reshape(R * K)
-    rows_per_block = max(1, BLOCK // K)
-    nblk = min(hi - lo, rows_per_block) * K
-    lbuf = np.empty(nblk, yp.dtype)
-    if want_grad:
-        gf = grad.reshape(R * K)
-    else:
-        gf = np.empty(nblk, yp.dtype)  # gradients computed, thrown away
-    sc = prm[F_SCALE] * rscale
-    if ws == 0:
-        sc = sc * w[0]
-    if not want_grad:
-        sc = one
-    tot = 0.0
-    r0 = lo
-    while r0 < hi:
-        r1 = min(hi, r0 + rows_per_block)
-        e0 = r0 * K
-        e1 = r1 * K
-        if want_grad:
-            flat(ytf[e0:e1], ypf[e0:e1], gf[e0:e1], lbuf, a, b, eps, ome, alpha, gamma, flag, sc)
-            if ws != 0:
-                for i in range(r0, r1):
-                    wi = w[i]
-                    for j in range(K):
-                        grad[i, j] *= wi
-        else:
-            flat(ytf[e0:e1], ypf[e0:e1], gf, lbuf, a, b, eps, ome, alpha, gamma, flag, sc)
-        if K == 1 and ws == 0:  # one element per row: a plain (vectorized) copy
-            part = 0.0
-            for i in range(r1 - r0):
-                loss[r0 + i] = lbuf[i]
-                part += np.float64(lbuf[i])
-            tot += part * np.float64(w[0])
-        else:
-            for i in range(r0, r1):
-                acc = zero
-                base = (i - r0) * K
-                for j in range(K):
-                    acc += lbuf[base + j]
-                li = acc * rscale
-                loss[i] = li
-                tot += np.float64(li) * np.float64(w[i * ws])
-        r0 = r1
-    return 0, -1, tot
-
-
-@njit(inline="always", fastmath=FASTMATH, error_model="numpy")
-def _par(rows, yt, yp, prm, w, ws, loss, grad, want_grad, nch):
-    """Chunks of rows in prange; one (bad, first, total) row per chunk."""
-    info = np.zeros((nch, 3))
-    for c in prange(nch):
-        lo, hi = _chunk(c, nch, yp.shape[0])
-        info[c, 0], info[c, 1], info[c, 2] = rows(yt, yp, prm, w, ws, loss, grad, want_grad, lo, hi)
-    return info
-
-
-@njit(**_JIT)
+@njit(**JIT)
 def bce_rows(yt, yp, prm, w, ws, loss, grad, want_grad, lo, hi):
-    return _elementwise_rows(_flat_bce, True, yt, yp, prm, w, ws, loss, grad, want_grad, lo, hi)
+    return elementwise_rows(_flat_bce, True, yt, yp, prm, w, ws, loss, grad, want_grad, lo, hi)
 
 
-@njit(**_JIT)
+@njit(**JIT)
 def bce_logits_rows(yt, yp, prm, w, ws, loss, grad, want_grad, lo, hi):
-    return _elementwise_rows(_flat_bce_logits, True, yt, yp, prm, w, ws, loss, grad, want_grad, lo, hi)
+    return elementwise_rows(_flat_bce_logits, True, yt, yp, prm, w, ws, loss, grad, want_grad, lo, hi)
 
 
-@njit(**_JIT)
+@njit(**JIT)
 def binary_focal_rows(yt, yp, prm, w, ws, loss, grad, want_grad, lo, hi):
-    return _elementwise_rows(_flat_bfocal, True, yt, yp, prm, w, ws, loss, grad, want_grad, lo, hi)
+    return elementwise_rows(_flat_bfocal, True, yt, yp, prm, w, ws, loss, grad, want_grad, lo, hi)
 
 
-@njit(**_JIT)
+@njit(**JIT)
 def binary_focal_logits_rows(yt, yp, prm, w, ws, loss, grad, want_grad, lo, hi):
-    return _elementwise_rows(_flat_bfocal_logits, True, yt, yp, prm, w, ws, loss, grad, want_grad, lo, hi)
+    return elementwise_rows(_flat_bfocal_logits, True, yt, yp, prm, w, ws, loss, grad, want_grad, lo, hi)
 
 
-@njit(**_JIT)
+@njit(**JIT)
 def sigmoid_focal_rows(yt, yp, prm, w, ws, loss, grad, want_grad, lo, hi):
-    return _elementwise_rows(_flat_sfocal, False, yt, yp, prm, w, ws, loss, grad, want_grad, lo, hi)
+    return elementwise_rows(_flat_sfocal, False, yt, yp, prm, w, ws, loss, grad, want_grad, lo, hi)
 
 
-@njit(**_JIT)
+@njit(**JIT)
 def sigmoid_focal_logits_rows(yt, yp, prm, w, ws, loss, grad, want_grad, lo, hi):
-    return _elementwise_rows(_flat_sfocal_logits, False, yt, yp, prm, w, ws, loss, grad, want_grad, lo, hi)
+    return elementwise_rows(_flat_sfocal_logits, False, yt, yp, prm, w, ws, loss, grad, want_grad, lo, hi)
 
 
-@njit(**_JIT)
+@njit(**JIT)
 def kl_divergence_rows(yt, yp, prm, w, ws, loss, grad, want_grad, lo, hi):
-    return _elementwise_rows(_flat_kld, False, yt, yp, prm, w, ws, loss, grad, want_grad, lo, hi)
+    return elementwise_rows(_flat_kld, False, yt, yp, prm, w, ws, loss, grad, want_grad, lo, hi)
 
 
-@njit(**_JIT)
+@njit(**JIT)
 def poisson_rows(yt, yp, prm, w, ws, loss, grad, want_grad, lo, hi):
-    return _elementwise_rows(_flat_poisson, True, yt, yp, prm, w, ws, loss, grad, want_grad, lo, hi)
+    return elementwise_rows(_flat_poisson, True, yt, yp, prm, w, ws, loss, grad, want_grad, lo, hi)
 
 
 # ----------------------------------------------------------------------------
@@ -460,7 +359,7 @@ def poisson_rows(yt, yp, prm, w, ws, loss, grad, want_grad, lo, hi):
 # ----------------------------------------------------------------------------
 
 
-@njit(**_JIT)
+@njit(**JIT)
 def cce_logits_rows(yt, yp, prm, w, ws, loss, grad, want_grad, lo, hi):
     """loss = sum(y') logsumexp(x) - sum(y' x); grad = sum(y') softmax(x) - y'.
 
@@ -490,7 +389,7 @@ def cce_logits_rows(yt, yp, prm, w, ws, loss, grad, want_grad, lo, hi):
             for j in range(C):
                 buf[i - r0 + boff, j] = yp[i, j] - m
         flat = buf.reshape(buf.shape[0] * C)
-        _exp_inplace(flat[boff * C : (boff + r1 - r0) * C])
+        exp_inplace(flat[boff * C : (boff + r1 - r0) * C])
         for i in range(r0, r1):
             bi = i - r0 + boff
             m = mrow[i - r0]
@@ -514,7 +413,7 @@ def cce_logits_rows(yt, yp, prm, w, ws, loss, grad, want_grad, lo, hi):
     return 0, -1, tot
 
 
-@njit(**_JIT)
+@njit(**JIT)
 def _label(v, C, ignore, has_ignore):
     """-2: ignored row, -1: bad label, else the class index."""
     if has_ignore and v == ignore:
@@ -527,7 +426,7 @@ def _label(v, C, ignore, has_ignore):
     return k
 
 
-@njit(**_JIT)
+@njit(**JIT)
 def scce_logits_rows(yt, yp, prm, w, ws, loss, grad, want_grad, lo, hi):
     """loss = logsumexp(x) - x[y]; grad = softmax(x) - onehot(y)."""
     R, C = yp.shape
@@ -563,14 +462,14 @@ def scce_logits_rows(yt, yp, prm, w, ws, loss, grad, want_grad, lo, hi):
             for j in range(C):
                 buf[i - r0 + boff, j] = yp[i, j] - m
         flat = buf.reshape(buf.shape[0] * C)
-        _exp_inplace(flat[boff * C : (boff + r1 - r0) * C])
+        exp_inplace(flat[boff * C : (boff + r1 - r0) * C])
         for i in range(r1 - r0):
             s = zero
             for j in range(C):
                 s += buf[i + boff, j]
             srow[i] = s
             lrow[i] = s
-        _log_inplace(lrow[: r1 - r0])  # log of the row sums, one vector loop
+        log_inplace(lrow[: r1 - r0])  # log of the row sums, one vector loop
         for i in range(r0, r1):
             k = krow[i - r0]
             bi = i - r0 + boff
@@ -592,7 +491,7 @@ def scce_logits_rows(yt, yp, prm, w, ws, loss, grad, want_grad, lo, hi):
     return nbad, first, tot
 
 
-@njit(**_JIT)
+@njit(**JIT)
 def scce_probs_rows(yt, yp, prm, w, ws, loss, grad, want_grad, lo, hi):
     """TF backend: log(clip(p)) fed to the logits path, i.e.
     loss = log(sum(c)) - log(c_y), c = clip(p, eps, 1 - eps)."""
@@ -619,8 +518,8 @@ def scce_probs_rows(yt, yp, prm, w, ws, loss, grad, want_grad, lo, hi):
             continue
         S = zero
         for j in range(C):
-            S += _clip(yp[i, j], eps, ome)
-        ck = _clip(yp[i, k], eps, ome)
+            S += clip(yp[i, j], eps, ome)
+        ck = clip(yp[i, k], eps, ome)
         li = flog(S) - flog(ck)
         loss[i] = li
         tot += np.float64(li) * np.float64(w[i * ws])
@@ -641,7 +540,7 @@ def scce_probs_rows(yt, yp, prm, w, ws, loss, grad, want_grad, lo, hi):
     return nbad, first, tot
 
 
-@njit(**_JIT)
+@njit(**JIT)
 def cce_probs_rows(yt, yp, prm, w, ws, loss, grad, want_grad, lo, hi):
     """Keras: q = p / sum(p); c = clip(q, eps, 1 - eps); loss = -sum(y' log c)."""
     R, C = yp.shape
@@ -660,7 +559,7 @@ def cce_probs_rows(yt, yp, prm, w, ws, loss, grad, want_grad, lo, hi):
         for j in range(C):
             y = lit(zero, yt[i, j]) * a + b
             q = yp[i, j] / S
-            qc = _clip(q, eps, ome)
+            qc = clip(q, eps, ome)
             acc += y * flog(qc)
             if want_grad:
                 gq = -y / qc
@@ -679,7 +578,7 @@ def cce_probs_rows(yt, yp, prm, w, ws, loss, grad, want_grad, lo, hi):
     return 0, -1, tot
 
 
-@njit(**_JIT)
+@njit(**JIT)
 def categorical_focal_rows(yt, yp, prm, w, ws, loss, grad, want_grad, lo, hi):
     """Keras CategoricalFocalCrossentropy; prm[P_FLAG] != 0 means logits.
 
@@ -715,7 +614,7 @@ def categorical_focal_rows(yt, yp, prm, w, ws, loss, grad, want_grad, lo, hi):
             pj = fexp(yp[i, j] - m) * inv_s if logits else yp[i, j]
             y = lit(zero, yt[i, j]) * a + b
             q = pj / S
-            qc = _clip(q, eps, ome)
+            qc = clip(q, eps, ome)
             lc = flog(qc)
             f = fpow(one - qc, gamma)
             acc += alpha * f * (-y * lc)
@@ -748,69 +647,69 @@ def categorical_focal_rows(yt, yp, prm, w, ws, loss, grad, want_grad, lo, hi):
 
 
 # Parallel drivers (the chunk loop itself is _par, inlined into each).
-@njit(**_PJIT)
+@njit(**PJIT)
 def bce_par(yt, yp, prm, w, ws, loss, grad, want_grad, nch):
-    return _par(bce_rows, yt, yp, prm, w, ws, loss, grad, want_grad, nch)
+    return par(bce_rows, yt, yp, prm, w, ws, loss, grad, want_grad, nch)
 
 
-@njit(**_PJIT)
+@njit(**PJIT)
 def bce_logits_par(yt, yp, prm, w, ws, loss, grad, want_grad, nch):
-    return _par(bce_logits_rows, yt, yp, prm, w, ws, loss, grad, want_grad, nch)
+    return par(bce_logits_rows, yt, yp, prm, w, ws, loss, grad, want_grad, nch)
 
 
-@njit(**_PJIT)
+@njit(**PJIT)
 def binary_focal_par(yt, yp, prm, w, ws, loss, grad, want_grad, nch):
-    return _par(binary_focal_rows, yt, yp, prm, w, ws, loss, grad, want_grad, nch)
+    return par(binary_focal_rows, yt, yp, prm, w, ws, loss, grad, want_grad, nch)
 
 
-@njit(**_PJIT)
+@njit(**PJIT)
 def binary_focal_logits_par(yt, yp, prm, w, ws, loss, grad, want_grad, nch):
-    return _par(binary_focal_logits_rows, yt, yp, prm, w, ws, loss, grad, want_grad, nch)
+    return par(binary_focal_logits_rows, yt, yp, prm, w, ws, loss, grad, want_grad, nch)
 
 
-@njit(**_PJIT)
+@njit(**PJIT)
 def sigmoid_focal_par(yt, yp, prm, w, ws, loss, grad, want_grad, nch):
-    return _par(sigmoid_focal_rows, yt, yp, prm, w, ws, loss, grad, want_grad, nch)
+    return par(sigmoid_focal_rows, yt, yp, prm, w, ws, loss, grad, want_grad, nch)
 
 
-@njit(**_PJIT)
+@njit(**PJIT)
 def sigmoid_focal_logits_par(yt, yp, prm, w, ws, loss, grad, want_grad, nch):
-    return _par(sigmoid_focal_logits_rows, yt, yp, prm, w, ws, loss, grad, want_grad, nch)
+    return par(sigmoid_focal_logits_rows, yt, yp, prm, w, ws, loss, grad, want_grad, nch)
 
 
-@njit(**_PJIT)
+@njit(**PJIT)
 def kl_divergence_par(yt, yp, prm, w, ws, loss, grad, want_grad, nch):
-    return _par(kl_divergence_rows, yt, yp, prm, w, ws, loss, grad, want_grad, nch)
+    return par(kl_divergence_rows, yt, yp, prm, w, ws, loss, grad, want_grad, nch)
 
 
-@njit(**_PJIT)
+@njit(**PJIT)
 def poisson_par(yt, yp, prm, w, ws, loss, grad, want_grad, nch):
-    return _par(poisson_rows, yt, yp, prm, w, ws, loss, grad, want_grad, nch)
+    return par(poisson_rows, yt, yp, prm, w, ws, loss, grad, want_grad, nch)
 
 
-@njit(**_PJIT)
+@njit(**PJIT)
 def cce_logits_par(yt, yp, prm, w, ws, loss, grad, want_grad, nch):
-    return _par(cce_logits_rows, yt, yp, prm, w, ws, loss, grad, want_grad, nch)
+    return par(cce_logits_rows, yt, yp, prm, w, ws, loss, grad, want_grad, nch)
 
 
-@njit(**_PJIT)
+@njit(**PJIT)
 def cce_probs_par(yt, yp, prm, w, ws, loss, grad, want_grad, nch):
-    return _par(cce_probs_rows, yt, yp, prm, w, ws, loss, grad, want_grad, nch)
+    return par(cce_probs_rows, yt, yp, prm, w, ws, loss, grad, want_grad, nch)
 
 
-@njit(**_PJIT)
+@njit(**PJIT)
 def categorical_focal_par(yt, yp, prm, w, ws, loss, grad, want_grad, nch):
-    return _par(categorical_focal_rows, yt, yp, prm, w, ws, loss, grad, want_grad, nch)
+    return par(categorical_focal_rows, yt, yp, prm, w, ws, loss, grad, want_grad, nch)
 
 
-@njit(**_PJIT)
+@njit(**PJIT)
 def scce_logits_par(yt, yp, prm, w, ws, loss, grad, want_grad, nch):
-    return _par(scce_logits_rows, yt, yp, prm, w, ws, loss, grad, want_grad, nch)
+    return par(scce_logits_rows, yt, yp, prm, w, ws, loss, grad, want_grad, nch)
 
 
-@njit(**_PJIT)
+@njit(**PJIT)
 def scce_probs_par(yt, yp, prm, w, ws, loss, grad, want_grad, nch):
-    return _par(scce_probs_rows, yt, yp, prm, w, ws, loss, grad, want_grad, nch)
+    return par(scce_probs_rows, yt, yp, prm, w, ws, loss, grad, want_grad, nch)
 
 
 # ----------------------------------------------------------------------------
@@ -818,26 +717,18 @@ def scce_probs_par(yt, yp, prm, w, ws, loss, grad, want_grad, nch):
 # ----------------------------------------------------------------------------
 
 
-def _entry(rows, par, name):
-    def kernel(yt, yp, prm, w, ws, loss, grad, want_grad, nch):
-        if nch == 1:
-            return (rows(yt, yp, prm, w, ws, loss, grad, want_grad, 0, yp.shape[0]),)
-        return par(yt, yp, prm, w, ws, loss, grad, want_grad, nch)
-
-    kernel.__name__ = kernel.__qualname__ = name
-    return kernel
 
 
-bce_probs = _entry(bce_rows, bce_par, "bce_probs")
-bce_logits = _entry(bce_logits_rows, bce_logits_par, "bce_logits")
-binary_focal = _entry(binary_focal_rows, binary_focal_par, "binary_focal")
-binary_focal_logits = _entry(binary_focal_logits_rows, binary_focal_logits_par, "binary_focal_logits")
-sigmoid_focal = _entry(sigmoid_focal_rows, sigmoid_focal_par, "sigmoid_focal")
-sigmoid_focal_logits = _entry(sigmoid_focal_logits_rows, sigmoid_focal_logits_par, "sigmoid_focal_logits")
-kl_divergence = _entry(kl_divergence_rows, kl_divergence_par, "kl_divergence")
-poisson = _entry(poisson_rows, poisson_par, "poisson")
-cce_logits = _entry(cce_logits_rows, cce_logits_par, "cce_logits")
-cce_probs = _entry(cce_probs_rows, cce_probs_par, "cce_probs")
-categorical_focal = _entry(categorical_focal_rows, categorical_focal_par, "categorical_focal")
-scce_logits = _entry(scce_logits_rows, scce_logits_par, "scce_logits")
-scce_probs = _entry(scce_probs_rows, scce_probs_par, "scce_probs")
+bce_probs = entry(bce_rows, bce_par, "bce_probs")
+bce_logits = entry(bce_logits_rows, bce_logits_par, "bce_logits")
+binary_focal = entry(binary_focal_rows, binary_focal_par, "binary_focal")
+binary_focal_logits = entry(binary_focal_logits_rows, binary_focal_logits_par, "binary_focal_logits")
+sigmoid_focal = entry(sigmoid_focal_rows, sigmoid_focal_par, "sigmoid_focal")
+sigmoid_focal_logits = entry(sigmoid_focal_logits_rows, sigmoid_focal_logits_par, "sigmoid_focal_logits")
+kl_divergence = entry(kl_divergence_rows, kl_divergence_par, "kl_divergence")
+poisson = entry(poisson_rows, poisson_par, "poisson")
+cce_logits = entry(cce_logits_rows, cce_logits_par, "cce_logits")
+cce_probs = entry(cce_probs_rows, cce_probs_par, "cce_probs")
+categorical_focal = entry(categorical_focal_rows, categorical_focal_par, "categorical_focal")
+scce_logits = entry(scce_logits_rows, scce_logits_par, "scce_logits")
+scce_probs = entry(scce_probs_rows, scce_probs_par, "scce_probs")

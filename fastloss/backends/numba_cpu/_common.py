@@ -1,0 +1,156 @@
+"""Shared machinery of the Numba CPU kernels: the parameter layout, the
+elementwise driver (blocked flat loops, row reduction, per-row weights, float64
+batch total) and the serial/parallel entry points.
+
+Kernel contract (every family): ``kernel(y_true, y_pred, prm, w, ws, loss, grad,
+want_grad, nch) -> info``; see ``crossentropy.py``'s module docstring.
+
+A new elementwise loss needs: an element function ``(y, p, eps, ome, alpha,
+gamma, flag) -> (loss, dloss/dp)`` (``@njit(inline="always", **INLINE)``), a
+flat loop over a block calling it (copy ``_flat_poisson`` in crossentropy.py), a
+``*_rows`` kernel ``return elementwise_rows(_flat_x, row_mean, ...)``, a
+``*_par`` kernel ``return par(x_rows, ...)`` and ``entry(x_rows, x_par, name)``.
+"""
+
+import numpy as np
+from numba import njit, prange
+
+from ..._config import FASTMATH
+from ._math import fexp, flog, lit
+
+# jit options: kernels (cached on disk), parallel kernels, inlined helpers.
+JIT = dict(fastmath=FASTMATH, error_model="numpy", cache=True, nogil=True)
+PJIT = dict(parallel=True, fastmath=FASTMATH, error_model="numpy", cache=True, nogil=True)
+INLINE = dict(inline="always", fastmath=FASTMATH, error_model="numpy")
+
+# Indices into ``prm``.
+F_SCALE = 0
+P_EPS = 1
+P_OME = 2  # 1 - eps, rounded in the compute dtype like Keras' 1.0 - epsilon()
+P_LS_A = 3  # label smoothing: y' = y * a + b
+P_LS_B = 4
+P_ALPHA = 5
+P_GAMMA = 6
+P_FLAG = 7  # loss-specific switch (class balancing, logits, ...)
+P_IGNORE = 8  # ignore_class label value (sparse)
+P_HAS_IGNORE = 9
+
+# Rows are processed in blocks of about this many elements, so a block's
+# scratch and gradient stay in L1/L2 between the passes over it.
+BLOCK = 4096
+
+
+
+@njit(**INLINE)
+def clip(p, lo, hi):
+    c = p
+    if c < lo:
+        c = lo
+    if c > hi:
+        c = hi
+    return c
+
+
+@njit(**INLINE)
+def chunk(c, nch, n):
+    return c * n // nch, (c + 1) * n // nch
+
+
+@njit(**INLINE)
+def log_inplace(v):
+    for t in range(v.shape[0]):
+        v[t] = flog(v[t])
+
+
+@njit(**INLINE)
+def exp_inplace(v):
+    # index from range(len): Numba then knows t >= 0 and emits no negative-index
+    # wraparound, which would stop the loop from vectorizing
+    for t in range(v.shape[0]):
+        v[t] = fexp(v[t])
+
+
+@njit(**INLINE)
+def elementwise_rows(flat, row_mean, yt, yp, prm, w, ws, loss, grad, want_grad, lo, hi):
+    """Rows [lo, hi) of an elementwise loss whose flat loop is ``flat``
+    (inlined: each loss compiles to its own kernel, and only the losses used
+    are ever compiled)."""
+    R, K = yp.shape
+    zero = prm[0] - prm[0]
+    one = zero + lit(zero, 1.0)
+    eps = prm[P_EPS]
+    ome = prm[P_OME]
+    a = prm[P_LS_A]
+    b = prm[P_LS_B]
+    alpha = prm[P_ALPHA]
+    gamma = prm[P_GAMMA]
+    flag = prm[P_FLAG]
+    rscale = one / lit(zero, K) if row_mean else one
+    ytf = yt.reshape(R * K)
+    ypf = yp.reshape(R * K)
+    rows_per_block = max(1, BLOCK // K)
+    nblk = min(hi - lo, rows_per_block) * K
+    lbuf = np.empty(nblk, yp.dtype)
+    if want_grad:
+        gf = grad.reshape(R * K)
+    else:
+        gf = np.empty(nblk, yp.dtype)  # gradients computed, thrown away
+    sc = prm[F_SCALE] * rscale
+    if ws == 0:
+        sc = sc * w[0]
+    if not want_grad:
+        sc = one
+    tot = 0.0
+    r0 = lo
+    while r0 < hi:
+        r1 = min(hi, r0 + rows_per_block)
+        e0 = r0 * K
+        e1 = r1 * K
+        if want_grad:
+            flat(ytf[e0:e1], ypf[e0:e1], gf[e0:e1], lbuf, a, b, eps, ome, alpha, gamma, flag, sc)
+            if ws != 0:
+                for i in range(r0, r1):
+                    wi = w[i]
+                    for j in range(K):
+                        grad[i, j] *= wi
+        else:
+            flat(ytf[e0:e1], ypf[e0:e1], gf, lbuf, a, b, eps, ome, alpha, gamma, flag, sc)
+        if K == 1 and ws == 0:  # one element per row: a plain (vectorized) copy
+            part = 0.0
+            for i in range(r1 - r0):
+                loss[r0 + i] = lbuf[i]
+                part += np.float64(lbuf[i])
+            tot += part * np.float64(w[0])
+        else:
+            for i in range(r0, r1):
+                acc = zero
+                base = (i - r0) * K
+                for j in range(K):
+                    acc += lbuf[base + j]
+                li = acc * rscale
+                loss[i] = li
+                tot += np.float64(li) * np.float64(w[i * ws])
+        r0 = r1
+    return 0, -1, tot
+
+
+@njit(**INLINE)
+def par(rows, yt, yp, prm, w, ws, loss, grad, want_grad, nch):
+    """Chunks of rows in prange; one (bad, first, total) row per chunk."""
+    info = np.zeros((nch, 3))
+    for c in prange(nch):
+        lo, hi = chunk(c, nch, yp.shape[0])
+        info[c, 0], info[c, 1], info[c, 2] = rows(yt, yp, prm, w, ws, loss, grad, want_grad, lo, hi)
+    return info
+
+
+
+def entry(rows, par, name):
+    def kernel(yt, yp, prm, w, ws, loss, grad, want_grad, nch):
+        if nch == 1:
+            return (rows(yt, yp, prm, w, ws, loss, grad, want_grad, 0, yp.shape[0]),)
+        return par(yt, yp, prm, w, ws, loss, grad, want_grad, nch)
+
+    kernel.__name__ = kernel.__qualname__ = name
+    return kernel
+
