@@ -27,8 +27,21 @@ def available_backends():
         found = []
         if importlib.util.find_spec("numba") is not None:
             found.append("numba")
+            if _cuda_usable():
+                found.append("cuda")
         _available = found
     return list(_available)
+
+
+def _cuda_usable():
+    """A CUDA GPU that Numba can drive (or the CUDA simulator, when
+    NUMBA_ENABLE_CUDASIM=1). Probed once, lazily: importing numba.cuda costs time."""
+    try:
+        from numba import cuda
+
+        return bool(cuda.is_available())
+    except Exception:
+        return False
 
 
 def _check(name):
@@ -84,6 +97,8 @@ def kernel(spec, variant, backend):
             raise ValueError(
                 f"{spec.name} ({variant}) has no kernel on backend {backend!r}; it has: {have}"
             ) from None
+        if callable(path):  # an unregistered loss carries its kernel object
+            return path
         mod, _, attr = path.partition(":")
         fn = getattr(importlib.import_module(mod), attr)
         _kernel_cache[key] = fn

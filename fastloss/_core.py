@@ -58,24 +58,38 @@ def _labels_for_class_weight(layout, yt2):
     return lab.astype(np.int64)
 
 
-def compute(
-    name,
-    y_true,
-    y_pred,
-    *,
-    variant="probs",
-    params=None,
-    sample_weight=None,
-    class_weight=None,
-    reduction="none",
-    want_grad=False,
-    grad_out=None,
-    axis=-1,
-    dtype=None,
-    ignore_class=None,
-):
-    """Run loss ``name``. Returns ``(loss, grad)`` (``grad`` is None unless asked)."""
-    spec = _registry.get(name)
+def reduction_factor(reduction, scalar_loss, w_rows, ws, w_kept, valid, R):
+    """The factor that turns ``sum(loss * w)`` into the reduced loss (Keras'
+    ``reduce_values`` with ``divide_no_nan``); also the gradient's row scale.
+
+    ``w_kept``: the weights as Keras sums them for ``mean_with_sample_weight``
+    (None when there are no weights); ``valid``: the ignore_class mask or None.
+    """
+    if scalar_loss or reduction in ("none", "sum"):
+        return 1.0
+    if reduction == "mean_with_sample_weight" and w_kept is not None:
+        if valid is not None:
+            denom = float(np.sum((w_rows if ws else np.full(R, w_rows[0])) * valid, dtype=np.float64))
+        else:
+            denom = float(np.sum(w_kept, dtype=np.float64))
+        return 0.0 if denom == 0.0 else 1.0 / denom
+    # sum_over_batch_size / mean (/ mean_with_sample_weight without weights)
+    n = int(np.count_nonzero(valid)) if valid is not None else R
+    return 0.0 if n == 0 else 1.0 / n
+
+
+def _prepare(spec, y_true, y_pred, sample_weight, class_weight, axis, dtype, ignore_class):
+    """Validation and coercion shared by ``compute`` and ``grad_hess``.
+
+    Returns ``(dt, yp, yp2, yt2, ax, moved, grad_shape, S, R, K, sparse, masked,
+    valid, w_rows, ws, out_shape, w_kept)``: the compute dtype; y_pred with the
+    class axis moved last; the C-contiguous kernel inputs ``(R, K)`` (y_true as
+    ``(R,)`` int64 labels for sparse losses); the class axis and whether it was
+    moved; y_pred's shape; the per-sample shape ``S`` (``R`` = its size); the
+    ignore_class mask; the per-row weights ``w_rows`` with stride ``ws`` (0: one
+    weight for every row); the weighted loss' shape and the weights as Keras
+    sums them for ``"mean_with_sample_weight"``.
+    """
     dt = V.compute_dtype(y_pred, dtype)
     yp = V.as_float(y_pred, "y_pred", dt)
     if yp.ndim == 0:
@@ -145,22 +159,44 @@ def compute(
             w_kept = w_rows
     if w_rows is None:
         w_rows, ws = _ONE[dt.char], 0
+    return (dt, yp, yp2, yt2, ax, moved, grad_shape, S, R, K, sparse, masked, valid,
+            w_rows, ws, out_shape, w_kept)
+
+
+def compute(
+    name,
+    y_true,
+    y_pred,
+    *,
+    variant="probs",
+    params=None,
+    sample_weight=None,
+    class_weight=None,
+    reduction="none",
+    want_grad=False,
+    grad_out=None,
+    axis=-1,
+    dtype=None,
+    ignore_class=None,
+):
+    """Run loss ``name``. Returns ``(loss, grad)`` (``grad`` is None unless asked)."""
+    spec = _registry.get(name)
+    if hasattr(y_pred, "__cuda_array_interface__"):  # lives on a GPU: the device path
+        from .backends.numba_cuda import device
+
+        return device.compute(
+            spec, y_true, y_pred, variant=variant, params=params, sample_weight=sample_weight,
+            class_weight=class_weight, reduction=reduction, want_grad=want_grad, grad_out=grad_out,
+            axis=axis, dtype=dtype, ignore_class=ignore_class, factor_fn=reduction_factor,
+        )
+    (dt, yp, yp2, yt2, ax, moved, grad_shape, S, R, K, sparse, masked, valid,
+     w_rows, ws, out_shape, w_kept) = _prepare(
+        spec, y_true, y_pred, sample_weight, class_weight, axis, dtype, ignore_class
+    )
 
     # ---- reduction factor ----------------------------------------------------
-    n_valid = int(np.count_nonzero(valid)) if masked else R
+    factor = reduction_factor(reduction, len(S) == 0, w_rows, ws, w_kept, valid, R)
     scalar_loss = len(S) == 0
-    if scalar_loss or reduction in ("none", "sum"):
-        factor = 1.0
-    elif reduction == "mean_with_sample_weight" and w_kept is not None:
-        if masked:
-            denom = float(np.sum((w_rows if ws else np.full(R, w_rows[0])) * valid, dtype=np.float64))
-        elif ws == 0 and class_weight is None:
-            denom = float(w_kept)
-        else:
-            denom = float(np.sum(w_kept, dtype=np.float64))
-        factor = 0.0 if denom == 0.0 else 1.0 / denom
-    else:  # sum_over_batch_size / mean (/ mean_with_sample_weight without weights)
-        factor = 0.0 if n_valid == 0 else 1.0 / n_valid
 
     # ---- kernel --------------------------------------------------------------
     if want_grad:
@@ -174,25 +210,7 @@ def compute(
     loss = np.empty(R, dt)
     total = 0.0
     if R:
-        # prm layout: fastloss/backends/numba_cpu/crossentropy.py (F_SCALE, P_*)
-        p = params or _NO_PARAMS
-        ls = float(p.get("label_smoothing", 0.0))
-        ls_b = (ls / K if p.get("ls_per_class") else 0.5 * ls) if ls else 0.0
-        prm = np.array(
-            (
-                factor,
-                EPSILON,
-                1.0 - EPSILON,
-                1.0 - ls,
-                ls_b,
-                p.get("alpha", 0.0),
-                p.get("gamma", 0.0),
-                p.get("flag", 0.0),
-                0.0 if ignore_class is None else ignore_class,
-                0.0 if ignore_class is None else 1.0,
-            ),
-            dt,
-        )
+        prm = _prm(factor, K, params, ignore_class, dt)
         fn = _backend.kernel(spec, variant, _backend.current_backend())
         info = fn(yt2, yp2, prm, w_rows, ws, loss, grad2, want_grad, _chunks(R, K))
         if len(info) == 1:
@@ -201,12 +219,8 @@ def compute(
             nbad = sum(r[0] for r in info)
             first = min((r[1] for r in info if r[0] > 0), default=-1)
             total = sum(r[2] for r in info)
-        if sparse:
-            nbad = int(nbad)
-            if nbad:
-                first = int(first)
-                idx = np.unravel_index(first, S) if len(S) > 1 else first
-                raise ValueError(V.bad_labels_message(nbad, K, yt2[first].item(), idx, ignore_class))
+        if sparse and nbad:
+            _raise_bad_labels(nbad, first, S, yt2, K, ignore_class)
 
     # ---- reduce ----------------------------------------------------------------
     if reduction == "none" or scalar_loss:
@@ -232,3 +246,104 @@ def compute(
         else:
             grad = grad_out if grad_out is not None else grad2.reshape(grad_shape)
     return value, grad
+
+
+def _prm(factor, K, params, ignore_class, dt):
+    """The kernels' parameter vector (layout: numba_cpu/_common.py, F_SCALE and P_*)."""
+    p = params or _NO_PARAMS
+    ls = float(p.get("label_smoothing", 0.0))
+    ls_b = (ls / K if p.get("ls_per_class") else 0.5 * ls) if ls else 0.0
+    return np.array(
+        (
+            factor,
+            EPSILON,
+            1.0 - EPSILON,
+            1.0 - ls,
+            ls_b,
+            p.get("alpha", 0.0),
+            p.get("gamma", 0.0),
+            p.get("flag", 0.0),
+            0.0 if ignore_class is None else ignore_class,
+            0.0 if ignore_class is None else 1.0,
+        ),
+        dt,
+    )
+
+
+def _raise_bad_labels(nbad, first, S, yt2, K, ignore_class):
+    """The kernel counted ``nbad`` invalid labels, the first at flat row ``first``."""
+    nbad = int(nbad)
+    first = int(first)
+    idx = np.unravel_index(first, S) if len(S) > 1 else first
+    raise ValueError(V.bad_labels_message(nbad, K, yt2[first].item(), idx, ignore_class))
+
+
+def _gh_losses():
+    """``"name (variants)"`` for every registry entry with a grad_hess kernel."""
+    out = []
+    for n in sorted(_registry.REGISTRY):
+        vs = sorted({v for ks in _registry.REGISTRY[n].kernels.values() for v in ks if v in ("gh", "gh_logits")})
+        if vs == ["gh", "gh_logits"]:
+            out.append(n)
+        elif vs == ["gh_logits"]:
+            out.append(f"{n} (from_logits=True)")
+        elif vs:
+            has_logits = any("logits" in ks for ks in _registry.REGISTRY[n].kernels.values())
+            out.append(f"{n} (from_logits=False)" if has_logits else n)
+    return out
+
+
+def grad_hess(
+    name,
+    y_true,
+    y_pred,
+    *,
+    variant="gh",
+    params=None,
+    sample_weight=None,
+    class_weight=None,
+    axis=-1,
+    dtype=None,
+    ignore_class=None,
+):
+    """Gradient and Hessian diagonal of ``sum_i w_i loss_i`` w.r.t. ``y_pred``.
+
+    ``loss_i`` is the per-sample loss (the class axis reduced by the loss' own
+    mean or sum); ``w_i`` the sample weight times the class weight. No
+    reduction: gradient boosting wants per-sample derivatives. ``variant`` is
+    the registry's ``"gh"`` (probabilities / plain predictions) or
+    ``"gh_logits"``. Returns ``(grad, hess)``, both of y_pred's shape and float
+    dtype, written by one kernel pass
+    ``kernel(yt, yp, prm, w, ws, grad, hess, nch)`` (``prm`` as for the loss
+    kernels, with ``prm[F_SCALE] = 1``).
+    """
+    spec = _registry.get(name)
+    if not any(variant in ks for ks in spec.kernels.values()):
+        has_logits = any("logits" in ks for ks in spec.kernels.values())
+        which = " (from_logits=True)" if variant == "gh_logits" else " (from_logits=False)" if has_logits else ""
+        raise ValueError(
+            f"grad_hess is available for {', '.join(_gh_losses()) or 'no loss'}; "
+            f"not for {name}{which}"
+        )
+    (dt, yp, yp2, yt2, ax, moved, grad_shape, S, R, K, sparse, masked, valid,
+     w_rows, ws, out_shape, w_kept) = _prepare(
+        spec, y_true, y_pred, sample_weight, class_weight, axis, dtype, ignore_class
+    )
+    grad2 = np.empty((R, K), dt)
+    hess2 = np.empty((R, K), dt)
+    if R:
+        prm = _prm(1.0, K, params, ignore_class, dt)
+        fn = _backend.kernel(spec, variant, _backend.current_backend())
+        info = fn(yt2, yp2, prm, w_rows, ws, grad2, hess2, _chunks(R, K))
+        if sparse and info is not None:  # (bad, first, ...) per chunk, as for the loss kernels
+            nbad = sum(r[0] for r in info)
+            if nbad:
+                first = min(r[1] for r in info if r[0] > 0)
+                _raise_bad_labels(nbad, first, S, yt2, K, ignore_class)
+    if moved:
+        shape = yp.shape
+        return (
+            np.ascontiguousarray(np.moveaxis(grad2.reshape(shape), -1, ax)),
+            np.ascontiguousarray(np.moveaxis(hess2.reshape(shape), -1, ax)),
+        )
+    return grad2.reshape(grad_shape), hess2.reshape(grad_shape)

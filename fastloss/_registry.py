@@ -4,7 +4,9 @@
 ``layout``:
   * ``"dense"``: y_true has y_pred's shape (Keras squeezes/expands one rank first);
   * ``"sparse"``: y_true holds one integer label per row of y_pred.
-``variants``: kernel name per variant (``"probs"``/``"logits"``).
+``variants``: kernel name per variant (``"probs"``/``"logits"``; ``"gh"``/``"gh_logits"``:
+gradient + Hessian diagonal for boosting, ``kernel(yt, yp, prm, w, ws, grad, hess, nch)``,
+see ``fastloss._core.grad_hess``).
 """
 
 from dataclasses import dataclass, field
@@ -25,26 +27,33 @@ class LossSpec:
     rtol: dict = field(default_factory=lambda: dict(TOLERANCES))
 
 
-def _xe(name, layout, variants, reference):
-    return LossSpec(
-        name=name,
-        family="crossentropy",
-        layout=layout,
-        kernels={"numba": {v: f"{_NUMBA_XE}:{k}" for v, k in variants.items()}},
-        reference=reference,
-    )
+_CUDA_XE = "fastloss.backends.numba_cuda.crossentropy"
+
+
+def _xe(name, layout, variants, reference, cuda=None):
+    kernels = {"numba": {v: f"{_NUMBA_XE}:{k}" for v, k in variants.items()}}
+    if cuda:
+        kernels["cuda"] = {v: f"{_CUDA_XE}:{k}" for v, k in cuda.items()}
+    return LossSpec(name=name, family="crossentropy", layout=layout, kernels=kernels, reference=reference)
 
 
 REGISTRY = {
     s.name: s
     for s in (
-        _xe("binary_crossentropy", "dense", {"probs": "bce_probs", "logits": "bce_logits"}, "binary_crossentropy"),
-        _xe("categorical_crossentropy", "dense", {"probs": "cce_probs", "logits": "cce_logits"}, "categorical_crossentropy"),
+        _xe("binary_crossentropy", "dense", {"probs": "bce_probs", "logits": "bce_logits", "gh": "bce_gh", "gh_logits": "bce_logits_gh"}, "binary_crossentropy"),
+        _xe(
+            "categorical_crossentropy",
+            "dense",
+            {"probs": "cce_probs", "logits": "cce_logits", "gh_logits": "cce_logits_gh"},
+            "categorical_crossentropy",
+            cuda={"logits": "cce_logits"},
+        ),
         _xe(
             "sparse_categorical_crossentropy",
             "sparse",
-            {"probs": "scce_probs", "logits": "scce_logits"},
+            {"probs": "scce_probs", "logits": "scce_logits", "gh_logits": "scce_logits_gh"},
             "sparse_categorical_crossentropy",
+            cuda={"logits": "scce_logits"},
         ),
         _xe(
             "binary_focal_crossentropy",
@@ -65,12 +74,43 @@ REGISTRY = {
             "sigmoid_focal_crossentropy",
         ),
         _xe("kl_divergence", "dense", {"probs": "kl_divergence"}, "kl_divergence"),
-        _xe("poisson", "dense", {"probs": "poisson"}, "poisson"),
+        _xe("poisson", "dense", {"probs": "poisson", "gh": "poisson_gh"}, "poisson"),
     )
 }
 
+# ---- regression / similarity / hinge family (numba_cpu/regression.py) ----------
+_NUMBA_RG = "fastloss.backends.numba_cpu.regression"
+
+
+def _rg(name, kernel, gh=True):
+    variants = {"probs": f"{_NUMBA_RG}:{kernel}"}
+    if gh:
+        variants["gh"] = f"{_NUMBA_RG}:{kernel}_gh"
+    return LossSpec(name=name, family="regression", layout="dense", kernels={"numba": variants}, reference=name)
+
+
+REGISTRY.update(
+    (s.name, s)
+    for s in (
+        _rg("mean_squared_error", "mse"),
+        _rg("mean_absolute_error", "mae"),
+        _rg("mean_absolute_percentage_error", "mape"),
+        _rg("mean_squared_logarithmic_error", "msle"),
+        _rg("huber", "huber"),
+        _rg("log_cosh", "log_cosh"),
+        _rg("hinge", "hinge"),
+        _rg("squared_hinge", "squared_hinge"),
+        _rg("cosine_similarity", "cosine_similarity", gh=False),
+        _rg("categorical_hinge", "categorical_hinge", gh=False),
+    )
+)
+
 
 def get(name):
+    """The spec of registered loss ``name``; a ``LossSpec`` passed in is returned
+    as is (unregistered losses carry their own, e.g. ``fastloss.custom_loss``)."""
+    if isinstance(name, LossSpec):
+        return name
     try:
         return REGISTRY[name]
     except KeyError:

@@ -1,0 +1,158 @@
+"""Parity and speed of fastloss' CUDA kernels on a real GPU, against PyTorch
+(and JAX when installed), loss + gradient w.r.t. the logits, float32.
+
+Run on a machine with a GPU: ``python -m benchmarks.gpu_check [--out DIR]``.
+Prints a Markdown table and writes it (and long-format CSV rows, the same
+columns as the CPU report) to ``--out`` when given.
+
+* parity: fastloss on device inputs vs a float64 reference computed on the
+  device by PyTorch (max relative error of the loss, max abs error of the
+  gradient relative to its max);
+* speed: median of CUDA-event-timed calls after warm-up (fastloss' call
+  includes its one synchronization: it returns the reduced loss to the host);
+  PyTorch ``F.cross_entropy`` + ``torch.autograd.grad``; JAX
+  ``jit(value_and_grad(optax-style softmax CE))``;
+* floor: (logits read + gradient written) / device copy bandwidth, the copy
+  bandwidth measured here as (bytes read + bytes written) / time of a
+  device-to-device copy of 1 GiB.
+"""
+
+import argparse
+import csv
+import datetime
+import os
+import platform
+import time
+
+import numpy as np
+
+
+def _median_ms(fn, sync, n=20, warm=3):
+    for _ in range(warm):
+        fn()
+    sync()
+    ts = []
+    for _ in range(n):
+        t = time.perf_counter()
+        fn()
+        sync()
+        ts.append(time.perf_counter() - t)
+    return float(np.median(ts)) * 1e3, float(np.percentile(ts, 20)) * 1e3, float(np.percentile(ts, 80)) * 1e3
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--out", default=None)
+    ap.add_argument("--cases", default="8192x32000,65536x1000,1048576x10,4096x1000,256x10")
+    args = ap.parse_args(argv)
+
+    import torch
+    import torch.nn.functional as F
+    from numba import cuda
+
+    import fastloss
+    from fastloss import losses as L
+
+    dev = torch.device("cuda")
+    sync = torch.cuda.synchronize
+    name = torch.cuda.get_device_name(0)
+
+    big = torch.empty(1 << 28, dtype=torch.float32, device=dev)
+    dst = torch.empty_like(big)
+    t_copy, _, _ = _median_ms(lambda: dst.copy_(big), sync, n=10)
+    bw = 2 * big.numel() * 4 / (t_copy / 1e3)
+    del big, dst
+
+    try:
+        import jax
+        import jax.numpy as jnp
+
+        def _jce(x, y):
+            lse = jax.nn.logsumexp(x, axis=-1)
+            return jnp.mean(lse - jnp.take_along_axis(x, y[:, None], axis=-1)[:, 0])
+
+        jvg = jax.jit(jax.value_and_grad(_jce))
+        have_jax = any(d.platform == "gpu" for d in jax.devices())
+    except Exception:
+        have_jax = False
+
+    scce = L.SparseCategoricalCrossentropy(from_logits=True)
+    rows = []
+    for size in args.cases.split(","):
+        R, C = (int(v) for v in size.split("x"))
+        g = torch.Generator(device=dev).manual_seed(0)
+        x = torch.randn(R, C, device=dev, generator=g) * 3
+        y = torch.randint(0, C, (R,), device=dev, generator=g)
+        gout = torch.empty_like(x)
+
+        # parity vs a float64 reference on the device
+        loss, grad = scce.value_and_grad(y, x)
+        gt = torch.as_tensor(grad, device=dev)
+        x64 = x.double().requires_grad_(True)
+        ref = F.cross_entropy(x64, y)
+        (rg,) = torch.autograd.grad(ref, x64)
+        rel_loss = abs(float(loss) - ref.item()) / abs(ref.item())
+        rel_grad = ((gt.double() - rg).abs().max() / rg.abs().max()).item()
+
+        def fl():
+            scce.value_and_grad(y, x, grad_out=gout)
+
+        def fl_new():
+            scce.value_and_grad(y, x)
+
+        def tc():
+            xx = x.detach().requires_grad_(True)
+            lo = F.cross_entropy(xx, y)
+            (gg,) = torch.autograd.grad(lo, xx)
+            return lo, gg
+
+        floor_ms = 2 * R * C * 4 / bw * 1e3
+        res = {"fastloss grad_out=": _median_ms(fl, sync), "fastloss": _median_ms(fl_new, sync), "PyTorch": _median_ms(tc, sync)}
+        if have_jax:
+            xj = jnp.asarray(x.cpu().numpy())
+            yj = jnp.asarray(y.cpu().numpy())
+            res["JAX jit"] = _median_ms(lambda: jax.block_until_ready(jvg(xj, yj)), lambda: None)
+        for prov, (p50, p20, p80) in res.items():
+            rows.append(
+                dict(
+                    kernel="scce_logits",
+                    provider=prov,
+                    backend="cuda" if prov.startswith("fastloss") else "-",
+                    size=size,
+                    n_elements=R * C,
+                    dtype="float32",
+                    p20_s=p20 / 1e3,
+                    p50_s=p50 / 1e3,
+                    p80_s=p80 / 1e3,
+                    floor_s=floor_ms / 1e3,
+                    floor_fraction=floor_ms / p50,
+                    max_rel_err_loss=rel_loss if prov.startswith("fastloss") else "",
+                    max_rel_err_grad=rel_grad if prov.startswith("fastloss") else "",
+                    machine=name,
+                    versions=f"torch {torch.__version__}; numba-cuda; fastloss {getattr(fastloss, '__version__', '?')}",
+                    date=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+                )
+            )
+
+    head = f"GPU: {name}; device copy {bw / 1e12:.2f} TB/s ((read + written) / time); python {platform.python_version()}"
+    lines = [head, "", "| case | provider | p50 | floor fraction | loss rel err | grad rel err |", "|---|---|---|---|---|---|"]
+    for r in rows:
+        lines.append(
+            f"| SCCE logits {r['size']} | {r['provider']} | {r['p50_s'] * 1e3:.3f} ms | {r['floor_fraction']:.2f} | "
+            f"{r['max_rel_err_loss'] if r['max_rel_err_loss'] == '' else format(r['max_rel_err_loss'], '.1e')} | "
+            f"{r['max_rel_err_grad'] if r['max_rel_err_grad'] == '' else format(r['max_rel_err_grad'], '.1e')} |"
+        )
+    text = "\n".join(lines)
+    print(text)
+    if args.out:
+        os.makedirs(args.out, exist_ok=True)
+        with open(os.path.join(args.out, "gpu_results.csv"), "w", newline="") as f:
+            w = csv.DictWriter(f, fieldnames=list(rows[0]))
+            w.writeheader()
+            w.writerows(rows)
+        with open(os.path.join(args.out, "GPU_REPORT.md"), "w") as f:
+            f.write("# fastloss on a GPU\n\n" + text + "\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,268 @@
+"""Cross-entropy from logits on Numba CUDA: one block per row, online softmax.
+
+Per row (grid-stride over rows, ``TPB`` threads per block):
+
+1. each thread folds its strided elements into an online (max, sum of exp)
+   pair: ``s = s * exp(m - x) + 1`` when ``x`` raises the max, else
+   ``s += exp(x - m)``; the pairs are combined across the block by a tree in
+   shared memory (it also runs in the CUDA simulator, which has no warp
+   shuffles), so the row is read from memory once for the statistics;
+2. the loss is written by thread 0 and the gradient ``(exp(x - M) / S) * sc -
+   y * sc`` by all threads (the second read of the row mostly hits L2).
+
+``sc = w[i*ws] * factor`` is the reduction scale of the row, so the gradient is
+written already scaled (the kernel contract of every backend). Bad labels are
+counted in ``info[0]`` with the smallest bad row in ``info[1]`` (atomics).
+
+Small class counts (C < 32) use one thread per row instead: a block per row
+would leave most threads idle.
+"""
+
+import math
+
+import numpy as np
+from numba import cuda
+
+TPB = 256  # threads per block for the row kernels (a power of two <= MAX_TPB); tests shrink it
+MAX_TPB = 1024
+MAX_BLOCKS = 1 << 18  # tests shrink it to exercise the grid-stride loops
+SMALL_C = 32
+
+
+@cuda.jit(device=True, inline=True)
+def _merge(m1, s1, m2, s2):
+    """Combine two (max, sum exp(x - max)) pairs."""
+    if m2 > m1:
+        m1, s1, m2, s2 = m2, s2, m1, s1
+    if s2 == 0.0:
+        return m1, s1
+    return m1, s1 + s2 * math.exp(m2 - m1)
+
+
+@cuda.jit(device=True, inline=True)
+def _block_softmax_stats(x, i, C, sm, ss):
+    """(max, sum exp(x - max)) of row i, reduced across the block by a tree in
+    shared memory (blockDim.x a power of two <= MAX_TPB)."""
+    tid = cuda.threadIdx.x
+    nt = cuda.blockDim.x
+    m = -math.inf
+    s = 0.0
+    for j in range(tid, C, nt):
+        v = x[i, j]
+        if v > m:
+            s = s * math.exp(m - v) + 1.0
+            m = v
+        elif v == v:
+            s += math.exp(v - m)
+        else:  # NaN: poison the row, visibly
+            s = v
+    sm[tid] = m
+    ss[tid] = s
+    cuda.syncthreads()
+    h = nt >> 1
+    while h > 0:
+        if tid < h:
+            m2, s2 = _merge(sm[tid], ss[tid], sm[tid + h], ss[tid + h])
+            sm[tid] = m2
+            ss[tid] = s2
+        cuda.syncthreads()
+        h >>= 1
+    m = sm[0]
+    s = ss[0]
+    cuda.syncthreads()
+    return m, s
+
+
+@cuda.jit(device=True, inline=True)
+def _block_sum2(a, b, sa, sb):
+    """Block-wide sums of two values (same tree as above)."""
+    tid = cuda.threadIdx.x
+    sa[tid] = a
+    sb[tid] = b
+    cuda.syncthreads()
+    h = cuda.blockDim.x >> 1
+    while h > 0:
+        if tid < h:
+            sa[tid] += sa[tid + h]
+            sb[tid] += sb[tid + h]
+        cuda.syncthreads()
+        h >>= 1
+    a = sa[0]
+    b = sb[0]
+    cuda.syncthreads()
+    return a, b
+
+
+@cuda.jit
+def scce_logits_rows(x, lab, prm, w, ws, loss, grad, want_grad, info):
+    R, C = x.shape
+    sm = cuda.shared.array(MAX_TPB, np.float64)
+    ss = cuda.shared.array(MAX_TPB, np.float64)
+    factor = prm[0]
+    ignore = prm[8]
+    has_ignore = prm[9] != 0.0
+    tid = cuda.threadIdx.x
+    for i in range(cuda.blockIdx.x, R, cuda.gridDim.x):
+        k = lab[i]
+        bad = not (k >= 0 and k < C)
+        skip = has_ignore and k == ignore
+        if skip or bad:
+            if tid == 0:
+                loss[i] = 0.0
+                if bad and not skip:
+                    cuda.atomic.add(info, 0, 1)
+                    cuda.atomic.min(info, 1, i)
+            if want_grad:
+                for j in range(tid, C, cuda.blockDim.x):
+                    grad[i, j] = 0.0
+            continue
+        m, s = _block_softmax_stats(x, i, C, sm, ss)
+        if tid == 0:
+            loss[i] = math.log(s) - (x[i, k] - m)
+        if want_grad:
+            sc = w[i * ws] * factor
+            r = sc / s
+            for j in range(tid, C, cuda.blockDim.x):
+                g = math.exp(x[i, j] - m) * r
+                if j == k:
+                    g -= sc
+                grad[i, j] = g
+
+
+@cuda.jit
+def scce_logits_thread_per_row(x, lab, prm, w, ws, loss, grad, want_grad, info):
+    R, C = x.shape
+    factor = prm[0]
+    ignore = prm[8]
+    has_ignore = prm[9] != 0.0
+    for i in range(cuda.grid(1), R, cuda.gridsize(1)):
+        k = lab[i]
+        bad = not (k >= 0 and k < C)
+        if (has_ignore and k == ignore) or bad:
+            loss[i] = 0.0
+            if bad and not (has_ignore and k == ignore):
+                cuda.atomic.add(info, 0, 1)
+                cuda.atomic.min(info, 1, i)
+            if want_grad:
+                for j in range(C):
+                    grad[i, j] = 0.0
+            continue
+        m = x[i, 0]
+        for j in range(1, C):
+            m = max(m, x[i, j])
+        s = 0.0
+        for j in range(C):
+            s += math.exp(x[i, j] - m)
+        loss[i] = math.log(s) - (x[i, k] - m)
+        if want_grad:
+            sc = w[i * ws] * factor
+            r = sc / s
+            for j in range(C):
+                grad[i, j] = math.exp(x[i, j] - m) * r
+            grad[i, k] -= sc
+
+
+@cuda.jit
+def cce_logits_rows(y, x, prm, w, ws, loss, grad, want_grad, info):
+    """loss = sum(y') logsumexp(x) - sum(y' x); grad = sum(y') softmax - y'."""
+    R, C = x.shape
+    sm = cuda.shared.array(MAX_TPB, np.float64)
+    ss = cuda.shared.array(MAX_TPB, np.float64)
+    factor = prm[0]
+    a = prm[3]
+    b = prm[4]
+    tid = cuda.threadIdx.x
+    nt = cuda.blockDim.x
+    for i in range(cuda.blockIdx.x, R, cuda.gridDim.x):
+        m, s = _block_softmax_stats(x, i, C, sm, ss)
+        # sum(y') and sum(y' (x - m)), reduced the same way (as a (value, 0) pair trick
+        # would be wrong here: plain sums through the shared arrays)
+        sy = 0.0
+        syx = 0.0
+        for j in range(tid, C, nt):
+            yy = y[i, j] * a + b
+            sy += yy
+            syx += yy * (x[i, j] - m)
+        sy, syx = _block_sum2(sy, syx, sm, ss)
+        if tid == 0:
+            loss[i] = sy * math.log(s) - syx
+        if want_grad:
+            sc = w[i * ws] * factor
+            r = sc * sy / s
+            for j in range(tid, C, nt):
+                grad[i, j] = math.exp(x[i, j] - m) * r - (y[i, j] * a + b) * sc
+
+
+_DEV = {}
+
+
+def _device_limits():
+    """(multiprocessors, L2 bytes) of the current device, read once."""
+    if not _DEV:
+        try:
+            d = cuda.get_current_device()
+            _DEV["sm"] = int(d.MULTIPROCESSOR_COUNT)
+            _DEV["l2"] = int(getattr(d, "L2_CACHE_SIZE", 0)) or (40 << 20)
+        except Exception:  # the simulator
+            _DEV["sm"], _DEV["l2"] = 4, 40 << 20
+    return _DEV["sm"], _DEV["l2"]
+
+
+def _launch_rows(kernel, small_kernel, rows, cols, itemsize, args):
+    if small_kernel is not None and cols < SMALL_C:
+        tpb = min(TPB, 128)
+        blocks = max(1, min((rows + tpb - 1) // tpb, MAX_BLOCKS))
+        small_kernel[blocks, tpb](*args)
+        return
+    tpb = TPB
+    blocks = min(rows, MAX_BLOCKS)
+    if TPB == 256 and cols >= 4096:
+        # Long rows: the gradient pass re-reads the row, and should find it in
+        # L2. Fewer, wider blocks keep the rows in flight within half of L2.
+        tpb = 1024 if cols >= 16384 else 512
+        sm, l2 = _device_limits()
+        per_sm = max(1, min(2048 // tpb, (l2 // 2) // max(1, sm * cols * itemsize)))
+        blocks = min(rows, sm * per_sm, MAX_BLOCKS)
+    kernel[max(1, blocks), tpb](*args)
+
+
+def run(kind, yt, yp, prm, w, ws, loss, grad, want_grad, stream=0):
+    """Launch ``kind`` ("scce_logits"/"cce_logits") on device arrays. Returns
+    the device ``info`` array ``[n_bad, first_bad]``."""
+    info = cuda.to_device(np.array([0, np.iinfo(np.int64).max], np.int64), stream=stream)
+    R, C = yp.shape
+    if R == 0:
+        return info
+    if kind == "scce_logits":
+        _launch_rows(scce_logits_rows, scce_logits_thread_per_row, R, C, yp.dtype.itemsize, (yp, yt, prm, w, ws, loss, grad, want_grad, info))
+    elif kind == "cce_logits":
+        _launch_rows(cce_logits_rows, None, R, C, yp.dtype.itemsize, (yt, yp, prm, w, ws, loss, grad, want_grad, info))
+    else:
+        raise ValueError(f"no CUDA kernel {kind!r}")
+    return info
+
+
+def _host_entry(kind):
+    """The registry's kernel contract for NumPy inputs under use_backend("cuda"):
+    copy in, run, copy loss and gradient out."""
+
+    def kernel(yt, yp, prm, w, ws, loss, grad, want_grad, nch):
+        d_yt = cuda.to_device(yt)
+        d_yp = cuda.to_device(yp)
+        d_prm = cuda.to_device(prm.astype(np.float64))
+        d_w = cuda.to_device(w)
+        d_loss = cuda.device_array(loss.shape, loss.dtype)
+        d_grad = cuda.device_array(grad.shape if want_grad else (0, yp.shape[1]), yp.dtype)
+        info = run(kind, d_yt, d_yp, d_prm, d_w, ws, d_loss, d_grad, want_grad).copy_to_host()
+        d_loss.copy_to_host(loss)
+        if want_grad:
+            d_grad.copy_to_host(grad)
+        total = float(np.dot(loss.astype(np.float64), np.broadcast_to(w.astype(np.float64), loss.shape)))
+        return ((float(info[0]), float(info[1]) if info[0] else -1.0, total),)
+
+    kernel.__name__ = kernel.__qualname__ = kind
+    return kernel
+
+
+scce_logits = _host_entry("scce_logits")
+cce_logits = _host_entry("cce_logits")

@@ -1,0 +1,136 @@
+"""The core path for inputs that already live on a GPU.
+
+Anything with ``__cuda_array_interface__`` (CuPy arrays, PyTorch CUDA tensors,
+Numba device arrays) is viewed without a copy. The kernel writes the
+per-sample loss and the scaled gradient on the device; the gradient (and the
+per-sample losses for ``reduction="none"``) are returned as Numba device
+arrays, which CuPy (``cupy.asarray``) and PyTorch (``torch.as_tensor``) take
+back without a copy. A reduced loss comes back as a NumPy scalar: reading it
+(and the kernel's bad-label count, which must raise before anything is
+returned) is the one synchronization per call.
+
+Validation, weights and the reduction factor are the CPU path's own
+(``fastloss._core.reduction_factor``, ``fastloss._validate``); only the array
+handling differs. Device inputs must be C-contiguous and use the last axis as
+the class axis; ``class_weight`` is taken on the host path only.
+"""
+
+import numpy as np
+from numba import cuda
+
+from ... import _validate as V
+from ..._config import EPSILON
+from . import crossentropy as K
+
+_KINDS = {("sparse_categorical_crossentropy", "logits"): "scce_logits", ("categorical_crossentropy", "logits"): "cce_logits"}
+
+
+def _device(x, name):
+    try:
+        return cuda.as_cuda_array(x)
+    except Exception as exc:
+        raise TypeError(f"`{name}` could not be viewed as a CUDA array: {exc}") from None
+
+
+@cuda.jit
+def _scale(loss, w, ws, out):
+    i = cuda.grid(1)
+    if i < loss.shape[0]:
+        out[i] = loss[i] * w[i * ws]
+
+
+def compute(spec, y_true, y_pred, *, variant, params, sample_weight, class_weight, reduction, want_grad, grad_out, axis, dtype, ignore_class, factor_fn):
+    kind = _KINDS.get((spec.name, variant))
+    if kind is None:
+        have = sorted(f"{n} ({v})" for n, v in _KINDS)
+        raise ValueError(f"{spec.name} ({variant}) has no CUDA kernel yet; device inputs work for: {have}")
+    yp = _device(y_pred, "y_pred")
+    dt = np.dtype(yp.dtype)
+    if dt not in (np.dtype(np.float32), np.dtype(np.float64)):
+        raise TypeError(f"device `y_pred` must be float32 or float64; got {dt}")
+    if dtype is not None and np.dtype(dtype) != dt:
+        raise ValueError(f"`dtype`={dtype!r} differs from the device y_pred's {dt}; cast it on the device first")
+    if yp.ndim == 0:
+        raise ValueError("`y_pred` must have at least one dimension; got a scalar")
+    if V.check_axis(axis, yp.ndim) != yp.ndim - 1:
+        raise ValueError("device inputs take the class axis last (axis=-1); move it on the device first")
+    if not yp.is_c_contiguous():
+        raise ValueError("device `y_pred` must be C-contiguous; make a contiguous copy on the device first")
+    if class_weight is not None:
+        raise ValueError("`class_weight` is not supported for device inputs; pass per-sample weights")
+    S = tuple(yp.shape[:-1])
+    C = yp.shape[-1]
+    if C == 0:
+        raise ValueError(f"`y_pred` has an empty class axis (shape {tuple(yp.shape)})")
+    R = int(np.prod(S)) if S else 1
+    yp2 = yp.reshape(R, C)
+
+    sparse = spec.layout == "sparse"
+    on_dev = hasattr(y_true, "__cuda_array_interface__")
+    if sparse:
+        yt = _device(y_true, "y_true") if on_dev else V.as_labels(y_true)
+        if np.dtype(yt.dtype).kind not in "iu":
+            if on_dev:
+                raise TypeError(f"device labels must be an integer array; got {yt.dtype}")
+            yt = V.labels_int64(yt, C, ignore_class)
+        shape = tuple(yt.shape)
+        if len(shape) == yp.ndim and shape[-1] == 1:
+            shape = shape[:-1]
+        if shape != S:
+            raise ValueError(f"`y_true` must hold one label per row of y_pred: expected shape {S}, got {tuple(yt.shape)}")
+        if not on_dev:
+            yt = cuda.to_device(np.ascontiguousarray(yt, dtype=np.int64))
+        yt2 = yt.reshape(R)
+    else:
+        yt = _device(y_true, "y_true") if on_dev else cuda.to_device(np.ascontiguousarray(V.as_float(y_true, "y_true", dt)))
+        if tuple(yt.shape) != tuple(yp.shape) or np.dtype(yt.dtype) != dt:
+            raise ValueError(f"`y_true` must match y_pred's shape {tuple(yp.shape)} and dtype {dt}; got {tuple(yt.shape)} {yt.dtype}")
+        yt2 = yt.reshape(R, C)
+
+    if sample_weight is not None and hasattr(sample_weight, "__cuda_array_interface__"):
+        sample_weight = _device(sample_weight, "sample_weight").copy_to_host()
+    out_shape, w_rows, ws, w_kept = S, np.ones(1, dt), 0, None
+    if sample_weight is not None:
+        w_rows, ws, out_shape, w_kept = V.sample_weights(sample_weight, S, dt)
+    valid = None
+    if sparse and ignore_class is not None:
+        valid = yt2.copy_to_host() != ignore_class
+    factor = factor_fn(reduction, len(S) == 0, w_rows, ws, w_kept, valid, R)
+
+    prm = np.zeros(10)
+    prm[0] = factor
+    prm[1] = EPSILON
+    prm[2] = 1.0 - EPSILON
+    ls = float((params or {}).get("label_smoothing", 0.0))
+    prm[3] = 1.0 - ls
+    prm[4] = (ls / C if (params or {}).get("ls_per_class") else 0.5 * ls) if ls else 0.0
+    if ignore_class is not None:
+        prm[8] = ignore_class
+        prm[9] = 1.0
+    d_w = cuda.to_device(w_rows)
+    loss = cuda.device_array(R, dt)
+    if want_grad:
+        if grad_out is not None:
+            g = _device(grad_out, "grad_out")
+            if tuple(g.shape) != tuple(yp.shape) or np.dtype(g.dtype) != dt or not g.is_c_contiguous():
+                raise ValueError(f"`grad_out` must be a C-contiguous device array of shape {tuple(yp.shape)} and dtype {dt}")
+            grad = g
+        else:
+            grad = cuda.device_array(tuple(yp.shape), dt)
+        grad2 = grad.reshape(R, C)
+    else:
+        grad = None
+        grad2 = cuda.device_array((0, C), dt)
+    info = K.run(kind, yt2, yp2, cuda.to_device(prm), d_w, ws, loss, grad2, want_grad).copy_to_host()
+    if info[0]:
+        first = int(info[1])
+        raise ValueError(V.bad_labels_message(int(info[0]), C, int(yt2[first]), first, ignore_class))
+    if reduction == "none" or not S:
+        out = cuda.device_array(R, dt)
+        _scale[(R + 255) // 256 or 1, 256](loss, d_w, ws, out)
+        value = out.reshape(out_shape) if S else dt.type(out.copy_to_host()[0])
+    else:
+        lh = loss.copy_to_host().astype(np.float64)
+        total = float(np.dot(lh, w_rows.astype(np.float64))) if ws else float(lh.sum()) * float(w_rows[0])
+        value = dt.type(total * factor)
+    return value, grad
