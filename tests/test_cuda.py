@@ -36,9 +36,12 @@ def test_cuda_kernels_in_simulator():
 needs_cuda = pytest.mark.skipif(not ON_DEVICE, reason="no CUDA device (or simulator)")
 
 
-@pytest.fixture(autouse=True)
-def _small_launches():
-    if not ON_DEVICE:
+# "small": 8 threads per block and 3 blocks, so rows span threads and blocks
+# loop over rows (the shared-memory kernels); "default": the launch a user
+# gets (on a real GPU, the warp-shuffle kernels).
+@pytest.fixture(autouse=True, params=["small"] if SIM_CHILD or not ON_DEVICE else ["small", "default"])
+def _launch_config(request):
+    if not ON_DEVICE or request.param == "default":
         yield
         return
     from fastloss.backends.numba_cuda import crossentropy as G

@@ -23,6 +23,10 @@ import math
 import numpy as np
 from numba import cuda
 
+from numba import config as _config
+
+_SIM = bool(_config.ENABLE_CUDASIM)
+
 TPB = 256  # threads per block for the row kernels (a power of two <= MAX_TPB); tests shrink it
 MAX_TPB = 1024
 MAX_BLOCKS = 1 << 18  # tests shrink it to exercise the grid-stride loops
@@ -193,7 +197,133 @@ def cce_logits_rows(y, x, prm, w, ws, loss, grad, want_grad, info):
                 grad[i, j] = math.exp(x[i, j] - m) * r - (y[i, j] * a + b) * sc
 
 
+# ---------------------------------------------------------------------------
+# Warp-shuffle kernels (real GPUs; the simulator has no shuffles and runs the
+# shared-memory kernels above). A warp per row for C <= WARP_ROW_MAX: lanes
+# read consecutive elements (coalesced), statistics combine with a butterfly
+# of shfl_xor (every lane ends with the row's max and sum), no block barrier.
+# ---------------------------------------------------------------------------
+
+WARP_ROW_MAX = 4096
+
+
+@cuda.jit(device=True, inline=True)
+def _warp_allreduce_stats(m, s):
+    off = 16
+    while off > 0:
+        m2 = cuda.shfl_xor_sync(0xFFFFFFFF, m, off)
+        s2 = cuda.shfl_xor_sync(0xFFFFFFFF, s, off)
+        m, s = _merge(m, s, m2, s2)
+        off >>= 1
+    return m, s
+
+
+@cuda.jit(device=True, inline=True)
+def _warp_allsum2(a, b):
+    off = 16
+    while off > 0:
+        a += cuda.shfl_xor_sync(0xFFFFFFFF, a, off)
+        b += cuda.shfl_xor_sync(0xFFFFFFFF, b, off)
+        off >>= 1
+    return a, b
+
+
+@cuda.jit(device=True, inline=True)
+def _lane_stats(x, i, C, lane):
+    m = -math.inf
+    s = 0.0
+    for j in range(lane, C, 32):
+        v = x[i, j]
+        if v > m:
+            s = s * math.exp(m - v) + 1.0
+            m = v
+        elif v == v:
+            s += math.exp(v - m)
+        else:
+            s = v
+    return m, s
+
+
+@cuda.jit
+def scce_logits_warp(x, lab, factor, ignore, has_ignore, w, ws, loss, grad, want_grad, info):
+    R, C = x.shape
+    lane = cuda.threadIdx.x & 31
+    gw = (cuda.blockIdx.x * cuda.blockDim.x + cuda.threadIdx.x) >> 5
+    nw = (cuda.gridDim.x * cuda.blockDim.x) >> 5
+    for i in range(gw, R, nw):
+        k = lab[i]
+        bad = not (k >= 0 and k < C)
+        skip = has_ignore and k == ignore
+        if skip or bad:
+            if lane == 0:
+                loss[i] = 0.0
+                if bad and not skip:
+                    cuda.atomic.add(info, 0, 1)
+                    cuda.atomic.min(info, 1, i)
+            if want_grad:
+                for j in range(lane, C, 32):
+                    grad[i, j] = 0.0
+            continue
+        m, s = _lane_stats(x, i, C, lane)
+        m, s = _warp_allreduce_stats(m, s)
+        if lane == 0:
+            loss[i] = math.log(s) - (x[i, k] - m)
+        if want_grad:
+            sc = w[i * ws] * factor
+            r = sc / s
+            for j in range(lane, C, 32):
+                g = math.exp(x[i, j] - m) * r
+                if j == k:
+                    g -= sc
+                grad[i, j] = g
+
+
+@cuda.jit
+def cce_logits_warp(y, x, factor, a, b, w, ws, loss, grad, want_grad, info):
+    R, C = x.shape
+    lane = cuda.threadIdx.x & 31
+    gw = (cuda.blockIdx.x * cuda.blockDim.x + cuda.threadIdx.x) >> 5
+    nw = (cuda.gridDim.x * cuda.blockDim.x) >> 5
+    for i in range(gw, R, nw):
+        m, s = _lane_stats(x, i, C, lane)
+        m, s = _warp_allreduce_stats(m, s)
+        sy = 0.0
+        syx = 0.0
+        for j in range(lane, C, 32):
+            yy = y[i, j] * a + b
+            sy += yy
+            syx += yy * (x[i, j] - m)
+        sy, syx = _warp_allsum2(sy, syx)
+        if lane == 0:
+            loss[i] = sy * math.log(s) - syx
+        if want_grad:
+            sc = w[i * ws] * factor
+            r = sc * sy / s
+            for j in range(lane, C, 32):
+                grad[i, j] = math.exp(x[i, j] - m) * r - (y[i, j] * a + b) * sc
+
+
 _DEV = {}
+_SCRATCH = {}
+
+
+def _scratch(name, n, dtype):
+    """A device work buffer reused across calls (never handed to the caller):
+    numba-cuda allocates with cuMemAlloc and frees with cuMemFree, which cost
+    far more than a small kernel."""
+    key = (name, np.dtype(dtype).char)
+    buf = _SCRATCH.get(key)
+    if buf is None or buf.size < n:
+        buf = cuda.device_array(max(n, 1), dtype)
+        _SCRATCH[key] = buf
+    return buf[:n]
+
+
+@cuda.jit
+def _reset_info(info):
+    info[0] = 0
+    info[1] = 0x7FFFFFFFFFFFFFFF
+
 
 
 def _device_limits():
@@ -219,7 +349,7 @@ def _launch_rows(kernel, small_kernel, rows, cols, itemsize, args):
     if TPB == 256 and cols >= 4096:
         # Long rows: the gradient pass re-reads the row, and should find it in
         # L2. Fewer, wider blocks keep the rows in flight within half of L2.
-        tpb = 1024 if cols >= 16384 else 512
+        tpb = 512  # 1024 would exceed the register file (the kernel needs > 64 registers)
         sm, l2 = _device_limits()
         per_sm = max(1, min(2048 // tpb, (l2 // 2) // max(1, sm * cols * itemsize)))
         blocks = min(rows, sm * per_sm, MAX_BLOCKS)
@@ -227,16 +357,31 @@ def _launch_rows(kernel, small_kernel, rows, cols, itemsize, args):
 
 
 def run(kind, yt, yp, prm, w, ws, loss, grad, want_grad, stream=0):
-    """Launch ``kind`` ("scce_logits"/"cce_logits") on device arrays. Returns
-    the device ``info`` array ``[n_bad, first_bad]``."""
-    info = cuda.to_device(np.array([0, np.iinfo(np.int64).max], np.int64), stream=stream)
+    """Launch ``kind`` ("scce_logits"/"cce_logits") on device arrays (``prm``
+    is the host parameter vector). Returns the device ``info`` array
+    ``[n_bad, first_bad]``."""
+    prm = np.asarray(prm, dtype=np.float64)
+    info = _scratch("info", 2, np.int64)
+    _reset_info[1, 1](info)
     R, C = yp.shape
     if R == 0:
         return info
+    use_warp = not _SIM and SMALL_C <= C <= WARP_ROW_MAX and TPB >= 32
+    if use_warp:
+        blocks = max(1, min((R * 32 + 255) // 256, MAX_BLOCKS))
+        if kind == "scce_logits":
+            scce_logits_warp[blocks, 256](yp, yt, prm[0], prm[8], prm[9] != 0.0, w, ws, loss, grad, want_grad, info)
+        elif kind == "cce_logits":
+            cce_logits_warp[blocks, 256](yt, yp, prm[0], prm[3], prm[4], w, ws, loss, grad, want_grad, info)
+        else:
+            raise ValueError(f"no CUDA kernel {kind!r}")
+        return info
+    d_prm = _scratch("prm", prm.size, np.float64)
+    d_prm.copy_to_device(prm)
     if kind == "scce_logits":
-        _launch_rows(scce_logits_rows, scce_logits_thread_per_row, R, C, yp.dtype.itemsize, (yp, yt, prm, w, ws, loss, grad, want_grad, info))
+        _launch_rows(scce_logits_rows, scce_logits_thread_per_row, R, C, yp.dtype.itemsize, (yp, yt, d_prm, w, ws, loss, grad, want_grad, info))
     elif kind == "cce_logits":
-        _launch_rows(cce_logits_rows, None, R, C, yp.dtype.itemsize, (yt, yp, prm, w, ws, loss, grad, want_grad, info))
+        _launch_rows(cce_logits_rows, None, R, C, yp.dtype.itemsize, (yt, yp, d_prm, w, ws, loss, grad, want_grad, info))
     else:
         raise ValueError(f"no CUDA kernel {kind!r}")
     return info
@@ -249,11 +394,10 @@ def _host_entry(kind):
     def kernel(yt, yp, prm, w, ws, loss, grad, want_grad, nch):
         d_yt = cuda.to_device(yt)
         d_yp = cuda.to_device(yp)
-        d_prm = cuda.to_device(prm.astype(np.float64))
         d_w = cuda.to_device(w)
         d_loss = cuda.device_array(loss.shape, loss.dtype)
         d_grad = cuda.device_array(grad.shape if want_grad else (0, yp.shape[1]), yp.dtype)
-        info = run(kind, d_yt, d_yp, d_prm, d_w, ws, d_loss, d_grad, want_grad).copy_to_host()
+        info = run(kind, d_yt, d_yp, prm, d_w, ws, d_loss, d_grad, want_grad).copy_to_host()
         d_loss.copy_to_host(loss)
         if want_grad:
             d_grad.copy_to_host(grad)

@@ -32,6 +32,16 @@ def _device(x, name):
         raise TypeError(f"`{name}` could not be viewed as a CUDA array: {exc}") from None
 
 
+_ONES = {}
+
+
+def _ones(dt):
+    """A device array [1.0] per dtype, made once (the no-weights case)."""
+    if dt.char not in _ONES:
+        _ONES[dt.char] = cuda.to_device(np.ones(1, dt))
+    return _ONES[dt.char]
+
+
 @cuda.jit
 def _scale(loss, w, ws, out):
     i = cuda.grid(1)
@@ -107,8 +117,8 @@ def compute(spec, y_true, y_pred, *, variant, params, sample_weight, class_weigh
     if ignore_class is not None:
         prm[8] = ignore_class
         prm[9] = 1.0
-    d_w = cuda.to_device(w_rows)
-    loss = cuda.device_array(R, dt)
+    d_w = _ones(dt) if (ws == 0 and sample_weight is None) else cuda.to_device(w_rows)
+    loss = K._scratch("loss", R, dt)
     if want_grad:
         if grad_out is not None:
             g = _device(grad_out, "grad_out")
@@ -121,7 +131,7 @@ def compute(spec, y_true, y_pred, *, variant, params, sample_weight, class_weigh
     else:
         grad = None
         grad2 = cuda.device_array((0, C), dt)
-    info = K.run(kind, yt2, yp2, cuda.to_device(prm), d_w, ws, loss, grad2, want_grad).copy_to_host()
+    info = K.run(kind, yt2, yp2, prm, d_w, ws, loss, grad2, want_grad).copy_to_host()
     if info[0]:
         first = int(info[1])
         raise ValueError(V.bad_labels_message(int(info[0]), C, int(yt2[first]), first, ignore_class))
