@@ -200,3 +200,16 @@ def test_focal_at_pt_equal_one_is_finite(cls, gamma):
     # the third element is an ordinary point: finite differences
     f = lambda x: ref(yt[:, 2:], x, gamma=gamma)
     np.testing.assert_allclose(grad[:, 2:], R.fd_grad(f, yp[:, 2:]) / (3.0 if cls is L.BinaryFocalCrossentropy else 1.0), rtol=1e-6)
+
+
+@pytest.mark.parametrize("cls", [L.BinaryCrossentropy, L.SigmoidFocalCrossEntropy])
+def test_float32_logits_tiny_loss_keeps_relative_precision(cls):
+    # log1p(exp(-|x|)) for |x| in 9..40: the loss is ~1e-4..1e-17 and must keep its
+    # relative precision in float32 (a log1p via (1 + u) - 1 loses it under reassoc).
+    x = np.linspace(9.0, 40.0, 64).reshape(64, 1)
+    y = np.ones_like(x)
+    kw = {"from_logits": True} if cls is L.BinaryCrossentropy else {"from_logits": True, "alpha": None, "gamma": None}
+    obj = cls(reduction="none", **kw)
+    got = obj(y, x.astype(np.float32))
+    want = np.log1p(np.exp(-x[:, 0]))  # float64, independent of fastloss
+    np.testing.assert_allclose(got, want, rtol=2e-6)

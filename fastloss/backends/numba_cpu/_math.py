@@ -12,7 +12,7 @@ so LLVM's loop vectorizer turns them into AVX2/AVX-512 code:
 2. ``log32(x)``: ``x = 2**e m``, ``m`` in ``[sqrt(1/2), sqrt(2))``;
    ``log(m) = f - f**2/2 + f**3 P(f)``, ``f = m - 1``, ``P`` a degree-7
    polynomial fitted here (no division). Max error measured: 2 ulp.
-3. ``log1p32(u)`` by Goldberg's ``log(1+u) * u / ((1+u) - 1)``.
+3. ``log1p32(u)``: the same polynomial evaluated at ``u`` itself near 0.
 
 Special values follow IEEE/libm: ``exp(nan) = nan``, ``exp(+inf) = inf``,
 ``exp(-inf) = 0``; ``log(0) = -inf``, ``log(x<0) = nan``, ``log(inf) = inf``,
@@ -111,6 +111,24 @@ def exp32(x):
 
 
 @njit(inline="always", fastmath=FASTMATH, error_model="numpy")
+def _log1p_tail(f):
+    """``log1p(f) - f`` for float32 ``f`` in ``[sqrt(1/2) - 1, sqrt(2) - 1]``:
+    ``-f**2/2 + f**3 P(f)``, ``P`` a degree-7 polynomial, weighted least-squares
+    fit on Chebyshev nodes (fastloss' own, fitted in float64; max error of
+    log32 2 ulp). No division, so loops vectorize into FMAs only."""
+    z = f * f
+    q = _F32(-0.07362867891788483)
+    q = q * f + _F32(0.1262032687664032)
+    q = q * f + _F32(-0.13202103972434998)
+    q = q * f + _F32(0.14227114617824554)
+    q = q * f + _F32(-0.16621370613574982)
+    q = q * f + _F32(0.19999825954437256)
+    q = q * f + _F32(-0.2500085234642029)
+    q = q * f + _F32(0.3333335518836975)
+    return (z * f) * q - _F32(0.5) * z
+
+
+@njit(inline="always", fastmath=FASTMATH, error_model="numpy")
 def log32(x):
     xs = x
     eadj = _F32(0.0)
@@ -123,20 +141,7 @@ def log32(x):
         m = m * _F32(0.5)
         ef = ef + _F32(1.0)
     f = m - _F32(1.0)
-    z = f * f
-    # (log1p(f) - f + f**2/2) / f**3 on [sqrt(1/2) - 1, sqrt(2) - 1]: a degree-7
-    # polynomial, weighted least-squares fit on Chebyshev nodes (fastloss' own,
-    # fitted in float64; max error of log32 2 ulp). No division, so the loop
-    # vectorizes into FMAs only.
-    q = _F32(-0.07362867891788483)
-    q = q * f + _F32(0.1262032687664032)
-    q = q * f + _F32(-0.13202103972434998)
-    q = q * f + _F32(0.14227114617824554)
-    q = q * f + _F32(-0.16621370613574982)
-    q = q * f + _F32(0.19999825954437256)
-    q = q * f + _F32(-0.2500085234642029)
-    q = q * f + _F32(0.3333335518836975)
-    y = (z * f) * q - _F32(0.5) * z
+    y = _log1p_tail(f)
     res = (f + (y + ef * _F32(-2.12194440e-4))) + ef * _F32(0.693359375)
     if x == _F32(0.0):
         res = _F32(-np.inf)
@@ -151,13 +156,14 @@ def log32(x):
 
 @njit(inline="always", fastmath=FASTMATH, error_model="numpy")
 def log1p32(u):
-    w = u + _F32(1.0)
-    d = w - _F32(1.0)
-    res = u
-    if d != _F32(0.0):
-        res = log32(w) * (u / d)
-    if u == _F32(np.inf):
-        res = u
+    """log1p for float32: the polynomial of log32 straight on ``u`` where
+    ``u`` is in its range (no rounding of ``1 + u``: tiny ``u`` keep full
+    relative precision), ``log32(1 + u)`` outside it (where that rounding
+    costs at most an ulp). Not Goldberg's ``u / ((1 + u) - 1)`` trick: under
+    ``reassoc`` LLVM folds ``(1 + u) - 1`` into ``u``."""
+    res = log32(u + _F32(1.0))
+    if u > _F32(-0.2928932188134524) and u < _F32(0.41421356237309515):
+        res = u + _log1p_tail(u)
     return res
 
 
