@@ -6,6 +6,8 @@ Public surface only; see ``fastloss.losses`` (Keras / TF Addons classes) and
 
 from . import losses
 from ._backend import available_backends, current_backend, set_backend, use_backend
+from .custom import CustomLoss, custom_loss
+from .monitor import LossTracker
 from .functional import (
     binary_crossentropy,
     binary_focal_crossentropy,
@@ -16,6 +18,18 @@ from .functional import (
     sigmoid_focal_crossentropy,
     sparse_categorical_crossentropy,
 )
+from .functional import (  # regression, similarity and hinge family
+    mean_squared_error,
+    mean_absolute_error,
+    mean_absolute_percentage_error,
+    mean_squared_logarithmic_error,
+    huber,
+    log_cosh,
+    cosine_similarity,
+    hinge,
+    squared_hinge,
+    categorical_hinge,
+)
 
 __version__ = "0.1.0"
 
@@ -25,6 +39,9 @@ __all__ = [
     "current_backend",
     "set_backend",
     "use_backend",
+    "custom_loss",
+    "CustomLoss",
+    "LossTracker",
     "binary_crossentropy",
     "binary_focal_crossentropy",
     "categorical_crossentropy",
@@ -33,4 +50,14 @@ __all__ = [
     "poisson",
     "sigmoid_focal_crossentropy",
     "sparse_categorical_crossentropy",
+    "mean_squared_error",
+    "mean_absolute_error",
+    "mean_absolute_percentage_error",
+    "mean_squared_logarithmic_error",
+    "huber",
+    "log_cosh",
+    "cosine_similarity",
+    "hinge",
+    "squared_hinge",
+    "categorical_hinge",
 ]

@@ -98,6 +98,66 @@ def poisson(y_true, y_pred):
     return _none(_L.Poisson, y_true, y_pred)
 
 
+def mean_squared_error(y_true, y_pred):
+    """Per-sample mean squared error (``keras.losses.mean_squared_error``).
+
+    >>> import fastloss
+    >>> fastloss.mean_squared_error([[1.0, 0.0], [1.0, 1.0]], [[0.5, 0.5], [1.0, 0.0]])
+    array([0.25, 0.5 ], dtype=float32)
+    """
+    return _none(_L.MeanSquaredError, y_true, y_pred)
+
+
+def mean_absolute_error(y_true, y_pred):
+    """Per-sample mean absolute error (``keras.losses.mean_absolute_error``)."""
+    return _none(_L.MeanAbsoluteError, y_true, y_pred)
+
+
+def mean_absolute_percentage_error(y_true, y_pred):
+    """Per-sample mean absolute percentage error (``keras.losses.mean_absolute_percentage_error``)."""
+    return _none(_L.MeanAbsolutePercentageError, y_true, y_pred)
+
+
+def mean_squared_logarithmic_error(y_true, y_pred):
+    """Per-sample mean squared logarithmic error (``keras.losses.mean_squared_logarithmic_error``)."""
+    return _none(_L.MeanSquaredLogarithmicError, y_true, y_pred)
+
+
+def huber(y_true, y_pred, delta=1.0):
+    """Per-sample Huber loss (``keras.losses.huber``).
+
+    >>> import fastloss
+    >>> fastloss.huber([[0, 1], [0, 0]], [[0.6, 0.4], [0.4, 0.6]]).round(3)
+    array([0.18, 0.13], dtype=float32)
+    """
+    return _none(_L.Huber, y_true, y_pred, delta=delta)
+
+
+def log_cosh(y_true, y_pred):
+    """Per-sample log-cosh loss (``keras.losses.log_cosh``)."""
+    return _none(_L.LogCosh, y_true, y_pred)
+
+
+def cosine_similarity(y_true, y_pred, axis=-1):
+    """Per-sample negative cosine similarity (``keras.losses.cosine_similarity``)."""
+    return _none(_L.CosineSimilarity, y_true, y_pred, axis=axis)
+
+
+def hinge(y_true, y_pred):
+    """Per-sample hinge loss (``keras.losses.hinge``; labels in {0, 1} mapped to {-1, 1})."""
+    return _none(_L.Hinge, y_true, y_pred)
+
+
+def squared_hinge(y_true, y_pred):
+    """Per-sample squared hinge loss (``keras.losses.squared_hinge``)."""
+    return _none(_L.SquaredHinge, y_true, y_pred)
+
+
+def categorical_hinge(y_true, y_pred):
+    """Per-sample categorical hinge loss (``keras.losses.categorical_hinge``)."""
+    return _none(_L.CategoricalHinge, y_true, y_pred)
+
+
 __all__ = [
     "binary_crossentropy",
     "categorical_crossentropy",
@@ -107,4 +167,14 @@ __all__ = [
     "sigmoid_focal_crossentropy",
     "kl_divergence",
     "poisson",
+    "mean_squared_error",
+    "mean_absolute_error",
+    "mean_absolute_percentage_error",
+    "mean_squared_logarithmic_error",
+    "huber",
+    "log_cosh",
+    "cosine_similarity",
+    "hinge",
+    "squared_hinge",
+    "categorical_hinge",
 ]

@@ -11,6 +11,7 @@ Calling conventions (the same for every class)::
 
     loss = obj(y_true, y_pred, sample_weight=None)
     loss, grad = obj.value_and_grad(y_true, y_pred, sample_weight=None, grad_out=None)
+    grad, hess = obj.grad_hess(y_true, y_pred, sample_weight=None)   # boosting; see the method
 
 ``loss`` is a NumPy scalar of y_pred's float dtype (or an array for
 ``reduction="none"``); ``grad`` is d(loss, summed if it is an array)/d y_pred,
@@ -125,6 +126,35 @@ class Loss:
         dtype to write the gradient into (reuse it across calls in a hot loop).
         """
         return self._run(y_true, y_pred, sample_weight, True, grad_out)
+
+    def grad_hess(self, y_true, y_pred, sample_weight=None):
+        """Gradient and Hessian diagonal for gradient boosting, one kernel pass.
+
+        Derivatives of ``sum_i w_i loss_i`` w.r.t. ``y_pred`` (``loss_i`` the
+        per-sample loss, including the ``1/K`` of a mean over the last axis;
+        ``w_i`` sample weight times class weight); the object's ``reduction``
+        is ignored. Returns ``(grad, hess)``, y_pred's shape and float dtype.
+        Available for the losses whose registry entry has a ``"gh"`` (or,
+        ``from_logits``, ``"gh_logits"``) kernel; others raise ValueError.
+        ``fastloss.boosting`` turns this into XGBoost/LightGBM objectives.
+
+        >>> import numpy as np, fastloss
+        >>> bce = fastloss.losses.BinaryCrossentropy(from_logits=True)
+        >>> g, h = bce.grad_hess([[1.0], [0.0]], np.array([[0.0], [2.0]]))
+        >>> g.ravel().round(4), h.ravel().round(4)   # sigmoid(x) - y, sigmoid(x) sigmoid(-x)
+        (array([-0.5   ,  0.8808]), array([0.25 , 0.105]))
+        """
+        return _core.grad_hess(
+            self._loss,
+            y_true,
+            y_pred,
+            variant="gh_logits" if getattr(self, "from_logits", False) else "gh",
+            params=self._params(),
+            sample_weight=sample_weight,
+            class_weight=self.class_weight,
+            dtype=self.dtype,
+            **self._kw(),
+        )
 
     def get_config(self):
         cfg = {"name": self.name, "reduction": self.reduction, "dtype": self.dtype}
@@ -510,6 +540,262 @@ class SigmoidFocalCrossEntropy(Loss):
         return {"from_logits": self.from_logits, "alpha": self.alpha, "gamma": self.gamma}
 
 
+# ----------------------------------------------------------------------------
+# Regression, similarity and hinge losses (kernels: numba_cpu/regression.py)
+# ----------------------------------------------------------------------------
+
+
+class MeanSquaredError(Loss):
+    """Mean squared error, Keras 3's ``MeanSquaredError``: ``mean_last((y - p)**2)``.
+
+    Examples
+    --------
+    Keras' docstring example (a 1-D input: the mean over the last axis is
+    already one number):
+
+    >>> import numpy as np, fastloss
+    >>> mse = fastloss.losses.MeanSquaredError()
+    >>> print(f"{mse([1.0, 0.0, 1.0], np.array([0.9, 0.1, 0.8], dtype=np.float32)):.4f}")
+    0.0200
+    >>> loss, grad = mse.value_and_grad([[1.0, 0.0]], np.array([[0.5, 0.5]]))
+    >>> grad   # 2 (p - y) / K
+    array([[-0.5,  0.5]])
+    """
+
+    _loss = "mean_squared_error"
+
+    def __init__(self, reduction="sum_over_batch_size", name="mean_squared_error", dtype=None, class_weight=None):
+        super().__init__(name=name, reduction=reduction, dtype=dtype, class_weight=class_weight)
+
+
+class MeanAbsoluteError(Loss):
+    """Mean absolute error, Keras 3's ``MeanAbsoluteError``: ``mean_last(|y - p|)``.
+
+    The gradient at ``p == y`` is 0 (TF's ``sign(0)``).
+
+    Examples
+    --------
+    >>> import numpy as np, fastloss
+    >>> mae = fastloss.losses.MeanAbsoluteError()
+    >>> print(f"{mae([1.0, 0.3, 1.0], np.array([1.9, 0.3, 1.8], dtype=np.float32)):.7f}")
+    0.5666667
+    """
+
+    _loss = "mean_absolute_error"
+
+    def __init__(self, reduction="sum_over_batch_size", name="mean_absolute_error", dtype=None, class_weight=None):
+        super().__init__(name=name, reduction=reduction, dtype=dtype, class_weight=class_weight)
+
+
+class MeanAbsolutePercentageError(Loss):
+    """Mean absolute percentage error, Keras 3's ``MeanAbsolutePercentageError``:
+    ``100 mean_last(|y - p| / max(|y|, eps))``, ``eps = 1e-7``.
+
+    Examples
+    --------
+    >>> import numpy as np, fastloss
+    >>> mape = fastloss.losses.MeanAbsolutePercentageError()
+    >>> print(f"{mape([100.0, 200.0, 300.0], np.array([90.0, 210.0, 310.0], dtype=np.float32)):.5f}")
+    6.11111
+    """
+
+    _loss = "mean_absolute_percentage_error"
+
+    def __init__(
+        self, reduction="sum_over_batch_size", name="mean_absolute_percentage_error", dtype=None, class_weight=None
+    ):
+        super().__init__(name=name, reduction=reduction, dtype=dtype, class_weight=class_weight)
+
+
+class MeanSquaredLogarithmicError(Loss):
+    """Mean squared logarithmic error, Keras 3's ``MeanSquaredLogarithmicError``:
+    ``mean_last((log(max(p, eps) + 1) - log(max(y, eps) + 1))**2)``.
+
+    Difference from Keras, on purpose: ``log(x + 1)`` is evaluated as
+    ``log1p(x)`` (the same value, without the rounding of ``x + 1`` for small
+    ``x``). The gradient is 0 where ``p < eps`` (clipped) and flows at
+    ``p == eps`` (TF's ``maximum`` gives ties to its first argument).
+
+    Examples
+    --------
+    >>> import numpy as np, fastloss
+    >>> msle = fastloss.losses.MeanSquaredLogarithmicError(reduction=None)
+    >>> msle([[0.0, 1.0]], np.array([[np.e - 1.0, 1.0]])).round(6)   # (1 - 0)**2 / 2
+    array([0.5])
+    """
+
+    _loss = "mean_squared_logarithmic_error"
+
+    def __init__(
+        self, reduction="sum_over_batch_size", name="mean_squared_logarithmic_error", dtype=None, class_weight=None
+    ):
+        super().__init__(name=name, reduction=reduction, dtype=dtype, class_weight=class_weight)
+
+
+def _check_delta(delta):
+    if isinstance(delta, bool) or not isinstance(delta, numbers.Real):
+        raise TypeError(f"`delta` must be a real number >= 0; got {delta!r}")
+    if not math.isfinite(delta) or delta < 0:
+        raise ValueError(f"`delta` must be a finite number >= 0; got {delta}")
+    return float(delta)
+
+
+class Huber(Loss):
+    """Huber loss, Keras 3's ``Huber``. With ``e = p - y``:
+
+    ``0.5 e**2`` if ``|e| <= delta`` else ``delta |e| - 0.5 delta**2``, averaged over
+    the last axis. Gradient ``clip(e, -delta, delta)`` (both sides agree at
+    ``|e| == delta``).
+
+    Difference from Keras, on purpose: ``delta`` must be a finite number
+    ``>= 0`` (ValueError otherwise; Keras accepts anything and returns NaN or
+    nonsense for a negative or infinite ``delta``).
+
+    Examples
+    --------
+    Keras' docstring example (``keras.losses.huber`` gives 0.155 as the mean):
+
+    >>> import numpy as np, fastloss
+    >>> h = fastloss.losses.Huber()
+    >>> print(f"{h([[0, 1], [0, 0]], np.array([[0.6, 0.4], [0.4, 0.6]], dtype=np.float32)):.3f}")
+    0.155
+    >>> fastloss.losses.Huber(delta=0.5, reduction=None)([[0.0, 0.0]], np.array([[0.25, 2.0]]))
+    array([0.453125])
+    """
+
+    _loss = "huber"
+
+    def __init__(self, delta=1.0, reduction="sum_over_batch_size", name="huber_loss", dtype=None, class_weight=None):
+        super().__init__(name=name, reduction=reduction, dtype=dtype, class_weight=class_weight)
+        self.delta = _check_delta(delta)
+
+    def _params(self):
+        return {"alpha": self.delta}
+
+    def _config(self):
+        return {"delta": self.delta}
+
+
+class LogCosh(Loss):
+    """Log-cosh loss, Keras 3's ``LogCosh``: ``mean_last(log(cosh(p - y)))``.
+
+    Evaluated as Keras does, ``x + softplus(-2 x) - log 2`` written as
+    ``|x| + log1p(exp(-2|x|)) - log 2`` (no overflow for any ``x``); gradient
+    ``tanh(x)``. Like Keras', the value has an absolute (not relative) error
+    of a few ulp of ``log 2`` for tiny ``|x|``.
+
+    Examples
+    --------
+    Keras' docstring example (``keras.losses.log_cosh`` gives 0.108 as the mean):
+
+    >>> import numpy as np, fastloss
+    >>> lc = fastloss.losses.LogCosh()
+    >>> print(f"{lc([[0.0, 1.0], [0.0, 0.0]], np.array([[1.0, 1.0], [0.0, 0.0]], dtype=np.float32)):.3f}")
+    0.108
+    """
+
+    _loss = "log_cosh"
+
+    def __init__(self, reduction="sum_over_batch_size", name="log_cosh", dtype=None, class_weight=None):
+        super().__init__(name=name, reduction=reduction, dtype=dtype, class_weight=class_weight)
+
+
+class CosineSimilarity(Loss):
+    """Cosine similarity loss, Keras 3's ``CosineSimilarity``:
+    ``-sum_axis(l2n(y) l2n(p))``, ``l2n(x) = x min(1/||x||, 1/eps)``, ``eps = 1e-7``
+    (Keras' ``normalize``: a zero vector normalizes to 0, so the loss is 0).
+
+    Gradient as TF's: ``a (c a p - r y)`` with ``a = 1/||p||``, ``r = 1/||y||``
+    (each capped at ``1/eps``), ``c`` the cosine; where ``||p|| < eps`` (a zero
+    vector included) ``a`` is the constant ``1/eps`` and the gradient is
+    ``-a r y`` (large, ``1e7 y/||y||``, exactly what TF returns).
+
+    Examples
+    --------
+    Keras' docstring example:
+
+    >>> import numpy as np, fastloss
+    >>> y_true = [[0., 1.], [1., 1.], [1., 1.]]
+    >>> y_pred = np.array([[1., 0.], [1., 1.], [-1., -1.]], dtype=np.float32)
+    >>> fastloss.losses.CosineSimilarity(reduction=None)(y_true, y_pred).round(6) + 0.0
+    array([ 0., -1.,  1.], dtype=float32)
+    >>> print(f"{fastloss.losses.CosineSimilarity()(y_true, y_pred):.4f}")
+    -0.0000
+    """
+
+    _loss = "cosine_similarity"
+
+    def __init__(self, axis=-1, reduction="sum_over_batch_size", name="cosine_similarity", dtype=None, class_weight=None):
+        super().__init__(name=name, reduction=reduction, dtype=dtype, class_weight=class_weight)
+        if isinstance(axis, bool) or not isinstance(axis, numbers.Integral):
+            raise TypeError(f"`axis` must be an int; got {axis!r}")
+        self.axis = int(axis)
+
+    def _kw(self):
+        return {"axis": self.axis}
+
+    def _config(self):
+        return {"axis": self.axis}
+
+
+class Hinge(Loss):
+    """Hinge loss, Keras 3's ``Hinge``: ``mean_last(max(1 - y p, 0))``.
+
+    ``y_true`` should be -1 or 1; when EVERY label of the batch is 0 or 1 they
+    are mapped to ``2 y - 1`` (Keras' ``convert_binary_labels_to_hinge``).
+    Gradient ``-y`` where ``1 - y p >= 0`` (TF gives the tie to the active side).
+
+    Examples
+    --------
+    >>> import numpy as np, fastloss
+    >>> fastloss.losses.Hinge(reduction=None)([[0, 1], [1, 1]], np.array([[0.5, 0.5], [2.0, -1.0]]))
+    array([1., 1.])
+    """
+
+    _loss = "hinge"
+
+    def __init__(self, reduction="sum_over_batch_size", name="hinge", dtype=None, class_weight=None):
+        super().__init__(name=name, reduction=reduction, dtype=dtype, class_weight=class_weight)
+
+
+class SquaredHinge(Loss):
+    """Squared hinge loss, Keras 3's ``SquaredHinge``: ``mean_last(max(1 - y p, 0)**2)``,
+    labels in {0, 1} mapped to {-1, 1} as in ``Hinge``.
+
+    Examples
+    --------
+    >>> import numpy as np, fastloss
+    >>> fastloss.losses.SquaredHinge(reduction=None)([[0, 1], [1, 1]], np.array([[0.5, 0.5], [2.0, -1.0]]))
+    array([1.25, 2.  ])
+    """
+
+    _loss = "squared_hinge"
+
+    def __init__(self, reduction="sum_over_batch_size", name="squared_hinge", dtype=None, class_weight=None):
+        super().__init__(name=name, reduction=reduction, dtype=dtype, class_weight=class_weight)
+
+
+class CategoricalHinge(Loss):
+    """Categorical hinge loss, Keras 3's ``CategoricalHinge``:
+    ``max(neg - pos + 1, 0)``, ``pos = sum_last(y p)``, ``neg = max_last((1 - y) p)``.
+
+    Gradient as TF's: where ``neg - pos + 1 >= 0``, ``(1 - y_j) [q_j == neg] / n - y_j``
+    with ``q = (1 - y) p`` and ``n`` the number of ``q_j`` tied at the max.
+
+    Examples
+    --------
+    >>> import numpy as np, fastloss
+    >>> ch = fastloss.losses.CategoricalHinge(reduction=None)
+    >>> ch([[0, 1, 0], [0, 0, 1]], np.array([[0.2, 0.9, 0.1], [1.0, 2.0, 2.0]]))
+    array([0.3, 1. ])
+    """
+
+    _loss = "categorical_hinge"
+
+    def __init__(self, reduction="sum_over_batch_size", name="categorical_hinge", dtype=None, class_weight=None):
+        super().__init__(name=name, reduction=reduction, dtype=dtype, class_weight=class_weight)
+
+
 __all__ = [
     "Loss",
     "BinaryCrossentropy",
@@ -520,4 +806,14 @@ __all__ = [
     "KLDivergence",
     "Poisson",
     "SigmoidFocalCrossEntropy",
+    "MeanSquaredError",
+    "MeanAbsoluteError",
+    "MeanAbsolutePercentageError",
+    "MeanSquaredLogarithmicError",
+    "Huber",
+    "LogCosh",
+    "CosineSimilarity",
+    "Hinge",
+    "SquaredHinge",
+    "CategoricalHinge",
 ]

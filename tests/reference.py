@@ -277,3 +277,98 @@ REFERENCES = {
     "kl_divergence": kl_divergence,
     "poisson": poisson,
 }
+
+
+# =========================================================================== regression family
+# Regression, similarity and hinge losses (Keras 3.15 keras/src/losses/losses.py),
+# float64, per-sample (mean over the last axis unless noted). Independent of the
+# kernels: written from the Keras formulas with NumPy.
+
+
+def mean_squared_error(y_true, y_pred):
+    y, p = _dense(y_true, y_pred, -1)
+    return ((y - p) ** 2).mean(-1)
+
+
+def mean_absolute_error(y_true, y_pred):
+    y, p = _dense(y_true, y_pred, -1)
+    return np.abs(y - p).mean(-1)
+
+
+def mean_absolute_percentage_error(y_true, y_pred):
+    y, p = _dense(y_true, y_pred, -1)
+    return 100.0 * (np.abs(y - p) / np.maximum(np.abs(y), EPS)).mean(-1)
+
+
+def mean_squared_logarithmic_error(y_true, y_pred):
+    y, p = _dense(y_true, y_pred, -1)
+    return ((np.log1p(np.maximum(p, EPS)) - np.log1p(np.maximum(y, EPS))) ** 2).mean(-1)
+
+
+def huber(y_true, y_pred, delta=1.0):
+    y, p = _dense(y_true, y_pred, -1)
+    e = p - y
+    a = np.abs(e)
+    return np.where(a <= delta, 0.5 * e * e, delta * a - 0.5 * delta * delta).mean(-1)
+
+
+def _log_cosh_elem(x):
+    """log(cosh(x)) to float64 precision: -log1p(-tanh(x)**2) / 2 for small |x|
+    (no cancellation), |x| + log1p(exp(-2|x|)) - log 2 otherwise (no overflow)."""
+    a = np.abs(x)
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        small = -0.5 * np.log1p(-np.tanh(a) ** 2)
+        big = a + np.log1p(np.exp(-2.0 * a)) - np.log(2.0)
+    return np.where(a < 0.5, small, big)
+
+
+def log_cosh(y_true, y_pred):
+    y, p = _dense(y_true, y_pred, -1)
+    return _log_cosh_elem(p - y).mean(-1)
+
+
+def _l2_normalize(x):
+    """keras.ops.nn.normalize: x * min(rsqrt(sum x**2), 1/eps) (zero vector -> 0)."""
+    n = np.sqrt((x * x).sum(-1, keepdims=True))
+    return x / np.maximum(n, EPS)
+
+
+def cosine_similarity(y_true, y_pred, axis=-1):
+    y, p = _dense(y_true, y_pred, axis)
+    return -(_l2_normalize(y) * _l2_normalize(p)).sum(-1)
+
+
+def _hinge_labels(y):
+    """convert_binary_labels_to_hinge: 2y - 1 when EVERY label is 0 or 1."""
+    return 2.0 * y - 1.0 if np.all((y == 0) | (y == 1)) else y
+
+
+def hinge(y_true, y_pred):
+    y, p = _dense(y_true, y_pred, -1)
+    return np.maximum(1.0 - _hinge_labels(y) * p, 0.0).mean(-1)
+
+
+def squared_hinge(y_true, y_pred):
+    y, p = _dense(y_true, y_pred, -1)
+    return (np.maximum(1.0 - _hinge_labels(y) * p, 0.0) ** 2).mean(-1)
+
+
+def categorical_hinge(y_true, y_pred):
+    y, p = _dense(y_true, y_pred, -1)
+    pos = (y * p).sum(-1)
+    neg = ((1.0 - y) * p).max(-1)
+    return np.maximum(neg - pos + 1.0, 0.0)
+
+
+REFERENCES.update(
+    mean_squared_error=mean_squared_error,
+    mean_absolute_error=mean_absolute_error,
+    mean_absolute_percentage_error=mean_absolute_percentage_error,
+    mean_squared_logarithmic_error=mean_squared_logarithmic_error,
+    huber=huber,
+    log_cosh=log_cosh,
+    cosine_similarity=cosine_similarity,
+    hinge=hinge,
+    squared_hinge=squared_hinge,
+    categorical_hinge=categorical_hinge,
+)

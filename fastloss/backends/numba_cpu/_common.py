@@ -115,21 +115,26 @@ def elementwise_rows(flat, row_mean, yt, yp, prm, w, ws, loss, grad, want_grad, 
                         grad[i, j] *= wi
         else:
             flat(ytf[e0:e1], ypf[e0:e1], gf, lbuf, a, b, eps, ome, alpha, gamma, flag, sc)
+        # Indices below come from range(n) on views (lb, ls): Numba then knows
+        # they are >= 0 and emits no wraparound select, which would keep these
+        # loops from vectorizing (2x slower end to end for K == 1).
+        nr = r1 - r0
         if K == 1 and ws == 0:  # one element per row: a plain (vectorized) copy
+            ls = loss[r0:r1]
             part = 0.0
-            for i in range(r1 - r0):
-                loss[r0 + i] = lbuf[i]
+            for i in range(nr):
+                ls[i] = lbuf[i]
                 part += np.float64(lbuf[i])
             tot += part * np.float64(w[0])
         else:
-            for i in range(r0, r1):
+            lb = lbuf[: nr * K].reshape(nr, K)
+            for i in range(nr):
                 acc = zero
-                base = (i - r0) * K
                 for j in range(K):
-                    acc += lbuf[base + j]
+                    acc += lb[i, j]
                 li = acc * rscale
-                loss[i] = li
-                tot += np.float64(li) * np.float64(w[i * ws])
+                loss[r0 + i] = li
+                tot += np.float64(li) * np.float64(w[(r0 + i) * ws])
         r0 = r1
     return 0, -1, tot
 
@@ -154,3 +159,81 @@ def entry(rows, par, name):
     kernel.__name__ = kernel.__qualname__ = name
     return kernel
 
+
+
+# ----------------------------------------------------------------------------
+# Gradient and Hessian diagonal (gradient boosting):
+#     kernel(yt, yp, prm, w, ws, grad, hess, nch) -> info
+# grad/hess: (R, K) out, d/d y_pred and d2/d y_pred2 (diagonal) of loss_i,
+# times w[i*ws] * prm[F_SCALE] (and 1/K where loss_i is a mean); info as for
+# the loss kernels, one (bad_labels, first_bad_row, 0.0) triple per chunk.
+# ----------------------------------------------------------------------------
+
+
+@njit(**INLINE)
+def elementwise_gh_rows(elem, row_mean, yt, yp, prm, w, ws, grad, hess, lo, hi):
+    """Rows [lo, hi) of an elementwise loss whose element function
+    ``elem(y', p, eps, ome, alpha, gamma, flag) -> (dl/dp, d2l/dp2)`` is
+    inlined; ``y' = y * prm[P_LS_A] + prm[P_LS_B]`` (label smoothing). Flat
+    loops over the chunk (vectorized whatever K is); per-row weights go into
+    the same loop (K == 1, the usual boosting shape) or a row loop."""
+    R, K = yp.shape
+    zero = prm[0] - prm[0]
+    one = zero + lit(zero, 1.0)
+    eps = prm[P_EPS]
+    ome = prm[P_OME]
+    a = prm[P_LS_A]
+    b = prm[P_LS_B]
+    alpha = prm[P_ALPHA]
+    gamma = prm[P_GAMMA]
+    flag = prm[P_FLAG]
+    rscale = one / lit(zero, K) if row_mean else one
+    sc0 = prm[F_SCALE] * rscale
+    e0 = lo * K
+    e1 = hi * K
+    ys = yt.reshape(R * K)[e0:e1]
+    ps = yp.reshape(R * K)[e0:e1]
+    gs = grad.reshape(R * K)[e0:e1]
+    hs = hess.reshape(R * K)[e0:e1]
+    if ws == 0:
+        sc = sc0 * w[0]
+        for t in range(ps.shape[0]):
+            g, h = elem(ys[t] * a + b, ps[t], eps, ome, alpha, gamma, flag)
+            gs[t] = g * sc
+            hs[t] = h * sc
+    elif K == 1:
+        wr = w[lo:hi]
+        for t in range(ps.shape[0]):
+            g, h = elem(ys[t] * a + b, ps[t], eps, ome, alpha, gamma, flag)
+            sc = sc0 * wr[t]
+            gs[t] = g * sc
+            hs[t] = h * sc
+    else:
+        for i in range(hi - lo):
+            sc = sc0 * w[lo + i]
+            for j in range(K):
+                t = i * K + j
+                g, h = elem(ys[t] * a + b, ps[t], eps, ome, alpha, gamma, flag)
+                gs[t] = g * sc
+                hs[t] = h * sc
+    return 0, -1, 0.0
+
+
+@njit(**INLINE)
+def par_gh(rows, yt, yp, prm, w, ws, grad, hess, nch):
+    """Chunks of rows in prange; one (bad, first, 0) row per chunk."""
+    info = np.zeros((nch, 3))
+    for c in prange(nch):
+        lo, hi = chunk(c, nch, yp.shape[0])
+        info[c, 0], info[c, 1], info[c, 2] = rows(yt, yp, prm, w, ws, grad, hess, lo, hi)
+    return info
+
+
+def entry_gh(rows, par, name):
+    def kernel(yt, yp, prm, w, ws, grad, hess, nch):
+        if nch == 1:
+            return (rows(yt, yp, prm, w, ws, grad, hess, 0, yp.shape[0]),)
+        return par(yt, yp, prm, w, ws, grad, hess, nch)
+
+    kernel.__name__ = kernel.__qualname__ = name
+    return kernel
