@@ -274,7 +274,7 @@ def _raise_bad_labels(nbad, first, S, yt2, K, ignore_class):
     """The kernel counted ``nbad`` invalid labels, the first at flat row ``first``."""
     nbad = int(nbad)
     first = int(first)
-    idx = np.unravel_index(first, S) if len(S) > 1 else first
+    idx = tuple(int(i) for i in np.unravel_index(first, S)) if len(S) > 1 else first
     raise ValueError(V.bad_labels_message(nbad, K, yt2[first].item(), idx, ignore_class))
 
 

@@ -732,3 +732,175 @@ cce_probs = entry(cce_probs_rows, cce_probs_par, "cce_probs")
 categorical_focal = entry(categorical_focal_rows, categorical_focal_par, "categorical_focal")
 scce_logits = entry(scce_logits_rows, scce_logits_par, "scce_logits")
 scce_probs = entry(scce_probs_rows, scce_probs_par, "scce_probs")
+
+
+# ----------------------------------------------------------------------------
+# Gradient and Hessian diagonal for gradient boosting (registry variants
+# "gh"/"gh_logits"): kernel(yt, yp, prm, w, ws, grad, hess, nch) -> info, both
+# outputs scaled by w[i*ws] * prm[F_SCALE] (and 1/K for the mean losses), see
+# _common.elementwise_gh_rows. Hessians are the diagonal of d2 loss_i / d x2.
+# ----------------------------------------------------------------------------
+
+from ._common import elementwise_gh_rows, entry_gh, par_gh  # noqa: E402
+
+
+@njit(**INLINE)
+def _gh_bce(y, p, eps, ome, alpha, gamma, flag):
+    """d/dp, d2/dp2 of -(y log c + (1 - y) log(1 - c)), c = clip(p): 0 outside the clip."""
+    zero = lit(p, 0.0)
+    one = lit(p, 1.0)
+    pc = clip(p, eps, ome)
+    q = one - pc
+    g = (pc - y) / (pc * q)
+    h = y / (pc * pc) + (one - y) / (q * q)
+    if p < eps:
+        g = zero
+        h = zero
+    if p > ome:
+        g = zero
+        h = zero
+    return g, h
+
+
+@njit(**INLINE)
+def _gh_bce_logits(y, x, eps, ome, alpha, gamma, flag):
+    """g = sigmoid(x) - y, h = sigmoid(x) sigmoid(-x) (both factors accurate)."""
+    s, t = _sigmoid_pair(x)
+    return s - y, s * t
+
+
+@njit(**INLINE)
+def _gh_poisson(y, p, eps, ome, alpha, gamma, flag):
+    """g = 1 - y / (p + eps), h = y / (p + eps)**2."""
+    r = y / (p + eps)
+    return lit(p, 1.0) - r, r / (p + eps)
+
+
+@njit(**JIT)
+def bce_gh_rows(yt, yp, prm, w, ws, grad, hess, lo, hi):
+    return elementwise_gh_rows(_gh_bce, True, yt, yp, prm, w, ws, grad, hess, lo, hi)
+
+
+@njit(**JIT)
+def bce_logits_gh_rows(yt, yp, prm, w, ws, grad, hess, lo, hi):
+    return elementwise_gh_rows(_gh_bce_logits, True, yt, yp, prm, w, ws, grad, hess, lo, hi)
+
+
+@njit(**JIT)
+def poisson_gh_rows(yt, yp, prm, w, ws, grad, hess, lo, hi):
+    return elementwise_gh_rows(_gh_poisson, True, yt, yp, prm, w, ws, grad, hess, lo, hi)
+
+
+@njit(**JIT)
+def cce_logits_gh_rows(yt, yp, prm, w, ws, grad, hess, lo, hi):
+    """p = softmax(x): g = sum(y') p - y', h = sum(y') p (1 - p)."""
+    R, C = yp.shape
+    zero = prm[0] - prm[0]
+    one = zero + lit(zero, 1.0)
+    a = prm[P_LS_A]
+    b = prm[P_LS_B]
+    rb = max(1, BLOCK // C)
+    gflat = grad.reshape(R * C)
+    r0 = lo
+    while r0 < hi:
+        r1 = min(hi, r0 + rb)
+        for i in range(r0, r1):
+            m = row_max(yp, i)
+            for j in range(C):
+                grad[i, j] = yp[i, j] - m
+        exp_inplace(gflat[r0 * C : r1 * C])
+        for i in range(r0, r1):
+            s = zero
+            sy = zero
+            for j in range(C):
+                s += grad[i, j]
+                sy += lit(zero, yt[i, j]) * a + b
+            sc = w[i * ws] * prm[F_SCALE]
+            r = one / s
+            for j in range(C):
+                pj = grad[i, j] * r
+                grad[i, j] = (sy * pj - (lit(zero, yt[i, j]) * a + b)) * sc
+                hess[i, j] = sy * pj * (one - pj) * sc
+        r0 = r1
+    return 0, -1, 0.0
+
+
+@njit(**JIT)
+def scce_logits_gh_rows(yt, yp, prm, w, ws, grad, hess, lo, hi):
+    """p = softmax(x): g = p - onehot(y), h = p (1 - p); ignore_class rows 0;
+    invalid labels counted (rows zeroed) like scce_logits_rows."""
+    R, C = yp.shape
+    zero = prm[0] - prm[0]
+    one = zero + lit(zero, 1.0)
+    ignore = prm[P_IGNORE]
+    has_ignore = prm[P_HAS_IGNORE] != zero
+    rb = max(1, BLOCK // C)
+    krow = np.empty(min(hi - lo, rb), np.int64)
+    gflat = grad.reshape(R * C)
+    nbad = 0
+    first = -1
+    r0 = lo
+    while r0 < hi:
+        r1 = min(hi, r0 + rb)
+        for i in range(r0, r1):
+            k = _label(yt[i], C, ignore, has_ignore)
+            krow[i - r0] = k
+            if k == -1:
+                nbad += 1
+                if first < 0:
+                    first = i
+            m = row_max(yp, i)
+            for j in range(C):
+                grad[i, j] = yp[i, j] - m
+        exp_inplace(gflat[r0 * C : r1 * C])
+        for i in range(r0, r1):
+            k = krow[i - r0]
+            if k < 0:
+                for j in range(C):
+                    grad[i, j] = zero
+                    hess[i, j] = zero
+                continue
+            s = zero
+            for j in range(C):
+                s += grad[i, j]
+            sc = w[i * ws] * prm[F_SCALE]
+            r = one / s
+            for j in range(C):
+                pj = grad[i, j] * r
+                grad[i, j] = pj * sc
+                hess[i, j] = pj * (one - pj) * sc
+            grad[i, k] -= sc
+        r0 = r1
+    return nbad, first, 0.0
+
+
+@njit(**PJIT)
+def bce_gh_par(yt, yp, prm, w, ws, grad, hess, nch):
+    return par_gh(bce_gh_rows, yt, yp, prm, w, ws, grad, hess, nch)
+
+
+@njit(**PJIT)
+def bce_logits_gh_par(yt, yp, prm, w, ws, grad, hess, nch):
+    return par_gh(bce_logits_gh_rows, yt, yp, prm, w, ws, grad, hess, nch)
+
+
+@njit(**PJIT)
+def poisson_gh_par(yt, yp, prm, w, ws, grad, hess, nch):
+    return par_gh(poisson_gh_rows, yt, yp, prm, w, ws, grad, hess, nch)
+
+
+@njit(**PJIT)
+def cce_logits_gh_par(yt, yp, prm, w, ws, grad, hess, nch):
+    return par_gh(cce_logits_gh_rows, yt, yp, prm, w, ws, grad, hess, nch)
+
+
+@njit(**PJIT)
+def scce_logits_gh_par(yt, yp, prm, w, ws, grad, hess, nch):
+    return par_gh(scce_logits_gh_rows, yt, yp, prm, w, ws, grad, hess, nch)
+
+
+bce_gh = entry_gh(bce_gh_rows, bce_gh_par, "bce_gh")
+bce_logits_gh = entry_gh(bce_logits_gh_rows, bce_logits_gh_par, "bce_logits_gh")
+poisson_gh = entry_gh(poisson_gh_rows, poisson_gh_par, "poisson_gh")
+cce_logits_gh = entry_gh(cce_logits_gh_rows, cce_logits_gh_par, "cce_logits_gh")
+scce_logits_gh = entry_gh(scce_logits_gh_rows, scce_logits_gh_par, "scce_logits_gh")
