@@ -17,6 +17,8 @@ kernel              fastloss call                           peers
                     gamma=2, reduction "none"), shape        (``tf_*``); real TF
                     ``(N, 1)`` -- N elements, one per row    Addons in a subprocess
                                                              (``tfa_*``)
+``huber``           ``Huber()`` (delta=1), float32 targets   Keras 3 class on TF
+``log_cosh``        ``LogCosh()``, float32 targets           Keras 3 class on TF
 ==================  ======================================  =====================
 
 Sizes are ``"NxC"`` strings. Sigmoid focal uses ``(N, 1)`` (e.g. ``1048576x1``,
@@ -31,6 +33,14 @@ Providers
                             ``.numpy()`` of loss and gradient included in the time.
     ``tf_eager``            the same function, not wrapped in ``tf.function``.
     ``numpy``               a vectorized float32 NumPy implementation (SCCE logits only).
+    ``torch_eager``         PyTorch eager, when installed: ``torch.from_numpy`` of the inputs, the loss
+                            written to Keras' semantics (``F.cross_entropy`` for SCCE/CCE logits, BCE on
+                            probabilities clipped to [eps, 1 - eps], TFA's focal formula), gradient by
+                            ``torch.autograd.grad``; ``.numpy()`` of loss and gradient included.
+                            ``torch.set_num_threads(os.cpu_count())``.
+    ``jax_jit``             JAX, when installed: ``jax.jit(jax.value_and_grad(loss))`` called on the NumPy
+                            inputs (the transfer is in the time), results turned into NumPy arrays
+                            (``np.asarray``) inside the timed call. XLA's default CPU threads.
     ``tfa_function``/``tfa_eager``  TF Addons under ``$FASTLOSS_TFA_PYTHON`` (report only).
 
 TF providers use TF's default thread pools (intra/inter op threads untouched).
@@ -75,6 +85,8 @@ KERNEL_LABELS = {
     "bce_probs": "BCE probs",
     "cce_logits": "CCE logits",
     "sigmoid_focal": "SigmoidFocal",
+    "huber": "Huber",
+    "log_cosh": "LogCosh",
 }
 
 CASES = [
@@ -90,6 +102,14 @@ CASES = [
     Case("sigmoid_focal", 65536, 1, quick=False, suite=False),
     Case("sigmoid_focal", 1048576, 1),
     Case("sigmoid_focal", 4194304, 1, quick=False, suite=False),
+    # regression family (Keras Huber(delta=1) / LogCosh, mean reduction), not in the
+    # cross-entropy pytest suite; 4M elements as one column and as 256-wide rows
+    Case("huber", 256, 1, suite=False),
+    Case("huber", 4194304, 1, suite=False),
+    Case("huber", 16384, 256, suite=False),
+    Case("log_cosh", 256, 1, suite=False),
+    Case("log_cosh", 4194304, 1, suite=False),
+    Case("log_cosh", 16384, 256, suite=False),
 ]
 
 PROVIDER_ORDER = [
@@ -99,11 +119,17 @@ PROVIDER_ORDER = [
     "tf_eager",
     "tfa_function",
     "tfa_eager",
+    "torch_eager",
+    "jax_jit",
     "numpy",
 ]
 FASTLOSS_PROVIDERS = ("fastloss", "fastloss_grad_out")
 TF_PROVIDERS = ("tf_function", "tf_eager")
 TFA_PROVIDERS = ("tfa_function", "tfa_eager")
+TORCH_PROVIDERS = ("torch_eager",)
+JAX_PROVIDERS = ("jax_jit",)
+# kernels with a PyTorch / JAX peer (the formulas below); others skip those providers
+PEER_KERNELS = ("scce_logits", "cce_logits", "bce_probs", "sigmoid_focal")
 
 
 def case_matches(case, f):
@@ -144,6 +170,8 @@ def make_data(case):
         yt = (rng.random((n, c), dtype=np.float32) < 0.5).astype(np.float32)
         yp = rng.uniform(1e-3, 1 - 1e-3, size=(n, c)).astype(np.float32)
         return yt, yp
+    if case.kernel in ("huber", "log_cosh"):  # errors ~ N(0, 2): about half beyond delta = 1
+        return rng.standard_normal((n, c), dtype=np.float32), rng.standard_normal((n, c), dtype=np.float32)
     raise KeyError(case.kernel)
 
 
@@ -175,6 +203,16 @@ def reference(case, y_true, y_pred):
             p = p * y.sum(axis=1, keepdims=True) - y
         return loss, p / n
     y = y_true.astype(np.float64)
+    if case.kernel == "huber":
+        e = x - y
+        a = np.abs(e)
+        loss = float(np.mean(np.where(a <= 1.0, 0.5 * e * e, a - 0.5)))
+        return loss, np.clip(e, -1.0, 1.0) / (n * c)
+    if case.kernel == "log_cosh":
+        e = x - y
+        a = np.abs(e)
+        loss = float(np.mean(a + np.log1p(np.exp(-2.0 * a)) - np.log(2.0)))
+        return loss, np.tanh(e) / (n * c)
     inside = (x > EPS) & (x < 1 - EPS)
     pc = np.clip(x, EPS, 1 - EPS)
     if case.kernel == "bce_probs":
@@ -220,6 +258,10 @@ def fastloss_object(case):
         return losses.CategoricalCrossentropy(from_logits=True)
     if case.kernel == "sigmoid_focal":
         return losses.SigmoidFocalCrossEntropy()
+    if case.kernel == "huber":
+        return losses.Huber()
+    if case.kernel == "log_cosh":
+        return losses.LogCosh()
     raise KeyError(case.kernel)
 
 
@@ -341,6 +383,10 @@ def make_tf(case, y_true, y_pred, compiled):
         def loss_fn(yt, yp):
             return tf_sigmoid_focal(tf, yt, yp)
 
+    elif case.kernel == "huber":
+        loss_fn = keras.losses.Huber()
+    elif case.kernel == "log_cosh":
+        loss_fn = keras.losses.LogCosh()
     else:
         raise KeyError(case.kernel)
 
@@ -358,6 +404,129 @@ def make_tf(case, y_true, y_pred, compiled):
 
     return run
 
+# ------------------------------------------------------ PyTorch / JAX peers
+
+
+def import_torch():
+    """``torch`` (intra-op threads set to ``os.cpu_count()``) or ``None`` when not installed."""
+    torch = _quiet_import("torch")
+    if torch is not None and torch.get_num_threads() != (os.cpu_count() or 1):
+        torch.set_num_threads(os.cpu_count() or 1)
+    return torch
+
+
+def import_jax():
+    """``jax`` (CPU, float32 default) or ``None`` when not installed."""
+    os.environ.setdefault("JAX_PLATFORMS", "cpu")
+    return _quiet_import("jax")
+
+
+def has_torch_peer(case):
+    return case.kernel in PEER_KERNELS
+
+
+def has_jax_peer(case):
+    return case.kernel in PEER_KERNELS
+
+
+def make_torch(case, y_true, y_pred):
+    """Zero-argument callable: NumPy in -> PyTorch eager loss + ``torch.autograd.grad`` -> NumPy out.
+
+    Keras semantics: mean over rows for SCCE/CCE logits (``F.cross_entropy`` with class indices /
+    probabilities as targets), BCE on probabilities clipped to [eps, 1 - eps] (clamp's gradient is 0
+    outside, as Keras'; the clipped log never reaches ``F.binary_cross_entropy``'s -100 floor), and
+    TF Addons' sigmoid focal formula (reduction "none": the gradient is that of the summed loss).
+    """
+    torch = import_torch()
+    if torch is None:
+        raise ImportError("torch is not installed")
+    import torch.nn.functional as F
+
+    k = case.kernel
+    if k in ("scce_logits", "cce_logits"):
+
+        def loss_fn(yt, yp):
+            return F.cross_entropy(yp, yt)
+
+    elif k == "bce_probs":
+
+        def loss_fn(yt, yp):
+            return F.binary_cross_entropy(torch.clamp(yp, EPS, 1.0 - EPS), yt)
+
+    elif k == "sigmoid_focal":
+
+        def loss_fn(yt, yp, alpha=0.25, gamma=2.0):
+            p = torch.clamp(yp, EPS, 1.0 - EPS)
+            ce = -(yt * torch.log(p + EPS) + (1.0 - yt) * torch.log(1.0 - p + EPS))
+            p_t = yt * yp + (1.0 - yt) * (1.0 - yp)
+            alpha_factor = yt * alpha + (1.0 - yt) * (1.0 - alpha)
+            return (alpha_factor * torch.pow(1.0 - p_t, gamma) * ce).sum(dim=-1)
+
+    else:
+        raise KeyError(k)
+
+    def run():
+        yt = torch.from_numpy(y_true)
+        yp = torch.from_numpy(y_pred).requires_grad_(True)
+        loss = loss_fn(yt, yp)
+        (grad,) = torch.autograd.grad(loss.sum() if loss.dim() else loss, yp)
+        return loss.detach().numpy(), grad.numpy()
+
+    return run
+
+
+def jax_loss_fn(kernel):
+    """The JAX loss ``f(y_pred, y_true)`` of ``kernel`` (Keras / TFA semantics, as ``make_torch``)."""
+    import jax
+    import jax.numpy as jnp
+
+    if kernel == "scce_logits":
+
+        def f(yp, yt):
+            lse = jax.nn.logsumexp(yp, axis=-1)
+            return jnp.mean(lse - jnp.take_along_axis(yp, yt[:, None], axis=-1)[:, 0])
+
+    elif kernel == "cce_logits":
+
+        def f(yp, yt):
+            return jnp.mean(-jnp.sum(yt * jax.nn.log_softmax(yp, axis=-1), axis=-1))
+
+    elif kernel == "bce_probs":
+
+        def f(yp, yt):
+            p = jnp.clip(yp, EPS, 1.0 - EPS)
+            return jnp.mean(-(yt * jnp.log(p) + (1.0 - yt) * jnp.log(1.0 - p)))
+
+    elif kernel == "sigmoid_focal":
+
+        def f(yp, yt, alpha=0.25, gamma=2.0):
+            p = jnp.clip(yp, EPS, 1.0 - EPS)
+            ce = -(yt * jnp.log(p + EPS) + (1.0 - yt) * jnp.log(1.0 - p + EPS))
+            p_t = yt * yp + (1.0 - yt) * (1.0 - yp)
+            alpha_factor = yt * alpha + (1.0 - yt) * (1.0 - alpha)
+            loss = jnp.sum(alpha_factor * jnp.power(1.0 - p_t, gamma) * ce, axis=-1)
+            return jnp.sum(loss), loss  # reduction "none": gradient of the summed loss
+
+    else:
+        raise KeyError(kernel)
+    return f
+
+
+def make_jax(case, y_true, y_pred):
+    """Zero-argument callable: NumPy in -> ``jax.jit(jax.value_and_grad(loss))`` -> NumPy out."""
+    jax = import_jax()
+    if jax is None:
+        raise ImportError("jax is not installed")
+    aux = case.kernel == "sigmoid_focal"
+    fn = jax.jit(jax.value_and_grad(jax_loss_fn(case.kernel), has_aux=aux))
+
+    def run():
+        value, grad = fn(y_pred, y_true)
+        loss = value[1] if aux else value
+        return np.asarray(loss), np.asarray(grad)
+
+    return run
+
 
 def make_provider(case, provider, backend, y_true, y_pred):
     if provider == "fastloss":
@@ -370,10 +539,14 @@ def make_provider(case, provider, backend, y_true, y_pred):
         return make_tf(case, y_true, y_pred, compiled=False)
     if provider == "numpy":
         return make_numpy(case, y_true, y_pred)
+    if provider == "torch_eager":
+        return make_torch(case, y_true, y_pred)
+    if provider == "jax_jit":
+        return make_jax(case, y_true, y_pred)
     raise KeyError(provider)
 
 
-def provider_list(case, tf_available=True):
+def provider_list(case, tf_available=True, torch_available=False, jax_available=False):
     """``[(provider, backend)]`` to run in-process for ``case``."""
     out = []
     for b in fastloss_backends():
@@ -381,6 +554,10 @@ def provider_list(case, tf_available=True):
         out.append(("fastloss_grad_out", b))
     if tf_available:
         out += [("tf_function", ""), ("tf_eager", "")]
+    if torch_available and has_torch_peer(case):
+        out.append(("torch_eager", ""))
+    if jax_available and has_jax_peer(case):
+        out.append(("jax_jit", ""))
     if has_numpy_peer(case):
         out.append(("numpy", ""))
     return out

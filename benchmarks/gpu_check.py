@@ -2,8 +2,10 @@
 (and JAX when installed), loss + gradient w.r.t. the logits, float32.
 
 Run on a machine with a GPU: ``python -m benchmarks.gpu_check [--out DIR]``.
-Prints a Markdown table and writes it (and long-format CSV rows, the same
-columns as the CPU report) to ``--out`` when given.
+Prints a Markdown table and writes it (``GPU_REPORT.md``) and long-format CSV
+rows (``gpu_results.csv``: exactly ``benchmarks.report.COLUMNS``, ``device`` =
+``cuda``) to ``--out`` when given; ``python -m benchmarks.report`` puts the rows
+of ``benchmarks/results/gpu_results.csv`` in the GPU section of its report.
 
 * parity: fastloss on device inputs vs a float64 reference computed on the
   device by PyTorch (max relative error of the loss, max abs error of the
@@ -12,19 +14,34 @@ columns as the CPU report) to ``--out`` when given.
   includes its one synchronization: it returns the reduced loss to the host);
   PyTorch ``F.cross_entropy`` + ``torch.autograd.grad``; JAX
   ``jit(value_and_grad(optax-style softmax CE))``;
-* floor: (logits read + gradient written) / device copy bandwidth, the copy
-  bandwidth measured here as (bytes read + bytes written) / time of a
-  device-to-device copy of 1 GiB.
+* floor: (labels + logits read + gradient written) / device copy bandwidth,
+  the copy bandwidth measured here as (bytes read + bytes written) / time of a
+  device-to-device copy of 1 GiB (``floor_bytes`` and ``copy_bw_Bps`` columns,
+  as in the CPU report).
 """
 
 import argparse
-import csv
 import datetime
 import os
 import platform
 import time
 
 import numpy as np
+
+from .report import COLUMNS, floor_fraction, write_csv
+
+# provider names of the CPU report (same calls: PyTorch eager + autograd.grad, JAX jit(value_and_grad))
+PROVIDERS = {"fastloss": "fastloss", "fastloss grad_out=": "fastloss_grad_out", "PyTorch": "torch_eager",
+             "JAX jit": "jax_jit"}
+
+
+def _rel_err(loss, grad, ref_loss, ref_grad):
+    """max over loss and gradient of max|got - ref| / max|ref| (as ``cases.max_rel_err``)."""
+    import torch
+
+    g = torch.as_tensor(grad, device=ref_grad.device).double()
+    rel_loss = abs(float(loss) - ref_loss.item()) / abs(ref_loss.item())
+    return max(rel_loss, ((g - ref_grad).abs().max() / ref_grad.abs().max()).item())
 
 
 def _median_ms(fn, sync, n=20, warm=3):
@@ -75,6 +92,18 @@ def main(argv=None):
         have_jax = any(d.platform == "gpu" for d in jax.devices())
     except Exception:
         have_jax = False
+    try:
+        import numba_cuda
+
+        numba_cuda_version = getattr(numba_cuda, "__version__", "")
+    except ImportError:
+        numba_cuda_version = ""
+    try:
+        import numba
+
+        numba_version = numba.__version__
+    except ImportError:
+        numba_version = ""
 
     scce = L.SparseCategoricalCrossentropy(from_logits=True)
     rows = []
@@ -91,8 +120,8 @@ def main(argv=None):
         x64 = x.double().requires_grad_(True)
         ref = F.cross_entropy(x64, y)
         (rg,) = torch.autograd.grad(ref, x64)
-        rel_loss = abs(float(loss) - ref.item()) / abs(ref.item())
-        rel_grad = ((gt.double() - rg).abs().max() / rg.abs().max()).item()
+        errs = {"fastloss": _rel_err(loss, gt, ref, rg)}
+        errs["fastloss grad_out="] = errs["fastloss"]
 
         def fl():
             scce.value_and_grad(y, x, grad_out=gout)
@@ -106,50 +135,58 @@ def main(argv=None):
             (gg,) = torch.autograd.grad(lo, xx)
             return lo, gg
 
-        floor_ms = 2 * R * C * 4 / bw * 1e3
+        floor_bytes = y.element_size() * R + 2 * R * C * 4
+        errs["PyTorch"] = _rel_err(*tc(), ref, rg)
         res = {"fastloss grad_out=": _median_ms(fl, sync), "fastloss": _median_ms(fl_new, sync), "PyTorch": _median_ms(tc, sync)}
         if have_jax:
             xj = jnp.asarray(x.cpu().numpy())
             yj = jnp.asarray(y.cpu().numpy())
             res["JAX jit"] = _median_ms(lambda: jax.block_until_ready(jvg(xj, yj)), lambda: None)
+            jl, jg = jvg(xj, yj)
+            errs["JAX jit"] = _rel_err(float(jl), torch.as_tensor(np.asarray(jg), device=dev), ref, rg)
+        n_timed = 20  # _median_ms' default n
         for prov, (p50, p20, p80) in res.items():
-            rows.append(
-                dict(
-                    kernel="scce_logits",
-                    provider=prov,
-                    backend="cuda" if prov.startswith("fastloss") else "-",
-                    size=size,
-                    n_elements=R * C,
-                    dtype="float32",
-                    p20_s=p20 / 1e3,
-                    p50_s=p50 / 1e3,
-                    p80_s=p80 / 1e3,
-                    floor_s=floor_ms / 1e3,
-                    floor_fraction=floor_ms / p50,
-                    max_rel_err_loss=rel_loss if prov.startswith("fastloss") else "",
-                    max_rel_err_grad=rel_grad if prov.startswith("fastloss") else "",
-                    machine=name,
-                    versions=f"torch {torch.__version__}; numba-cuda; fastloss {getattr(fastloss, '__version__', '?')}",
-                    date=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-                )
+            row = dict.fromkeys(COLUMNS, "")
+            row.update(
+                kernel="scce_logits",
+                provider=PROVIDERS[prov],
+                backend="cuda" if prov.startswith("fastloss") else "",
+                device="cuda",
+                size=size,
+                n_elements=R * C,
+                dtype="float32",
+                p20_s=p20 / 1e3,
+                p50_s=p50 / 1e3,
+                p80_s=p80 / 1e3,
+                repeats=n_timed,
+                number=1,
+                floor_bytes=floor_bytes,
+                copy_bw_Bps=bw,
+                max_rel_err=errs.get(prov, ""),
+                machine=name,
+                cores=os.cpu_count(),
+                python=platform.python_version(),
+                numpy=np.__version__,
+                numba=numba_version,
+                numba_cuda=numba_cuda_version,
+                fastloss=getattr(fastloss, "__version__", ""),
+                torch=torch.__version__,
+                jax=jax.__version__ if have_jax else "",
+                date=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
             )
+            rows.append(row)
 
     head = f"GPU: {name}; device copy {bw / 1e12:.2f} TB/s ((read + written) / time); python {platform.python_version()}"
-    lines = [head, "", "| case | provider | p50 | floor fraction | loss rel err | grad rel err |", "|---|---|---|---|---|---|"]
+    lines = [head, "", "| case | provider | p50 | floor fraction | max rel err |", "|---|---|---|---|---|"]
     for r in rows:
-        lines.append(
-            f"| SCCE logits {r['size']} | {r['provider']} | {r['p50_s'] * 1e3:.3f} ms | {r['floor_fraction']:.2f} | "
-            f"{r['max_rel_err_loss'] if r['max_rel_err_loss'] == '' else format(r['max_rel_err_loss'], '.1e')} | "
-            f"{r['max_rel_err_grad'] if r['max_rel_err_grad'] == '' else format(r['max_rel_err_grad'], '.1e')} |"
-        )
+        err = "" if r["max_rel_err"] == "" else format(r["max_rel_err"], ".1e")
+        lines.append(f"| SCCE logits {r['size']} | {r['provider']} | {r['p50_s'] * 1e3:.3f} ms | "
+                     f"{floor_fraction(r):.2f} | {err} |")
     text = "\n".join(lines)
     print(text)
     if args.out:
         os.makedirs(args.out, exist_ok=True)
-        with open(os.path.join(args.out, "gpu_results.csv"), "w", newline="") as f:
-            w = csv.DictWriter(f, fieldnames=list(rows[0]))
-            w.writeheader()
-            w.writerows(rows)
+        write_csv(rows, os.path.join(args.out, "gpu_results.csv"))
         with open(os.path.join(args.out, "GPU_REPORT.md"), "w") as f:
             f.write("# fastloss on a GPU\n\n" + text + "\n")
 

@@ -7,10 +7,19 @@ Usage (from the repository root)::
     python -m benchmarks.report --cases scce,focal --repeats 11 --out /tmp/bench
     python -m benchmarks.report --from-csv benchmarks/results/results.csv   # regenerate Markdown/plots only
     FASTLOSS_TFA_PYTHON=/opt/tfa/bin/python python -m benchmarks.report     # + TF Addons rows
+    pip install -e ".[peers]" && python -m benchmarks.report                # + PyTorch and JAX (CPU) rows
+
+PyTorch and JAX are used when they are installed (``--no-torch``/``--no-jax`` leave
+them out). GPU rows are not measured here: they are read from
+``benchmarks/results/gpu_results.csv`` (written on a GPU machine by
+``python -m benchmarks.gpu_check --out benchmarks/results``, same columns) when
+that file exists, or from ``--gpu-csv FILE``, and reported in a section of their
+own (``--no-gpu`` leaves them out); ``--from-csv`` mode includes them too.
 
 Writes ``results.csv`` and ``results.json`` (long format: one row per case x
-provider x backend), ``REPORT.md`` and, with matplotlib, ``time_vs_size.png``,
-``speedup.png`` and ``floor_fraction.png``; prints the summary table to stdout
+provider x backend; the CPU rows of this run), ``REPORT.md`` and, with matplotlib,
+``time_vs_size.png``, ``speedup.png`` and ``floor_fraction.png`` (and ``gpu_*.png``
+for GPU rows); prints the summary table to stdout
 and a progress bar to stderr. Cases and providers: ``benchmarks/cases.py``;
 timing and peak-memory method: ``benchmarks/_timing.py``.
 """
@@ -33,11 +42,13 @@ from . import cases as C
 
 HERE = Path(__file__).resolve().parent
 DEFAULT_OUT = HERE / "results"
+DEFAULT_GPU_CSV = DEFAULT_OUT / "gpu_results.csv"
 
 COLUMNS = [
     "kernel",
     "provider",
     "backend",
+    "device",
     "size",
     "n_elements",
     "dtype",
@@ -58,10 +69,13 @@ COLUMNS = [
     "numpy",
     "numba",
     "numba_layer",
+    "numba_cuda",
     "tensorflow",
     "keras",
     "fastloss",
     "tfa",
+    "torch",
+    "jax",
     "date",
 ]
 INT_COLS = {"n_elements", "repeats", "number", "peak_mem_bytes", "floor_bytes", "cores"}
@@ -74,8 +88,12 @@ PROVIDER_LABELS = {
     "tf_eager": "TF eager",
     "tfa_function": "TFA tf.function",
     "tfa_eager": "TFA eager",
+    "torch_eager": "PyTorch eager",
+    "jax_jit": "JAX jit",
     "numpy": "NumPy",
 }
+# peer columns of the summary table, in this order (those present in the rows)
+PEERS = ("tf_function", "tf_eager", "tfa_function", "tfa_eager", "torch_eager", "jax_jit", "numpy")
 
 
 # ------------------------------------------------------------------ helpers
@@ -139,6 +157,8 @@ def fmt_bytes(b):
 def fmt_ratio(x):
     if x is None:
         return ""
+    if x < 1:
+        return f"{x:.2f}x"  # the peer is faster (GPU rows)
     return f"{x:.1f}x" if x < 100 else f"{x:.0f}x"
 
 
@@ -204,12 +224,17 @@ def _case_key(row):
 
 def _ordered_cases(rows):
     order = {c.id: i for i, c in enumerate(C.CASES)}
+    kernel_rank = {}
+    for i, c in enumerate(C.CASES):
+        kernel_rank.setdefault(c.kernel, i)
     keys = []
     for r in rows:
         k = _case_key(r)
         if k not in keys:
             keys.append(k)
-    return sorted(keys, key=lambda k: (order.get(f"{k[0]}-{k[1]}", 10**6), k[0], _n_of(rows, k)))
+    # kernels in the order of C.CASES, then by size (sizes not in C.CASES, e.g. GPU ones, fall in place)
+    return sorted(keys, key=lambda k: (kernel_rank.get(k[0], 10**6), k[0], _n_of(rows, k),
+                                       order.get(f"{k[0]}-{k[1]}", 10**6)))
 
 
 def _n_of(rows, key):
@@ -238,6 +263,16 @@ def _backends(rows):
     return out
 
 
+def is_gpu(row):
+    """A row measured on a GPU (``device`` column other than empty / ``cpu``)."""
+    return (row.get("device") or "cpu") != "cpu"
+
+
+def split_devices(rows):
+    """``(cpu_rows, gpu_rows)``."""
+    return [r for r in rows if not is_gpu(r)], [r for r in rows if is_gpu(r)]
+
+
 def has_tf(rows):
     return any(r["provider"] in C.TF_PROVIDERS for r in rows)
 
@@ -256,14 +291,7 @@ def speedup(rows, key, backend, peer, fl_provider="fastloss"):
 
 def summary_table(rows):
     """Markdown lines: one row per case x fastloss backend."""
-    tf, tfa = has_tf(rows), has_tfa(rows)
-    peers = []
-    if tf:
-        peers += ["tf_function", "tf_eager"]
-    if tfa:
-        peers += ["tfa_function", "tfa_eager"]
-    if any(r["provider"] == "numpy" for r in rows):
-        peers.append("numpy")
+    peers = [p for p in PEERS if any(r["provider"] == p for r in rows)]
     head = ["case", "backend", "fastloss", "fastloss grad_out="]
     head += [PROVIDER_LABELS[p] for p in peers]
     head += ["copy floor"]
@@ -331,11 +359,56 @@ def detail_table(rows, key):
     return lines
 
 
+def gpu_section(rows):
+    """Markdown lines of the GPU section (rows recorded by ``benchmarks/gpu_check.py``)."""
+    meta = next((r for r in rows if r["provider"] in C.FASTLOSS_PROVIDERS), rows[0])
+    machines = []
+    for r in rows:
+        if r.get("machine") and r["machine"] not in machines:
+            machines.append(r["machine"])
+    L = [f"## GPU: {', '.join(machines) or '?'}", ""]
+    L.append(f"- **Date:** {meta.get('date') or '?'}")
+    L.append(f"- **Machine:** {', '.join(machines) or '?'}"
+             + (f" (host: {meta['cores']} logical cores)" if meta.get("cores") else ""))
+    vers = [f"Python {meta.get('python') or '?'}", f"NumPy {meta.get('numpy') or '?'}",
+            f"Numba {meta.get('numba') or '?'}"]
+    if meta.get("numba_cuda"):
+        vers.append(f"numba-cuda {meta['numba_cuda']}")
+    vers.append(f"fastloss {meta.get('fastloss') or '?'}")
+    for col, name in (("torch", "PyTorch"), ("jax", "JAX")):
+        v = next((r.get(col) for r in rows if r.get(col)), "")
+        if v:
+            vers.append(f"{name} {v}")
+    L.append("- **Versions:** " + ", ".join(vers))
+    L.append(f"- **fastloss backends measured:** {', '.join(_backends(rows)) or 'none'}")
+    bw = meta.get("copy_bw_Bps")
+    if bw:
+        L.append(f"- **Device copy bandwidth:** {bw / 1e12:.2f} TB/s (device-to-device copy of 1 GiB, "
+                 "(bytes read + bytes written) / time)")
+    L.append("")
+    L.append("Recorded by `python -m benchmarks.gpu_check --out benchmarks/results` on that machine and read "
+             "from `gpu_results.csv`. Inputs live on the GPU (PyTorch CUDA tensors; fastloss takes them through "
+             "`__cuda_array_interface__`, no copies); p50 of synchronized calls, loss + gradient w.r.t. the "
+             "logits, float32. fastloss' call includes its one synchronization (the reduced loss comes back to "
+             "the host). `copy floor` = (input bytes + gradient bytes) / device copy bandwidth; `x Peer` = peer "
+             "p50 / fastloss p50 (below 1: the peer is faster).")
+    L.append("")
+    L += summary_table(rows)
+    L.append("")
+    for key in _ordered_cases(rows):
+        L.append(f"### GPU: {_label(*key)}")
+        L.append("")
+        L += detail_table(rows, key)
+        L.append("")
+    return L
+
+
 # ------------------------------------------------------------------- plots
 
 
-def make_plots(rows, out_dir):
-    """Write the PNGs; returns their file names, or None when matplotlib is missing."""
+def make_plots(rows, out_dir, prefix="", where="", floor_label="NumPy copy floor"):
+    """Write the PNGs (``prefix`` before each file name, ``where`` after each title); returns
+    their file names, or None when matplotlib is missing."""
     try:
         import matplotlib
 
@@ -380,10 +453,10 @@ def make_plots(rows, out_dir):
                 fl[r["n_elements"]] = floor_time(r)
         if fl:
             xs = sorted(fl)
-            ax.plot(xs, [fl[x] for x in xs], "k--x", lw=1, label="NumPy copy floor")
+            ax.plot(xs, [fl[x] for x in xs], "k--x", lw=1, label=floor_label)
         ax.set_xscale("log")
         ax.set_yscale("log")
-        ax.set_title(C.KERNEL_LABELS.get(k, k) + " (loss + grad, float32)")
+        ax.set_title(C.KERNEL_LABELS.get(k, k) + " (loss + grad, float32)" + where, fontsize=9 if where else None)
         ax.set_xlabel("elements of y_pred")
         ax.set_ylabel("p50 seconds per call")
         ax.grid(True, which="both", alpha=0.3)
@@ -391,15 +464,15 @@ def make_plots(rows, out_dir):
     for ax in list(axes.flat)[len(kernels):]:
         ax.axis("off")
     fig.tight_layout()
-    fig.savefig(out_dir / "time_vs_size.png", dpi=110)
+    fig.savefig(out_dir / f"{prefix}time_vs_size.png", dpi=110)
     plt.close(fig)
-    files.append("time_vs_size.png")
+    files.append(f"{prefix}time_vs_size.png")
 
     keys = _ordered_cases(rows)
     labels = [_label(*k) for k in keys]
 
     # 2. speed-up of fastloss over each peer
-    peers = [p for p in ("tf_function", "tf_eager", "tfa_function", "tfa_eager", "numpy") if any(r["provider"] == p for r in rows)]
+    peers = [p for p in PEERS if any(r["provider"] == p for r in rows)]
     backends = _backends(rows) or [""]
     if peers:
         fig, ax = plt.subplots(figsize=(max(7, 1.3 * len(keys) + 3), 4.5))
@@ -415,13 +488,13 @@ def make_plots(rows, out_dir):
         ax.set_xticks(range(len(keys)))
         ax.set_xticklabels(labels, rotation=25, ha="right", fontsize=8)
         ax.set_ylabel("fastloss speed-up (peer p50 / fastloss p50)")
-        ax.set_title("Speed-up of fastloss (new gradient per call) over peers")
+        ax.set_title("Speed-up of fastloss (new gradient per call) over peers" + where)
         ax.grid(True, axis="y", which="both", alpha=0.3)
         ax.legend(fontsize=7)
         fig.tight_layout()
-        fig.savefig(out_dir / "speedup.png", dpi=110)
+        fig.savefig(out_dir / f"{prefix}speedup.png", dpi=110)
         plt.close(fig)
-        files.append("speedup.png")
+        files.append(f"{prefix}speedup.png")
 
     # 3. fraction of the copy floor
     fig, ax = plt.subplots(figsize=(max(7, 1.3 * len(keys) + 3), 4.5))
@@ -437,14 +510,14 @@ def make_plots(rows, out_dir):
     ax.set_yscale("log")
     ax.set_xticks(range(len(keys)))
     ax.set_xticklabels(labels, rotation=25, ha="right", fontsize=8)
-    ax.set_ylabel("copy-floor time / p50 (1 = NumPy copy speed)")
-    ax.set_title("Fraction of the memory-copy floor reached")
+    ax.set_ylabel("copy-floor time / p50 (1 = copy speed)")
+    ax.set_title("Fraction of the memory-copy floor reached" + where)
     ax.grid(True, axis="y", which="both", alpha=0.3)
     ax.legend(fontsize=7)
     fig.tight_layout()
-    fig.savefig(out_dir / "floor_fraction.png", dpi=110)
+    fig.savefig(out_dir / f"{prefix}floor_fraction.png", dpi=110)
     plt.close(fig)
-    files.append("floor_fraction.png")
+    files.append(f"{prefix}floor_fraction.png")
     return files
 
 
@@ -455,69 +528,96 @@ def render_markdown(rows, out_dir, plots=True, notes=()):
     """Write REPORT.md (and the plots) into ``out_dir``; returns the Markdown text."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    if not rows:
+    all_rows = rows
+    rows, gpu_rows = split_devices(all_rows)
+    if not rows and not gpu_rows:
         raise ValueError("no benchmark rows to report")
-    meta = next((r for r in rows if r["provider"] in C.FASTLOSS_PROVIDERS), rows[0])
-    tf, tfa = has_tf(rows), has_tfa(rows)
-    bw = meta.get("copy_bw_Bps")
     L = ["# fastloss benchmark report", ""]
-    L.append(f"- **Date:** {meta.get('date') or '?'}")
-    L.append(f"- **Machine:** {meta.get('machine') or '?'} ({meta.get('cores') or '?'} logical cores)")
-    numba_s = f"Numba {meta.get('numba') or 'absent'}"
-    if meta.get("numba_layer"):
-        numba_s += f" (threading layer {meta['numba_layer']})"
-    vers = [f"Python {meta.get('python')}", f"NumPy {meta.get('numpy')}", numba_s, f"fastloss {meta.get('fastloss')}"]
-    tfrow = next((r for r in rows if r["provider"] in C.TF_PROVIDERS), None)
-    if tfrow:
-        vers.append(f"TensorFlow {tfrow.get('tensorflow')} (Keras {tfrow.get('keras')})")
+    if rows:
+        meta = next((r for r in rows if r["provider"] in C.FASTLOSS_PROVIDERS), rows[0])
+        tf, tfa = has_tf(rows), has_tfa(rows)
+        bw = meta.get("copy_bw_Bps")
+        L.append(f"- **Date:** {meta.get('date') or '?'}")
+        L.append(f"- **Machine:** {meta.get('machine') or '?'} ({meta.get('cores') or '?'} logical cores)")
+        numba_s = f"Numba {meta.get('numba') or 'absent'}"
+        if meta.get("numba_layer"):
+            numba_s += f" (threading layer {meta['numba_layer']})"
+        vers = [f"Python {meta.get('python')}", f"NumPy {meta.get('numpy')}", numba_s, f"fastloss {meta.get('fastloss')}"]
+        tfrow = next((r for r in rows if r["provider"] in C.TF_PROVIDERS), None)
+        if tfrow:
+            vers.append(f"TensorFlow {tfrow.get('tensorflow')} (Keras {tfrow.get('keras')})")
+        else:
+            vers.append("TensorFlow absent")
+        tfarow = next((r for r in rows if r["provider"] in C.TFA_PROVIDERS), None)
+        if tfarow:
+            vers.append(
+                f"TF Addons {tfarow.get('tfa')} (own interpreter: Python {tfarow.get('python')}, "
+                f"TF {tfarow.get('tensorflow')}, NumPy {tfarow.get('numpy')})"
+            )
+        torchrow = next((r for r in rows if r["provider"] in C.TORCH_PROVIDERS), None)
+        if torchrow:
+            vers.append(f"PyTorch {torchrow.get('torch')} ({torchrow.get('cores') or '?'} threads)")
+        jaxrow = next((r for r in rows if r["provider"] in C.JAX_PROVIDERS), None)
+        if jaxrow:
+            vers.append(f"JAX {jaxrow.get('jax')}")
+        L.append("- **Versions:** " + ", ".join(vers))
+        L.append(f"- **fastloss backends measured:** {', '.join(_backends(rows)) or 'none'}")
+        if bw:
+            L.append(f"- **NumPy copy bandwidth:** {bw / 1e9:.1f} GB/s (`np.copyto` of a 256 MiB float32 array, "
+                     f"(bytes read + bytes written) / time, median of 7; counted as bytes copied per second it is "
+                     f"{bw / 2e9:.1f} GB/s, and with that convention every floor time below doubles)")
+        L.append("")
+        if not tf:
+            L.append("> **TensorFlow is absent** (no `tf_function`/`tf_eager` rows): fastloss is reported against the "
+                     "NumPy memory-copy floor alone" + (" and the peers that did run." if len({r['provider'] for r in rows} - set(C.FASTLOSS_PROVIDERS)) else "."))
+            L.append("")
+        if not tfa:
+            L.append("> TF Addons peers not run (set `FASTLOSS_TFA_PYTHON` to an interpreter with `tensorflow-addons`).")
+            L.append("")
+        absent = [name for name, provs in (("PyTorch", C.TORCH_PROVIDERS), ("JAX", C.JAX_PROVIDERS))
+                  if not any(r["provider"] in provs for r in rows)]
+        if absent:
+            L.append(f"> {' and '.join(absent)} CPU peers not run (not installed, or left out; "
+                     "`pip install -e \".[peers]\"` installs them).")
+            L.append("")
+        for n in notes:
+            L.append(f"> {n}")
+            L.append("")
+        L.append("## Summary")
+        L.append("")
+        L.append("p50 seconds per call of loss + gradient w.r.t. `y_pred`, float32, NumPy in and NumPy out. "
+                 "`x Peer` = peer p50 / fastloss p50 (fastloss allocating a new gradient each call, as the peers do). "
+                 "`floor fraction` = copy-floor time / p50 (1.00 = as fast as NumPy copies the same bytes).")
+        L.append("")
+        L += summary_table(rows)
+        L.append("")
+        L.append("## Per case")
+        L.append("")
+        for key in _ordered_cases(rows):
+            r0 = next(r for r in rows if _case_key(r) == key)
+            L.append(f"### {_label(*key)}")
+            L.append("")
+            ft = floor_time(r0)
+            L.append(f"{r0['n_elements']:,} elements; floor bytes {fmt_bytes(r0['floor_bytes'])}"
+                     + (f"; copy floor {fmt_time(ft)}" if ft else ""))
+            L.append("")
+            L += detail_table(rows, key)
+            L.append("")
     else:
-        vers.append("TensorFlow absent")
-    tfarow = next((r for r in rows if r["provider"] in C.TFA_PROVIDERS), None)
-    if tfarow:
-        vers.append(
-            f"TF Addons {tfarow.get('tfa')} (own interpreter: Python {tfarow.get('python')}, "
-            f"TF {tfarow.get('tensorflow')}, NumPy {tfarow.get('numpy')})"
-        )
-    L.append("- **Versions:** " + ", ".join(vers))
-    L.append(f"- **fastloss backends measured:** {', '.join(_backends(rows)) or 'none'}")
-    if bw:
-        L.append(f"- **NumPy copy bandwidth:** {bw / 1e9:.1f} GB/s (`np.copyto` of a 256 MiB float32 array, "
-                 f"(bytes read + bytes written) / time, median of 7; counted as bytes copied per second it is "
-                 f"{bw / 2e9:.1f} GB/s, and with that convention every floor time below doubles)")
-    L.append("")
-    if not tf:
-        L.append("> **TensorFlow is absent** (no `tf_function`/`tf_eager` rows): fastloss is reported against the "
-                 "NumPy memory-copy floor alone" + (" and the peers that did run." if len({r['provider'] for r in rows} - set(C.FASTLOSS_PROVIDERS)) else "."))
-        L.append("")
-    if not tfa:
-        L.append("> TF Addons peers not run (set `FASTLOSS_TFA_PYTHON` to an interpreter with `tensorflow-addons`).")
-        L.append("")
-    for n in notes:
-        L.append(f"> {n}")
-        L.append("")
-    L.append("## Summary")
-    L.append("")
-    L.append("p50 seconds per call of loss + gradient w.r.t. `y_pred`, float32, NumPy in and NumPy out. "
-             "`x Peer` = peer p50 / fastloss p50 (fastloss allocating a new gradient each call, as the peers do). "
-             "`floor fraction` = copy-floor time / p50 (1.00 = as fast as NumPy copies the same bytes).")
-    L.append("")
-    L += summary_table(rows)
-    L.append("")
-    L.append("## Per case")
-    L.append("")
-    for key in _ordered_cases(rows):
-        r0 = next(r for r in rows if _case_key(r) == key)
-        L.append(f"### {_label(*key)}")
-        L.append("")
-        ft = floor_time(r0)
-        L.append(f"{r0['n_elements']:,} elements; floor bytes {fmt_bytes(r0['floor_bytes'])}"
-                 + (f"; copy floor {fmt_time(ft)}" if ft else ""))
-        L.append("")
-        L += detail_table(rows, key)
-        L.append("")
+        L += ["No CPU rows (GPU rows only).", ""]
+        for n in notes:
+            L += [f"> {n}", ""]
+    if gpu_rows:
+        L += gpu_section(gpu_rows)
     L.append("## Plots")
     L.append("")
-    files = make_plots(rows, out_dir) if plots else None
+    files = None
+    if plots:
+        files = (make_plots(rows, out_dir) if rows else []) or []
+        if gpu_rows and files is not None:
+            gfiles = make_plots(gpu_rows, out_dir, prefix="gpu_", where=f" -- GPU: {gpu_rows[0].get('machine') or '?'}",
+                                floor_label="device copy floor")
+            files = None if gfiles is None else files + gfiles
     if files:
         for f in files:
             L.append(f"![{f}]({f})")
@@ -541,7 +641,12 @@ def render_markdown(rows, out_dir, plots=True, notes=()):
         "ported to TF ops, since TFA does not run on this TF); the NumPy -> tensor conversion and `.numpy()` "
         "of loss and gradient are inside the timed call. `TF eager` = the same without `tf.function`. "
         "`TFA *` = real `tfa.losses.SigmoidFocalCrossEntropy` in a separate interpreter (`benchmarks/tfa_runner.py`). "
-        "`NumPy` = a vectorized float32 SCCE. TF thread pools are left at their defaults.",
+        "`NumPy` = a vectorized float32 SCCE. TF thread pools are left at their defaults. "
+        "`PyTorch eager` (when installed) = `torch.from_numpy` of the inputs, the loss written to the Keras / TFA "
+        "semantics (`F.cross_entropy` for SCCE/CCE logits, `F.binary_cross_entropy` of probabilities clamped to "
+        "[1e-7, 1 - 1e-7], TFA's focal formula in torch ops), `torch.autograd.grad`, `.numpy()` of loss and gradient, "
+        "`torch.set_num_threads(<logical cores>)`. `JAX jit` (when installed) = `jax.jit(jax.value_and_grad(loss))` "
+        "called on the NumPy arrays, results turned into NumPy arrays in the timed call; XLA's default CPU threads.",
         "- **Timing:** the first call of each provider is timed alone (`warm-up`: Numba compile or on-disk "
         "cache load, TF tracing; excluded from p20/p50/p80), then one more untimed call; each repeat runs "
         "enough calls to last >= the minimum repeat time, and repeats go round-robin over the providers of a "
@@ -557,6 +662,11 @@ def render_markdown(rows, out_dir, plots=True, notes=()):
         "can beat a single-threaded copy, so a fraction above 1 is possible.",
         "- **Error:** `max rel err` = max over loss and gradient of max|got - ref| / max|ref| against a float64 "
         "NumPy reference of the Keras / TFA semantics, from one call after timing.",
+        "- **GPU rows** are not measured by this script: they are recorded on a GPU machine by "
+        "`python -m benchmarks.gpu_check --out benchmarks/results` (`gpu_results.csv`, the same columns, "
+        "`device` = `cuda`) and read back here. There the inputs are device tensors (PyTorch CUDA tensors; "
+        "fastloss reads them through `__cuda_array_interface__`), times are medians of synchronized calls, "
+        "and the floor is (input bytes + gradient bytes) / device-to-device copy bandwidth.",
         "",
     ]
     text = "\n".join(L)
@@ -581,7 +691,7 @@ def _git_suffix(pkg_dir):
         return ""
 
 
-def _meta(tf_version, keras_version):
+def _meta(tf_version, keras_version, torch_version="", jax_version=""):
     import numpy as np
 
     try:
@@ -591,6 +701,7 @@ def _meta(tf_version, keras_version):
     except ImportError:
         flv = ""
     return {
+        "device": "cpu",
         "machine": _timing.machine_string(),
         "cores": os.cpu_count(),
         "python": platform.python_version(),
@@ -600,6 +711,8 @@ def _meta(tf_version, keras_version):
         "keras": keras_version,
         "fastloss": flv,
         "tfa": "",
+        "torch": torch_version,
+        "jax": jax_version,
         "date": _dt.datetime.now().astimezone().isoformat(timespec="seconds"),
     }
 
@@ -633,15 +746,21 @@ def run_tfa(tfa_python, sizes, repeats, min_time, timeout=900):
     return json.loads(lines[-1])
 
 
-def run_benchmarks(cases, repeats=7, min_time=0.05, use_tf=True, tfa_python=None, progress=True, notes=None):
-    """Run ``cases``; returns the long-format rows."""
+def run_benchmarks(cases, repeats=7, min_time=0.05, use_tf=True, tfa_python=None, progress=True, notes=None,
+                   use_torch=True, use_jax=True):
+    """Run ``cases``; returns the long-format rows. PyTorch and JAX peers run when installed."""
     notes = notes if notes is not None else []
-    tf = keras = None
+    tf = keras = torch = jax = None
     if use_tf:
         tf, keras = C.import_tf()
+    if use_torch:
+        torch = C.import_torch()
+    if use_jax:
+        jax = C.import_jax()
     tf_version = getattr(tf, "__version__", "") if tf else ""
     keras_version = getattr(keras, "__version__", "") if keras else ""
-    meta = _meta(tf_version, keras_version)
+    meta = _meta(tf_version, keras_version, getattr(torch, "__version__", "") if torch else "",
+                 getattr(jax, "__version__", "") if jax else "")
     if not C.fastloss_backends():
         notes.append("fastloss has no available backend here: no fastloss rows.")
     focal_sizes = [c.size for c in cases if c.kernel == "sigmoid_focal"]
@@ -657,7 +776,8 @@ def run_benchmarks(cases, repeats=7, min_time=0.05, use_tf=True, tfa_python=None
         y_true, y_pred = C.make_data(case)
         ref = C.reference(case, y_true, y_pred)
         fb = C.floor_bytes(case, y_true, y_pred)
-        provs = C.provider_list(case, tf_available=tf is not None)
+        provs = C.provider_list(case, tf_available=tf is not None, torch_available=torch is not None,
+                                jax_available=jax is not None)
         fns = {pb: C.make_provider(case, pb[0], pb[1], y_true, y_pred) for pb in provs}
         bar.step(f"{case.label}: timing {len(fns)} providers")
         stats = _timing.time_interleaved(fns, repeats=repeats, min_time=min_time)
@@ -707,6 +827,12 @@ def main(argv=None):
     ap.add_argument("--min-time", type=float, default=None, help="minimum seconds per repeat (default 0.05 quick, 0.1 full)")
     ap.add_argument("--from-csv", metavar="FILE", help="only regenerate REPORT.md and plots from recorded rows")
     ap.add_argument("--no-tf", action="store_true", help="do not import TensorFlow (fastloss vs the copy floor)")
+    ap.add_argument("--no-torch", action="store_true", help="leave PyTorch out even when it is installed")
+    ap.add_argument("--no-jax", action="store_true", help="leave JAX out even when it is installed")
+    ap.add_argument("--gpu-csv", metavar="FILE", default=None,
+                    help="GPU rows recorded by benchmarks.gpu_check (default benchmarks/results/gpu_results.csv "
+                         "when it exists)")
+    ap.add_argument("--no-gpu", action="store_true", help="leave the recorded GPU rows out of the report")
     ap.add_argument("--no-plots", action="store_true")
     ap.add_argument("--list", action="store_true", help="list the selected cases and exit")
     args = ap.parse_args(argv)
@@ -727,14 +853,27 @@ def main(argv=None):
         min_time = args.min_time or (0.1 if args.full else 0.05)
         tfa_python = os.environ.get("FASTLOSS_TFA_PYTHON") or None
         rows = run_benchmarks(cases, repeats=repeats, min_time=min_time, use_tf=not args.no_tf,
-                              tfa_python=tfa_python, notes=notes)
+                              tfa_python=tfa_python, notes=notes, use_torch=not args.no_torch,
+                              use_jax=not args.no_jax)
         notes.insert(0, f"Mode: {'full' if args.full else 'quick'}; {repeats} repeats of >= {min_time} s per provider.")
         out.mkdir(parents=True, exist_ok=True)
         write_csv(rows, out / "results.csv")
         write_json(rows, out / "results.json")
+    if args.no_gpu:
+        rows = [r for r in rows if not is_gpu(r)]
+    else:
+        gpu_csv = Path(args.gpu_csv) if args.gpu_csv else (DEFAULT_GPU_CSV if DEFAULT_GPU_CSV.exists() else None)
+        same = bool(gpu_csv and args.from_csv and gpu_csv.resolve() == Path(args.from_csv).resolve())
+        if gpu_csv and not same and (args.gpu_csv or not any(is_gpu(r) for r in rows)):
+            rows = rows + [r for r in read_csv(gpu_csv) if is_gpu(r)]
     render_markdown(rows, out, plots=not args.no_plots, notes=notes)
-    print("\n".join(summary_table(rows)))
-    if not has_tf(rows):
+    cpu_rows, gpu_rows = split_devices(rows)
+    if cpu_rows:
+        print("\n".join(summary_table(cpu_rows)))
+    if gpu_rows:
+        print(f"\nGPU ({gpu_rows[0].get('machine') or '?'}, recorded):")
+        print("\n".join(summary_table(gpu_rows)))
+    if not has_tf(cpu_rows):
         print("\nTensorFlow is absent: fastloss is reported against the NumPy copy floor alone.")
     for n in notes:
         print(n, file=sys.stderr)

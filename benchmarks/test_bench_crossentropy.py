@@ -1,6 +1,7 @@
 """pytest-benchmark suite: cross-entropy family, loss + gradient, float32, fastloss vs peers.
 
-Run from the repository root (about 1-2 minutes; TF providers skip without TensorFlow)::
+Run from the repository root (about 1-2 minutes; TF, PyTorch and JAX providers skip when
+those packages are not installed)::
 
     python -m pytest benchmarks/test_bench_crossentropy.py --benchmark-columns=min,median,max,rounds,iterations \
         --benchmark-sort=name --benchmark-group-by=group
@@ -32,6 +33,10 @@ def _params():
             out.append(pytest.param(case, "fastloss_grad_out", b, id=f"{case.id}-fastloss_grad_out[{b}]"))
         for p in TF_PROVIDERS:
             out.append(pytest.param(case, p, "", id=f"{case.id}-{p}"))
+        if C.has_torch_peer(case):
+            out.append(pytest.param(case, "torch_eager", "", id=f"{case.id}-torch_eager"))
+        if C.has_jax_peer(case):
+            out.append(pytest.param(case, "jax_jit", "", id=f"{case.id}-jax_jit"))
         if C.has_numpy_peer(case):
             out.append(pytest.param(case, "numpy", "", id=f"{case.id}-numpy"))
     return out
@@ -42,6 +47,10 @@ def test_crossentropy(benchmark, case_data, case, provider, backend):
     if provider in TF_PROVIDERS:
         C.import_tf()  # quiet import (TF's C++ start-up chatter) when it is there
         pytest.importorskip("tensorflow")
+    elif provider == "torch_eager":
+        pytest.importorskip("torch")
+    elif provider == "jax_jit":
+        pytest.importorskip("jax")
     y_true, y_pred, ref = case_data(case)
     fn = C.make_provider(case, provider, backend, y_true, y_pred)
 

@@ -23,6 +23,7 @@ SCCE_FLOOR_BYTES = 4096 * 8 + 2 * 4096 * 1000 * 4  # 32_800_768
 FOCAL_FLOOR_BYTES = 3 * 1048576 * 4  # 12_582_912
 
 META = {
+    "device": "cpu",
     "dtype": "float32",
     "repeats": 7,
     "number": 1,
@@ -34,9 +35,12 @@ META = {
     "numpy": "2.4.0",
     "numba": "0.68.0",
     "numba_layer": "omp, 2 threads",
+    "numba_cuda": "",
     "keras": "3.15.0",
     "fastloss": "0.1.0",
     "tfa": "",
+    "torch": "",
+    "jax": "",
     "date": "2026-11-25T10:00:00+00:00",
 }
 
@@ -201,3 +205,123 @@ def test_no_tensorflow_path(tmp_path, capsys):
     report.write_csv(rows, csv_path)
     assert report.main(["--from-csv", str(csv_path), "--out", str(tmp_path / "o"), "--no-plots"]) == 0
     assert "TensorFlow is absent" in capsys.readouterr().out
+
+
+# ---------------------------------------------------------------- GPU rows
+
+# Recorded on the lent H100 by `python -m benchmarks.gpu_check --out benchmarks/results` (2026-11-25);
+# the p50s are those of benchmarks/results/gpu_results.csv, rounded.
+GPU_BW = 2.963e12  # device copy, (bytes read + bytes written) / time
+GPU_META = dict(
+    META, device="cuda", machine="NVIDIA H100 80GB HBM3", cores=16, python="3.12.3", numpy="2.4.6",
+    numba="0.68.0", numba_layer="", numba_cuda="0.30.4", keras="", torch="2.11.0+cu130", jax="0.11",
+    copy_bw_Bps=GPU_BW, repeats=20, warmup_s=None, peak_mem_bytes=None, mem_method="",
+    date="2026-11-25T10:59:44+00:00",
+)
+GPU_FLOOR_BYTES = 65536 * 8 + 2 * 65536 * 1000 * 4  # int64 labels + logits + gradient
+
+
+def gpu_rows():
+    def row(provider, p50, backend="", err=None):
+        r = dict(GPU_META)
+        r.update(kernel="scce_logits", provider=provider, backend=backend, size="65536x1000", n_elements=65536000,
+                 p20_s=p50 * 0.9, p50_s=p50, p80_s=p50 * 1.1, floor_bytes=GPU_FLOOR_BYTES, max_rel_err=err,
+                 tensorflow="")
+        return r
+
+    return [
+        row("fastloss_grad_out", 1.587e-3, "cuda", 3.0e-8),
+        row("fastloss", 1.926e-3, "cuda", 3.0e-8),
+        row("torch_eager", 0.696e-3),
+        row("jax_jit", 0.551e-3),
+    ]
+
+
+def _gpu_part(md):
+    i = md.index("## GPU")
+    return md[i:md.index("## Plots", i)]
+
+
+def test_gpu_section_from_recorded_rows(tmp_path):
+    md = report.render_markdown(sample_rows() + gpu_rows(), tmp_path, plots=False)
+    assert "## GPU: NVIDIA H100 80GB HBM3" in md
+    gpu = _gpu_part(md)
+    cpu = md[:md.index("## GPU")]
+    # the CPU part is unchanged by GPU rows: no cuda backend, no GPU peers
+    assert "| cuda |" not in cpu and "H100" not in cpu
+    assert _line(cpu, "| SCCE logits 4096x1000 | numba |").startswith("| SCCE logits 4096x1000 | numba | 10 ms |")
+    assert "Device copy bandwidth:** 2.96 TB/s" in gpu
+    assert "PyTorch 2.11.0+cu130" in gpu and "JAX 0.11" in gpu and "numba-cuda 0.30.4" in gpu
+    head = _line(gpu, "| case | backend |")
+    assert "PyTorch eager" in head and "JAX jit" in head and "TF" not in head
+    cells = [c.strip() for c in _line(gpu, "| SCCE logits 65536x1000 | cuda |").strip("|").split("|")]
+    # floor 524_812_288 B / 2.963e12 B/s = 177.1 us; x PyTorch = 0.696 / 1.926 = 0.36; 0.551 / 1.926 = 0.29
+    # floor fractions 0.1771 / 1.926 = 0.09, 0.1771 / 1.587 = 0.11
+    assert cells == [
+        "SCCE logits 65536x1000", "cuda", "1.93 ms", "1.59 ms", "696 us", "551 us", "177 us",
+        "0.36x", "0.29x", "0.09", "0.11",
+    ]
+    assert _line(gpu, "| JAX jit | - | 551 us |")
+    assert "3.0e-08" in _line(gpu, "| fastloss | cuda | 1.93 ms |")
+
+
+def test_gpu_csv_picked_up_in_from_csv_mode(tmp_path, capsys):
+    cpu_csv, gpu_csv = tmp_path / "results.csv", tmp_path / "gpu_results.csv"
+    report.write_csv(sample_rows(), cpu_csv)
+    report.write_csv(gpu_rows(), gpu_csv)
+    out = tmp_path / "out"
+    assert report.main(["--from-csv", str(cpu_csv), "--gpu-csv", str(gpu_csv), "--out", str(out), "--no-plots"]) == 0
+    printed = capsys.readouterr().out
+    assert "GPU (NVIDIA H100 80GB HBM3, recorded):" in printed
+    assert "| SCCE logits 65536x1000 | cuda | 1.93 ms | 1.59 ms | 696 us | 551 us |" in printed
+    md = (out / "REPORT.md").read_text()
+    assert "## GPU: NVIDIA H100 80GB HBM3" in md and "### GPU: SCCE logits 65536x1000" in md
+    # --no-gpu leaves them out
+    assert report.main(["--from-csv", str(cpu_csv), "--gpu-csv", str(gpu_csv), "--out", str(out), "--no-plots",
+                        "--no-gpu"]) == 0
+    assert "## GPU" not in (out / "REPORT.md").read_text()
+
+
+def test_default_gpu_csv_is_read(tmp_path, monkeypatch):
+    gpu_csv = tmp_path / "gpu_results.csv"
+    report.write_csv(gpu_rows(), gpu_csv)
+    monkeypatch.setattr(report, "DEFAULT_GPU_CSV", gpu_csv)
+    cpu_csv = tmp_path / "results.csv"
+    report.write_csv(sample_rows(), cpu_csv)
+    assert report.main(["--from-csv", str(cpu_csv), "--out", str(tmp_path / "o"), "--no-plots"]) == 0
+    assert "## GPU: NVIDIA H100 80GB HBM3" in (tmp_path / "o" / "REPORT.md").read_text()
+
+
+def test_committed_gpu_csv_has_report_columns():
+    path = Path(report.__file__).resolve().parent / "results" / "gpu_results.csv"
+    if not path.exists():
+        pytest.skip("no recorded GPU results")
+    header = path.read_text().splitlines()[0].split(",")
+    assert header == report.COLUMNS
+    rows = report.read_csv(path)
+    assert rows and all(report.is_gpu(r) and r["machine"] and r["p50_s"] > 0 for r in rows)
+    assert {r["provider"] for r in rows} <= set(report.PROVIDER_LABELS)
+
+
+def test_gpu_plots(tmp_path):
+    pytest.importorskip("matplotlib")
+    md = report.render_markdown(sample_rows() + gpu_rows(), tmp_path, plots=True)
+    for name in ("gpu_time_vs_size.png", "gpu_speedup.png", "gpu_floor_fraction.png"):
+        assert (tmp_path / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", name
+        assert f"![{name}]({name})" in md
+
+
+def test_cpu_peers_torch_and_jax_columns(tmp_path):
+    rows = sample_rows() + [
+        _row("scce_logits", "4096x1000", "torch_eager", 0.020, torch="2.13.0+cpu"),
+        _row("scce_logits", "4096x1000", "jax_jit", 0.005, jax="0.10.2"),
+    ]
+    md = report.render_markdown(rows, tmp_path, plots=False)
+    assert "PyTorch 2.13.0+cpu (2 threads)" in md and "JAX 0.10.2" in md
+    assert "CPU peers not run" not in md
+    head = [c.strip() for c in _line(md, "| case | backend |").strip("|").split("|")]
+    assert head.index("PyTorch eager") < head.index("JAX jit") < head.index("NumPy")
+    cells = dict(zip(head, (c.strip() for c in _line(md, "| SCCE logits 4096x1000 | numba |").strip("|").split("|"))))
+    assert cells["PyTorch eager"] == "20 ms" and cells["JAX jit"] == "5 ms"
+    assert cells["x PyTorch eager"] == "2.0x" and cells["x JAX jit"] == "0.50x"
+    assert "PyTorch and JAX CPU peers not run" in report.render_markdown(sample_rows(), tmp_path, plots=False)
