@@ -78,7 +78,7 @@ from ._common import (
     par,
     par_gh,
 )
-from ._math import _exp2_parts, fkey, flog1p, funkey, lit, log32
+from ._math import _exp2_parts, fkey, flog1p, flog1p_small, funkey, lit, log32
 
 _F32 = np.float32
 
@@ -226,7 +226,7 @@ def _e_log_cosh(y, p, eps, ome, alpha, gamma, flag):
     arg = u
     if small:
         arg = -(t * t)
-    lg = flog1p(arg)  # arg in [-tanh(0.625)**2, exp(-1.25)]
+    lg = flog1p_small(arg)  # arg in [-tanh(0.625)**2, exp(-1.25)]
     l = ae + lg - lit(p, 0.6931471805599453)
     if small:
         l = lit(p, -0.5) * lg
