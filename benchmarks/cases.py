@@ -102,14 +102,14 @@ CASES = [
     Case("sigmoid_focal", 65536, 1, quick=False, suite=False),
     Case("sigmoid_focal", 1048576, 1),
     Case("sigmoid_focal", 4194304, 1, quick=False, suite=False),
-    # regression family (Keras Huber(delta=1) / LogCosh, mean reduction), not in the
-    # cross-entropy pytest suite; 4M elements as one column and as 256-wide rows
-    Case("huber", 256, 1, suite=False),
-    Case("huber", 4194304, 1, suite=False),
-    Case("huber", 16384, 256, suite=False),
-    Case("log_cosh", 256, 1, suite=False),
-    Case("log_cosh", 4194304, 1, suite=False),
-    Case("log_cosh", 16384, 256, suite=False),
+    # regression family (Keras Huber(delta=1) / LogCosh, mean reduction; their pytest
+    # suite is benchmarks/test_bench_regression.py); 4M elements as one column and as 256-wide rows
+    Case("huber", 256, 1),
+    Case("huber", 4194304, 1),
+    Case("huber", 16384, 256),
+    Case("log_cosh", 256, 1),
+    Case("log_cosh", 4194304, 1),
+    Case("log_cosh", 16384, 256),
 ]
 
 PROVIDER_ORDER = [
@@ -139,9 +139,14 @@ def case_matches(case, f):
     return bool(f) and (case.id.startswith(f) or f == case.size or f in case.kernel.split("_"))
 
 
-def select_cases(full=False, filters=None, suite=False):
+FAMILY = {"huber": "regression", "log_cosh": "regression"}  # others: "crossentropy"
+
+
+def select_cases(full=False, filters=None, suite=False, family=None):
     out = []
     for c in CASES:
+        if family is not None and FAMILY.get(c.kernel, "crossentropy") != family:
+            continue
         if suite and not c.suite:
             continue
         if not suite and not full and not c.quick:

@@ -25,9 +25,9 @@ from . import cases as C
 TF_PROVIDERS = ("tf_function", "tf_eager")
 
 
-def _params():
+def _params(family="crossentropy"):
     out = []
-    for case in C.select_cases(suite=True):
+    for case in C.select_cases(suite=True, family=family):
         for b in C.fastloss_backends():
             out.append(pytest.param(case, "fastloss", b, id=f"{case.id}-fastloss[{b}]"))
             out.append(pytest.param(case, "fastloss_grad_out", b, id=f"{case.id}-fastloss_grad_out[{b}]"))
@@ -44,6 +44,11 @@ def _params():
 
 @pytest.mark.parametrize("case,provider,backend", _params())
 def test_crossentropy(benchmark, case_data, case, provider, backend):
+    bench_case(benchmark, case_data, case, provider, backend)
+
+
+def bench_case(benchmark, case_data, case, provider, backend):
+    """Time one case x provider (shared by the family suites)."""
     if provider in TF_PROVIDERS:
         C.import_tf()  # quiet import (TF's C++ start-up chatter) when it is there
         pytest.importorskip("tensorflow")
