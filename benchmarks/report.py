@@ -747,8 +747,9 @@ def run_tfa(tfa_python, sizes, repeats, min_time, timeout=900):
 
 
 def run_benchmarks(cases, repeats=7, min_time=0.05, use_tf=True, tfa_python=None, progress=True, notes=None,
-                   use_torch=True, use_jax=True):
-    """Run ``cases``; returns the long-format rows. PyTorch and JAX peers run when installed."""
+                   use_torch=True, use_jax=True, only=None):
+    """Run ``cases``; returns the long-format rows. PyTorch and JAX peers run when installed.
+    ``only``: keep just these providers (the peer subprocess uses it)."""
     notes = notes if notes is not None else []
     tf = keras = torch = jax = None
     if use_tf:
@@ -778,6 +779,13 @@ def run_benchmarks(cases, repeats=7, min_time=0.05, use_tf=True, tfa_python=None
         fb = C.floor_bytes(case, y_true, y_pred)
         provs = C.provider_list(case, tf_available=tf is not None, torch_available=torch is not None,
                                 jax_available=jax is not None)
+        if only is not None:
+            provs = [pb for pb in provs if pb[0] in only]
+        if not provs:
+            bar.step(f"{case.label}: no provider")
+            bar.step(f"{case.label}: -")
+            bar.step(f"{case.label}: done")
+            continue
         fns = {pb: C.make_provider(case, pb[0], pb[1], y_true, y_pred) for pb in provs}
         bar.step(f"{case.label}: timing {len(fns)} providers")
         stats = _timing.time_interleaved(fns, repeats=repeats, min_time=min_time)
@@ -816,6 +824,46 @@ def run_benchmarks(cases, repeats=7, min_time=0.05, use_tf=True, tfa_python=None
     return rows
 
 
+PEER_PROVIDERS = ("torch_eager", "jax_jit")
+
+
+def run_peers_subprocess(args, notes, bw):
+    """PyTorch / JAX rows from a child process: loaded beside fastloss, their
+    thread pools and allocators slowed fastloss' own calls (BCE 65536x256
+    9.0 -> 16.5 ms), so they are timed in an interpreter of their own."""
+    import importlib.util
+    import tempfile
+
+    want = []
+    if not args.no_torch and importlib.util.find_spec("torch"):
+        want.append("torch")
+    if not args.no_jax and importlib.util.find_spec("jax"):
+        want.append("jax")
+    if not want:
+        return []
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "peers.json"
+        cmd = [sys.executable, "-m", "benchmarks.report", "--peers-json", str(out), "--no-tf", "--no-gpu", "--no-plots",
+               "--cases", args.cases or "", "--out", tmp]
+        if args.full:
+            cmd.append("--full")
+        if args.repeats:
+            cmd += ["--repeats", str(args.repeats)]
+        if args.min_time:
+            cmd += ["--min-time", str(args.min_time)]
+        cmd += [] if "torch" in want else ["--no-torch"]
+        cmd += [] if "jax" in want else ["--no-jax"]
+        try:
+            subprocess.run(cmd, cwd=str(HERE.parent), check=True, timeout=3600, stdout=subprocess.DEVNULL)
+            rows = json.loads(out.read_text())
+        except (subprocess.CalledProcessError, subprocess.TimeoutExpired, OSError, ValueError) as e:
+            notes.append(f"PyTorch/JAX peer process failed: {e}")
+            return []
+    for r in rows:
+        r["copy_bw_Bps"] = bw
+    return rows
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(prog="python -m benchmarks.report", description=__doc__.split("\n\n")[0])
     mode = ap.add_mutually_exclusive_group()
@@ -835,6 +883,7 @@ def main(argv=None):
     ap.add_argument("--no-gpu", action="store_true", help="leave the recorded GPU rows out of the report")
     ap.add_argument("--no-plots", action="store_true")
     ap.add_argument("--list", action="store_true", help="list the selected cases and exit")
+    ap.add_argument("--peers-json", metavar="FILE", default=None, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     out = Path(args.out)
     notes = []
@@ -851,10 +900,20 @@ def main(argv=None):
             ap.error(f"no case matches --cases {args.cases!r}; ids: {', '.join(c.id for c in C.CASES)}")
         repeats = args.repeats or (11 if args.full else 7)
         min_time = args.min_time or (0.1 if args.full else 0.05)
+        if args.peers_json:  # the child of run_peers_subprocess
+            rows = run_benchmarks(cases, repeats=repeats, min_time=min_time, use_tf=False, progress=False,
+                                  notes=notes, use_torch=not args.no_torch, use_jax=not args.no_jax,
+                                  only=PEER_PROVIDERS)
+            Path(args.peers_json).write_text(json.dumps(rows, default=str))
+            return 0
         tfa_python = os.environ.get("FASTLOSS_TFA_PYTHON") or None
         rows = run_benchmarks(cases, repeats=repeats, min_time=min_time, use_tf=not args.no_tf,
-                              tfa_python=tfa_python, notes=notes, use_torch=not args.no_torch,
-                              use_jax=not args.no_jax)
+                              tfa_python=tfa_python, notes=notes, use_torch=False, use_jax=False)
+        bw = next((r["copy_bw_Bps"] for r in rows if r.get("copy_bw_Bps")), None)
+        peer_rows = run_peers_subprocess(args, notes, bw)
+        rows += peer_rows
+        if peer_rows:
+            notes.append("PyTorch / JAX peers timed in a child process (in the same process they slow fastloss' calls).")
         notes.insert(0, f"Mode: {'full' if args.full else 'quick'}; {repeats} repeats of >= {min_time} s per provider.")
         out.mkdir(parents=True, exist_ok=True)
         write_csv(rows, out / "results.csv")
