@@ -13,6 +13,7 @@ import fastloss
 from fastloss import losses as L
 
 import reference as R
+from _cases import make_weight
 
 REDUCTIONS = ["sum_over_batch_size", "sum", "none", "mean", "mean_with_sample_weight"]
 DTYPES = [np.float32, np.float64]
@@ -106,14 +107,6 @@ def make_inputs(case, rng, shape=(6, 4), dtype=np.float64):
     else:  # pragma: no cover
         raise AssertionError(case.kind)
     return yt, np.asarray(yp, dtype=dtype)
-
-
-def make_weight(kind, S, rng):
-    if kind == "unweighted":
-        return None
-    if kind == "scalar":
-        return 0.7
-    return rng.uniform(0.1, 2.0, S)
 
 
 def expected(case, yt, yp, sw, reduction):

@@ -97,6 +97,26 @@ def _block_sum2(a, b, sa, sb):
     return a, b
 
 
+@cuda.jit(device=True, inline=True)
+def _skip_label_row(lab, i, C, ignore, has_ignore, t, step, loss, grad, want_grad, info):
+    """Handle row i when its label is ignored or bad (then returns True): loss 0,
+    gradient row 0 (threads t, t + step, ...), bad labels counted in info."""
+    k = lab[i]
+    bad = not (k >= 0 and k < C)
+    skip = has_ignore and k == ignore
+    if not (skip or bad):
+        return False
+    if t == 0:
+        loss[i] = 0.0
+        if bad and not skip:
+            cuda.atomic.add(info, 0, 1)
+            cuda.atomic.min(info, 1, i)
+    if want_grad:
+        for j in range(t, C, step):
+            grad[i, j] = 0.0
+    return True
+
+
 @cuda.jit
 def scce_logits_rows(x, lab, prm, w, ws, loss, grad, want_grad, info):
     R, C = x.shape
@@ -107,19 +127,9 @@ def scce_logits_rows(x, lab, prm, w, ws, loss, grad, want_grad, info):
     has_ignore = prm[9] != 0.0
     tid = cuda.threadIdx.x
     for i in range(cuda.blockIdx.x, R, cuda.gridDim.x):
-        k = lab[i]
-        bad = not (k >= 0 and k < C)
-        skip = has_ignore and k == ignore
-        if skip or bad:
-            if tid == 0:
-                loss[i] = 0.0
-                if bad and not skip:
-                    cuda.atomic.add(info, 0, 1)
-                    cuda.atomic.min(info, 1, i)
-            if want_grad:
-                for j in range(tid, C, cuda.blockDim.x):
-                    grad[i, j] = 0.0
+        if _skip_label_row(lab, i, C, ignore, has_ignore, tid, cuda.blockDim.x, loss, grad, want_grad, info):
             continue
+        k = lab[i]
         m, s = _block_softmax_stats(x, i, C, sm, ss)
         if tid == 0:
             loss[i] = math.log(s) - (x[i, k] - m)
@@ -140,17 +150,9 @@ def scce_logits_thread_per_row(x, lab, prm, w, ws, loss, grad, want_grad, info):
     ignore = prm[8]
     has_ignore = prm[9] != 0.0
     for i in range(cuda.grid(1), R, cuda.gridsize(1)):
-        k = lab[i]
-        bad = not (k >= 0 and k < C)
-        if (has_ignore and k == ignore) or bad:
-            loss[i] = 0.0
-            if bad and not (has_ignore and k == ignore):
-                cuda.atomic.add(info, 0, 1)
-                cuda.atomic.min(info, 1, i)
-            if want_grad:
-                for j in range(C):
-                    grad[i, j] = 0.0
+        if _skip_label_row(lab, i, C, ignore, has_ignore, 0, 1, loss, grad, want_grad, info):
             continue
+        k = lab[i]
         m = x[i, 0]
         for j in range(1, C):
             m = max(m, x[i, j])
@@ -251,19 +253,9 @@ def scce_logits_warp(x, lab, factor, ignore, has_ignore, w, ws, loss, grad, want
     gw = (cuda.blockIdx.x * cuda.blockDim.x + cuda.threadIdx.x) >> 5
     nw = (cuda.gridDim.x * cuda.blockDim.x) >> 5
     for i in range(gw, R, nw):
-        k = lab[i]
-        bad = not (k >= 0 and k < C)
-        skip = has_ignore and k == ignore
-        if skip or bad:
-            if lane == 0:
-                loss[i] = 0.0
-                if bad and not skip:
-                    cuda.atomic.add(info, 0, 1)
-                    cuda.atomic.min(info, 1, i)
-            if want_grad:
-                for j in range(lane, C, 32):
-                    grad[i, j] = 0.0
+        if _skip_label_row(lab, i, C, ignore, has_ignore, lane, 32, loss, grad, want_grad, info):
             continue
+        k = lab[i]
         m, s = _lane_stats(x, i, C, lane)
         m, s = _warp_allreduce_stats(m, s)
         if lane == 0:
