@@ -181,7 +181,8 @@ def compute(
 ):
     """Run loss ``name``. Returns ``(loss, grad)`` (``grad`` is None unless asked)."""
     spec = _registry.get(name)
-    if hasattr(y_pred, "__cuda_array_interface__"):  # lives on a GPU: the device path
+    if hasattr(y_pred, "__cuda_array_interface__") or type(y_pred).__name__ == "FakeCUDAArray":
+        # lives on a GPU (or in Numba's CUDA simulator): the device path
         from .backends.numba_cuda import device
 
         return device.compute(

@@ -28,19 +28,22 @@ class LossSpec:
 
 
 _CUDA_XE = "fastloss.backends.numba_cuda.crossentropy"
+_CUDA_EW = "fastloss.backends.numba_cuda.elementwise"
 
 
-def _xe(name, layout, variants, reference, cuda=None):
+def _xe(name, layout, variants, reference, cuda=None, cuda_ew=None):
     kernels = {"numba": {v: f"{_NUMBA_XE}:{k}" for v, k in variants.items()}}
     if cuda:
         kernels["cuda"] = {v: f"{_CUDA_XE}:{k}" for v, k in cuda.items()}
+    if cuda_ew:  # elementwise losses: the CUDA kernels share one module
+        kernels["cuda"] = {v: f"{_CUDA_EW}:{variants[v]}" for v in cuda_ew}
     return LossSpec(name=name, family="crossentropy", layout=layout, kernels=kernels, reference=reference)
 
 
 REGISTRY = {
     s.name: s
     for s in (
-        _xe("binary_crossentropy", "dense", {"probs": "bce_probs", "logits": "bce_logits", "gh": "bce_gh", "gh_logits": "bce_logits_gh"}, "binary_crossentropy"),
+        _xe("binary_crossentropy", "dense", {"probs": "bce_probs", "logits": "bce_logits", "gh": "bce_gh", "gh_logits": "bce_logits_gh"}, "binary_crossentropy", cuda_ew=("probs", "logits")),
         _xe(
             "categorical_crossentropy",
             "dense",
@@ -60,6 +63,7 @@ REGISTRY = {
             "dense",
             {"probs": "binary_focal", "logits": "binary_focal_logits"},
             "binary_focal_crossentropy",
+            cuda_ew=("probs", "logits"),
         ),
         _xe(
             "categorical_focal_crossentropy",
@@ -72,9 +76,10 @@ REGISTRY = {
             "dense",
             {"probs": "sigmoid_focal", "logits": "sigmoid_focal_logits"},
             "sigmoid_focal_crossentropy",
+            cuda_ew=("probs", "logits"),
         ),
-        _xe("kl_divergence", "dense", {"probs": "kl_divergence"}, "kl_divergence"),
-        _xe("poisson", "dense", {"probs": "poisson", "gh": "poisson_gh"}, "poisson"),
+        _xe("kl_divergence", "dense", {"probs": "kl_divergence"}, "kl_divergence", cuda_ew=("probs",)),
+        _xe("poisson", "dense", {"probs": "poisson", "gh": "poisson_gh"}, "poisson", cuda_ew=("probs",)),
     )
 }
 
@@ -82,11 +87,14 @@ REGISTRY = {
 _NUMBA_RG = "fastloss.backends.numba_cpu.regression"
 
 
-def _rg(name, kernel, gh=True):
+def _rg(name, kernel, gh=True, cuda=True):
     variants = {"probs": f"{_NUMBA_RG}:{kernel}"}
     if gh:
         variants["gh"] = f"{_NUMBA_RG}:{kernel}_gh"
-    return LossSpec(name=name, family="regression", layout="dense", kernels={"numba": variants}, reference=name)
+    kernels = {"numba": variants}
+    if cuda:  # the elementwise ones
+        kernels["cuda"] = {"probs": f"{_CUDA_EW}:{kernel}"}
+    return LossSpec(name=name, family="regression", layout="dense", kernels=kernels, reference=name)
 
 
 REGISTRY.update(
@@ -100,8 +108,8 @@ REGISTRY.update(
         _rg("log_cosh", "log_cosh"),
         _rg("hinge", "hinge"),
         _rg("squared_hinge", "squared_hinge"),
-        _rg("cosine_similarity", "cosine_similarity", gh=False),
-        _rg("categorical_hinge", "categorical_hinge", gh=False),
+        _rg("cosine_similarity", "cosine_similarity", gh=False, cuda=False),
+        _rg("categorical_hinge", "categorical_hinge", gh=False, cuda=False),
     )
 )
 

@@ -45,11 +45,13 @@ def _launch_config(request):
         yield
         return
     from fastloss.backends.numba_cuda import crossentropy as G
+    from fastloss.backends.numba_cuda import elementwise as E
 
-    old = G.TPB, G.MAX_BLOCKS
+    old = G.TPB, G.MAX_BLOCKS, E.TPB, E.MAX_BLOCKS
     G.TPB, G.MAX_BLOCKS = 8, 3
+    E.TPB, E.MAX_BLOCKS = 8, 3
     yield
-    G.TPB, G.MAX_BLOCKS = old
+    G.TPB, G.MAX_BLOCKS, E.TPB, E.MAX_BLOCKS = old
 
 
 CASES = [
@@ -122,4 +124,121 @@ def test_nan_row_stays_in_its_row():
 @needs_cuda
 def test_unsupported_loss_on_cuda_says_which_exist():
     with fastloss.use_backend("cuda"), pytest.raises(ValueError, match="cuda"):
-        L.BinaryCrossentropy()(np.zeros((2, 2)), np.full((2, 2), 0.5))
+        L.CosineSimilarity()(np.zeros((2, 2)), np.full((2, 2), 0.5))
+    from numba import cuda
+
+    with pytest.raises(ValueError, match="huber"):
+        L.CosineSimilarity()(cuda.to_device(np.zeros((2, 2))), cuda.to_device(np.full((2, 2), 0.5)))
+
+
+# ---- elementwise losses (numba_cuda/elementwise.py) --------------------------
+# (factory, data): "binary" labels in {0, 1} with probabilities (edges 0, 1 and
+# eps included: the clipping branches) or logits; "dist" distributions (KLD);
+# "count" Poisson targets; "real" regression data; "pm1" labels in {-1, 1}.
+ELEMENTWISE = [
+    (lambda: L.BinaryCrossentropy(), "binary"),
+    (lambda: L.BinaryCrossentropy(from_logits=True, label_smoothing=0.1), "logits"),
+    (lambda: L.BinaryFocalCrossentropy(), "binary"),
+    (lambda: L.BinaryFocalCrossentropy(from_logits=True, apply_class_balancing=True, gamma=0.5), "logits"),
+    (lambda: L.BinaryFocalCrossentropy(label_smoothing=0.2, gamma=3.0), "binary"),
+    (lambda: L.SigmoidFocalCrossEntropy(reduction="sum_over_batch_size"), "binary"),
+    (lambda: L.SigmoidFocalCrossEntropy(from_logits=True, gamma=1.5, alpha=None), "logits"),
+    (lambda: L.KLDivergence(), "dist"),
+    (lambda: L.Poisson(), "count"),
+    (lambda: L.MeanSquaredError(), "real"),
+    (lambda: L.MeanAbsoluteError(), "real"),
+    (lambda: L.MeanAbsolutePercentageError(), "real"),
+    (lambda: L.MeanSquaredLogarithmicError(), "real"),
+    (lambda: L.Huber(delta=0.5), "real"),
+    (lambda: L.LogCosh(), "real"),
+    (lambda: L.Hinge(), "binary"),
+    (lambda: L.Hinge(reduction="sum"), "pm1"),
+    (lambda: L.SquaredHinge(), "binary"),
+]
+
+
+def _ew_data(kind, R, K, dt, seed=0):
+    rng = np.random.default_rng(seed)
+    if kind in ("binary", "logits"):
+        y = rng.integers(0, 2, (R, K)).astype(dt)
+        if kind == "logits":
+            x = rng.standard_normal((R, K)) * 4
+        else:
+            x = rng.uniform(0, 1, (R, K))
+            x.flat[:4] = [0.0, 1.0, 1e-9, 1 - 1e-9][: x.size]
+    elif kind == "dist":
+        y = rng.dirichlet(np.ones(K), R).astype(dt)
+        x = rng.dirichlet(np.ones(K), R)
+    elif kind == "count":
+        y = rng.poisson(2.0, (R, K)).astype(dt)
+        x = rng.uniform(0.1, 4, (R, K))
+    elif kind == "pm1":
+        y = (rng.integers(0, 2, (R, K)) * 2 - 1).astype(dt)
+        x = rng.standard_normal((R, K))
+    else:
+        y = rng.standard_normal((R, K)).astype(dt)
+        x = rng.standard_normal((R, K)) * 2
+        x.flat[0] = y.flat[0]  # e == 0: the kinks' gradient choice
+    return y, x.astype(dt)
+
+
+@needs_cuda
+@pytest.mark.parametrize("make, kind", ELEMENTWISE)
+@pytest.mark.parametrize("K", [1, 5, 40])
+@pytest.mark.parametrize("dt", [np.float32, np.float64])
+def test_elementwise_numpy_inputs_under_cuda_match_cpu(make, kind, K, dt):
+    y, x = _ew_data(kind, 11, K, dt)
+    w = np.linspace(0.5, 2.0, 11)
+    obj = make()
+    ref_l, ref_g = obj.value_and_grad(y, x, sample_weight=w)
+    with fastloss.use_backend("cuda"):
+        l, g = obj.value_and_grad(y, x, sample_weight=w)
+    tol = 2e-5 if dt == np.float32 else 1e-10
+    np.testing.assert_allclose(l, ref_l, rtol=tol, atol=tol * 1e-3)
+    np.testing.assert_allclose(g, ref_g, rtol=tol, atol=tol * 1e-2)
+    assert g.dtype == dt and np.shape(l) == np.shape(ref_l)
+
+
+@needs_cuda
+@pytest.mark.parametrize("make, kind", ELEMENTWISE[::3])
+@pytest.mark.parametrize("reduction", ["sum_over_batch_size", "none", "mean_with_sample_weight"])
+def test_elementwise_device_inputs_match_cpu(make, kind, reduction):
+    from numba import cuda
+
+    y, x = _ew_data(kind, 9, 33, np.float32, seed=1)
+    w = np.linspace(0.5, 2.0, 9).astype(np.float32)
+    obj = make()
+    obj.reduction = reduction
+    ref_l, ref_g = obj.value_and_grad(y, x, sample_weight=w)
+    l, g = obj.value_and_grad(cuda.to_device(y), cuda.to_device(x), sample_weight=w)
+    to_host = lambda a: a.copy_to_host() if hasattr(a, "copy_to_host") else np.asarray(a)
+    np.testing.assert_allclose(to_host(l) if reduction == "none" else l, ref_l, rtol=2e-5)
+    np.testing.assert_allclose(to_host(g), ref_g, rtol=2e-5, atol=1e-7)
+
+
+@needs_cuda
+@pytest.mark.parametrize("K", [1, 40])
+def test_elementwise_nan_stays_in_its_row(K):
+    y = np.zeros((3, K), np.float32)
+    x = np.full((3, K), 0.5, np.float32)
+    x[1, 0] = np.nan
+    with fastloss.use_backend("cuda"):
+        loss, g = L.Huber(reduction="none").value_and_grad(y, x)
+        total = L.MeanSquaredError()(y, x)
+    assert np.isnan(loss[1]) and np.isfinite(loss[[0, 2]]).all()
+    assert np.isnan(g[1, 0]) and np.isfinite(np.delete(g.ravel(), K)).all()
+    assert np.isnan(total)
+
+
+@needs_cuda
+def test_elementwise_hinge_label_map_is_batch_wide():
+    """One label outside {0, 1} anywhere turns Keras' 2y - 1 map off for the
+    whole batch, also when it sits in a row another block handles."""
+    y = np.zeros((7, 3), np.float32)
+    y[::2] = 1.0
+    x = np.linspace(-2, 2, 21, dtype=np.float32).reshape(7, 3)
+    for yy in (y, np.where(np.arange(21).reshape(7, 3) == 20, 0.5, y).astype(np.float32)):
+        ref = L.Hinge(reduction="none")(yy, x)
+        with fastloss.use_backend("cuda"):
+            got = L.Hinge(reduction="none")(yy, x)
+        np.testing.assert_allclose(got, ref, rtol=1e-6)

@@ -18,14 +18,33 @@ the class axis; ``class_weight`` is taken on the host path only.
 import numpy as np
 from numba import cuda
 
+from ... import _registry
 from ... import _validate as V
-from ..._config import EPSILON
 from . import crossentropy as K
+from . import elementwise as EW
 
-_KINDS = {("sparse_categorical_crossentropy", "logits"): "scce_logits", ("categorical_crossentropy", "logits"): "cce_logits"}
+_MODULES = {K.__name__: K, EW.__name__: EW}
+
+
+def _kind(spec, variant):
+    """(module, kernel name) of the CUDA kernel registered for spec/variant."""
+    path = spec.kernels.get("cuda", {}).get(variant)
+    if path is None:
+        have = sorted(f"{n} ({v})" for n, s in _registry.REGISTRY.items() for v in s.kernels.get("cuda", {}))
+        raise ValueError(f"{spec.name} ({variant}) has no CUDA kernel yet; device inputs work for: {have}")
+    mod, _, kind = path.partition(":")
+    return _MODULES[mod], kind
+
+
+def on_device(x):
+    """Whether ``x`` lives on a GPU (``__cuda_array_interface__``), or is a
+    device array of Numba's CUDA simulator (which CI uses to run this path)."""
+    return hasattr(x, "__cuda_array_interface__") or type(x).__name__ == "FakeCUDAArray"
 
 
 def _device(x, name):
+    if type(x).__name__ == "FakeCUDAArray":
+        return x
     try:
         return cuda.as_cuda_array(x)
     except Exception as exc:
@@ -50,10 +69,9 @@ def _scale(loss, w, ws, out):
 
 
 def compute(spec, y_true, y_pred, *, variant, params, sample_weight, class_weight, reduction, want_grad, grad_out, axis, dtype, ignore_class, factor_fn):
-    kind = _KINDS.get((spec.name, variant))
-    if kind is None:
-        have = sorted(f"{n} ({v})" for n, v in _KINDS)
-        raise ValueError(f"{spec.name} ({variant}) has no CUDA kernel yet; device inputs work for: {have}")
+    from ..._core import _prm
+
+    mod, kind = _kind(spec, variant)
     yp = _device(y_pred, "y_pred")
     dt = np.dtype(yp.dtype)
     if dt not in (np.dtype(np.float32), np.dtype(np.float64)):
@@ -68,15 +86,15 @@ def compute(spec, y_true, y_pred, *, variant, params, sample_weight, class_weigh
         raise ValueError("device `y_pred` must be C-contiguous; make a contiguous copy on the device first")
     if class_weight is not None:
         raise ValueError("`class_weight` is not supported for device inputs; pass per-sample weights")
-    S = tuple(yp.shape[:-1])
-    C = yp.shape[-1]
+    S = tuple(yp.shape)[:-1]
+    C = tuple(yp.shape)[-1]
     if C == 0:
         raise ValueError(f"`y_pred` has an empty class axis (shape {tuple(yp.shape)})")
     R = int(np.prod(S)) if S else 1
     yp2 = yp.reshape(R, C)
 
     sparse = spec.layout == "sparse"
-    on_dev = hasattr(y_true, "__cuda_array_interface__")
+    on_dev = on_device(y_true)
     if sparse:
         yt = _device(y_true, "y_true") if on_dev else V.as_labels(y_true)
         if np.dtype(yt.dtype).kind not in "iu":
@@ -97,7 +115,7 @@ def compute(spec, y_true, y_pred, *, variant, params, sample_weight, class_weigh
             raise ValueError(f"`y_true` must match y_pred's shape {tuple(yp.shape)} and dtype {dt}; got {tuple(yt.shape)} {yt.dtype}")
         yt2 = yt.reshape(R, C)
 
-    if sample_weight is not None and hasattr(sample_weight, "__cuda_array_interface__"):
+    if sample_weight is not None and on_device(sample_weight):
         sample_weight = _device(sample_weight, "sample_weight").copy_to_host()
     out_shape, w_rows, ws, w_kept = S, np.ones(1, dt), 0, None
     if sample_weight is not None:
@@ -107,16 +125,7 @@ def compute(spec, y_true, y_pred, *, variant, params, sample_weight, class_weigh
         valid = yt2.copy_to_host() != ignore_class
     factor = factor_fn(reduction, len(S) == 0, w_rows, ws, w_kept, valid, R)
 
-    prm = np.zeros(10)
-    prm[0] = factor
-    prm[1] = EPSILON
-    prm[2] = 1.0 - EPSILON
-    ls = float((params or {}).get("label_smoothing", 0.0))
-    prm[3] = 1.0 - ls
-    prm[4] = (ls / C if (params or {}).get("ls_per_class") else 0.5 * ls) if ls else 0.0
-    if ignore_class is not None:
-        prm[8] = ignore_class
-        prm[9] = 1.0
+    prm = _prm(factor, C, params, ignore_class, dt)  # the CPU path's parameter vector
     d_w = _ones(dt) if (ws == 0 and sample_weight is None) else cuda.to_device(w_rows)
     loss = K._scratch("loss", R, dt)
     if want_grad:
@@ -131,14 +140,20 @@ def compute(spec, y_true, y_pred, *, variant, params, sample_weight, class_weigh
     else:
         grad = None
         grad2 = cuda.device_array((0, C), dt)
-    info = K.run(kind, yt2, yp2, prm, d_w, ws, loss, grad2, want_grad).copy_to_host()
-    if info[0]:
-        first = int(info[1])
-        raise ValueError(V.bad_labels_message(int(info[0]), C, int(yt2[first]), first, ignore_class))
+    tot = None
+    if mod is EW:  # elementwise: the kernel also summed loss * w on the device
+        tot = EW.run(kind, yt2, yp2, prm, d_w, ws, loss, grad2, want_grad)
+    else:
+        info = K.run(kind, yt2, yp2, prm, d_w, ws, loss, grad2, want_grad).copy_to_host()
+        if info[0]:
+            first = int(info[1])
+            raise ValueError(V.bad_labels_message(int(info[0]), C, int(yt2[first]), first, ignore_class))
     if reduction == "none" or not S:
         out = cuda.device_array(R, dt)
         _scale[(R + 255) // 256 or 1, 256](loss, d_w, ws, out)
         value = out.reshape(out_shape) if S else dt.type(out.copy_to_host()[0])
+    elif tot is not None:
+        value = dt.type(float(tot.copy_to_host()[0]) * factor)
     else:
         lh = loss.copy_to_host().astype(np.float64)
         total = float(np.dot(lh, w_rows.astype(np.float64))) if ws else float(lh.sum()) * float(w_rows[0])
