@@ -61,6 +61,8 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--out", default=None)
     ap.add_argument("--cases", default="8192x32000,65536x1000,1048576x10,4096x1000,256x10")
+    ap.add_argument("--elementwise", default="huber:4194304x1,bce_probs:65536x256,huber:256x1",
+                    help="comma-separated kernel:RxK cases of the elementwise kernels ('' for none)")
     args = ap.parse_args(argv)
 
     import torch
@@ -176,11 +178,14 @@ def main(argv=None):
             )
             rows.append(row)
 
+    rows += _elementwise_rows(args.elementwise, dev, sync, bw, name, numba_version, numba_cuda_version)
+
     head = f"GPU: {name}; device copy {bw / 1e12:.2f} TB/s ((read + written) / time); python {platform.python_version()}"
     lines = [head, "", "| case | provider | p50 | floor fraction | max rel err |", "|---|---|---|---|---|"]
     for r in rows:
         err = "" if r["max_rel_err"] == "" else format(r["max_rel_err"], ".1e")
-        lines.append(f"| SCCE logits {r['size']} | {r['provider']} | {r['p50_s'] * 1e3:.3f} ms | "
+        label = {"scce_logits": "SCCE logits", "huber": "Huber", "bce_probs": "BCE probs"}.get(r["kernel"], r["kernel"])
+        lines.append(f"| {label} {r['size']} | {r['provider']} | {r['p50_s'] * 1e3:.3f} ms | "
                      f"{floor_fraction(r):.2f} | {err} |")
     text = "\n".join(lines)
     print(text)
@@ -189,6 +194,61 @@ def main(argv=None):
         write_csv(rows, os.path.join(args.out, "gpu_results.csv"))
         with open(os.path.join(args.out, "GPU_REPORT.md"), "w") as f:
             f.write("# fastloss on a GPU\n\n" + text + "\n")
+
+
+def _elementwise_rows(spec, dev, sync, bw, name, numba_version, numba_cuda_version):
+    """Huber / BCE (probabilities) on device inputs vs PyTorch (F.huber_loss,
+    F.binary_cross_entropy + autograd.grad), parity vs a float64 PyTorch
+    reference; same columns as the SCCE rows."""
+    import torch
+    import torch.nn.functional as F
+
+    import fastloss
+    from fastloss import losses as L
+
+    objs = {"huber": (L.Huber(), lambda p, t: F.huber_loss(p, t)),
+            "bce_probs": (L.BinaryCrossentropy(), lambda p, t: F.binary_cross_entropy(p, t))}
+    rows = []
+    for item in [c for c in spec.split(",") if c]:
+        kernel, size = item.split(":")
+        R, K = (int(v) for v in size.split("x"))
+        obj, tfn = objs[kernel]
+        g = torch.Generator(device=dev).manual_seed(0)
+        if kernel == "huber":
+            t = torch.randn(R, K, device=dev, generator=g)
+            x = torch.randn(R, K, device=dev, generator=g) * 2
+        else:
+            t = torch.randint(0, 2, (R, K), device=dev, generator=g).float()
+            x = torch.rand(R, K, device=dev, generator=g) * 0.98 + 0.01
+        gout = torch.empty_like(x)
+        loss, grad = obj.value_and_grad(t, x)
+        x64 = x.double().requires_grad_(True)
+        ref = tfn(x64, t.double())
+        (rg,) = torch.autograd.grad(ref, x64)
+        err = _rel_err(loss, torch.as_tensor(grad, device=dev), ref, rg)
+
+        def tc():
+            xx = x.detach().requires_grad_(True)
+            lo = tfn(xx, t)
+            (gg,) = torch.autograd.grad(lo, xx)
+            return lo, gg
+
+        res = {"fastloss grad_out=": _median_ms(lambda: obj.value_and_grad(t, x, grad_out=gout), sync),
+               "fastloss": _median_ms(lambda: obj.value_and_grad(t, x), sync),
+               "PyTorch": _median_ms(tc, sync)}
+        errs = {"fastloss": err, "fastloss grad_out=": err, "PyTorch": _rel_err(*tc(), ref, rg)}
+        for prov, (p50, p20, p80) in res.items():
+            row = dict.fromkeys(COLUMNS, "")
+            row.update(kernel=kernel, provider=PROVIDERS[prov], backend="cuda" if prov.startswith("fastloss") else "",
+                       device="cuda", size=size, n_elements=R * K, dtype="float32", p20_s=p20 / 1e3,
+                       p50_s=p50 / 1e3, p80_s=p80 / 1e3, repeats=20, number=1, floor_bytes=3 * R * K * 4,
+                       copy_bw_Bps=bw, max_rel_err=errs[prov], machine=name, cores=os.cpu_count(),
+                       python=platform.python_version(), numpy=np.__version__, numba=numba_version,
+                       numba_cuda=numba_cuda_version, fastloss=getattr(fastloss, "__version__", ""),
+                       torch=torch.__version__,
+                       date=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"))
+            rows.append(row)
+    return rows
 
 
 if __name__ == "__main__":
