@@ -29,14 +29,17 @@ class LossSpec:
 
 _CUDA_XE = "fastloss.backends.numba_cuda.crossentropy"
 _CUDA_EW = "fastloss.backends.numba_cuda.elementwise"
+_CUDA_RW = "fastloss.backends.numba_cuda.rows"
 
 
-def _xe(name, layout, variants, reference, cuda=None, cuda_ew=None):
+def _xe(name, layout, variants, reference, cuda=None, cuda_ew=None, cuda_rw=None):
     kernels = {"numba": {v: f"{_NUMBA_XE}:{k}" for v, k in variants.items()}}
     if cuda:
         kernels["cuda"] = {v: f"{_CUDA_XE}:{k}" for v, k in cuda.items()}
     if cuda_ew:  # elementwise losses: the CUDA kernels share one module
         kernels["cuda"] = {v: f"{_CUDA_EW}:{variants[v]}" for v in cuda_ew}
+    if cuda_rw:  # row kernels (block per row); merged with the logits kernels above
+        kernels.setdefault("cuda", {}).update({v: f"{_CUDA_RW}:{variants[v]}_host" for v in cuda_rw})
     return LossSpec(name=name, family="crossentropy", layout=layout, kernels=kernels, reference=reference)
 
 
@@ -50,6 +53,7 @@ REGISTRY = {
             {"probs": "cce_probs", "logits": "cce_logits", "gh_logits": "cce_logits_gh"},
             "categorical_crossentropy",
             cuda={"logits": "cce_logits"},
+            cuda_rw=("probs",),
         ),
         _xe(
             "sparse_categorical_crossentropy",
@@ -57,6 +61,7 @@ REGISTRY = {
             {"probs": "scce_probs", "logits": "scce_logits", "gh_logits": "scce_logits_gh"},
             "sparse_categorical_crossentropy",
             cuda={"logits": "scce_logits"},
+            cuda_rw=("probs",),
         ),
         _xe(
             "binary_focal_crossentropy",
@@ -70,6 +75,7 @@ REGISTRY = {
             "dense",
             {"probs": "categorical_focal", "logits": "categorical_focal"},
             "categorical_focal_crossentropy",
+            cuda_rw=("probs", "logits"),
         ),
         _xe(
             "sigmoid_focal_crossentropy",
@@ -87,13 +93,15 @@ REGISTRY = {
 _NUMBA_RG = "fastloss.backends.numba_cpu.regression"
 
 
-def _rg(name, kernel, gh=True, cuda=True):
+def _rg(name, kernel, gh=True, cuda="ew"):
     variants = {"probs": f"{_NUMBA_RG}:{kernel}"}
     if gh:
         variants["gh"] = f"{_NUMBA_RG}:{kernel}_gh"
     kernels = {"numba": variants}
-    if cuda:  # the elementwise ones
+    if cuda == "ew":  # elementwise
         kernels["cuda"] = {"probs": f"{_CUDA_EW}:{kernel}"}
+    else:  # row kernels
+        kernels["cuda"] = {"probs": f"{_CUDA_RW}:{kernel}_host"}
     return LossSpec(name=name, family="regression", layout="dense", kernels=kernels, reference=name)
 
 
@@ -108,8 +116,8 @@ REGISTRY.update(
         _rg("log_cosh", "log_cosh"),
         _rg("hinge", "hinge"),
         _rg("squared_hinge", "squared_hinge"),
-        _rg("cosine_similarity", "cosine_similarity", gh=False, cuda=False),
-        _rg("categorical_hinge", "categorical_hinge", gh=False, cuda=False),
+        _rg("cosine_similarity", "cosine_similarity", gh=False, cuda="rows"),
+        _rg("categorical_hinge", "categorical_hinge", gh=False, cuda="rows"),
     )
 )
 

@@ -46,12 +46,15 @@ def _launch_config(request):
         return
     from fastloss.backends.numba_cuda import crossentropy as G
     from fastloss.backends.numba_cuda import elementwise as E
+    from fastloss.backends.numba_cuda import rows as W
 
-    old = G.TPB, G.MAX_BLOCKS, E.TPB, E.MAX_BLOCKS
-    G.TPB, G.MAX_BLOCKS = 8, 3
-    E.TPB, E.MAX_BLOCKS = 8, 3
+    mods = (G, E, W)
+    old = [(m.TPB, m.MAX_BLOCKS) for m in mods]
+    for m in mods:
+        m.TPB, m.MAX_BLOCKS = 8, 3
     yield
-    G.TPB, G.MAX_BLOCKS, E.TPB, E.MAX_BLOCKS = old
+    for m, (tpb, mb) in zip(mods, old):
+        m.TPB, m.MAX_BLOCKS = tpb, mb
 
 
 CASES = [
@@ -123,12 +126,16 @@ def test_nan_row_stays_in_its_row():
 
 @needs_cuda
 def test_unsupported_loss_on_cuda_says_which_exist():
-    with fastloss.use_backend("cuda"), pytest.raises(ValueError, match="cuda"):
-        L.CosineSimilarity()(np.zeros((2, 2)), np.full((2, 2), 0.5))
+    @fastloss.custom_loss
+    def cubed(y_true, y_pred):
+        return (y_pred - y_true) ** 3
+
+    with fastloss.use_backend("cuda"), pytest.raises(ValueError, match="no kernel on backend 'cuda'"):
+        cubed()(np.zeros((2, 2)), np.full((2, 2), 0.5))
     from numba import cuda
 
     with pytest.raises(ValueError, match="huber"):
-        L.CosineSimilarity()(cuda.to_device(np.zeros((2, 2))), cuda.to_device(np.full((2, 2), 0.5)))
+        cubed()(cuda.to_device(np.zeros((2, 2))), cuda.to_device(np.full((2, 2), 0.5)))
 
 
 # ---- elementwise losses (numba_cuda/elementwise.py) --------------------------
@@ -242,3 +249,73 @@ def test_elementwise_hinge_label_map_is_batch_wide():
         with fastloss.use_backend("cuda"):
             got = L.Hinge(reduction="none")(yy, x)
         np.testing.assert_allclose(got, ref, rtol=1e-6)
+
+
+
+# ---- row losses (numba_cuda/rows.py) -------------------------------------------
+ROWS = [
+    (lambda: L.CategoricalCrossentropy(), "dist"),
+    (lambda: L.CategoricalCrossentropy(label_smoothing=0.1, reduction="sum"), "onehot"),
+    (lambda: L.SparseCategoricalCrossentropy(), "sparse"),
+    (lambda: L.SparseCategoricalCrossentropy(ignore_class=1, reduction="sum_over_batch_size"), "sparse"),
+    (lambda: L.CategoricalFocalCrossentropy(), "onehot"),
+    (lambda: L.CategoricalFocalCrossentropy(from_logits=True, gamma=0.5, label_smoothing=0.1), "onehot_logits"),
+    (lambda: L.CosineSimilarity(), "real"),
+    (lambda: L.CategoricalHinge(), "onehot"),
+]
+
+
+def _row_data(kind, R, K, dt, seed=0):
+    rng = np.random.default_rng(seed)
+    lab = rng.integers(0, K, R)
+    if kind == "real":
+        y = rng.standard_normal((R, K))
+        x = rng.standard_normal((R, K))
+        x[0] = 0.0  # a zero vector: the 1/eps branch
+        return y.astype(dt), x.astype(dt)
+    if kind == "onehot_logits":
+        return np.eye(K, dtype=dt)[lab], (rng.standard_normal((R, K)) * 3).astype(dt)
+    x = rng.dirichlet(np.ones(K), R)
+    x[0, 0] = 0.0  # a clipped element
+    if K > 2:
+        x[1, :2] = x[1, :2].max()  # a tie for categorical hinge's max
+    if kind == "sparse":
+        return lab, x.astype(dt)
+    y = np.eye(K)[lab] if kind == "onehot" else rng.dirichlet(np.ones(K), R)
+    return y.astype(dt), x.astype(dt)
+
+
+@needs_cuda
+@pytest.mark.parametrize("make, kind", ROWS)
+@pytest.mark.parametrize("K", [3, 40])
+@pytest.mark.parametrize("dt", [np.float32, np.float64])
+def test_row_losses_under_cuda_match_cpu(make, kind, K, dt):
+    y, x = _row_data(kind, 9, K, dt)
+    w = np.linspace(0.5, 2.0, 9)
+    obj = make()
+    ref_l, ref_g = obj.value_and_grad(y, x, sample_weight=w)
+    with fastloss.use_backend("cuda"):
+        l, g = obj.value_and_grad(y, x, sample_weight=w)
+    tol = 2e-5 if dt == np.float32 else 1e-10
+    np.testing.assert_allclose(l, ref_l, rtol=tol, atol=tol * 1e-3)
+    np.testing.assert_allclose(g, ref_g, rtol=tol, atol=tol * 1e-2)
+
+
+@needs_cuda
+@pytest.mark.parametrize("make, kind", ROWS[::2])
+def test_row_losses_device_inputs_match_cpu(make, kind):
+    from numba import cuda
+
+    y, x = _row_data(kind, 7, 33, np.float32, seed=2)
+    obj = make()
+    obj.reduction = "none"
+    ref_l, ref_g = obj.value_and_grad(y, x)
+    l, g = obj.value_and_grad(cuda.to_device(y), cuda.to_device(x))
+    np.testing.assert_allclose(l.copy_to_host(), ref_l, rtol=2e-5, atol=1e-8)
+    np.testing.assert_allclose(g.copy_to_host(), ref_g, rtol=2e-5, atol=1e-7)
+
+
+@needs_cuda
+def test_scce_probs_bad_label_raises_on_cuda():
+    with fastloss.use_backend("cuda"), pytest.raises(ValueError, match="label"):
+        L.SparseCategoricalCrossentropy()(np.array([0, 5, 1]), np.full((3, 3), 1 / 3))

@@ -22,8 +22,9 @@ from ... import _registry
 from ... import _validate as V
 from . import crossentropy as K
 from . import elementwise as EW
+from . import rows as RW
 
-_MODULES = {K.__name__: K, EW.__name__: EW}
+_MODULES = {K.__name__: K, EW.__name__: EW, RW.__name__: RW}
 
 
 def _kind(spec, variant):
@@ -33,7 +34,7 @@ def _kind(spec, variant):
         have = sorted(f"{n} ({v})" for n, s in _registry.REGISTRY.items() for v in s.kernels.get("cuda", {}))
         raise ValueError(f"{spec.name} ({variant}) has no CUDA kernel yet; device inputs work for: {have}")
     mod, _, kind = path.partition(":")
-    return _MODULES[mod], kind
+    return _MODULES[mod], kind.removesuffix("_host")
 
 
 def on_device(x):
@@ -144,7 +145,11 @@ def compute(spec, y_true, y_pred, *, variant, params, sample_weight, class_weigh
     if mod is EW:  # elementwise: the kernel also summed loss * w on the device
         tot = EW.run(kind, yt2, yp2, prm, d_w, ws, loss, grad2, want_grad)
     else:
-        info = K.run(kind, yt2, yp2, prm, d_w, ws, loss, grad2, want_grad).copy_to_host()
+        if mod is RW:  # row kernels: bad-label counts and the device-side total
+            info, tot = RW.run(kind, yt2, yp2, prm, d_w, ws, loss, grad2, want_grad)
+        else:
+            info = K.run(kind, yt2, yp2, prm, d_w, ws, loss, grad2, want_grad)
+        info = info.copy_to_host()
         if info[0]:
             first = int(info[1])
             raise ValueError(V.bad_labels_message(int(info[0]), C, int(yt2[first]), first, ignore_class))
