@@ -30,7 +30,8 @@ the predicted box's corners ``(a0, b0, a1, b1)`` and the true box's
 (6) losses    iou  ``1 - iou``;  giou ``1 - iou + (C - U) / C`` (the last term 0
               where C == 0);  diou ``1 - iou + rho2 / c2`` with
               ``rho2 = ((a0 + a1 - A0 - A1)**2 + (b0 + b1 - B0 - B1)**2) / 4``
-              (squared distance of the centres) and ``c2 = ea**2 + eb**2 + eps``;
+              (squared distance of the centres) and ``c2 = dea**2 + deb**2 + eps``,
+              ``dea = max(a1, A1) - min(a0, A0)`` unclamped (torchvision's diagonal);
               ciou ``diou + alpha v``, ``v = 4/pi**2 (atan2(Wb, Wa) - atan2(wb, wa))**2``,
               ``alpha = v / (1 - iou + v + eps)``
 (7) gradient  d loss / d y_pred by reverse mode through (1)-(6) with TF's
@@ -147,6 +148,8 @@ def _box_loss(kind, a0, b0, a1, b1, A0, B0, A1, B1, eps):
     g_union = inter * ru * ru
     g_ea = z
     g_eb = z
+    g_dea = z
+    g_deb = z
     g_wa = z
     g_wb = z
     g_sa = z
@@ -165,12 +168,13 @@ def _box_loss(kind, a0, b0, a1, b1, A0, B0, A1, B1, eps):
         sa = (a0 + a1) - (A0 + A1)
         sb = (b0 + b1) - (B0 + B1)
         rho2 = lit(a0, 0.25) * (sa * sa + sb * sb)
-        rc = one / (ewa * ewa + ewb * ewb + eps)
+        # torchvision's diagonal: the enclosure's extents unclamped (squared)
+        rc = one / (dea * dea + deb * deb + eps)
         t = rho2 * rc
         loss = loss + t
         g_c2 = -t * rc
-        g_ea = lit(a0, 2.0) * ewa * g_c2
-        g_eb = lit(a0, 2.0) * ewb * g_c2
+        g_dea = lit(a0, 2.0) * dea * g_c2
+        g_deb = lit(a0, 2.0) * deb * g_c2
         g_sa = lit(a0, 0.5) * sa * rc  # d(rho2/c2)/d a0 = d/d a1
         g_sb = lit(a0, 0.5) * sb * rc
     if kind == CIOU:
@@ -194,8 +198,8 @@ def _box_loss(kind, a0, b0, a1, b1, A0, B0, A1, B1, eps):
     g_wb = g_wb if db > z else z
     g_ia = g_ia if dia > z else z
     g_ib = g_ib if dib > z else z
-    g_ea = g_ea if dea > z else z
-    g_eb = g_eb if deb > z else z
+    g_ea = (g_ea if dea > z else z) + g_dea
+    g_eb = (g_eb if deb > z else z) + g_deb
     # to the corners: extent (a1 - a0), intersection (min - max), enclosure (max - min)
     ga0 = -g_wa + g_sa - (g_ia if ka0 else z) - (g_ea if ca0 else z)
     ga1 = g_wa + g_sa + (g_ia if ka1 else z) + (g_ea if ca1 else z)
