@@ -36,6 +36,23 @@ Where fastloss differs from the original, on purpose:
   uses the size of the class axis (Keras 3.15 divides by ``shape[-1]``
   whatever ``axis`` is). ``SparseCategoricalCrossentropy`` accepts any
   ``axis`` (Keras' TF backend supports only the last).
+* Box losses. ``GIoULoss`` matches TF Addons 0.23 (values, shapes after
+  TFA's ``tf.squeeze``, Keras 2's sample-weight rank fix, TF's gradients at
+  ties and clamps); additions: ``box_format`` (``"yxyx"``, TFA's order, by
+  default; ``"xyxy"``, ``"xywh"``, ``"cxcywh"``) and ``dtype``. ``IoULoss``
+  is ``GIoULoss(mode="iou")``. ``DIoULoss``/``CIoULoss`` take torchvision's
+  values (``distance_box_iou_loss``/``complete_box_iou_loss``, eps 1e-7) on
+  proper boxes, and differ from torchvision on purpose: TFA's box order and
+  reduction default; box extents clamped at 0 as TFA does (torchvision
+  leaves inverted boxes unclamped, documented as invalid input); CIoU's
+  ``atan(w / h)`` evaluated as ``atan2(w, h)``, so zero-height and point
+  boxes give finite values (``pi/2`` and 0) where torchvision gives NaN for
+  ``0 / 0``; ties in a max/min send the gradient to the prediction (TF's
+  rule; PyTorch splits it). CIoU's gradient holds ``alpha`` constant as
+  torchvision does (``no_grad``): it is not the exact derivative of the
+  value. Degenerate boxes (zero area, identical zero-area boxes, inverted
+  corners, boxes far apart) give finite losses and gradients in every mode;
+  a NaN coordinate gives NaN in its own box's loss only.
 """
 
 import math
