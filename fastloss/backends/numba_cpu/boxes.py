@@ -10,7 +10,7 @@ and ``Rp`` are each either ``R = loss.shape[0]`` or 1 (a single box broadcast
 against all R rows, read in place, never copied). ``grad`` has y_pred's rows:
 ``(R, 4)``, or, where y_pred is one broadcast box, ``(nch, 4)``: chunk ``c``
 writes the sum of its rows' gradients into ``grad[c]`` (float64 sums), the
-caller adds the chunks. ``prm[P_FLAG]`` is the box format code (``FORMATS``),
+caller adds the chunks. ``prm[P_FLAG]`` is the box format code (below),
 ``prm[P_EPS]`` the eps of DIoU/CIoU (1e-7). ``info``: one
 ``(0, -1, sum_i loss_i w_i)`` row per chunk (float64 total).
 
@@ -59,9 +59,9 @@ from ..._config import FASTMATH
 from ._common import F_SCALE, INLINE, JIT, P_EPS, P_FLAG, PJIT, chunk
 from ._math import lit
 
-# Box formats: code -> name. Each maps the four numbers u0..u3 of a row to the
-# corners lo = (u0, u1) + p (u2, u3), hi = q (u0, u1) + r (u2, u3).
-FORMATS = {"yxyx": 0, "xyxy": 1, "xywh": 2, "cxcywh": 3}
+# Box formats: prm[P_FLAG] is the index in fastloss._validate.BOX_FORMATS
+# ("yxyx", "xyxy", "xywh", "cxcywh"). Each maps the four numbers u0..u3 of a
+# row to the corners lo = (u0, u1) + p (u2, u3), hi = q (u0, u1) + r (u2, u3).
 
 IOU, GIOU, DIOU, CIOU = 0, 1, 2, 3
 
