@@ -40,7 +40,7 @@ Providers
     ``numpy``               a vectorized float32 NumPy implementation (SCCE logits only).
     ``torch_eager``         PyTorch eager, when installed: ``torch.from_numpy`` of the inputs, the loss
                             written to Keras' semantics (``F.cross_entropy`` for SCCE/CCE logits, BCE on
-                            probabilities clipped to [eps, 1 - eps], TFA's focal formula), gradient by
+                            probabilities clipped to [eps, 1 - eps], TFA's focal and GIoU formulas), gradient by
                             ``torch.autograd.grad``; ``.numpy()`` of loss and gradient included.
                             ``torch.set_num_threads(os.cpu_count())``.
     ``jax_jit``             JAX, when installed: ``jax.jit(jax.value_and_grad(loss))`` called on the NumPy
@@ -140,7 +140,7 @@ TFA_PROVIDERS = ("tfa_function", "tfa_eager")
 TORCH_PROVIDERS = ("torch_eager",)
 JAX_PROVIDERS = ("jax_jit",)
 # kernels with a PyTorch / JAX peer (the formulas below); others skip those providers
-PEER_KERNELS = ("scce_logits", "cce_logits", "bce_probs", "sigmoid_focal")
+PEER_KERNELS = ("scce_logits", "cce_logits", "bce_probs", "sigmoid_focal", "giou")
 
 
 def case_matches(case, f):
@@ -553,6 +553,20 @@ def make_torch(case, y_true, y_pred):
             alpha_factor = yt * alpha + (1.0 - yt) * (1.0 - alpha)
             return (alpha_factor * torch.pow(1.0 - p_t, gamma) * ce).sum(dim=-1)
 
+    elif k == "giou":
+
+        def loss_fn(yt, yp):  # TF Addons' giou_loss in torch ops, mean over boxes
+            zero = torch.zeros((), dtype=yp.dtype)
+            p_lo, p_hi, t_lo, t_hi = yp[:, :2], yp[:, 2:], yt[:, :2], yt[:, 2:]
+            area_p = torch.prod(torch.maximum(zero, p_hi - p_lo), dim=-1)
+            area_t = torch.prod(torch.maximum(zero, t_hi - t_lo), dim=-1)
+            inter = torch.prod(torch.maximum(zero, torch.minimum(p_hi, t_hi) - torch.maximum(p_lo, t_lo)), dim=-1)
+            union = area_p + area_t - inter
+            iou = torch.where(union == 0, zero, inter / union)
+            encl = torch.prod(torch.maximum(zero, torch.maximum(p_hi, t_hi) - torch.minimum(p_lo, t_lo)), dim=-1)
+            giou = iou - torch.where(encl == 0, zero, (encl - union) / encl)
+            return torch.mean(1.0 - giou)
+
     else:
         raise KeyError(k)
 
@@ -597,6 +611,19 @@ def jax_loss_fn(kernel):
             alpha_factor = yt * alpha + (1.0 - yt) * (1.0 - alpha)
             loss = jnp.sum(alpha_factor * jnp.power(1.0 - p_t, gamma) * ce, axis=-1)
             return jnp.sum(loss), loss  # reduction "none": gradient of the summed loss
+
+    elif kernel == "giou":
+
+        def f(yp, yt):  # TF Addons' giou_loss in jnp ops, mean over boxes
+            p_lo, p_hi, t_lo, t_hi = yp[:, :2], yp[:, 2:], yt[:, :2], yt[:, 2:]
+            area_p = jnp.prod(jnp.maximum(0.0, p_hi - p_lo), axis=-1)
+            area_t = jnp.prod(jnp.maximum(0.0, t_hi - t_lo), axis=-1)
+            inter = jnp.prod(jnp.maximum(0.0, jnp.minimum(p_hi, t_hi) - jnp.maximum(p_lo, t_lo)), axis=-1)
+            union = area_p + area_t - inter
+            iou = jnp.where(union == 0, 0.0, inter / jnp.where(union == 0, 1.0, union))
+            encl = jnp.prod(jnp.maximum(0.0, jnp.maximum(p_hi, t_hi) - jnp.minimum(p_lo, t_lo)), axis=-1)
+            giou = iou - jnp.where(encl == 0, 0.0, (encl - union) / jnp.where(encl == 0, 1.0, encl))
+            return jnp.mean(1.0 - giou)
 
     else:
         raise KeyError(kernel)

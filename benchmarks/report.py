@@ -646,7 +646,7 @@ def render_markdown(rows, out_dir, plots=True, notes=()):
         "`NumPy` = a vectorized float32 SCCE. TF thread pools are left at their defaults. "
         "`PyTorch eager` (when installed) = `torch.from_numpy` of the inputs, the loss written to the Keras / TFA "
         "semantics (`F.cross_entropy` for SCCE/CCE logits, `F.binary_cross_entropy` of probabilities clamped to "
-        "[1e-7, 1 - 1e-7], TFA's focal formula in torch ops), `torch.autograd.grad`, `.numpy()` of loss and gradient, "
+        "[1e-7, 1 - 1e-7], TFA's focal and GIoU formulas in torch ops), `torch.autograd.grad`, `.numpy()` of loss and gradient, "
         "`torch.set_num_threads(<logical cores>)`. `JAX jit` (when installed) = `jax.jit(jax.value_and_grad(loss))` "
         "called on the NumPy arrays, results turned into NumPy arrays in the timed call; XLA's default CPU threads.",
         "- **Timing:** the first call of each provider is timed alone (`warm-up`: Numba compile or on-disk "
