@@ -19,9 +19,14 @@ kernel              fastloss call                           peers
                                                              (``tfa_*``)
 ``huber``           ``Huber()`` (delta=1), float32 targets   Keras 3 class on TF
 ``log_cosh``        ``LogCosh()``, float32 targets           Keras 3 class on TF
+``giou``            ``GIoULoss()`` (TF Addons defaults:      TFA's function body
+                    mode "giou", sum_over_batch_size),       ported to TF ops
+                    boxes ``(N, 4)`` in TFA's yxyx order     (``tf_*``); real TF
+                                                             Addons in a subprocess
+                                                             (``tfa_*``)
 ==================  ======================================  =====================
 
-Sizes are ``"NxC"`` strings. Sigmoid focal uses ``(N, 1)`` (e.g. ``1048576x1``,
+Sizes are ``"NxC"`` strings (GIoU: ``"Nx4"``, N boxes). Sigmoid focal uses ``(N, 1)`` (e.g. ``1048576x1``,
 "1M elements"): TFA sums over the last axis, so this is one loss value per
 element, the shape of a dense detection head flattened to one score per anchor.
 
@@ -35,7 +40,7 @@ Providers
     ``numpy``               a vectorized float32 NumPy implementation (SCCE logits only).
     ``torch_eager``         PyTorch eager, when installed: ``torch.from_numpy`` of the inputs, the loss
                             written to Keras' semantics (``F.cross_entropy`` for SCCE/CCE logits, BCE on
-                            probabilities clipped to [eps, 1 - eps], TFA's focal formula), gradient by
+                            probabilities clipped to [eps, 1 - eps], TFA's focal and GIoU formulas), gradient by
                             ``torch.autograd.grad``; ``.numpy()`` of loss and gradient included.
                             ``torch.set_num_threads(os.cpu_count())``.
     ``jax_jit``             JAX, when installed: ``jax.jit(jax.value_and_grad(loss))`` called on the NumPy
@@ -87,6 +92,7 @@ KERNEL_LABELS = {
     "sigmoid_focal": "SigmoidFocal",
     "huber": "Huber",
     "log_cosh": "LogCosh",
+    "giou": "GIoU",
 }
 
 CASES = [
@@ -110,6 +116,11 @@ CASES = [
     Case("log_cosh", 256, 1),
     Case("log_cosh", 4194304, 1),
     Case("log_cosh", 16384, 256),
+    # box family (TF Addons GIoULoss; pytest suite benchmarks/test_bench_boxes.py): 1M boxes
+    # is the issue's target; 10M (report --full) checks that only the outputs are allocated
+    Case("giou", 4096, 4, quick=False),
+    Case("giou", 1048576, 4),
+    Case("giou", 10485760, 4, quick=False, suite=False),
 ]
 
 PROVIDER_ORDER = [
@@ -129,7 +140,7 @@ TFA_PROVIDERS = ("tfa_function", "tfa_eager")
 TORCH_PROVIDERS = ("torch_eager",)
 JAX_PROVIDERS = ("jax_jit",)
 # kernels with a PyTorch / JAX peer (the formulas below); others skip those providers
-PEER_KERNELS = ("scce_logits", "cce_logits", "bce_probs", "sigmoid_focal")
+PEER_KERNELS = ("scce_logits", "cce_logits", "bce_probs", "sigmoid_focal", "giou")
 
 
 def case_matches(case, f):
@@ -139,7 +150,9 @@ def case_matches(case, f):
     return bool(f) and (case.id.startswith(f) or f == case.size or f in case.kernel.split("_"))
 
 
-FAMILY = {"huber": "regression", "log_cosh": "regression"}  # others: "crossentropy"
+FAMILY = {"huber": "regression", "log_cosh": "regression", "giou": "boxes"}  # others: "crossentropy"
+# kernels timed in TF Addons' own interpreter too (benchmarks/tfa_runner.py --kernel)
+TFA_KERNELS = ("sigmoid_focal", "giou")
 
 
 def select_cases(full=False, filters=None, suite=False, family=None):
@@ -177,7 +190,17 @@ def make_data(case):
         return yt, yp
     if case.kernel in ("huber", "log_cosh"):  # errors ~ N(0, 2): about half beyond delta = 1
         return rng.standard_normal((n, c), dtype=np.float32), rng.standard_normal((n, c), dtype=np.float32)
+    if case.kernel == "giou":  # [y_min, x_min, y_max, x_max]; pairs overlap, nest or lie apart
+        return make_boxes(rng, n), make_boxes(rng, n)
     raise KeyError(case.kernel)
+
+
+def make_boxes(rng, n):
+    """``n`` float32 boxes in TFA's yxyx order, corners in [0, 100), sides in [1, 30)."""
+    out = np.empty((n, 4), np.float32)
+    out[:, :2] = rng.uniform(0, 100, (n, 2))
+    out[:, 2:] = out[:, :2] + rng.uniform(1, 30, (n, 2))
+    return out
 
 
 def floor_bytes(case, y_true, y_pred):
@@ -207,6 +230,8 @@ def reference(case, y_true, y_pred):
             loss = float(np.mean(lse * y.sum(axis=1) - (y * z).sum(axis=1)))
             p = p * y.sum(axis=1, keepdims=True) - y
         return loss, p / n
+    if case.kernel == "giou":
+        return giou_reference(y_true, y_pred)
     y = y_true.astype(np.float64)
     if case.kernel == "huber":
         e = x - y
@@ -238,6 +263,43 @@ def reference(case, y_true, y_pred):
     raise KeyError(case.kernel)
 
 
+def giou_reference(y_true, y_pred):
+    """TF Addons' GIoU loss (mean over boxes) and its tf.GradientTape gradient,
+    in float64 NumPy: reverse mode written out, ties of max/min to y_pred,
+    ``max(0, d)`` passing the gradient where ``d > 0``, ``divide_no_nan``."""
+    p = y_pred.astype(np.float64)
+    t = y_true.astype(np.float64)
+    n = p.shape[0]
+    g = np.zeros_like(p)
+    ext_p = p[:, 2:] - p[:, :2]  # (h, w)
+    ext = np.maximum(0.0, ext_p)
+    ext_t = np.maximum(0.0, t[:, 2:] - t[:, :2])
+    lo_k = p[:, :2] >= t[:, :2]
+    hi_k = p[:, 2:] <= t[:, 2:]
+    d_i = np.where(hi_k, p[:, 2:], t[:, 2:]) - np.where(lo_k, p[:, :2], t[:, :2])
+    i_ext = np.maximum(0.0, d_i)
+    lo_c = p[:, :2] <= t[:, :2]
+    hi_c = p[:, 2:] >= t[:, 2:]
+    d_c = np.where(hi_c, p[:, 2:], t[:, 2:]) - np.where(lo_c, p[:, :2], t[:, :2])
+    c_ext = np.maximum(0.0, d_c)
+    inter = i_ext.prod(axis=1)
+    union = ext.prod(axis=1) + ext_t.prod(axis=1) - inter
+    encl = c_ext.prod(axis=1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ru = np.where(union == 0, 0.0, 1.0 / union)
+        re = np.where(encl == 0, 0.0, 1.0 / encl)
+    loss = 1.0 - inter * ru + (encl - union) * re
+    g_u = inter * ru * ru - re  # dL/dunion
+    g_i = -ru - g_u  # dL/dinter (through the union too)
+    g_c = union * re * re  # dL/dencl
+    g_ext = g_u[:, None] * ext[:, ::-1] * (ext_p > 0)
+    g_iext = g_i[:, None] * i_ext[:, ::-1] * (d_i > 0)
+    g_cext = g_c[:, None] * c_ext[:, ::-1] * (d_c > 0)
+    g[:, :2] = -g_ext - g_iext * lo_k - g_cext * lo_c
+    g[:, 2:] = g_ext + g_iext * hi_k + g_cext * hi_c
+    return float(loss.mean()), g / n
+
+
 def max_rel_err(ref, got):
     """max over loss and gradient of ``max|got - ref| / max|ref|``."""
     errs = []
@@ -267,6 +329,8 @@ def fastloss_object(case):
         return losses.Huber()
     if case.kernel == "log_cosh":
         return losses.LogCosh()
+    if case.kernel == "giou":
+        return losses.GIoULoss()
     raise KeyError(case.kernel)
 
 
@@ -372,6 +436,23 @@ def tf_sigmoid_focal(tf, y_true, y_pred, alpha=0.25, gamma=2.0):
     return tf.reduce_sum(alpha_factor * modulating * ce, axis=-1)
 
 
+def tf_giou(tf, y_true, y_pred):
+    """TF Addons 0.23 ``giou_loss`` (mode "giou") in TF ops, mean over boxes
+    (GIoULoss' default sum_over_batch_size): extents ``max(0, .)``, IoU and the
+    enclosure term by ``divide_no_nan``."""
+    zero = tf.constant(0.0, y_pred.dtype)
+    p_lo, p_hi = y_pred[:, :2], y_pred[:, 2:]
+    t_lo, t_hi = y_true[:, :2], y_true[:, 2:]
+    area_p = tf.reduce_prod(tf.maximum(zero, p_hi - p_lo), axis=-1)
+    area_t = tf.reduce_prod(tf.maximum(zero, t_hi - t_lo), axis=-1)
+    inter = tf.reduce_prod(tf.maximum(zero, tf.minimum(p_hi, t_hi) - tf.maximum(p_lo, t_lo)), axis=-1)
+    union = area_p + area_t - inter
+    iou = tf.math.divide_no_nan(inter, union)
+    encl = tf.reduce_prod(tf.maximum(zero, tf.maximum(p_hi, t_hi) - tf.minimum(p_lo, t_lo)), axis=-1)
+    giou = iou - tf.math.divide_no_nan(encl - union, encl)
+    return tf.reduce_mean(1.0 - giou)
+
+
 def make_tf(case, y_true, y_pred, compiled):
     """Zero-argument callable: NumPy in -> TF loss + GradientTape gradient -> NumPy out."""
     tf, keras = import_tf()
@@ -392,6 +473,11 @@ def make_tf(case, y_true, y_pred, compiled):
         loss_fn = keras.losses.Huber()
     elif case.kernel == "log_cosh":
         loss_fn = keras.losses.LogCosh()
+    elif case.kernel == "giou":
+
+        def loss_fn(yt, yp):
+            return tf_giou(tf, yt, yp)
+
     else:
         raise KeyError(case.kernel)
 
@@ -467,6 +553,20 @@ def make_torch(case, y_true, y_pred):
             alpha_factor = yt * alpha + (1.0 - yt) * (1.0 - alpha)
             return (alpha_factor * torch.pow(1.0 - p_t, gamma) * ce).sum(dim=-1)
 
+    elif k == "giou":
+
+        def loss_fn(yt, yp):  # TF Addons' giou_loss in torch ops, mean over boxes
+            zero = torch.zeros((), dtype=yp.dtype)
+            p_lo, p_hi, t_lo, t_hi = yp[:, :2], yp[:, 2:], yt[:, :2], yt[:, 2:]
+            area_p = torch.prod(torch.maximum(zero, p_hi - p_lo), dim=-1)
+            area_t = torch.prod(torch.maximum(zero, t_hi - t_lo), dim=-1)
+            inter = torch.prod(torch.maximum(zero, torch.minimum(p_hi, t_hi) - torch.maximum(p_lo, t_lo)), dim=-1)
+            union = area_p + area_t - inter
+            iou = torch.where(union == 0, zero, inter / union)
+            encl = torch.prod(torch.maximum(zero, torch.maximum(p_hi, t_hi) - torch.minimum(p_lo, t_lo)), dim=-1)
+            giou = iou - torch.where(encl == 0, zero, (encl - union) / encl)
+            return torch.mean(1.0 - giou)
+
     else:
         raise KeyError(k)
 
@@ -511,6 +611,19 @@ def jax_loss_fn(kernel):
             alpha_factor = yt * alpha + (1.0 - yt) * (1.0 - alpha)
             loss = jnp.sum(alpha_factor * jnp.power(1.0 - p_t, gamma) * ce, axis=-1)
             return jnp.sum(loss), loss  # reduction "none": gradient of the summed loss
+
+    elif kernel == "giou":
+
+        def f(yp, yt):  # TF Addons' giou_loss in jnp ops, mean over boxes
+            p_lo, p_hi, t_lo, t_hi = yp[:, :2], yp[:, 2:], yt[:, :2], yt[:, 2:]
+            area_p = jnp.prod(jnp.maximum(0.0, p_hi - p_lo), axis=-1)
+            area_t = jnp.prod(jnp.maximum(0.0, t_hi - t_lo), axis=-1)
+            inter = jnp.prod(jnp.maximum(0.0, jnp.minimum(p_hi, t_hi) - jnp.maximum(p_lo, t_lo)), axis=-1)
+            union = area_p + area_t - inter
+            iou = jnp.where(union == 0, 0.0, inter / jnp.where(union == 0, 1.0, union))
+            encl = jnp.prod(jnp.maximum(0.0, jnp.maximum(p_hi, t_hi) - jnp.minimum(p_lo, t_lo)), axis=-1)
+            giou = iou - jnp.where(encl == 0, 0.0, (encl - union) / jnp.where(encl == 0, 1.0, encl))
+            return jnp.mean(1.0 - giou)
 
     else:
         raise KeyError(kernel)

@@ -634,17 +634,19 @@ def render_markdown(rows, out_dir, plots=True, notes=()):
         "- **Cases** (`benchmarks/cases.py`): SCCE from logits (int64 labels), BCE on probabilities "
         "(float32 0/1 targets, probabilities in [1e-3, 1-1e-3]), CCE from logits (one-hot float32), TF Addons "
         "SigmoidFocalCrossEntropy defaults (probabilities, alpha 0.25, gamma 2, reduction \"none\") on shape "
-        "`(N, 1)`: N elements, one loss per element. Keras default reduction (mean) elsewhere.",
+        "`(N, 1)`: N elements, one loss per element; TF Addons GIoULoss defaults (mode \"giou\", mean over boxes) "
+        "on `(N, 4)` float32 boxes (`Nx4`). Keras default reduction (mean) elsewhere.",
         "- **Providers:** `fastloss` = `obj.value_and_grad(y_true, y_pred)` under `fastloss.use_backend(b)` for each "
         "available backend; `fastloss grad_out=` reuses one gradient buffer. `TF tf.function` = "
         "`tf.function` of GradientTape + the Keras 3 loss class (for SigmoidFocal: TF Addons' function body "
-        "ported to TF ops, since TFA does not run on this TF); the NumPy -> tensor conversion and `.numpy()` "
+        "ported to TF ops, since TFA does not run on this TF; likewise for GIoU); the NumPy -> tensor conversion and `.numpy()` "
         "of loss and gradient are inside the timed call. `TF eager` = the same without `tf.function`. "
-        "`TFA *` = real `tfa.losses.SigmoidFocalCrossEntropy` in a separate interpreter (`benchmarks/tfa_runner.py`). "
+        "`TFA *` = real `tfa.losses.SigmoidFocalCrossEntropy` / `tfa.losses.GIoULoss` in a separate interpreter "
+        "(`benchmarks/tfa_runner.py --kernel`). "
         "`NumPy` = a vectorized float32 SCCE. TF thread pools are left at their defaults. "
         "`PyTorch eager` (when installed) = `torch.from_numpy` of the inputs, the loss written to the Keras / TFA "
         "semantics (`F.cross_entropy` for SCCE/CCE logits, `F.binary_cross_entropy` of probabilities clamped to "
-        "[1e-7, 1 - 1e-7], TFA's focal formula in torch ops), `torch.autograd.grad`, `.numpy()` of loss and gradient, "
+        "[1e-7, 1 - 1e-7], TFA's focal and GIoU formulas in torch ops), `torch.autograd.grad`, `.numpy()` of loss and gradient, "
         "`torch.set_num_threads(<logical cores>)`. `JAX jit` (when installed) = `jax.jit(jax.value_and_grad(loss))` "
         "called on the NumPy arrays, results turned into NumPy arrays in the timed call; XLA's default CPU threads.",
         "- **Timing:** the first call of each provider is timed alone (`warm-up`: Numba compile or on-disk "
@@ -731,9 +733,9 @@ def _numba_layer():
         return ""
 
 
-def run_tfa(tfa_python, sizes, repeats, min_time, timeout=900):
-    """Rows from ``tfa_runner.py`` under ``tfa_python``; raises RuntimeError on failure."""
-    cmd = [tfa_python, str(HERE / "tfa_runner.py"), "--sizes", ",".join(sizes),
+def run_tfa(tfa_python, sizes, repeats, min_time, timeout=900, kernel="sigmoid_focal"):
+    """Rows from ``tfa_runner.py --kernel kernel`` under ``tfa_python``; raises RuntimeError on failure."""
+    cmd = [tfa_python, str(HERE / "tfa_runner.py"), "--kernel", kernel, "--sizes", ",".join(sizes),
            "--repeats", str(repeats), "--min-time", str(min_time)]
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
     env.pop("KERAS_BACKEND", None)
@@ -764,8 +766,9 @@ def run_benchmarks(cases, repeats=7, min_time=0.05, use_tf=True, tfa_python=None
                  getattr(jax, "__version__", "") if jax else "")
     if not C.fastloss_backends():
         notes.append("fastloss has no available backend here: no fastloss rows.")
-    focal_sizes = [c.size for c in cases if c.kernel == "sigmoid_focal"]
-    do_tfa = bool(tfa_python and focal_sizes)
+    tfa_sizes = {k: [c.size for c in cases if c.kernel == k] for k in C.TFA_KERNELS}
+    tfa_sizes = {k: v for k, v in tfa_sizes.items() if v}
+    do_tfa = bool(tfa_python and tfa_sizes)
     bar = Progress(1 + 3 * len(cases) + (1 if do_tfa else 0), stream=sys.stderr if progress else open(os.devnull, "w"))
     bar.show("copy bandwidth")
     bw = _timing.copy_bandwidth()
@@ -807,17 +810,18 @@ def run_benchmarks(cases, repeats=7, min_time=0.05, use_tf=True, tfa_python=None
         r["numba_layer"] = layer
     if do_tfa:
         bar.show(f"TF Addons via {tfa_python}")
-        try:
-            for r in run_tfa(tfa_python, focal_sizes, repeats, min_time):
-                row = {**meta, **r, "copy_bw_Bps": bw, "keras": ""}
-                row["machine"], row["cores"], row["date"] = meta["machine"], meta["cores"], meta["date"]
-                row["fastloss"], row["numba"], row["numba_layer"] = meta["fastloss"], "", ""
-                rows.append(row)
-        except (RuntimeError, OSError, subprocess.TimeoutExpired, ValueError) as e:
-            notes.append(f"TF Addons runner failed: {e}")
+        for kernel, sizes in tfa_sizes.items():
+            try:
+                for r in run_tfa(tfa_python, sizes, repeats, min_time, kernel=kernel):
+                    row = {**meta, **r, "copy_bw_Bps": bw, "keras": ""}
+                    row["machine"], row["cores"], row["date"] = meta["machine"], meta["cores"], meta["date"]
+                    row["fastloss"], row["numba"], row["numba_layer"] = meta["fastloss"], "", ""
+                    rows.append(row)
+            except (RuntimeError, OSError, subprocess.TimeoutExpired, ValueError) as e:
+                notes.append(f"TF Addons runner ({kernel}) failed: {e}")
         bar.step("TF Addons done")
-    elif tfa_python and not focal_sizes:
-        notes.append("FASTLOSS_TFA_PYTHON is set but no SigmoidFocal case was selected.")
+    elif tfa_python and not tfa_sizes:
+        notes.append("FASTLOSS_TFA_PYTHON is set but no SigmoidFocal or GIoU case was selected.")
     bar.close()
     if tf is None and use_tf:
         notes.append("TensorFlow could not be imported in this interpreter.")

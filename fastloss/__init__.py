@@ -30,6 +30,7 @@ from .functional import (  # regression, similarity and hinge family
     squared_hinge,
     categorical_hinge,
 )
+from .functional import giou_loss, iou_loss, diou_loss, ciou_loss  # bounding boxes
 
 __version__ = "0.1.0"
 
@@ -60,4 +61,8 @@ __all__ = [
     "hinge",
     "squared_hinge",
     "categorical_hinge",
+    "giou_loss",
+    "iou_loss",
+    "diou_loss",
+    "ciou_loss",
 ]

@@ -91,6 +91,8 @@ def _prepare(spec, y_true, y_pred, sample_weight, class_weight, axis, dtype, ign
     sums them for ``"mean_with_sample_weight"``.
     """
     dt = V.compute_dtype(y_pred, dtype)
+    if spec.layout == "boxes":
+        return _prepare_boxes(y_true, y_pred, sample_weight, class_weight, dt)
     yp = V.as_float(y_pred, "y_pred", dt)
     if yp.ndim == 0:
         raise ValueError("`y_pred` must have at least one dimension; got a scalar")
@@ -163,6 +165,32 @@ def _prepare(spec, y_true, y_pred, sample_weight, class_weight, axis, dtype, ign
             w_rows, ws, out_shape, w_kept)
 
 
+def _prepare_boxes(y_true, y_pred, sample_weight, class_weight, dt):
+    """``_prepare`` for the ``"boxes"`` layout: one loss per box (last dimension 4).
+
+    y_true and y_pred broadcast against each other as in TF (one box against
+    many is read in place: the kernel gets a one-row array). The per-box loss'
+    shape is the broadcast shape with every size-1 axis dropped: TF Addons'
+    ``tf.squeeze``. ``yp`` is y_pred as the kernel sees it (see
+    ``_validate.boxes``); sample weights follow Keras 2's rank fix.
+    """
+    if class_weight is not None:
+        raise ValueError("`class_weight` does not apply to box losses (there are no classes); use sample_weight")
+    yt2, yp2, yp, bshape = V.boxes(y_true, y_pred, dt)
+    grad_shape = np.shape(y_pred)
+    S = tuple(d for d in bshape if d != 1)
+    R = int(np.prod(bshape))
+    out_shape = S
+    w_kept = None
+    if sample_weight is not None:
+        w_rows, ws, out_shape, w_kept = V.sample_weights(V.box_sample_weight(sample_weight, S), S, dt)
+    else:
+        w_rows, ws = _ONE[dt.char], 0
+    ax = yp.ndim - 1
+    return (dt, yp, yp2, yt2, ax, False, grad_shape, S, R, 4, False, False, None,
+            w_rows, ws, out_shape, w_kept)
+
+
 def compute(
     name,
     y_true,
@@ -200,10 +228,19 @@ def compute(
     scalar_loss = len(S) == 0
 
     # ---- kernel --------------------------------------------------------------
+    nch = _chunks(R, K)
+    # Box losses may broadcast y_pred: one box (the kernel reads one row and
+    # sums its gradient, one row per chunk) or a copy to R rows (``expand``;
+    # the gradient is summed back to y_pred's shape here).
+    summed = yp2.shape[0] != R
+    expand = not moved and yp.shape != grad_shape
     if want_grad:
         if grad_out is not None:
             V.check_grad_out(grad_out, grad_shape, dt, (y_true, y_pred, sample_weight))
-            grad2 = grad_out.reshape(R, K) if not moved else np.empty((R, K), dt)
+        if summed:
+            grad2 = np.zeros((nch, K), dt)
+        elif grad_out is not None and not moved and not expand:
+            grad2 = grad_out.reshape(R, K)
         else:
             grad2 = np.empty((R, K), dt)
     else:
@@ -213,7 +250,7 @@ def compute(
     if R:
         prm = _prm(factor, K, params, ignore_class, dt)
         fn = _backend.kernel(spec, variant, _backend.current_backend())
-        info = fn(yt2, yp2, prm, w_rows, ws, loss, grad2, want_grad, _chunks(R, K))
+        info = fn(yt2, yp2, prm, w_rows, ws, loss, grad2, want_grad, nch)
         if len(info) == 1:
             nbad, first, total = info[0]
         else:
@@ -236,7 +273,14 @@ def compute(
         value = dt.type(total * factor)
 
     grad = None
-    if want_grad:
+    if want_grad and (summed or expand):
+        if summed:
+            g = grad2.sum(axis=0, dtype=np.float64)
+        else:
+            g = V.sum_to_shape(grad2.reshape(yp.shape), grad_shape)
+        grad = grad_out if grad_out is not None else np.empty(grad_shape, dt)
+        grad[...] = g.reshape(grad_shape)
+    elif want_grad:
         if moved:
             g = np.moveaxis(grad2.reshape(yp.shape), -1, ax)
             if grad_out is not None:
@@ -252,13 +296,14 @@ def compute(
 def _prm(factor, K, params, ignore_class, dt):
     """The kernels' parameter vector (layout: numba_cpu/_common.py, F_SCALE and P_*)."""
     p = params or _NO_PARAMS
+    eps = float(p.get("eps", EPSILON))
     ls = float(p.get("label_smoothing", 0.0))
     ls_b = (ls / K if p.get("ls_per_class") else 0.5 * ls) if ls else 0.0
     return np.array(
         (
             factor,
-            EPSILON,
-            1.0 - EPSILON,
+            eps,
+            1.0 - eps,
             1.0 - ls,
             ls_b,
             p.get("alpha", 0.0),

@@ -3,7 +3,9 @@
 
 ``layout``:
   * ``"dense"``: y_true has y_pred's shape (Keras squeezes/expands one rank first);
-  * ``"sparse"``: y_true holds one integer label per row of y_pred.
+  * ``"sparse"``: y_true holds one integer label per row of y_pred;
+  * ``"boxes"``: y_true and y_pred hold boxes (4 numbers on the last axis) that
+    broadcast against each other, one loss per box.
 ``variants``: kernel name per variant (``"probs"``/``"logits"``; ``"gh"``/``"gh_logits"``:
 gradient + Hessian diagonal for boosting, ``kernel(yt, yp, prm, w, ws, grad, hess, nch)``,
 see ``fastloss._core.grad_hess``).
@@ -118,6 +120,29 @@ REGISTRY.update(
         _rg("squared_hinge", "squared_hinge"),
         _rg("cosine_similarity", "cosine_similarity", gh=False, cuda="rows"),
         _rg("categorical_hinge", "categorical_hinge", gh=False, cuda="rows"),
+    )
+)
+
+
+# ---- bounding boxes (numba_cpu/boxes.py) -------------------------------------------
+# layout "boxes": y_true and y_pred hold boxes of 4 numbers along the last axis and
+# broadcast against each other (see _core._prepare_boxes).
+_NUMBA_BX = "fastloss.backends.numba_cpu.boxes"
+
+
+def _bx(name, kernel):
+    return LossSpec(
+        name=name, family="boxes", layout="boxes", kernels={"numba": {"probs": f"{_NUMBA_BX}:{kernel}"}}, reference=name
+    )
+
+
+REGISTRY.update(
+    (s.name, s)
+    for s in (
+        _bx("iou_loss", "iou"),
+        _bx("giou_loss", "giou"),
+        _bx("diou_loss", "diou"),
+        _bx("ciou_loss", "ciou"),
     )
 )
 

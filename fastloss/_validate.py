@@ -222,3 +222,77 @@ def class_weight_rows(class_weight, labels, dt):
             f"(flat index {i}) needs an entry"
         )
     return cw[labels]
+
+
+# ---- boxes ---------------------------------------------------------------------
+
+BOX_FORMATS = ("yxyx", "xyxy", "xywh", "cxcywh")
+
+
+def box_format(value):
+    """The box format code of ``value`` (``"yxyx"``, TF Addons' order, is 0)."""
+    if isinstance(value, str) and value.lower() in BOX_FORMATS:
+        return BOX_FORMATS.index(value.lower())
+    raise ValueError(f"Invalid value for argument `box_format`: {value!r}. Expected one of {list(BOX_FORMATS)}.")
+
+
+def boxes(y_true, y_pred, dt):
+    """Two arrays of boxes (last dimension 4) for the box kernels.
+
+    Returns ``(yt2, yp2, yp_full, bshape)``: ``yt2``/``yp2`` C-contiguous
+    ``(rows, 4)`` arrays of dtype ``dt`` holding either one box per row of the
+    broadcast shape ``bshape`` (the shapes less their last dimension,
+    broadcast as TF does) or ONE box, broadcast by the kernel without a copy;
+    ``yp_full`` is y_pred as the kernel sees it: y_pred itself, or, when
+    shapes broadcast otherwise than one box against many, a copy broadcast to
+    ``bshape + (4,)`` (its gradient is then summed back to y_pred's shape).
+    """
+    yp = as_float(y_pred, "y_pred", dt)
+    yt = _as_numeric(y_true, "y_true")
+    for a, name in ((yt, "y_true"), (yp, "y_pred")):
+        if a.ndim == 0 or a.shape[-1] != 4:
+            raise ValueError(
+                f"`{name}` must hold boxes of 4 coordinates along its last dimension; got shape {a.shape}"
+            )
+    try:
+        bshape = tuple(np.broadcast_shapes(yt.shape[:-1], yp.shape[:-1]))
+    except ValueError:
+        raise ValueError(
+            f"`y_true` of shape {yt.shape} and `y_pred` of shape {yp.shape} hold numbers of boxes "
+            f"that do not match or broadcast (one box against many, or shapes that broadcast)"
+        ) from None
+    n = int(np.prod(bshape))
+
+    def rows(a):
+        if a.size == 4:  # one box: broadcast by the kernel
+            return np.ascontiguousarray(a, dtype=dt).reshape(1, 4), a
+        if a.shape[:-1] != bshape:
+            a = np.broadcast_to(a, bshape + (4,))
+        return np.ascontiguousarray(a, dtype=dt).reshape(n, 4), a
+
+    yt2, _ = rows(yt)
+    yp2, yp_full = rows(yp)
+    return yt2, yp2, yp_full, bshape
+
+
+def box_sample_weight(sample_weight, value_shape):
+    """Keras 2's rank fix (TF Addons' losses run on it): a weight one rank below
+    the loss gets a trailing axis, one a rank above with a trailing 1 loses it."""
+    w = _as_numeric(sample_weight, "sample_weight")
+    r = len(value_shape)
+    if w.ndim == r + 1 and w.shape[-1] == 1:
+        w = w[..., 0]
+    elif w.ndim >= 1 and w.ndim == r - 1:
+        w = w[..., None]
+    return w
+
+
+def sum_to_shape(g, shape):
+    """Sum ``g`` (a broadcast shape) down to ``shape`` (numpy broadcasting's adjoint)."""
+    lead = g.ndim - len(shape)
+    if lead:
+        g = g.sum(axis=tuple(range(lead)), dtype=np.float64)
+    axes = tuple(i for i, d in enumerate(shape) if d == 1 and g.shape[i] != 1)
+    if axes:
+        g = g.sum(axis=axes, keepdims=True, dtype=np.float64)
+    return g

@@ -178,3 +178,46 @@ __all__ = [
     "squared_hinge",
     "categorical_hinge",
 ]
+
+
+# ---- bounding boxes: one loss per box, TF Addons' squeeze of the per-box shape ----
+
+
+def giou_loss(y_true, y_pred, mode="giou", box_format="yxyx"):
+    """Per-box ``1 - GIoU`` (TF Addons' ``tfa.losses.giou_loss``; ``mode="iou"``: ``1 - IoU``).
+
+    >>> import fastloss
+    >>> fastloss.giou_loss([[0, 0, 2, 2], [0, 0, 1, 1]], [[0, 0, 1, 1], [1, 1, 2, 2]])
+    array([0.75, 1.5 ], dtype=float32)
+    """
+    return _none(_L.GIoULoss, y_true, y_pred, mode=mode, box_format=box_format)
+
+
+def iou_loss(y_true, y_pred, box_format="yxyx"):
+    """Per-box ``1 - IoU`` (IoU 0 where the union is 0, as TF Addons).
+
+    >>> import fastloss
+    >>> fastloss.iou_loss([0, 0, 2, 2], [[0, 0, 1, 1], [0, 0, 2, 2]])
+    array([0.75, 0.  ], dtype=float32)
+    """
+    return _none(_L.IoULoss, y_true, y_pred, box_format=box_format)
+
+
+def diou_loss(y_true, y_pred, box_format="yxyx", eps=1e-7):
+    """Per-box Distance-IoU loss (``torchvision.ops.distance_box_iou_loss`` values).
+
+    >>> import fastloss
+    >>> fastloss.diou_loss([0, 0, 2, 2], [[0, 2, 2, 4]]).round(6)
+    np.float32(1.2)
+    """
+    return _none(_L.DIoULoss, y_true, y_pred, box_format=box_format, eps=eps)
+
+
+def ciou_loss(y_true, y_pred, box_format="yxyx", eps=1e-7):
+    """Per-box Complete-IoU loss (``torchvision.ops.complete_box_iou_loss`` values).
+
+    >>> import fastloss
+    >>> fastloss.ciou_loss([[0, 0, 2, 2]], [[0, 0, 2, 4]], box_format="xyxy").round(6)
+    np.float32(0.553248)
+    """
+    return _none(_L.CIoULoss, y_true, y_pred, box_format=box_format, eps=eps)

@@ -36,6 +36,23 @@ Where fastloss differs from the original, on purpose:
   uses the size of the class axis (Keras 3.15 divides by ``shape[-1]``
   whatever ``axis`` is). ``SparseCategoricalCrossentropy`` accepts any
   ``axis`` (Keras' TF backend supports only the last).
+* Box losses. ``GIoULoss`` matches TF Addons 0.23 (values, shapes after
+  TFA's ``tf.squeeze``, Keras 2's sample-weight rank fix, TF's gradients at
+  ties and clamps); additions: ``box_format`` (``"yxyx"``, TFA's order, by
+  default; ``"xyxy"``, ``"xywh"``, ``"cxcywh"``) and ``dtype``. ``IoULoss``
+  is ``GIoULoss(mode="iou")``. ``DIoULoss``/``CIoULoss`` take torchvision's
+  values (``distance_box_iou_loss``/``complete_box_iou_loss``, eps 1e-7) on
+  proper boxes, and differ from torchvision on purpose: TFA's box order and
+  reduction default; box extents clamped at 0 as TFA does (torchvision
+  leaves inverted boxes unclamped, documented as invalid input); CIoU's
+  ``atan(w / h)`` evaluated as ``atan2(w, h)``, so zero-height and point
+  boxes give finite values (``pi/2`` and 0) where torchvision gives NaN for
+  ``0 / 0``; ties in a max/min send the gradient to the prediction (TF's
+  rule; PyTorch splits it). CIoU's gradient holds ``alpha`` constant as
+  torchvision does (``no_grad``): it is not the exact derivative of the
+  value. Degenerate boxes (zero area, identical zero-area boxes, inverted
+  corners, boxes far apart) give finite losses and gradients in every mode;
+  a NaN coordinate gives NaN in its own box's loss only.
 """
 
 import math
@@ -43,7 +60,7 @@ import numbers
 
 import numpy as np
 
-from . import _core
+from . import _core, _validate
 from ._validate import standardize_reduction
 
 
@@ -796,6 +813,174 @@ class CategoricalHinge(Loss):
         super().__init__(name=name, reduction=reduction, dtype=dtype, class_weight=class_weight)
 
 
+# ----------------------------------------------------------------------------
+# Bounding-box losses (kernels: numba_cpu/boxes.py)
+# ----------------------------------------------------------------------------
+
+
+def _check_eps(eps):
+    if isinstance(eps, bool) or not isinstance(eps, numbers.Real) or not math.isfinite(eps) or eps < 0:
+        raise ValueError(f"`eps` must be a finite real number >= 0; got {eps!r}")
+    return float(eps)
+
+
+class _BoxLoss(Loss):
+    """Shared by the box losses: one loss per box, ``box_format``, no class weights.
+
+    ``y_true`` and ``y_pred`` hold boxes along their last axis (which must be
+    4) and broadcast against each other as in TF: in particular one box
+    against N boxes on either side (the single box is read in place, not
+    copied; its gradient is the sum over the N pairs). The per-box loss has
+    the broadcast shape with every size-1 axis dropped (TF Addons'
+    ``tf.squeeze``): ``(N, 4)`` -> ``(N,)``, ``(1, 4)`` and ``(4,)`` -> a scalar,
+    ``(B, N, 4)`` -> ``(B, N)``. Integer boxes are cast to float32.
+    """
+
+    def __init__(self, box_format="yxyx", reduction="sum_over_batch_size", name=None, dtype=None):
+        super().__init__(name=name, reduction=reduction, dtype=dtype)
+        self._fmt = _validate.box_format(box_format)
+        self.box_format = _validate.BOX_FORMATS[self._fmt]
+
+    def _params(self):
+        return {"flag": float(self._fmt)}
+
+    def _config(self):
+        return {"box_format": self.box_format}
+
+
+class GIoULoss(_BoxLoss):
+    """TF Addons' ``GIoULoss``: ``1 - GIoU`` (``mode="giou"``) or ``1 - IoU``
+    (``mode="iou"``) per box, default reduction ``"sum_over_batch_size"``.
+
+    Boxes are ``[y_min, x_min, y_max, x_max]`` (``box_format="yxyx"``, TF
+    Addons' order; ``"xyxy"``, ``"xywh"``, ``"cxcywh"`` are fastloss
+    additions). With extents clamped at 0 (``w = max(0, x_max - x_min)``),
+    ``I`` the intersection area, ``U`` the union, ``C`` the enclosing box's area:
+
+    (1) ``iou = I / U``  (0 where ``U == 0``: TF's ``divide_no_nan``)
+    (2) ``giou = iou - (C - U) / C``  (the second term 0 where ``C == 0``)
+    (3) ``loss = 1 - giou``, in [0, 2]  (``1 - iou`` in [0, 1] for ``mode="iou"``)
+
+    The gradient w.r.t. ``y_pred`` is TF's (``tf.GradientTape`` through TF
+    Addons' code), kinks included: where a predicted and a true coordinate tie
+    in a max/min, the predicted one gets the gradient; a clamped extent
+    (``max(0, d)`` at ``d <= 0``) and a zero divisor pass none.
+
+    Degenerate boxes give finite values and gradients, as in TF Addons:
+    two identical zero-area boxes: loss 1, gradient 0; a zero-area or inverted
+    (max < min, clamped to zero extent) box against a proper one: IoU 0 and
+    the enclosure term; boxes far apart: loss near 2. A NaN coordinate makes
+    its box's loss NaN (and only that box's).
+
+    Examples
+    --------
+    TF Addons' docstring example (TFA 0.23 gives 1.5041667):
+
+    >>> import numpy as np, fastloss
+    >>> gl = fastloss.losses.GIoULoss()
+    >>> boxes1 = np.array([[4.0, 3.0, 7.0, 5.0], [5.0, 6.0, 10.0, 7.0]], np.float32)
+    >>> boxes2 = np.array([[3.0, 4.0, 6.0, 8.0], [14.0, 14.0, 15.0, 15.0]], np.float32)
+    >>> print(f"{gl(boxes1, boxes2):.7f}")
+    1.5041667
+    >>> loss, grad = gl.value_and_grad(boxes1, boxes2)
+    >>> grad.shape, grad.dtype
+    ((2, 4), dtype('float32'))
+    """
+
+    def __init__(self, mode="giou", reduction="sum_over_batch_size", name="giou_loss", box_format="yxyx", dtype=None):
+        if mode not in ("giou", "iou"):
+            raise ValueError(f"Invalid value for argument `mode`: {mode!r}. Expected 'giou' or 'iou'.")
+        super().__init__(box_format=box_format, reduction=reduction, name=name, dtype=dtype)
+        self.mode = mode
+
+    @property
+    def _loss(self):
+        return "giou_loss" if self.mode == "giou" else "iou_loss"
+
+    def _config(self):
+        return {"mode": self.mode, "box_format": self.box_format}
+
+
+class IoULoss(GIoULoss):
+    """``1 - IoU`` per box: ``GIoULoss(mode="iou")`` (TF Addons' IoU, 0 where the
+    union is 0), with fastloss' ``box_format``.
+
+    >>> import numpy as np, fastloss
+    >>> il = fastloss.losses.IoULoss(reduction=None)
+    >>> il([[0, 0, 2, 2], [0, 0, 2, 2]], np.array([[0, 0, 1, 1], [0, 2, 2, 4]], np.float32))
+    array([0.75, 1.  ], dtype=float32)
+    """
+
+    def __init__(self, box_format="yxyx", reduction="sum_over_batch_size", name="iou_loss", dtype=None):
+        super().__init__(mode="iou", reduction=reduction, name=name, box_format=box_format, dtype=dtype)
+
+    def _config(self):
+        return {"box_format": self.box_format}
+
+
+class DIoULoss(_BoxLoss):
+    """Distance-IoU loss (Zheng et al., 2020) with torchvision's values
+    (``torchvision.ops.distance_box_iou_loss``, ``eps=1e-7``):
+
+    (1) ``iou = I / (U + eps)``
+    (2) ``loss = 1 - iou + rho2 / (c2 + eps)``, ``rho2`` the squared distance of
+        the two centres, ``c2`` the squared diagonal of the enclosing box.
+
+    Differences from torchvision: the default box order is TF Addons'
+    ``yxyx`` (torchvision's is ``box_format="xyxy"``); extents are clamped at
+    0 as TF Addons does (torchvision leaves inverted boxes unclamped and
+    documents them as invalid input); a tie in a max/min sends the gradient to
+    the predicted coordinate (PyTorch splits it evenly); default reduction
+    ``"sum_over_batch_size"`` (torchvision's is ``"none"``). Identical boxes
+    give 0; degenerate boxes give finite values (the eps terms).
+
+    >>> import numpy as np, fastloss
+    >>> dl = fastloss.losses.DIoULoss(box_format="xyxy", reduction=None)
+    >>> dl([[0, 0, 2, 2]], np.array([[2, 0, 4, 2], [1, 1, 3, 3]], np.float32)).round(6)
+    array([1.2     , 0.968254], dtype=float32)
+    """
+
+    _loss = "diou_loss"
+
+    def __init__(self, box_format="yxyx", eps=1e-7, reduction="sum_over_batch_size", name="diou_loss", dtype=None):
+        super().__init__(box_format=box_format, reduction=reduction, name=name, dtype=dtype)
+        self.eps = _check_eps(eps)
+
+    def _params(self):
+        return {"flag": float(self._fmt), "eps": self.eps}
+
+    def _config(self):
+        return {"box_format": self.box_format, "eps": self.eps}
+
+
+class CIoULoss(DIoULoss):
+    """Complete-IoU loss (Zheng et al., 2020) with torchvision's values
+    (``torchvision.ops.complete_box_iou_loss``, ``eps=1e-7``):
+
+    (1) DIoU loss, as ``DIoULoss``
+    (2) ``v = 4 / pi**2 (atan(w_true / h_true) - atan(w_pred / h_pred))**2``
+    (3) ``alpha = v / (1 - iou + v + eps)``;  ``loss = diou_loss + alpha v``
+
+    ``atan(w / h)`` is evaluated as ``atan2(w, h)``: no division, so a box of
+    zero height gives ``pi/2`` (the limit) and a point box 0 where torchvision
+    gives NaN. The gradient treats ``alpha`` as a constant, as torchvision
+    does (it computes alpha under ``torch.no_grad()``, following the CIoU
+    paper): it is the gradient a PyTorch user trains with, NOT the exact
+    derivative of the returned value (which would add ``v * d alpha``).
+    Other differences from torchvision as for ``DIoULoss``.
+
+    >>> import numpy as np, fastloss
+    >>> cl = fastloss.losses.CIoULoss(box_format="xyxy", reduction=None)
+    >>> cl([[0, 0, 2, 2]], np.array([[0, 0, 2, 2], [0, 0, 4, 2]], np.float32)).round(6)
+    array([0.      , 0.553248], dtype=float32)
+    """
+
+    _loss = "ciou_loss"
+
+    def __init__(self, box_format="yxyx", eps=1e-7, reduction="sum_over_batch_size", name="ciou_loss", dtype=None):
+        super().__init__(box_format=box_format, eps=eps, reduction=reduction, name=name, dtype=dtype)
+
+
 __all__ = [
     "Loss",
     "BinaryCrossentropy",
@@ -816,4 +1001,8 @@ __all__ = [
     "Hinge",
     "SquaredHinge",
     "CategoricalHinge",
+    "GIoULoss",
+    "IoULoss",
+    "DIoULoss",
+    "CIoULoss",
 ]

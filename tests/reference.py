@@ -372,3 +372,96 @@ REFERENCES.update(
     squared_hinge=squared_hinge,
     categorical_hinge=categorical_hinge,
 )
+
+
+# =========================================================================== boxes
+# IoU / GIoU: TF Addons 0.23 ``giou_loss`` (tensorflow_addons/losses/giou_loss.py);
+# DIoU / CIoU: torchvision ``distance_box_iou_loss`` / ``complete_box_iou_loss``
+# (eps = 1e-7). Float64, broadcast like TF, per-box loss squeezed like TFA's
+# ``tf.squeeze``. fastloss' documented choices beyond the originals: extents
+# clamped at 0 in every mode, CIoU's atan(w / h) as arctan2(w, h).
+
+
+def box_corners(boxes, box_format="yxyx"):
+    """(x1, y1, x2, y2) in float64 from boxes in ``box_format``."""
+    b = _f64(boxes)
+    u0, u1, u2, u3 = b[..., 0], b[..., 1], b[..., 2], b[..., 3]
+    if box_format == "yxyx":
+        return u1, u0, u3, u2
+    if box_format == "xyxy":
+        return u0, u1, u2, u3
+    if box_format == "xywh":
+        return u0, u1, u0 + u2, u1 + u3
+    if box_format == "cxcywh":
+        return u0 - 0.5 * u2, u1 - 0.5 * u3, u0 + 0.5 * u2, u1 + 0.5 * u3
+    raise ValueError(box_format)
+
+
+def _div_no_nan(a, b):
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(b == 0, 0.0, a / np.where(b == 0, 1.0, b))
+
+
+def _box_parts(y_true, y_pred, box_format):
+    x1, y1, x2, y2 = box_corners(y_pred, box_format)
+    X1, Y1, X2, Y2 = box_corners(y_true, box_format)
+    w, h = np.maximum(0.0, x2 - x1), np.maximum(0.0, y2 - y1)
+    W, H = np.maximum(0.0, X2 - X1), np.maximum(0.0, Y2 - Y1)
+    iw = np.maximum(0.0, np.minimum(x2, X2) - np.maximum(x1, X1))
+    ih = np.maximum(0.0, np.minimum(y2, Y2) - np.maximum(y1, Y1))
+    inter = iw * ih
+    union = w * h + W * H - inter
+    dcw = np.maximum(x2, X2) - np.minimum(x1, X1)  # torchvision's enclosure (DIoU diagonal)
+    dch = np.maximum(y2, Y2) - np.minimum(y1, Y1)
+    return dict(x1=x1, y1=y1, x2=x2, y2=y2, X1=X1, Y1=Y1, X2=X2, Y2=Y2, w=w, h=h, W=W, H=H,
+                inter=inter, union=union, cw=np.maximum(0.0, dcw), ch=np.maximum(0.0, dch), dcw=dcw, dch=dch)
+
+
+def _tfa_squeeze(v):
+    v = np.asarray(v)
+    return np.squeeze(v) if v.ndim else v
+
+
+def giou_loss(y_true, y_pred, mode="giou", box_format="yxyx"):
+    d = _box_parts(y_true, y_pred, box_format)
+    iou = _div_no_nan(d["inter"], d["union"])
+    if mode == "iou":
+        return _tfa_squeeze(1.0 - iou)
+    c = d["cw"] * d["ch"]
+    return _tfa_squeeze(1.0 - (iou - _div_no_nan(c - d["union"], c)))
+
+
+def iou_loss(y_true, y_pred, box_format="yxyx"):
+    return giou_loss(y_true, y_pred, mode="iou", box_format=box_format)
+
+
+def _diou_parts(y_true, y_pred, box_format, eps):
+    d = _box_parts(y_true, y_pred, box_format)
+    iou = d["inter"] / (d["union"] + eps)
+    diag = d["dcw"] ** 2 + d["dch"] ** 2 + eps
+    xp, yp = (d["x1"] + d["x2"]) / 2, (d["y1"] + d["y2"]) / 2
+    xg, yg = (d["X1"] + d["X2"]) / 2, (d["Y1"] + d["Y2"]) / 2
+    dist = (xp - xg) ** 2 + (yp - yg) ** 2
+    return d, iou, 1.0 - iou + dist / diag
+
+
+def diou_loss(y_true, y_pred, box_format="yxyx", eps=EPS):
+    return _tfa_squeeze(_diou_parts(y_true, y_pred, box_format, eps)[2])
+
+
+def ciou_loss(y_true, y_pred, box_format="yxyx", eps=EPS, alpha=None):
+    """``alpha``: a fixed value (array) instead of v / (1 - iou + v + eps), to
+    differentiate the loss the way torchvision does (alpha under no_grad)."""
+    d, iou, dl = _diou_parts(y_true, y_pred, box_format, eps)
+    v = (4 / np.pi**2) * (np.arctan2(d["W"], d["H"]) - np.arctan2(d["w"], d["h"])) ** 2
+    a = v / (1.0 - iou + v + eps) if alpha is None else alpha
+    return _tfa_squeeze(dl + a * v)
+
+
+def ciou_alpha(y_true, y_pred, box_format="yxyx", eps=EPS):
+    d, iou, _ = _diou_parts(y_true, y_pred, box_format, eps)
+    v = (4 / np.pi**2) * (np.arctan2(d["W"], d["H"]) - np.arctan2(d["w"], d["h"])) ** 2
+    return v / (1.0 - iou + v + eps)
+
+
+REFERENCES.update(giou_loss=giou_loss, iou_loss=iou_loss, diou_loss=diou_loss, ciou_loss=ciou_loss)
