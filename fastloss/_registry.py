@@ -128,12 +128,12 @@ REGISTRY.update(
 # layout "boxes": y_true and y_pred hold boxes of 4 numbers along the last axis and
 # broadcast against each other (see _core._prepare_boxes).
 _NUMBA_BX = "fastloss.backends.numba_cpu.boxes"
+_CUDA_BX = "fastloss.backends.numba_cuda.boxes"
 
 
 def _bx(name, kernel):
-    return LossSpec(
-        name=name, family="boxes", layout="boxes", kernels={"numba": {"probs": f"{_NUMBA_BX}:{kernel}"}}, reference=name
-    )
+    kernels = {"numba": {"probs": f"{_NUMBA_BX}:{kernel}"}, "cuda": {"probs": f"{_CUDA_BX}:{kernel}_host"}}
+    return LossSpec(name=name, family="boxes", layout="boxes", kernels=kernels, reference=name)
 
 
 REGISTRY.update(

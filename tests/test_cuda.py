@@ -46,9 +46,10 @@ def _launch_config(request):
         return
     from fastloss.backends.numba_cuda import crossentropy as G
     from fastloss.backends.numba_cuda import elementwise as E
+    from fastloss.backends.numba_cuda import boxes as B
     from fastloss.backends.numba_cuda import rows as W
 
-    mods = (G, E, W)
+    mods = (G, E, W, B)
     old = [(m.TPB, m.MAX_BLOCKS) for m in mods]
     for m in mods:
         m.TPB, m.MAX_BLOCKS = 8, 3
@@ -319,3 +320,89 @@ def test_row_losses_device_inputs_match_cpu(make, kind):
 def test_scce_probs_bad_label_raises_on_cuda():
     with fastloss.use_backend("cuda"), pytest.raises(ValueError, match="label"):
         L.SparseCategoricalCrossentropy()(np.array([0, 5, 1]), np.full((3, 3), 1 / 3))
+
+
+
+# ---- box losses (numba_cuda/boxes.py) ------------------------------------------
+BOXES = [
+    lambda: L.GIoULoss(),
+    lambda: L.GIoULoss(mode="iou", reduction="sum"),
+    lambda: L.DIoULoss(box_format="xyxy"),
+    lambda: L.CIoULoss(box_format="cxcywh", reduction="none"),
+    lambda: L.CIoULoss(box_format="xywh"),
+]
+
+
+def _box_data(R, dt, seed=0):
+    """Random boxes plus the degenerate ones: identical, zero-area, inverted,
+    far apart, touching."""
+    rng = np.random.default_rng(seed)
+    lo = rng.uniform(0, 10, (R, 2))
+    t = np.concatenate([lo, lo + rng.uniform(0.1, 5, (R, 2))], axis=1)
+    p = t + rng.normal(0, 1.5, (R, 4))
+    p[0] = t[0]  # identical
+    p[1, 2:] = p[1, :2]  # zero area
+    t[2] = p[2] = [1, 1, 1, 1]  # two identical zero-area boxes
+    p[3] = [5, 5, 2, 2]  # inverted corners
+    p[4] = t[4] + 100  # far apart
+    return t.astype(dt), p.astype(dt)
+
+
+@needs_cuda
+@pytest.mark.parametrize("make", BOXES)
+@pytest.mark.parametrize("dt", [np.float32, np.float64])
+@pytest.mark.parametrize("bcast", ["none", "true", "pred"])
+def test_box_losses_under_cuda_match_cpu(make, dt, bcast):
+    t, p = _box_data(13, dt)
+    if bcast == "true":
+        t = t[5]
+    elif bcast == "pred":
+        p = p[5:6]
+    w = np.linspace(0.5, 2.0, 13)
+    obj = make()
+    ref_l, ref_g = obj.value_and_grad(t, p, sample_weight=w)
+    with fastloss.use_backend("cuda"):
+        l, g = obj.value_and_grad(t, p, sample_weight=w)
+    tol = 2e-5 if dt == np.float32 else 1e-10
+    np.testing.assert_allclose(l, ref_l, rtol=tol, atol=tol * 1e-2)
+    np.testing.assert_allclose(g, ref_g, rtol=tol, atol=tol * 1e-1)
+    assert np.isfinite(g).all() and g.shape == p.shape
+
+
+@needs_cuda
+@pytest.mark.parametrize("make", BOXES[::2])
+@pytest.mark.parametrize("bcast", ["none", "true", "pred"])
+def test_box_losses_device_inputs_match_cpu(make, bcast):
+    from numba import cuda
+
+    t, p = _box_data(11, np.float32, seed=3)
+    if bcast == "true":
+        t = t[4:5]
+    elif bcast == "pred":
+        p = p[4]
+    obj = make()
+    ref_l, ref_g = obj.value_and_grad(t, p)
+    l, g = obj.value_and_grad(cuda.to_device(t), cuda.to_device(p))
+    to_host = lambda a: a.copy_to_host() if hasattr(a, "copy_to_host") else np.asarray(a)
+    np.testing.assert_allclose(to_host(l), ref_l, rtol=2e-5, atol=1e-7)
+    np.testing.assert_allclose(to_host(g), ref_g, rtol=2e-5, atol=1e-6)
+
+
+@needs_cuda
+def test_box_nan_stays_in_its_row_on_cuda():
+    t, p = _box_data(6, np.float32)
+    p[2, 1] = np.nan
+    with fastloss.use_backend("cuda"):
+        l, g = L.GIoULoss(reduction="none").value_and_grad(t, p)
+    assert np.isnan(l[2]) and np.isfinite(np.delete(l, 2)).all()
+    assert np.isfinite(np.delete(g, 2, axis=0)).all()
+
+
+@needs_cuda
+def test_box_device_errors():
+    from numba import cuda
+
+    with pytest.raises(ValueError, match="4 coordinates"):
+        L.GIoULoss()(cuda.to_device(np.zeros((3, 4), np.float32)), cuda.to_device(np.zeros((3, 5), np.float32)))
+    with pytest.raises(ValueError, match="single box"):
+        L.GIoULoss()(cuda.to_device(np.zeros((3, 4), np.float32)), cuda.to_device(np.zeros((2, 4), np.float32)))

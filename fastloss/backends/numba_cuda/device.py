@@ -20,11 +20,12 @@ from numba import cuda
 
 from ... import _registry
 from ... import _validate as V
+from . import boxes as BX
 from . import crossentropy as K
 from . import elementwise as EW
 from . import rows as RW
 
-_MODULES = {K.__name__: K, EW.__name__: EW, RW.__name__: RW}
+_MODULES = {K.__name__: K, EW.__name__: EW, RW.__name__: RW, BX.__name__: BX}
 
 
 def _kind(spec, variant):
@@ -73,6 +74,9 @@ def compute(spec, y_true, y_pred, *, variant, params, sample_weight, class_weigh
     from ..._core import _prm
 
     mod, kind = _kind(spec, variant)
+    if mod is BX:
+        return _compute_boxes(kind, y_true, y_pred, params, sample_weight, class_weight, reduction, want_grad,
+                              grad_out, dtype, factor_fn)
     yp = _device(y_pred, "y_pred")
     dt = np.dtype(yp.dtype)
     if dt not in (np.dtype(np.float32), np.dtype(np.float64)):
@@ -153,14 +157,85 @@ def compute(spec, y_true, y_pred, *, variant, params, sample_weight, class_weigh
         if info[0]:
             first = int(info[1])
             raise ValueError(V.bad_labels_message(int(info[0]), C, int(yt2[first]), first, ignore_class))
+    return _reduce(reduction, loss, tot, S, R, out_shape, d_w, ws, w_rows, dt, factor), grad
+
+
+def _reduce(reduction, loss, tot, S, R, out_shape, d_w, ws, w_rows, dt, factor):
+    """The returned loss: weighted per-sample losses on the device ("none"), or
+    the reduced value from the kernel's device total (one 8-byte copy back)."""
     if reduction == "none" or not S:
         out = cuda.device_array(R, dt)
         _scale[(R + 255) // 256 or 1, 256](loss, d_w, ws, out)
-        value = out.reshape(out_shape) if S else dt.type(out.copy_to_host()[0])
-    elif tot is not None:
-        value = dt.type(float(tot.copy_to_host()[0]) * factor)
+        return out.reshape(out_shape) if S else dt.type(out.copy_to_host()[0])
+    if tot is not None:
+        return dt.type(float(tot.copy_to_host()[0]) * factor)
+    lh = loss.copy_to_host().astype(np.float64)
+    total = float(np.dot(lh, w_rows.astype(np.float64))) if ws else float(lh.sum()) * float(w_rows[0])
+    return dt.type(total * factor)
+
+
+def _compute_boxes(kind, y_true, y_pred, params, sample_weight, class_weight, reduction, want_grad, grad_out,
+                   dtype, factor_fn):
+    """Box losses on device inputs: y_true and y_pred of the same shape
+    ``(..., 4)``, or either one a single box (broadcast in place). Other
+    broadcasts are taken on the host path only. The per-box loss' shape drops
+    size-1 axes as TF Addons' ``tf.squeeze`` (and the host path) do."""
+    from ..._core import _prm
+
+    if class_weight is not None:
+        raise ValueError("`class_weight` does not apply to box losses (there are no classes); use sample_weight")
+    yp = _device(y_pred, "y_pred")
+    dt = np.dtype(yp.dtype)
+    if dt not in (np.dtype(np.float32), np.dtype(np.float64)):
+        raise TypeError(f"device `y_pred` must be float32 or float64; got {dt}")
+    if dtype is not None and np.dtype(dtype) != dt:
+        raise ValueError(f"`dtype`={dtype!r} differs from the device y_pred's {dt}; cast it on the device first")
+    if on_device(y_true):
+        yt = _device(y_true, "y_true")
+        if np.dtype(yt.dtype) != dt:
+            raise ValueError(f"device `y_true` must have y_pred's dtype {dt}; got {yt.dtype}")
     else:
-        lh = loss.copy_to_host().astype(np.float64)
-        total = float(np.dot(lh, w_rows.astype(np.float64))) if ws else float(lh.sum()) * float(w_rows[0])
-        value = dt.type(total * factor)
-    return value, grad
+        yt = cuda.to_device(np.ascontiguousarray(V.as_float(y_true, "y_true", dt)))
+    pshape, tshape = tuple(yp.shape), tuple(yt.shape)
+    for shape, name in ((tshape, "y_true"), (pshape, "y_pred")):
+        if not shape or shape[-1] != 4:
+            raise ValueError(f"`{name}` must hold boxes of 4 coordinates along its last dimension; got shape {shape}")
+    for a, name in ((yt, "y_true"), (yp, "y_pred")):
+        if not a.is_c_contiguous():
+            raise ValueError(f"device `{name}` must be C-contiguous; make a contiguous copy on the device first")
+    one_t, one_p = int(np.prod(tshape)) == 4, int(np.prod(pshape)) == 4
+    if tshape[:-1] == pshape[:-1] or one_t:
+        bshape = pshape[:-1]
+    elif one_p:
+        bshape = tshape[:-1]
+    else:
+        raise ValueError(
+            f"device box inputs must have the same shape or one side a single box; got y_true {tshape} and "
+            f"y_pred {pshape} (other broadcasts: pass NumPy arrays)"
+        )
+    R = int(np.prod(bshape)) if bshape else 1
+    S = tuple(d for d in bshape if d != 1)
+    yt2 = yt.reshape(1 if one_t else R, 4)
+    yp2 = yp.reshape(1 if one_p else R, 4)
+    if sample_weight is not None and on_device(sample_weight):
+        sample_weight = _device(sample_weight, "sample_weight").copy_to_host()
+    out_shape, w_rows, ws, w_kept = S, np.ones(1, dt), 0, None
+    if sample_weight is not None:
+        w_rows, ws, out_shape, w_kept = V.sample_weights(V.box_sample_weight(sample_weight, S), S, dt)
+    factor = factor_fn(reduction, len(S) == 0, w_rows, ws, w_kept, None, R)
+    prm = _prm(factor, 4, params, None, dt)
+    d_w = _ones(dt) if (ws == 0 and sample_weight is None) else cuda.to_device(w_rows)
+    loss = K._scratch("loss", R, dt)
+    grad = None
+    grad2 = cuda.device_array((0, 4), dt)
+    if want_grad:
+        if grad_out is not None:
+            g = _device(grad_out, "grad_out")
+            if tuple(g.shape) != pshape or np.dtype(g.dtype) != dt or not g.is_c_contiguous():
+                raise ValueError(f"`grad_out` must be a C-contiguous device array of shape {pshape} and dtype {dt}")
+            grad = g
+        else:
+            grad = cuda.device_array(pshape, dt)
+        grad2 = grad.reshape(yp2.shape[0], 4)
+    tot = BX.run(kind, yt2, yp2, prm, d_w, ws, loss, grad2, want_grad)
+    return _reduce(reduction, loss, tot, S, R, out_shape, d_w, ws, w_rows, dt, factor), grad
