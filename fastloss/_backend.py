@@ -8,7 +8,6 @@ the automatic choice falls back quietly.
 import contextlib
 import contextvars
 import importlib
-import importlib.util
 import os
 
 KNOWN = ("numba", "c", "cuda")
@@ -21,16 +20,42 @@ _kernel_cache = {}
 
 
 def available_backends():
-    """The backends this installation can run, best first, e.g. ``['numba']``."""
+    """The backends this installation can run, e.g. ``['numba', 'c']``.
+
+    ``"numba"``: Numba imports; ``"c"``: the C extension was built at install
+    time (it is skipped, with a message, where no C compiler was found);
+    ``"cuda"``: a CUDA GPU Numba can drive."""
     global _available
     if _available is None:
         found = []
-        if importlib.util.find_spec("numba") is not None:
+        numba_ok = _numba_usable()
+        if numba_ok:
             found.append("numba")
-            if _cuda_usable():
-                found.append("cuda")
+        if _c_usable():
+            found.append("c")
+        if numba_ok and _cuda_usable():
+            found.append("cuda")
         _available = found
     return list(_available)
+
+
+def _numba_usable():
+    """Numba imports (missing or broken: the automatic choice falls back to C)."""
+    try:
+        import numba  # noqa: F401
+    except Exception:
+        return False
+    return True
+
+
+def _c_usable():
+    try:
+        from .backends import cffi_c
+
+        cffi_c.load()
+    except Exception:
+        return False
+    return True
 
 
 def _cuda_usable():
@@ -82,7 +107,10 @@ def current_backend():
     for name in _AUTO_ORDER:
         if name in available_backends():
             return name
-    raise RuntimeError("no fastloss backend is available: install numba (pip install numba)")
+    raise RuntimeError(
+        "no fastloss backend is available: install numba (pip install numba), or reinstall "
+        "fastloss with a C compiler present to build its C backend"
+    )
 
 
 def kernel(spec, variant, backend):

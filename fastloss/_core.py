@@ -15,6 +15,8 @@ The gradient is of the returned loss (summed when it is not a scalar), so the
 kernel scales each gradient row by ``w_i * factor`` while writing it.
 """
 
+import os
+
 import numpy as np
 
 from . import _backend, _registry
@@ -30,11 +32,22 @@ for _a in _ONE.values():
 
 
 def _threads():
+    """Threads a parallel kernel splits its rows over: Numba's thread count
+    (NUMBA_NUM_THREADS), else the C backend's OpenMP count (OMP_NUM_THREADS),
+    else the CPUs this process may run on."""
     global _nthreads
     if _nthreads is None:
-        import numba
+        try:
+            import numba
 
-        _nthreads = numba.get_num_threads()
+            _nthreads = numba.get_num_threads()
+        except Exception:  # no (working) Numba: the C backend alone
+            try:
+                from .backends import cffi_c
+
+                _nthreads = cffi_c.max_threads()
+            except Exception:
+                _nthreads = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
     return _nthreads
 
 

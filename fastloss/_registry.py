@@ -28,10 +28,17 @@ class LossSpec:
 
 
 _CUDA_XE = "fastloss.backends.numba_cuda.crossentropy"
+# The C backend (csrc/, built by CFFI) has a twin of every Numba CPU kernel, under
+# the same name in the same-named module of fastloss/backends/cffi_c/.
+_C_XE = "fastloss.backends.cffi_c.crossentropy"
+_C_RG = "fastloss.backends.cffi_c.regression"
 
 
 def _xe(name, layout, variants, reference, cuda=None):
-    kernels = {"numba": {v: f"{_NUMBA_XE}:{k}" for v, k in variants.items()}}
+    kernels = {
+        "numba": {v: f"{_NUMBA_XE}:{k}" for v, k in variants.items()},
+        "c": {v: f"{_C_XE}:{k}" for v, k in variants.items()},
+    }
     if cuda:
         kernels["cuda"] = {v: f"{_CUDA_XE}:{k}" for v, k in cuda.items()}
     return LossSpec(name=name, family="crossentropy", layout=layout, kernels=kernels, reference=reference)
@@ -83,10 +90,14 @@ _NUMBA_RG = "fastloss.backends.numba_cpu.regression"
 
 
 def _rg(name, kernel, gh=True):
-    variants = {"probs": f"{_NUMBA_RG}:{kernel}"}
+    names = {"probs": kernel}
     if gh:
-        variants["gh"] = f"{_NUMBA_RG}:{kernel}_gh"
-    return LossSpec(name=name, family="regression", layout="dense", kernels={"numba": variants}, reference=name)
+        names["gh"] = f"{kernel}_gh"
+    kernels = {
+        "numba": {v: f"{_NUMBA_RG}:{k}" for v, k in names.items()},
+        "c": {v: f"{_C_RG}:{k}" for v, k in names.items()},
+    }
+    return LossSpec(name=name, family="regression", layout="dense", kernels=kernels, reference=name)
 
 
 REGISTRY.update(
