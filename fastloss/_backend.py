@@ -122,6 +122,12 @@ def kernel(spec, variant, backend):
             path = spec.kernels[backend][variant]
         except KeyError:
             have = [b for b in spec.kernels if b in available_backends()]
+            if spec.family == "custom" and "numba" not in available_backends():
+                raise ValueError(
+                    f"{spec.name}: custom losses (fastloss.custom_loss) are compiled by Numba, "
+                    f"which is not available here (backends: {available_backends()}); "
+                    "install numba (pip install numba) to use them"
+                ) from None
             raise ValueError(
                 f"{spec.name} ({variant}) has no kernel on backend {backend!r}; it has: {have}"
             ) from None
