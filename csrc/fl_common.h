@@ -177,10 +177,14 @@ FL_INLINE float fl_log32(float x) {
     return res;
 }
 
+/* log1p for float32: the polynomial straight on u inside (-0.32, 0.42) (tiny u
+ * keep full relative precision), log32(1 + u) outside. The range test is ONE
+ * comparison, |u - 0.05| < 0.37 (false for NaN): gcc 12 refuses to vectorize
+ * some loops (exp followed by this log1p) when it is written as two. */
 FL_INLINE float fl_log1p32(float u) {
-    float res = fl_log32(u + 1.0f);
-    if (u > -0.32f && u < 0.42f) res = u + fl_log1p_tail32(u);
-    return res;
+    float big = fl_log32(u + 1.0f);
+    float small = u + fl_log1p_tail32(u);
+    return fabsf(u - 0.05f) < 0.37f ? small : big;
 }
 
 /* log1p for u known to lie in [-0.32, 0.42]. */

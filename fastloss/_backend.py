@@ -8,6 +8,7 @@ the automatic choice falls back quietly.
 import contextlib
 import contextvars
 import importlib
+import importlib.util
 import os
 
 KNOWN = ("numba", "c", "cuda")
@@ -15,37 +16,33 @@ _AUTO_ORDER = ("numba", "c")
 
 _ctx = contextvars.ContextVar("fastloss_backend", default=None)
 _process_choice = None
-_available = None
+_probed = {}
 _kernel_cache = {}
 
 
 def available_backends():
     """The backends this installation can run, e.g. ``['numba', 'c']``.
 
-    ``"numba"``: Numba imports; ``"c"``: the C extension was built at install
-    time (it is skipped, with a message, where no C compiler was found);
+    ``"numba"``: Numba is installed; ``"c"``: the C extension was built at
+    install time (skipped, with a message, where no C compiler was found);
     ``"cuda"``: a CUDA GPU Numba can drive."""
-    global _available
-    if _available is None:
-        found = []
-        numba_ok = _numba_usable()
-        if numba_ok:
-            found.append("numba")
-        if _c_usable():
-            found.append("c")
-        if numba_ok and _cuda_usable():
-            found.append("cuda")
-        _available = found
-    return list(_available)
+    return [b for b in KNOWN if _usable(b)]
+
+
+def _usable(name):
+    """Whether backend ``name`` can run here, probed once and lazily (each probe
+    costs only its own imports: choosing "c" never imports Numba)."""
+    ok = _probed.get(name)
+    if ok is None:
+        ok = _probed[name] = bool(_PROBES[name]())
+    return ok
 
 
 def _numba_usable():
-    """Numba imports (missing or broken: the automatic choice falls back to C)."""
     try:
-        import numba  # noqa: F401
-    except Exception:
+        return importlib.util.find_spec("numba") is not None
+    except (ImportError, ValueError):  # sys.modules["numba"] = None, a broken install
         return False
-    return True
 
 
 def _c_usable():
@@ -58,9 +55,16 @@ def _c_usable():
     return True
 
 
+def _numba_broken():
+    """Numba is installed but does not import: the automatic choice drops it."""
+    _probed["numba"] = False
+
+
 def _cuda_usable():
     """A CUDA GPU that Numba can drive (or the CUDA simulator, when
     NUMBA_ENABLE_CUDASIM=1). Probed once, lazily: importing numba.cuda costs time."""
+    if not _usable("numba"):
+        return False
     try:
         from numba import cuda
 
@@ -69,12 +73,16 @@ def _cuda_usable():
         return False
 
 
+_PROBES = {"numba": _numba_usable, "c": _c_usable, "cuda": _cuda_usable}
+
+
 def _check(name):
     if name not in KNOWN:
         raise ValueError(f"unknown backend {name!r}; expected one of {list(KNOWN)}")
-    avail = available_backends()
-    if name not in avail:
-        raise ValueError(f"backend {name!r} is not available in this installation; available: {avail}")
+    if not _usable(name):
+        raise ValueError(
+            f"backend {name!r} is not available in this installation; available: {available_backends()}"
+        )
     return name
 
 
@@ -94,8 +102,8 @@ def use_backend(name):
         _ctx.reset(token)
 
 
-def current_backend():
-    """The backend the next call will use."""
+def _explicit():
+    """The backend asked for (use_backend, set_backend, FASTLOSS_BACKEND), or None."""
     name = _ctx.get()
     if name is not None:
         return name
@@ -104,13 +112,72 @@ def current_backend():
     env = os.environ.get("FASTLOSS_BACKEND")
     if env:
         return _check(env.strip().lower())
-    for name in _AUTO_ORDER:
-        if name in available_backends():
-            return name
-    raise RuntimeError(
+    return None
+
+
+def _no_backend():
+    return RuntimeError(
         "no fastloss backend is available: install numba (pip install numba), or reinstall "
         "fastloss with a C compiler present to build its C backend"
     )
+
+
+def current_backend():
+    """The backend chosen explicitly, else the automatic default ("numba" when
+    installed, else "c"). In automatic mode a call on a large enough input runs
+    on "c" where the loss has a C kernel (see ``choose``)."""
+    name = _explicit()
+    if name is not None:
+        return name
+    for name in _AUTO_ORDER:
+        if _usable(name):
+            return name
+    raise _no_backend()
+
+
+# The automatic choice between the two CPU backends, per call. Measured
+# (benchmarks/REPORT.md, python -m benchmarks.report): the C kernels are as fast
+# or faster than the Numba kernels on every case from a few thousand elements
+# up; on tiny inputs Numba's dispatcher has the lower fixed cost per call (about
+# 2 us less than CFFI's argument conversion), so it keeps those.
+C_MIN_ELEMENTS = 4096
+
+
+def choose(spec, variant, n_elements):
+    """The backend one call runs on: the explicit choice, else automatic: "c"
+    for inputs of at least ``C_MIN_ELEMENTS`` elements (or when Numba is not
+    usable) where the loss has a C kernel, else "numba"."""
+    name = _explicit()
+    if name is not None:
+        return name
+    numba_ok = _usable("numba")
+    if _usable("c") and (n_elements >= C_MIN_ELEMENTS or not numba_ok) and _has(spec, "c", variant):
+        return "c"
+    if numba_ok:
+        return "numba"
+    if _usable("c"):
+        return "c"  # no C kernel for this loss: kernel() says so
+    raise _no_backend()
+
+
+def _has(spec, backend, variant):
+    if spec.family == "custom":  # built on demand, Numba only
+        return backend == "numba"
+    ks = spec.kernels.get(backend)
+    return ks is not None and variant in ks
+
+
+def pick_kernel(spec, variant, n_elements):
+    """The kernel for one call (``choose`` + ``kernel``). In automatic mode a
+    Numba that is installed but fails to import is dropped for C."""
+    backend = choose(spec, variant, n_elements)
+    try:
+        return kernel(spec, variant, backend)
+    except ImportError:
+        if backend != "numba" or _explicit() is not None or not _usable("c"):
+            raise
+        _numba_broken()
+        return kernel(spec, variant, choose(spec, variant, n_elements))
 
 
 def kernel(spec, variant, backend):

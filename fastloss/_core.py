@@ -224,7 +224,7 @@ def compute(
     total = 0.0
     if R:
         prm = _prm(factor, K, params, ignore_class, dt)
-        fn = _backend.kernel(spec, variant, _backend.current_backend())
+        fn = _backend.pick_kernel(spec, variant, R * K)
         info = fn(yt2, yp2, prm, w_rows, ws, loss, grad2, want_grad, _chunks(R, K))
         if len(info) == 1:
             nbad, first, total = info[0]
@@ -346,7 +346,7 @@ def grad_hess(
     hess2 = np.empty((R, K), dt)
     if R:
         prm = _prm(1.0, K, params, ignore_class, dt)
-        fn = _backend.kernel(spec, variant, _backend.current_backend())
+        fn = _backend.pick_kernel(spec, variant, R * K)
         info = fn(yt2, yp2, prm, w_rows, ws, grad2, hess2, _chunks(R, K))
         if sparse and info is not None:  # (bad, first, ...) per chunk, as for the loss kernels
             nbad = sum(r[0] for r in info)

@@ -201,3 +201,52 @@ def test_without_numba_falls_back_to_c():
     r = subprocess.run([sys.executable, "-c", _NO_NUMBA], env=env, capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stdout + r.stderr
     assert r.stdout.strip().endswith("OK")
+
+
+@needs_c
+def test_automatic_choice_per_call(monkeypatch):
+    """Automatic mode: C from C_MIN_ELEMENTS elements up (where the loss has a C
+    kernel), Numba below; an explicit choice always wins."""
+    from fastloss import _backend, _registry
+
+    spec = _registry.get("sparse_categorical_crossentropy")
+    n = _backend.C_MIN_ELEMENTS
+    assert _backend.choose(spec, "logits", n - 1) == "numba"
+    assert _backend.choose(spec, "logits", n) == "c"
+    custom = _registry.LossSpec("custom:x", "custom", "dense", {}, "none")
+    assert _backend.choose(custom, "elementwise", 10 * n) == "numba"
+    no_c = _registry.LossSpec("x", "boxes", "dense", {"numba": {"probs": "m:f"}}, "none")
+    assert _backend.choose(no_c, "probs", 10 * n) == "numba"  # no C twin yet: Numba, quietly
+    with fastloss.use_backend("numba"):
+        assert _backend.choose(spec, "logits", 10 * n) == "numba"
+    with fastloss.use_backend("c"):
+        assert _backend.choose(spec, "logits", 1) == "c"
+    monkeypatch.setenv("FASTLOSS_BACKEND", "numba")
+    assert _backend.choose(spec, "logits", 10 * n) == "numba"
+
+
+@needs_c
+def test_broken_numba_falls_back_to_c(monkeypatch):
+    """Numba installed but failing to import: the automatic choice drops it."""
+    import importlib
+
+    from fastloss import _backend, _registry
+
+    real = importlib.import_module
+
+    def fake(name, *a, **k):
+        if name.startswith("fastloss.backends.numba_cpu"):
+            raise ImportError("numba is broken here")
+        return real(name, *a, **k)
+
+    monkeypatch.setattr(_backend.importlib, "import_module", fake)
+    monkeypatch.setattr(_backend, "_kernel_cache", {})
+    monkeypatch.setattr(_backend, "_probed", dict(_backend._probed))
+    spec = _registry.get("mean_squared_error")
+    fn = _backend.pick_kernel(spec, "probs", 1)  # small: would be Numba
+    assert fn.__module__ == "fastloss.backends.cffi_c._kernels"
+    assert "numba" not in fastloss.available_backends()
+    with pytest.raises(ImportError):  # an explicit request is not rerouted
+        monkeypatch.setattr(_backend, "_probed", {})
+        with fastloss.use_backend("numba"):
+            _backend.pick_kernel(spec, "probs", 1)

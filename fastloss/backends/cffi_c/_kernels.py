@@ -26,7 +26,9 @@ def _fns(name):
     return getattr(_lib, f"fl_{name}_f32"), getattr(_lib, f"fl_{name}_f64")
 
 
-def _check(yt, yp, w, ws, outs, sparse, R, K):
+def _fail(yt, yp, w, ws, outs, sparse):
+    """The detailed message for a call that does not fit the contract."""
+    R, K = yp.shape
     dt = yp.dtype
     if dt not in _CT:
         raise TypeError(f"C kernel: y_pred must be float32 or float64, got {dt}")
@@ -40,23 +42,37 @@ def _check(yt, yp, w, ws, outs, sparse, R, K):
     for o, n in outs:
         if o.dtype != dt or o.size < n:
             raise TypeError(f"C kernel: output must be {dt} with {n} values, got {o.dtype} {o.size}")
+    raise TypeError("C kernel: arguments do not fit the kernel contract")
 
 
 def loss_kernel(name, sparse=False):
-    """The loss kernel ``fl_<name>_f32/_f64`` of ``csrc/``."""
+    """The loss kernel ``fl_<name>_f32/_f64`` of ``csrc/``.
+
+    The fast path checks what a wrong call could corrupt memory with (dtypes
+    and sizes) in one expression; ``_fail`` explains a failure."""
     f32, f64 = _fns(name)
-    yct = "int64_t[]" if sparse else None
 
     def kernel(yt, yp, prm, w, ws, loss, grad, want_grad, nch):
         R, K = yp.shape
+        n = R * K
+        dt = yp.dtype
+        if dt is _F32 or dt == _F32:
+            fn, ct = f32, "float[]"
+        else:
+            fn, ct = f64, "double[]"
         want = 1 if want_grad else 0
-        _check(yt, yp, w, ws, ((loss, R), (grad, R * K * want), (prm, 10)), sparse, R, K)
-        ct = _CT[yp.dtype]
-        nch = max(1, int(nch))
+        if not (
+            (dt is _F32 or dt is _F64 or dt in _CT)
+            and ((yt.dtype == _I64 and yt.size == R) if sparse else (yt.dtype == dt and yt.size == n))
+            and w.dtype == dt and w.size >= (R if ws else 1) and prm.dtype == dt and prm.size >= 10
+            and loss.dtype == dt and loss.size >= R and grad.dtype == dt and grad.size >= n * want
+        ):
+            _fail(yt, yp, w, ws, ((loss, R), (grad, n * want), (prm, 10)), sparse)
+        nch = 1 if nch < 1 else int(nch)
         info = np.empty((nch, 3))
-        st = (f32 if ct == "float[]" else f64)(
-            _from_buffer(yct or ct, yt), _from_buffer(ct, yp), _from_buffer(ct, prm),
-            _from_buffer(ct, w), int(ws), _from_buffer(ct, loss), _from_buffer(ct, grad),
+        st = fn(
+            _from_buffer("int64_t[]" if sparse else ct, yt), _from_buffer(ct, yp), _from_buffer(ct, prm),
+            _from_buffer(ct, w), ws, _from_buffer(ct, loss), _from_buffer(ct, grad),
             want, R, K, nch, _from_buffer("double[]", info),
         )
         if st:
@@ -70,17 +86,27 @@ def loss_kernel(name, sparse=False):
 def gh_kernel(name, sparse=False):
     """The grad_hess kernel ``fl_<name>_f32/_f64`` of ``csrc/``."""
     f32, f64 = _fns(name)
-    yct = "int64_t[]" if sparse else None
 
     def kernel(yt, yp, prm, w, ws, grad, hess, nch):
         R, K = yp.shape
-        _check(yt, yp, w, ws, ((grad, R * K), (hess, R * K), (prm, 10)), sparse, R, K)
-        ct = _CT[yp.dtype]
-        nch = max(1, int(nch))
+        n = R * K
+        dt = yp.dtype
+        if dt is _F32 or dt == _F32:
+            fn, ct = f32, "float[]"
+        else:
+            fn, ct = f64, "double[]"
+        if not (
+            (dt is _F32 or dt is _F64 or dt in _CT)
+            and ((yt.dtype == _I64 and yt.size == R) if sparse else (yt.dtype == dt and yt.size == n))
+            and w.dtype == dt and w.size >= (R if ws else 1) and prm.dtype == dt and prm.size >= 10
+            and grad.dtype == dt and grad.size >= n and hess.dtype == dt and hess.size >= n
+        ):
+            _fail(yt, yp, w, ws, ((grad, n), (hess, n), (prm, 10)), sparse)
+        nch = 1 if nch < 1 else int(nch)
         info = np.empty((nch, 3))
-        st = (f32 if ct == "float[]" else f64)(
-            _from_buffer(yct or ct, yt), _from_buffer(ct, yp), _from_buffer(ct, prm),
-            _from_buffer(ct, w), int(ws), _from_buffer(ct, grad), _from_buffer(ct, hess),
+        st = fn(
+            _from_buffer("int64_t[]" if sparse else ct, yt), _from_buffer(ct, yp), _from_buffer(ct, prm),
+            _from_buffer(ct, w), ws, _from_buffer(ct, grad), _from_buffer(ct, hess),
             R, K, nch, _from_buffer("double[]", info),
         )
         if st:
