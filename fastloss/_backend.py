@@ -124,8 +124,8 @@ def _no_backend():
 
 def current_backend():
     """The backend chosen explicitly, else the automatic default ("numba" when
-    installed, else "c"). In automatic mode a call on a large enough input runs
-    on "c" where the loss has a C kernel (see ``choose``)."""
+    installed, else "c"; per loss, ``choose`` may pick the other one where only
+    it has a kernel, or where it measured faster)."""
     name = _explicit()
     if name is not None:
         return name
@@ -135,28 +135,36 @@ def current_backend():
     raise _no_backend()
 
 
-# The automatic choice between the two CPU backends, per call. Measured
-# (benchmarks/REPORT.md, python -m benchmarks.report): the C kernels are as fast
-# or faster than the Numba kernels on every case from a few thousand elements
-# up; on tiny inputs Numba's dispatcher has the lower fixed cost per call (about
-# 2 us less than CFFI's argument conversion), so it keeps those.
-C_MIN_ELEMENTS = 4096
+# The automatic choice between the two CPU backends, per call. Measured here
+# (min of 31 kernel calls, float32, 1 and 2 threads; see the report of issue #6):
+# warm Numba kernels are as fast as the C kernels on the memory-bound losses
+# (MSE, Huber: C/Numba 0.88-1.06) and 10-45% faster on the exp/log-heavy ones
+# (gcc 12's vectorized code for these branchy element functions is slower than
+# LLVM's), and Numba's dispatcher costs ~2 us less per call than CFFI's argument
+# conversion. So Numba stays the automatic choice where it is installed; C runs
+# where Numba is missing or broken, for losses without a Numba kernel, and for
+# the (loss, variant) pairs listed here, where C measured faster.
+PREFER_C = frozenset()
 
 
-def choose(spec, variant, n_elements):
-    """The backend one call runs on: the explicit choice, else automatic: "c"
-    for inputs of at least ``C_MIN_ELEMENTS`` elements (or when Numba is not
-    usable) where the loss has a C kernel, else "numba"."""
+def choose(spec, variant, n_elements=None):
+    """The backend one call runs on: the explicit choice, else automatic:
+    "c" for the pairs in ``PREFER_C``, else "numba" where it is usable and has a
+    kernel for the loss, else "c" (``n_elements``: reserved for a size-dependent
+    preference; unused)."""
     name = _explicit()
     if name is not None:
         return name
-    numba_ok = _usable("numba")
-    if _usable("c") and (n_elements >= C_MIN_ELEMENTS or not numba_ok) and _has(spec, "c", variant):
+    c_ok = _usable("c") and _has(spec, "c", variant)
+    if c_ok and (spec.name, variant) in PREFER_C:
         return "c"
-    if numba_ok:
+    if _usable("numba") and _has(spec, "numba", variant):
         return "numba"
-    if _usable("c"):
-        return "c"  # no C kernel for this loss: kernel() says so
+    if c_ok:
+        return "c"
+    for name in _AUTO_ORDER:  # no backend has a kernel for it: kernel() says so
+        if _usable(name):
+            return name
     raise _no_backend()
 
 

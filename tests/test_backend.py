@@ -205,24 +205,27 @@ def test_without_numba_falls_back_to_c():
 
 @needs_c
 def test_automatic_choice_per_call(monkeypatch):
-    """Automatic mode: C from C_MIN_ELEMENTS elements up (where the loss has a C
-    kernel), Numba below; an explicit choice always wins."""
+    """Automatic mode: Numba where it has the kernel, C where only C has it or
+    where the loss is listed in PREFER_C; an explicit choice always wins."""
     from fastloss import _backend, _registry
 
     spec = _registry.get("sparse_categorical_crossentropy")
-    n = _backend.C_MIN_ELEMENTS
-    assert _backend.choose(spec, "logits", n - 1) == "numba"
-    assert _backend.choose(spec, "logits", n) == "c"
+    assert _backend.choose(spec, "logits", 10**7) == "numba"
+    monkeypatch.setattr(_backend, "PREFER_C", frozenset({("sparse_categorical_crossentropy", "logits")}))
+    assert _backend.choose(spec, "logits", 10) == "c"
+    assert _backend.choose(spec, "probs", 10) == "numba"
     custom = _registry.LossSpec("custom:x", "custom", "dense", {}, "none")
-    assert _backend.choose(custom, "elementwise", 10 * n) == "numba"
+    assert _backend.choose(custom, "elementwise") == "numba"
+    c_only = _registry.LossSpec("x", "boxes", "dense", {"c": {"probs": "m:f"}}, "none")
+    assert _backend.choose(c_only, "probs") == "c"
     no_c = _registry.LossSpec("x", "boxes", "dense", {"numba": {"probs": "m:f"}}, "none")
-    assert _backend.choose(no_c, "probs", 10 * n) == "numba"  # no C twin yet: Numba, quietly
+    assert _backend.choose(no_c, "probs") == "numba"
     with fastloss.use_backend("numba"):
-        assert _backend.choose(spec, "logits", 10 * n) == "numba"
+        assert _backend.choose(spec, "logits") == "numba"
     with fastloss.use_backend("c"):
-        assert _backend.choose(spec, "logits", 1) == "c"
+        assert _backend.choose(spec, "probs") == "c"
     monkeypatch.setenv("FASTLOSS_BACKEND", "numba")
-    assert _backend.choose(spec, "logits", 10 * n) == "numba"
+    assert _backend.choose(spec, "logits") == "numba"
 
 
 @needs_c
@@ -243,7 +246,7 @@ def test_broken_numba_falls_back_to_c(monkeypatch):
     monkeypatch.setattr(_backend, "_kernel_cache", {})
     monkeypatch.setattr(_backend, "_probed", dict(_backend._probed))
     spec = _registry.get("mean_squared_error")
-    fn = _backend.pick_kernel(spec, "probs", 1)  # small: would be Numba
+    fn = _backend.pick_kernel(spec, "probs", 1)  # would be Numba
     assert fn.__module__ == "fastloss.backends.cffi_c._kernels"
     assert "numba" not in fastloss.available_backends()
     with pytest.raises(ImportError):  # an explicit request is not rerouted
