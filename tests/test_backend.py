@@ -253,3 +253,51 @@ def test_broken_numba_falls_back_to_c(monkeypatch):
         monkeypatch.setattr(_backend, "_probed", {})
         with fastloss.use_backend("numba"):
             _backend.pick_kernel(spec, "probs", 1)
+
+
+@needs_c
+def test_c_kernels_release_the_gil():
+    """While a C kernel runs in one thread, Python code runs in another (CFFI
+    releases the GIL around API-mode calls). With the GIL held the main loop
+    below could only run before and after the calls, a handful of iterations."""
+    import sys
+    import threading
+    import time
+
+    from fastloss import _backend, _core, _registry
+
+    spec = _registry.get("categorical_focal_crossentropy")
+    rng = np.random.default_rng(0)
+    yp = rng.uniform(0.05, 1.0, (4096, 256)).astype(np.float32)
+    yt = np.eye(256, dtype=np.float32)[rng.integers(0, 256, 4096)]
+    prm = _core._prm(1.0, 256, {"alpha": 0.25, "gamma": 1.5}, None, np.dtype(np.float32))
+    w = np.ones(1, np.float32)
+    loss = np.empty(4096, np.float32)
+    grad = np.empty_like(yp)
+    fn = _backend.kernel(spec, "probs", "c")
+    t0 = time.perf_counter()
+    fn(yt, yp, prm, w, 0, loss, grad, True, 1)
+    one_call = time.perf_counter() - t0
+    started = threading.Event()
+
+    def work():
+        started.set()
+        for _ in range(3):
+            fn(yt, yp, prm, w, 0, loss, grad, True, 1)
+
+    # A long switch interval: a thread that HOLDS the GIL through its calls (a
+    # regex with catastrophic backtracking, say) is never preempted here, and the
+    # loop below counts 0; a call that releases it lets the loop run meanwhile.
+    old = sys.getswitchinterval()
+    sys.setswitchinterval(max(0.1, 4 * one_call))  # > the 3 calls: never preempted
+    try:
+        th = threading.Thread(target=work)
+        th.start()
+        started.wait()
+        n = 0
+        while th.is_alive():
+            n += 1
+        th.join()
+    finally:
+        sys.setswitchinterval(old)
+    assert n > 1000, (n, one_call)
