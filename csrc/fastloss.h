@@ -19,8 +19,24 @@
  * sum of loss[i] * w[i*ws]). Returns 0, or 1 when scratch memory could not be
  * allocated. The calls are made with the GIL released (CFFI API mode).
  *
- * Families: crossentropy.c, regression.c (boxes.c, triplet.c follow the same
- * pattern: add their prototypes below and the file to _build.py's SOURCES).
+ * Families: crossentropy.c, regression.c. Adding a family (boxes.c, triplet.c):
+ *  1. csrc/<family>.c, a copy of regression.c's skeleton: it includes itself
+ *     twice (FL_PASS 1 = float32, 2 = float64) and each pass includes fl_tmpl.h,
+ *     which gives T, FN(name) (the _f32/_f64 suffix), EXP/LOG/LOG1P/SQRT of that
+ *     dtype and the drivers. Write each kernel as a row function
+ *     `FL_CLONES static int FN(rows_x)(FL_ROWS_ARGS(T)) { ... info[0..2] = ...; }`
+ *     over rows [lo, hi) (or FL_ELEMENTWISE for an elementwise loss), then
+ *     `FL_ENTRY(x, rows_x, T)` exports fl_x_f32 / fl_x_f64 with the serial /
+ *     OpenMP dispatch. Use a kernel with another signature only if the Numba
+ *     kernel has one too (keep the info rows).
+ *  2. Its prototypes (both dtypes) below, between the CDEF markers.
+ *  3. The file name in SOURCES of fastloss/backends/cffi_c/_build.py.
+ *  4. fastloss/backends/cffi_c/<family>.py: `x = loss_kernel("x")` (or
+ *     gh_kernel / sparse=True), the same names as the Numba module.
+ *  5. A "c" dict in the family's registry entries (fastloss/_registry.py).
+ *     tests/test_backend_parity.py then checks C against Numba for it, and the
+ *     family's test file runs on both backends once it is listed in
+ *     tests/conftest.py's PER_BACKEND_MODULES (or marked per_backend).
  */
 #ifndef FASTLOSS_H
 #define FASTLOSS_H
