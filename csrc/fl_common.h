@@ -170,11 +170,11 @@ FL_INLINE float fl_log32(float x) {
     float f = m - 1.0f;
     float y = fl_log1p_tail32(f);
     float res = (f + (y + ef * -2.12194440e-4f)) + ef * 0.693359375f;
-    if (x == 0.0f) res = -INFINITY;
-    if (x < 0.0f) res = NAN;
-    if (x == INFINITY) res = x;
-    if (x != x) res = x;
-    return res;
+    /* special inputs, found by ONE unsigned compare of the bits: a positive
+     * finite x (subnormals included) has bits in [1, 0x7F7FFFFF] */
+    uint32_t bx = (uint32_t)fl_f2i(x);
+    float special = x == 0.0f ? -INFINITY : (x < 0.0f ? NAN : x); /* +-0, negative, +inf/NaN */
+    return bx - 1u < 0x7F7FFFFFu ? res : special;
 }
 
 /* log1p for float32: the polynomial straight on u inside (-0.32, 0.42) (tiny u
