@@ -15,6 +15,8 @@ The gradient is of the returned loss (summed when it is not a scalar), so the
 kernel scales each gradient row by ``w_i * factor`` while writing it.
 """
 
+import os
+
 import numpy as np
 
 from . import _backend, _registry
@@ -30,11 +32,22 @@ for _a in _ONE.values():
 
 
 def _threads():
+    """Threads a parallel kernel splits its rows over: Numba's thread count
+    (NUMBA_NUM_THREADS), else the C backend's OpenMP count (OMP_NUM_THREADS),
+    else the CPUs this process may run on."""
     global _nthreads
     if _nthreads is None:
-        import numba
+        try:
+            import numba
 
-        _nthreads = numba.get_num_threads()
+            _nthreads = numba.get_num_threads()
+        except Exception:  # no (working) Numba: the C backend alone
+            try:
+                from .backends import cffi_c
+
+                _nthreads = cffi_c.max_threads()
+            except Exception:
+                _nthreads = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
     return _nthreads
 
 
@@ -249,7 +262,7 @@ def compute(
     total = 0.0
     if R:
         prm = _prm(factor, K, params, ignore_class, dt)
-        fn = _backend.kernel(spec, variant, _backend.current_backend())
+        fn = _backend.pick_kernel(spec, variant, R * K)
         info = fn(yt2, yp2, prm, w_rows, ws, loss, grad2, want_grad, nch)
         if len(info) == 1:
             nbad, first, total = info[0]
@@ -379,7 +392,7 @@ def grad_hess(
     hess2 = np.empty((R, K), dt)
     if R:
         prm = _prm(1.0, K, params, ignore_class, dt)
-        fn = _backend.kernel(spec, variant, _backend.current_backend())
+        fn = _backend.pick_kernel(spec, variant, R * K)
         info = fn(yt2, yp2, prm, w_rows, ws, grad2, hess2, _chunks(R, K))
         if sparse and info is not None:  # (bad, first, ...) per chunk, as for the loss kernels
             nbad = sum(r[0] for r in info)

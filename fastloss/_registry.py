@@ -32,10 +32,17 @@ class LossSpec:
 _CUDA_XE = "fastloss.backends.numba_cuda.crossentropy"
 _CUDA_EW = "fastloss.backends.numba_cuda.elementwise"
 _CUDA_RW = "fastloss.backends.numba_cuda.rows"
+# The C backend (csrc/, built by CFFI) has a twin of every Numba CPU kernel, under
+# the same name in the same-named module of fastloss/backends/cffi_c/.
+_C_XE = "fastloss.backends.cffi_c.crossentropy"
+_C_RG = "fastloss.backends.cffi_c.regression"
 
 
 def _xe(name, layout, variants, reference, cuda=None, cuda_ew=None, cuda_rw=None):
-    kernels = {"numba": {v: f"{_NUMBA_XE}:{k}" for v, k in variants.items()}}
+    kernels = {
+        "numba": {v: f"{_NUMBA_XE}:{k}" for v, k in variants.items()},
+        "c": {v: f"{_C_XE}:{k}" for v, k in variants.items()},
+    }
     if cuda:
         kernels["cuda"] = {v: f"{_CUDA_XE}:{k}" for v, k in cuda.items()}
     if cuda_ew:  # elementwise losses: the CUDA kernels share one module
@@ -96,10 +103,13 @@ _NUMBA_RG = "fastloss.backends.numba_cpu.regression"
 
 
 def _rg(name, kernel, gh=True, cuda="ew"):
-    variants = {"probs": f"{_NUMBA_RG}:{kernel}"}
+    names = {"probs": kernel}
     if gh:
-        variants["gh"] = f"{_NUMBA_RG}:{kernel}_gh"
-    kernels = {"numba": variants}
+        names["gh"] = f"{kernel}_gh"
+    kernels = {
+        "numba": {v: f"{_NUMBA_RG}:{k}" for v, k in names.items()},
+        "c": {v: f"{_C_RG}:{k}" for v, k in names.items()},
+    }
     if cuda == "ew":  # elementwise
         kernels["cuda"] = {"probs": f"{_CUDA_EW}:{kernel}"}
     else:  # row kernels

@@ -492,7 +492,7 @@ def _gh(case, yt, yp, w=None, nch=1):
     from fastloss._config import EPSILON
 
     spec = _registry.get(GH_NAME[case.id])
-    fn = _backend.kernel(spec, "gh", "numba")
+    fn = _backend.kernel(spec, "gh", _backend.current_backend())
     yp = np.ascontiguousarray(yp)
     dt = yp.dtype
     R_, K = yp.shape

@@ -1,0 +1,103 @@
+"""C vs Numba, kernel by kernel: the registry kernels called directly (no
+validation, no allocation in the timed call), float32, loss + gradient.
+
+    python -m benchmarks.backend_compare                  # serial and all threads
+    python -m benchmarks.backend_compare --threads 1 --repeats 51
+
+Each row times the same kernel call on both backends, interleaved (so drift of
+a busy machine hits both alike), and reports the MINIMUM over ``--repeats``
+calls (the least disturbed run) and C/Numba. ``--threads n`` uses n row chunks
+(1 = the serial path). The end-to-end numbers, peers included, are
+``python -m benchmarks.report`` (it times every available backend); cold start
+is ``python -m benchmarks.cold_start``.
+"""
+
+import argparse
+import time
+
+import numpy as np
+
+# (registry name, variant, R, K, labels: "sparse" | "binary" | "real", y_pred: "probs" | "normal", params)
+CASES = [
+    ("sparse_categorical_crossentropy", "logits", 256, 10, "sparse", "normal", None),
+    ("sparse_categorical_crossentropy", "logits", 4096, 1000, "sparse", "normal", None),
+    ("categorical_crossentropy", "logits", 4096, 1000, "onehot", "normal", None),
+    ("binary_crossentropy", "probs", 4096, 256, "binary", "probs", None),
+    ("binary_crossentropy", "logits", 1 << 20, 1, "binary", "normal", None),
+    ("sigmoid_focal_crossentropy", "probs", 1 << 20, 1, "binary", "probs", {"alpha": 0.25, "gamma": 2.0}),
+    ("huber", "probs", 1 << 22, 1, "real", "normal", {"alpha": 1.0}),
+    ("huber", "probs", 16384, 256, "real", "normal", {"alpha": 1.0}),
+    ("log_cosh", "probs", 1 << 22, 1, "real", "normal", None),
+    ("mean_squared_error", "probs", 1 << 22, 1, "real", "normal", None),
+    ("binary_crossentropy", "gh_logits", 1 << 20, 1, "binary", "normal", None),
+]
+
+
+def _inputs(rng, R, K, labels, pred):
+    yp = (rng.uniform(0.05, 0.95, (R, K)) if pred == "probs" else rng.normal(size=(R, K))).astype(np.float32)
+    if labels == "sparse":
+        yt = rng.integers(0, K, R)
+    elif labels == "onehot":
+        yt = np.eye(K, dtype=np.float32)[rng.integers(0, K, R)]
+    elif labels == "binary":
+        yt = rng.integers(0, 2, (R, K)).astype(np.float32)
+    else:
+        yt = rng.normal(size=(R, K)).astype(np.float32)
+    return yt, yp
+
+
+def run(threads, repeats, backends):
+    from fastloss import _backend, _core, _registry
+
+    rng = np.random.default_rng(0)
+    rows = []
+    for name, variant, R, K, labels, pred, params in CASES:
+        spec = _registry.get(name)
+        yt, yp = _inputs(rng, R, K, labels, pred)
+        gh = variant.startswith("gh")
+        prm = _core._prm(1.0 if gh else 1.0 / R, K, params, None, np.dtype(np.float32))
+        w = np.ones(1, np.float32)
+        loss = np.empty(R, np.float32)
+        g = np.empty((R, K), np.float32)
+        h = np.empty((R, K), np.float32)
+        nch = min(R, threads)
+        calls = {}
+        for b in backends:
+            fn = _backend.kernel(spec, variant, b)
+            if gh:
+                calls[b] = lambda fn=fn: fn(yt, yp, prm, w, 0, g, h, nch)
+            else:
+                calls[b] = lambda fn=fn: fn(yt, yp, prm, w, 0, loss, g, True, nch)
+            calls[b]()  # warm-up (Numba: load/compile)
+        best = {b: float("inf") for b in backends}
+        for _ in range(repeats):
+            for b in backends:
+                t0 = time.perf_counter()
+                calls[b]()
+                best[b] = min(best[b], time.perf_counter() - t0)
+        rows.append((f"{name}/{variant} {R}x{K}", threads, best))
+    return rows
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--threads", default=None, help="comma-separated chunk counts (default: 1 and all threads)")
+    ap.add_argument("--repeats", type=int, default=31)
+    a = ap.parse_args(argv)
+    import fastloss
+    from fastloss import _core
+
+    backends = [b for b in ("numba", "c") if b in fastloss.available_backends()]
+    threads = [int(t) for t in a.threads.split(",")] if a.threads else sorted({1, _core._threads()})
+    print(f"backends {backends}; min of {a.repeats} interleaved calls; float32 loss + gradient")
+    print("| kernel | threads | " + " | ".join(f"{b} ms" for b in backends) + (" | C/Numba |" if len(backends) == 2 else " |"))
+    print("|---|---|" + "---|" * (len(backends) + (len(backends) == 2)))
+    for t in threads:
+        for label, th, best in run(t, a.repeats, backends):
+            cells = " | ".join(f"{best[b] * 1e3:.3f}" for b in backends)
+            ratio = f" | {best['c'] / best['numba']:.2f} |" if len(backends) == 2 else " |"
+            print(f"| {label} | {th} | {cells}{ratio}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,635 @@
+/* Cross-entropy family: the C twins of fastloss/backends/numba_cpu/crossentropy.py
+ * (same formulas, same clipping, NaN/inf handling, finite-limit choices and
+ * bad-label counting; read that module's docstrings for the math).
+ *
+ * This file includes itself twice (FL_PASS 1: float32, 2: float64); the
+ * per-dtype prelude and the drivers are in fl_tmpl.h.
+ */
+#ifndef FL_PASS
+#include "fastloss.h"
+#define FL_PASS 1
+#include "crossentropy.c"
+#undef FL_PASS
+#define FL_PASS 2
+#include "crossentropy.c"
+#undef FL_PASS
+#else /* ---- one pass: T is float (FL_PASS 1) or double (FL_PASS 2) ---- */
+#include "fl_tmpl.h"
+
+/* (sigmoid(x), sigmoid(-x)), each accurate (no 1 - s cancellation). */
+FL_INLINE void FN(sigmoid_pair)(T x, T *sp, T *sm) {
+    T u = EXP(-ABS(x));
+    T s = L(1.0) / (L(1.0) + u);
+    T t = u * s;
+    int pos = x >= L(0.0);
+    *sp = pos ? s : t;
+    *sm = pos ? t : s;
+}
+
+/* ---- elementwise losses ------------------------------------------------- */
+
+FL_INLINE void FN(e_bce)(T y, T p, FN(fl_par) P, int sq, T *l, T *g) {
+    (void)sq;
+    T one = L(1.0);
+    T pc = FN(fl_clip)(p, P.eps, P.ome);
+    *l = -(y * LOG(pc) + (one - y) * LOG(one - pc));
+    T gg = (pc - y) / (pc * (one - pc));
+    if (p < P.eps) gg = L(0.0);
+    if (p > P.ome) gg = L(0.0);
+    *g = gg;
+}
+
+FL_INLINE void FN(e_bce_logits)(T y, T x, FN(fl_par) P, int sq, T *l, T *g) {
+    (void)sq;
+    (void)P;
+    T zero = L(0.0), one = L(1.0);
+    T u = EXP(-ABS(x));
+    T relu = x > zero ? x : zero;
+    *l = relu - x * y + LOG1P(u);
+    T s = one / (one + u);
+    T sig = x >= zero ? s : u * s;
+    *g = sig - y;
+}
+
+/* (m**gamma, d/dm m**gamma); sq: gamma == 2, the branch-free square. */
+FL_INLINE void FN(focal_pow)(T m, T gamma, int sq, T *f, T *df) {
+    if (sq) {
+        *f = m * m;
+        *df = m + m;
+    } else {
+        *f = FN(fl_pow)(m, gamma);
+        *df = gamma * FN(fl_pow)(m, gamma - L(1.0));
+    }
+}
+
+/* Keras' binary focal loss and d/dp for one element; q = 1 - p computed by
+ * the caller without cancellation (sigmoid(-x) for logits). */
+FL_INLINE void FN(binary_focal_core)(T y, T p, T q, FN(fl_par) P, int balance, int sq, T *l,
+                                     T *g) {
+    T zero = L(0.0), one = L(1.0);
+    T pc = p, qc = q;
+    if (p < P.eps) {
+        pc = P.eps;
+        qc = P.ome;
+    }
+    if (p > P.ome) {
+        pc = P.ome;
+        qc = one - P.ome;
+    }
+    T bce = -(y * LOG(pc) + (one - y) * LOG(qc));
+    T dbce = ((one - y) * pc - y * qc) / (pc * qc);
+    if (p < P.eps) dbce = zero;
+    if (p > P.ome) dbce = zero;
+    T m = y * q + (one - y) * p;
+    T f, dfm;
+    FN(focal_pow)(m, P.gamma, sq, &f, &dfm);
+    T df = dfm * (one - y - y);
+    T wb = one;
+    if (balance) wb = y * P.alpha + (one - y) * (one - P.alpha);
+    *l = wb * f * bce;
+    *g = wb * (df * bce + f * dbce);
+}
+
+FL_INLINE void FN(e_bfocal)(T y, T p, FN(fl_par) P, int sq, T *l, T *g) {
+    FN(binary_focal_core)(y, p, L(1.0) - p, P, P.flag != L(0.0), sq, l, g);
+}
+
+FL_INLINE void FN(e_bfocal_logits)(T y, T x, FN(fl_par) P, int sq, T *l, T *g) {
+    T p, q, gg;
+    FN(sigmoid_pair)(x, &p, &q);
+    FN(binary_focal_core)(y, p, q, P, P.flag != L(0.0), sq, l, &gg);
+    *g = gg * (p * q);
+}
+
+/* TF Addons' alpha factor, modulating factor and d(modulating)/d prob;
+ * alpha == 0 or gamma == 0 switch their factor off. */
+FL_INLINE void FN(tfa_factors)(T y, T prob, T qprob, T alpha, T gamma, int sq, T *af, T *mf,
+                               T *dmf) {
+    T zero = L(0.0), one = L(1.0);
+    *af = one;
+    if (alpha != zero) *af = y * alpha + (one - y) * (one - alpha);
+    *mf = one;
+    *dmf = zero;
+    if (gamma != zero) {
+        T m = y * qprob + (one - y) * prob;
+        T dmm;
+        FN(focal_pow)(m, gamma, sq, mf, &dmm);
+        *dmf = dmm * (one - y - y);
+    }
+}
+
+FL_INLINE void FN(e_sfocal)(T y, T p, FN(fl_par) P, int sq, T *l, T *g) {
+    T zero = L(0.0), one = L(1.0);
+    T pc = FN(fl_clip)(p, P.eps, P.ome);
+    T u = pc + P.eps; /* Keras 2 backend (what TF Addons calls): eps inside the logs */
+    T v = one - pc + P.eps;
+    T ce = -(y * LOG(u) + (one - y) * LOG(v));
+    T dce = ((one - y) * u - y * v) / (u * v);
+    if (p < P.eps) dce = zero;
+    if (p > P.ome) dce = zero;
+    T af, mf, dmf;
+    FN(tfa_factors)(y, p, one - p, P.alpha, P.gamma, sq, &af, &mf, &dmf);
+    *l = af * mf * ce;
+    *g = af * (dmf * ce + mf * dce);
+}
+
+FL_INLINE void FN(e_sfocal_logits)(T y, T x, FN(fl_par) P, int sq, T *l, T *g) {
+    T zero = L(0.0), one = L(1.0);
+    T u = EXP(-ABS(x));
+    T relu = x > zero ? x : zero;
+    T ce = relu - x * y + LOG1P(u);
+    T s = one / (one + u);
+    int pos = x >= zero;
+    T p = pos ? s : u * s;
+    T q = pos ? u * s : s;
+    T af, mf, dmf;
+    FN(tfa_factors)(y, p, q, P.alpha, P.gamma, sq, &af, &mf, &dmf);
+    *l = af * mf * ce;
+    *g = af * (dmf * (p * q) * ce + mf * (p - y));
+}
+
+FL_INLINE void FN(e_kld)(T y, T p, FN(fl_par) P, int sq, T *l, T *g) {
+    (void)sq;
+    T zero = L(0.0), one = L(1.0);
+    T yc = FN(fl_clip)(y, P.eps, one);
+    T pc = FN(fl_clip)(p, P.eps, one);
+    T gg = -yc / pc;
+    if (p < P.eps) gg = zero;
+    if (p > one) gg = zero;
+    *l = yc * LOG(yc / pc);
+    *g = gg;
+}
+
+FL_INLINE void FN(e_poisson)(T y, T p, FN(fl_par) P, int sq, T *l, T *g) {
+    (void)sq;
+    *l = p - y * LOG(p + P.eps);
+    *g = L(1.0) - y / (p + P.eps);
+}
+
+FL_ELEMENTWISE(bce_probs, FN(e_bce), 1, FL_Y_MAP)
+FL_ELEMENTWISE(bce_logits, FN(e_bce_logits), 1, FL_Y_MAP)
+FL_ELEMENTWISE(binary_focal, FN(e_bfocal), 1, FL_Y_MAP)
+FL_ELEMENTWISE(binary_focal_logits, FN(e_bfocal_logits), 1, FL_Y_MAP)
+FL_ELEMENTWISE(sigmoid_focal, FN(e_sfocal), 0, FL_Y_RAW)
+FL_ELEMENTWISE(sigmoid_focal_logits, FN(e_sfocal_logits), 0, FL_Y_RAW)
+FL_ELEMENTWISE(kl_divergence, FN(e_kld), 0, FL_Y_RAW)
+FL_ELEMENTWISE(poisson, FN(e_poisson), 1, FL_Y_RAW)
+
+FL_ENTRY(bce_probs, rows_bce_probs, T)
+FL_ENTRY(bce_logits, rows_bce_logits, T)
+FL_ENTRY(binary_focal, rows_binary_focal, T)
+FL_ENTRY(binary_focal_logits, rows_binary_focal_logits, T)
+FL_ENTRY(sigmoid_focal, rows_sigmoid_focal, T)
+FL_ENTRY(sigmoid_focal_logits, rows_sigmoid_focal_logits, T)
+FL_ENTRY(kl_divergence, rows_kl_divergence, T)
+FL_ENTRY(poisson, rows_poisson, T)
+
+/* ---- softmax family ------------------------------------------------------ *
+ * exp(x - max) of a block of rows is written into the gradient rows (or a
+ * scratch block) and exponentiated by one flat loop, so that short rows
+ * (C = 10) vectorize as well as long ones. */
+
+/* loss = sum(y') logsumexp(x) - sum(y' x); grad = sum(y') softmax(x) - y'. */
+FL_CLONES static int FN(rows_cce_logits)(FL_ROWS_ARGS(T)) {
+    int64_t C = K;
+    T zero = L(0.0);
+    T a = prm[P_LS_A], b = prm[P_LS_B];
+    int64_t rb = C >= FL_BLOCK ? 1 : FL_BLOCK / C;
+    int64_t nb = hi - lo < rb ? hi - lo : rb;
+    T *mrow = (T *)malloc(sizeof(T) * (size_t)nb);
+    T *scratch = want_grad ? NULL : (T *)malloc(sizeof(T) * (size_t)(nb * C));
+    if (!mrow || (!want_grad && !scratch)) {
+        free(mrow);
+        free(scratch);
+        return FL_ENOMEM;
+    }
+    double tot = 0.0;
+    for (int64_t r0 = lo; r0 < hi; r0 += rb) {
+        int64_t r1 = hi < r0 + rb ? hi : r0 + rb;
+        T *bb = want_grad ? grad + r0 * C : scratch;
+        for (int64_t i = r0; i < r1; i++) {
+            const T *x = yp + i * C;
+            T m = FN(fl_row_max)(x, C);
+            mrow[i - r0] = m;
+            T *o = bb + (i - r0) * C;
+            for (int64_t j = 0; j < C; j++) o[j] = x[j] - m;
+        }
+        FN(fl_exp_inplace)(bb, (r1 - r0) * C);
+        for (int64_t i = r0; i < r1; i++) {
+            T *o = bb + (i - r0) * C;
+            const T *x = yp + i * C;
+            const T *y = yt + i * C;
+            T m = mrow[i - r0];
+            T s = zero, sy = zero, syx = zero;
+            FL_PRAGMA(omp simd reduction(+ : s, sy, syx))
+            for (int64_t j = 0; j < C; j++) {
+                s += o[j];
+                T yy = y[j] * a + b;
+                sy += yy;
+                syx += yy * (x[j] - m);
+            }
+            T li = sy * LOG(s) - syx;
+            loss[i] = li;
+            tot += (double)li * (double)w[i * ws];
+            if (want_grad) {
+                T sc = w[i * ws] * prm[F_SCALE];
+                T r = sc * sy / s;
+                for (int64_t j = 0; j < C; j++) o[j] = o[j] * r - (y[j] * a + b) * sc;
+            }
+        }
+    }
+    free(mrow);
+    free(scratch);
+    info[0] = 0.0;
+    info[1] = -1.0;
+    info[2] = tot;
+    return FL_OK;
+}
+FL_ENTRY(cce_logits, rows_cce_logits, T)
+
+/* loss = logsumexp(x) - x[y]; grad = softmax(x) - onehot(y). */
+FL_CLONES static int FN(rows_scce_logits)(FL_ROWS_ARGS(int64_t)) {
+    int64_t C = K;
+    T zero = L(0.0);
+    T ignore = prm[P_IGNORE];
+    int has_ignore = prm[P_HAS_IGNORE] != zero;
+    int64_t rb = C >= FL_BLOCK ? 1 : FL_BLOCK / C;
+    int64_t nb = hi - lo < rb ? hi - lo : rb;
+    T *rowbuf = (T *)malloc(sizeof(T) * (size_t)nb * 3);
+    int64_t *krow = (int64_t *)malloc(sizeof(int64_t) * (size_t)nb);
+    T *scratch = want_grad ? NULL : (T *)malloc(sizeof(T) * (size_t)(nb * C));
+    if (!rowbuf || !krow || (!want_grad && !scratch)) {
+        free(rowbuf);
+        free(krow);
+        free(scratch);
+        return FL_ENOMEM;
+    }
+    T *mrow = rowbuf, *srow = rowbuf + nb, *lrow = rowbuf + 2 * nb;
+    int64_t nbad = 0, first = -1;
+    double tot = 0.0;
+    for (int64_t r0 = lo; r0 < hi; r0 += rb) {
+        int64_t r1 = hi < r0 + rb ? hi : r0 + rb, nr = r1 - r0;
+        T *bb = want_grad ? grad + r0 * C : scratch;
+        for (int64_t i = r0; i < r1; i++) {
+            int64_t k = FN(fl_label)(yt[i], C, ignore, has_ignore);
+            krow[i - r0] = k;
+            if (k == -1) {
+                nbad++;
+                if (first < 0) first = i;
+            }
+            const T *x = yp + i * C;
+            T m = FN(fl_row_max)(x, C);
+            mrow[i - r0] = m;
+            T *o = bb + (i - r0) * C;
+            for (int64_t j = 0; j < C; j++) o[j] = x[j] - m;
+        }
+        FN(fl_exp_inplace)(bb, nr * C);
+        for (int64_t i = 0; i < nr; i++) {
+            T s = FN(fl_sum)(bb + i * C, C);
+            srow[i] = s;
+            lrow[i] = s;
+        }
+        FN(fl_log_inplace)(lrow, nr); /* log of the row sums, one vector loop */
+        for (int64_t i = r0; i < r1; i++) {
+            int64_t k = krow[i - r0];
+            T *o = bb + (i - r0) * C;
+            if (k < 0) {
+                loss[i] = zero;
+                for (int64_t j = 0; j < C; j++) o[j] = zero;
+                continue;
+            }
+            T li = lrow[i - r0] - (yp[i * C + k] - mrow[i - r0]);
+            loss[i] = li;
+            tot += (double)li * (double)w[i * ws];
+            if (want_grad) {
+                T sc = w[i * ws] * prm[F_SCALE];
+                T r = sc / srow[i - r0];
+                for (int64_t j = 0; j < C; j++) o[j] = o[j] * r;
+                o[k] -= sc;
+            }
+        }
+    }
+    free(rowbuf);
+    free(krow);
+    free(scratch);
+    info[0] = (double)nbad;
+    info[1] = (double)first;
+    info[2] = tot;
+    return FL_OK;
+}
+FL_ENTRY(scce_logits, rows_scce_logits, int64_t)
+
+/* TF backend: loss = log(sum(c)) - log(c_y), c = clip(p, eps, 1 - eps). */
+FL_CLONES static int FN(rows_scce_probs)(FL_ROWS_ARGS(int64_t)) {
+    (void)R;
+    int64_t C = K;
+    T zero = L(0.0);
+    T eps = prm[P_EPS], ome = prm[P_OME];
+    T ignore = prm[P_IGNORE];
+    int has_ignore = prm[P_HAS_IGNORE] != zero;
+    int64_t nbad = 0, first = -1;
+    double tot = 0.0;
+    for (int64_t i = lo; i < hi; i++) {
+        int64_t k = FN(fl_label)(yt[i], C, ignore, has_ignore);
+        const T *x = yp + i * C;
+        T *g = grad + i * C;
+        if (k < 0) {
+            if (k == -1) {
+                nbad++;
+                if (first < 0) first = i;
+            }
+            loss[i] = zero;
+            if (want_grad)
+                for (int64_t j = 0; j < C; j++) g[j] = zero;
+            continue;
+        }
+        T S = zero;
+        FL_PRAGMA(omp simd reduction(+ : S))
+        for (int64_t j = 0; j < C; j++) S += FN(fl_clip)(x[j], eps, ome);
+        T ck = FN(fl_clip)(x[k], eps, ome);
+        T li = LOG(S) - LOG(ck);
+        loss[i] = li;
+        tot += (double)li * (double)w[i * ws];
+        if (want_grad) {
+            T sc = w[i * ws] * prm[F_SCALE];
+            T r = sc / S;
+            for (int64_t j = 0; j < C; j++) {
+                T p = x[j];
+                T v = r;
+                if (p < eps) v = zero;
+                if (p > ome) v = zero;
+                g[j] = v;
+            }
+            T pk = x[k];
+            if (!(pk < eps || pk > ome)) g[k] -= sc / ck;
+        }
+    }
+    info[0] = (double)nbad;
+    info[1] = (double)first;
+    info[2] = tot;
+    return FL_OK;
+}
+FL_ENTRY(scce_probs, rows_scce_probs, int64_t)
+
+/* Keras: q = p / sum(p); c = clip(q, eps, 1 - eps); loss = -sum(y' log c). */
+FL_CLONES static int FN(rows_cce_probs)(FL_ROWS_ARGS(T)) {
+    (void)R;
+    int64_t C = K;
+    T zero = L(0.0);
+    T eps = prm[P_EPS], ome = prm[P_OME];
+    T a = prm[P_LS_A], b = prm[P_LS_B];
+    double tot = 0.0;
+    for (int64_t i = lo; i < hi; i++) {
+        const T *x = yp + i * C;
+        const T *y = yt + i * C;
+        T *g = grad + i * C;
+        T S = FN(fl_sum)(x, C);
+        T acc = zero, dot = zero;
+        if (want_grad) {
+            FL_PRAGMA(omp simd reduction(+ : acc, dot))
+            for (int64_t j = 0; j < C; j++) {
+                T yy = y[j] * a + b;
+                T q = x[j] / S;
+                T qc = FN(fl_clip)(q, eps, ome);
+                acc += yy * LOG(qc);
+                T gq = -yy / qc;
+                if (q < eps) gq = zero;
+                if (q > ome) gq = zero;
+                g[j] = gq;
+                dot += gq * q;
+            }
+        } else {
+            FL_PRAGMA(omp simd reduction(+ : acc))
+            for (int64_t j = 0; j < C; j++) {
+                T yy = y[j] * a + b;
+                T qc = FN(fl_clip)(x[j] / S, eps, ome);
+                acc += yy * LOG(qc);
+            }
+        }
+        loss[i] = -acc;
+        tot += (double)(-acc) * (double)w[i * ws];
+        if (want_grad) {
+            T r = w[i * ws] * prm[F_SCALE] / S;
+            for (int64_t j = 0; j < C; j++) g[j] = (g[j] - dot) * r;
+        }
+    }
+    info[0] = 0.0;
+    info[1] = -1.0;
+    info[2] = tot;
+    return FL_OK;
+}
+FL_ENTRY(cce_probs, rows_cce_probs, T)
+
+/* Keras CategoricalFocalCrossentropy; prm[P_FLAG] != 0 means logits.
+ * p = softmax(x) (logits) -> q = p / sum(p) -> c = clip(q) ->
+ * loss = sum_j alpha (1 - c_j)**gamma (-y'_j log c_j). */
+FL_CLONES static int FN(rows_categorical_focal)(FL_ROWS_ARGS(T)) {
+    (void)R;
+    int64_t C = K;
+    T zero = L(0.0), one = L(1.0);
+    T eps = prm[P_EPS], ome = prm[P_OME];
+    T a = prm[P_LS_A], b = prm[P_LS_B];
+    T alpha = prm[P_ALPHA], gamma = prm[P_GAMMA];
+    int logits = prm[P_FLAG] != zero;
+    double tot = 0.0;
+    for (int64_t i = lo; i < hi; i++) {
+        const T *x = yp + i * C;
+        const T *y = yt + i * C;
+        T *g = grad + i * C;
+        T m = zero, inv_s = one;
+        if (logits) {
+            m = FN(fl_row_max)(x, C);
+            T s = zero;
+            for (int64_t j = 0; j < C; j++) s += EXP(x[j] - m);
+            inv_s = one / s;
+        }
+        T S = zero;
+        for (int64_t j = 0; j < C; j++) S += logits ? EXP(x[j] - m) * inv_s : x[j];
+        T acc = zero, dot = zero;
+        for (int64_t j = 0; j < C; j++) {
+            T pj = logits ? EXP(x[j] - m) * inv_s : x[j];
+            T yy = y[j] * a + b;
+            T q = pj / S;
+            T qc = FN(fl_clip)(q, eps, ome);
+            T lc = LOG(qc);
+            T f = FN(fl_pow)(one - qc, gamma);
+            acc += alpha * f * (-yy * lc);
+            if (want_grad) {
+                T df = -gamma * FN(fl_pow)(one - qc, gamma - one);
+                T gq = alpha * (df * (-yy * lc) + f * (-yy / qc));
+                if (q < eps) gq = zero;
+                if (q > ome) gq = zero;
+                g[j] = gq;
+                dot += gq * q;
+            }
+        }
+        loss[i] = acc;
+        tot += (double)acc * (double)w[i * ws];
+        if (want_grad) {
+            T sc = w[i * ws] * prm[F_SCALE];
+            if (logits) {
+                T dotp = zero;
+                for (int64_t j = 0; j < C; j++) {
+                    T dp = (g[j] - dot) / S;
+                    g[j] = dp;
+                    dotp += dp * (EXP(x[j] - m) * inv_s);
+                }
+                for (int64_t j = 0; j < C; j++) g[j] = (EXP(x[j] - m) * inv_s) * (g[j] - dotp) * sc;
+            } else {
+                T r = sc / S;
+                for (int64_t j = 0; j < C; j++) g[j] = (g[j] - dot) * r;
+            }
+        }
+    }
+    info[0] = 0.0;
+    info[1] = -1.0;
+    info[2] = tot;
+    return FL_OK;
+}
+FL_ENTRY(categorical_focal, rows_categorical_focal, T)
+
+/* ---- gradient + Hessian diagonal (boosting) ------------------------------ */
+
+/* d/dp, d2/dp2 of -(y log c + (1 - y) log(1 - c)), c = clip(p): 0 outside. */
+FL_INLINE void FN(gh_bce)(T y, T p, FN(fl_par) P, T *g, T *h) {
+    T zero = L(0.0), one = L(1.0);
+    T pc = FN(fl_clip)(p, P.eps, P.ome);
+    T q = one - pc;
+    T gg = (pc - y) / (pc * q);
+    T hh = y / (pc * pc) + (one - y) / (q * q);
+    if (p < P.eps) {
+        gg = zero;
+        hh = zero;
+    }
+    if (p > P.ome) {
+        gg = zero;
+        hh = zero;
+    }
+    *g = gg;
+    *h = hh;
+}
+
+/* g = sigmoid(x) - y, h = sigmoid(x) sigmoid(-x). */
+FL_INLINE void FN(gh_bce_logits)(T y, T x, FN(fl_par) P, T *g, T *h) {
+    (void)P;
+    T s, t;
+    FN(sigmoid_pair)(x, &s, &t);
+    *g = s - y;
+    *h = s * t;
+}
+
+/* g = 1 - y / (p + eps), h = y / (p + eps)**2. */
+FL_INLINE void FN(gh_poisson)(T y, T p, FN(fl_par) P, T *g, T *h) {
+    T r = y / (p + P.eps);
+    *g = L(1.0) - r;
+    *h = r / (p + P.eps);
+}
+
+FL_ELEMENTWISE_GH(bce_gh, FN(gh_bce), 1)
+FL_ELEMENTWISE_GH(bce_logits_gh, FN(gh_bce_logits), 1)
+FL_ELEMENTWISE_GH(poisson_gh, FN(gh_poisson), 1)
+FL_GH_ENTRY(bce_gh, ghrows_bce_gh, T)
+FL_GH_ENTRY(bce_logits_gh, ghrows_bce_logits_gh, T)
+FL_GH_ENTRY(poisson_gh, ghrows_poisson_gh, T)
+
+/* p = softmax(x): g = sum(y') p - y', h = sum(y') p (1 - p). */
+FL_CLONES static int FN(ghrows_cce_logits_gh)(FL_GH_ROWS_ARGS(T)) {
+    (void)R;
+    int64_t C = K;
+    T zero = L(0.0), one = L(1.0);
+    T a = prm[P_LS_A], b = prm[P_LS_B];
+    int64_t rb = C >= FL_BLOCK ? 1 : FL_BLOCK / C;
+    for (int64_t r0 = lo; r0 < hi; r0 += rb) {
+        int64_t r1 = hi < r0 + rb ? hi : r0 + rb;
+        for (int64_t i = r0; i < r1; i++) {
+            const T *x = yp + i * C;
+            T m = FN(fl_row_max)(x, C);
+            T *o = grad + i * C;
+            for (int64_t j = 0; j < C; j++) o[j] = x[j] - m;
+        }
+        FN(fl_exp_inplace)(grad + r0 * C, (r1 - r0) * C);
+        for (int64_t i = r0; i < r1; i++) {
+            T *o = grad + i * C;
+            T *hh = hess + i * C;
+            const T *y = yt + i * C;
+            T s = zero, sy = zero;
+            FL_PRAGMA(omp simd reduction(+ : s, sy))
+            for (int64_t j = 0; j < C; j++) {
+                s += o[j];
+                sy += y[j] * a + b;
+            }
+            T sc = w[i * ws] * prm[F_SCALE];
+            T r = one / s;
+            for (int64_t j = 0; j < C; j++) {
+                T pj = o[j] * r;
+                o[j] = (sy * pj - (y[j] * a + b)) * sc;
+                hh[j] = sy * pj * (one - pj) * sc;
+            }
+        }
+    }
+    info[0] = 0.0;
+    info[1] = -1.0;
+    info[2] = 0.0;
+    return FL_OK;
+}
+FL_GH_ENTRY(cce_logits_gh, ghrows_cce_logits_gh, T)
+
+/* p = softmax(x): g = p - onehot(y), h = p (1 - p); ignored rows 0; invalid
+ * labels counted (rows zeroed). */
+FL_CLONES static int FN(ghrows_scce_logits_gh)(FL_GH_ROWS_ARGS(int64_t)) {
+    (void)R;
+    int64_t C = K;
+    T zero = L(0.0), one = L(1.0);
+    T ignore = prm[P_IGNORE];
+    int has_ignore = prm[P_HAS_IGNORE] != zero;
+    int64_t rb = C >= FL_BLOCK ? 1 : FL_BLOCK / C;
+    int64_t nb = hi - lo < rb ? hi - lo : rb;
+    int64_t *krow = (int64_t *)malloc(sizeof(int64_t) * (size_t)(nb > 0 ? nb : 1));
+    if (!krow) return FL_ENOMEM;
+    int64_t nbad = 0, first = -1;
+    for (int64_t r0 = lo; r0 < hi; r0 += rb) {
+        int64_t r1 = hi < r0 + rb ? hi : r0 + rb;
+        for (int64_t i = r0; i < r1; i++) {
+            int64_t k = FN(fl_label)(yt[i], C, ignore, has_ignore);
+            krow[i - r0] = k;
+            if (k == -1) {
+                nbad++;
+                if (first < 0) first = i;
+            }
+            const T *x = yp + i * C;
+            T m = FN(fl_row_max)(x, C);
+            T *o = grad + i * C;
+            for (int64_t j = 0; j < C; j++) o[j] = x[j] - m;
+        }
+        FN(fl_exp_inplace)(grad + r0 * C, (r1 - r0) * C);
+        for (int64_t i = r0; i < r1; i++) {
+            int64_t k = krow[i - r0];
+            T *o = grad + i * C;
+            T *hh = hess + i * C;
+            if (k < 0) {
+                for (int64_t j = 0; j < C; j++) {
+                    o[j] = zero;
+                    hh[j] = zero;
+                }
+                continue;
+            }
+            T s = FN(fl_sum)(o, C);
+            T sc = w[i * ws] * prm[F_SCALE];
+            T r = one / s;
+            for (int64_t j = 0; j < C; j++) {
+                T pj = o[j] * r;
+                o[j] = pj * sc;
+                hh[j] = pj * (one - pj) * sc;
+            }
+            o[k] -= sc;
+        }
+    }
+    free(krow);
+    info[0] = (double)nbad;
+    info[1] = (double)first;
+    info[2] = 0.0;
+    return FL_OK;
+}
+FL_GH_ENTRY(scce_logits_gh, ghrows_scce_logits_gh, int64_t)
+
+#endif /* FL_PASS */

@@ -1,0 +1,221 @@
+/* Internal helpers shared by the C kernel families (NOT read by the CFFI cdef):
+ * bit casts, vectorizable float32 exp/log/log1p, order-preserving float keys,
+ * the parameter-vector layout, the SIMD multiversioning attribute.
+ *
+ * The float32 elementary functions are the C twins of
+ * fastloss/backends/numba_cpu/_math.py (same reductions, same polynomials,
+ * same special-value handling), written with arithmetic, selects and bit casts
+ * only so that gcc vectorizes the loops around them without -ffast-math and
+ * without libmvec. float64 uses libm (scalar, exact to rounding), as the Numba
+ * kernels do.
+ *
+ * Build flags (fastloss/backends/cffi_c/_build.py): -O3 -fopenmp
+ * -fno-math-errno -fno-trapping-math; NOT -ffast-math/-ffinite-math-only (NaN
+ * and inf must stay visible), NOT -fassociative-math (it could fold the
+ * Cody-Waite reduction below); float reductions vectorize through
+ * "#pragma omp simd reduction".
+ */
+#ifndef FL_COMMON_H
+#define FL_COMMON_H
+
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+#define FL_INLINE static inline __attribute__((always_inline))
+
+/* Function multiversioning: each row kernel is compiled for x86-64-v4
+ * (AVX-512), x86-64-v3 (AVX2 + FMA) and the baseline, and picked at load time
+ * (ifunc), so a distributable build still runs wide vectors. FL_NATIVE
+ * (FASTLOSS_C_NATIVE=1: -march=native) or FL_NO_CLONES switch it off. */
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__) \
+    && !defined(FL_NATIVE) && !defined(FL_NO_CLONES)
+#define FL_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+#define FL_HAVE_CLONES 1
+#else
+#define FL_CLONES
+#define FL_HAVE_CLONES 0
+#endif
+
+#define FL_STR_(x) #x
+#define FL_STR(x) FL_STR_(x)
+#define FL_PRAGMA(x) _Pragma(#x)
+#define FL_CAT_(a, b) a##b
+#define FL_CAT(a, b) FL_CAT_(a, b)
+
+/* Indices into prm (fastloss/backends/numba_cpu/_common.py). */
+#define F_SCALE 0
+#define P_EPS 1
+#define P_OME 2
+#define P_LS_A 3
+#define P_LS_B 4
+#define P_ALPHA 5
+#define P_GAMMA 6
+#define P_FLAG 7
+#define P_IGNORE 8
+#define P_HAS_IGNORE 9
+#define FL_NPRM 10
+
+/* Rows are processed in blocks of about this many elements (scratch in L1/L2). */
+#define FL_BLOCK 4096
+
+/* Status codes returned by every kernel. */
+#define FL_OK 0
+#define FL_ENOMEM 1
+
+FL_INLINE int32_t fl_f2i(float x) {
+    int32_t i;
+    memcpy(&i, &x, 4);
+    return i;
+}
+FL_INLINE float fl_i2f(int32_t i) {
+    float x;
+    memcpy(&x, &i, 4);
+    return x;
+}
+FL_INLINE int64_t fl_d2i(double x) {
+    int64_t i;
+    memcpy(&i, &x, 8);
+    return i;
+}
+FL_INLINE double fl_i2d(int64_t i) {
+    double x;
+    memcpy(&x, &i, 8);
+    return x;
+}
+
+/* Order-preserving integer keys: a < b iff key(a) < key(b) for non-NaN a, b
+ * (flip the magnitude bits of negatives). Integer max-reductions vectorize. */
+FL_INLINE int32_t fl_key32(float x) {
+    int32_t b = fl_f2i(x);
+    return b ^ (int32_t)(((uint32_t)(b >> 31)) >> 1);
+}
+FL_INLINE float fl_unkey32(int32_t k) {
+    return fl_i2f(k ^ (int32_t)(((uint32_t)(k >> 31)) >> 1));
+}
+FL_INLINE int64_t fl_key64(double x) {
+    int64_t b = fl_d2i(x);
+    return b ^ (int64_t)(((uint64_t)(b >> 63)) >> 1);
+}
+FL_INLINE double fl_unkey64(int64_t k) {
+    return fl_i2d(k ^ (int64_t)(((uint64_t)(k >> 63)) >> 1));
+}
+
+/* From t = x/ln2 + 1.5*2**23: k (the integer in t's low mantissa bits) and
+ * 2**(k>>1), 2**(k - (k>>1)) (two halves: subnormal results come out right). */
+FL_INLINE void fl_exp2_parts(float t, float *kf, float *s1, float *s2) {
+    int32_t k = fl_f2i(t) - 0x4B400000;
+    int32_t k1 = k >> 1;
+    int32_t k2 = k - k1;
+    *s1 = fl_i2f((int32_t)((uint32_t)(k1 + 127) << 23));
+    *s2 = fl_i2f((int32_t)((uint32_t)(k2 + 127) << 23));
+    *kf = (float)k;
+}
+
+/* exp for float32: x = k ln2 + r, |r| <= ln2/2, degree-7 Taylor polynomial. */
+FL_INLINE float fl_exp32(float x) {
+    float xc = x;
+    if (xc > 88.8f) xc = 88.8f;
+    if (xc < -104.0f) xc = -104.0f;
+    float kf, s1, s2;
+    fl_exp2_parts(xc * 1.4426950408889634f + 12582912.0f, &kf, &s1, &s2);
+    float r = xc - kf * 0.693145751953125f;
+    r = r - kf * 1.428606765330187e-06f;
+    float p = (float)(1.0 / 5040.0);
+    p = p * r + (float)(1.0 / 720.0);
+    p = p * r + (float)(1.0 / 120.0);
+    p = p * r + (float)(1.0 / 24.0);
+    p = p * r + (float)(1.0 / 6.0);
+    p = p * r + 0.5f;
+    p = p * r + 1.0f;
+    p = p * r + 1.0f;
+    float res = (p * s1) * s2;
+    if (x < -104.0f) res = 0.0f;
+    return res;
+}
+
+/* log1p(f) - f for f in [-0.32, 0.42]: -f**2/2 + f**3 P(f), P fitted by
+ * fastloss (numba_cpu/_math.py, _log1p_tail). */
+FL_INLINE float fl_log1p_tail32(float f) {
+    float z = f * f;
+    float q = -0.08499670773744583f;
+    q = q * f + 0.1342807561159134f;
+    q = q * f + -0.13146577775478363f;
+    q = q * f + 0.14103639125823975f;
+    q = q * f + -0.16614308953285217f;
+    q = q * f + 0.20005464553833008f;
+    q = q * f + -0.2500118315219879f;
+    q = q * f + 0.3333328068256378f;
+    return (z * f) * q - 0.5f * z;
+}
+
+FL_INLINE float fl_log32(float x) {
+    float xs = x;
+    float eadj = 0.0f;
+    if (xs < 1.1754943508222875e-38f) { /* subnormal (or <= 0, fixed below) */
+        xs = xs * 8388608.0f;
+        eadj = -23.0f;
+    }
+    int32_t b = fl_f2i(xs);
+    float ef = (float)((int32_t)(((uint32_t)b >> 23) & 0xFF) - 127) + eadj;
+    float m = fl_i2f((b & 0x007FFFFF) | 0x3F800000);
+    if (m > 1.4142135623730951f) {
+        m = m * 0.5f;
+        ef = ef + 1.0f;
+    }
+    float f = m - 1.0f;
+    float y = fl_log1p_tail32(f);
+    float res = (f + (y + ef * -2.12194440e-4f)) + ef * 0.693359375f;
+    /* special inputs, found by ONE unsigned compare of the bits: a positive
+     * finite x (subnormals included) has bits in [1, 0x7F7FFFFF] */
+    uint32_t bx = (uint32_t)fl_f2i(x);
+    float special = x == 0.0f ? -INFINITY : (x < 0.0f ? NAN : x); /* +-0, negative, +inf/NaN */
+    return bx - 1u < 0x7F7FFFFFu ? res : special;
+}
+
+/* log1p for float32: the polynomial straight on u inside (-0.32, 0.42) (tiny u
+ * keep full relative precision), log32(1 + u) outside. The range test is ONE
+ * comparison, |u - 0.05| < 0.37 (false for NaN): gcc 12 refuses to vectorize
+ * some loops (exp followed by this log1p) when it is written as two. */
+FL_INLINE float fl_log1p32(float u) {
+    float big = fl_log32(u + 1.0f);
+    float small = u + fl_log1p_tail32(u);
+    return fabsf(u - 0.05f) < 0.37f ? small : big;
+}
+
+/* log1p for u known to lie in [-0.32, 0.42]. */
+FL_INLINE float fl_log1p32_small(float u) { return u + fl_log1p_tail32(u); }
+
+/* (expm1(z), exp(z)) for z <= 0 from one reduced-argument evaluation. */
+FL_INLINE void fl_expm1_exp32(float z, float *em, float *u) {
+    float zc = z;
+    if (zc < -104.0f) zc = -104.0f;
+    float kf, s1, s2;
+    fl_exp2_parts(zc * 1.4426950408889634f + 12582912.0f, &kf, &s1, &s2);
+    float r = zc - kf * 0.693145751953125f;
+    r = r - kf * 1.428606765330187e-06f;
+    float q = (float)(1.0 / 5040.0);
+    q = q * r + (float)(1.0 / 720.0);
+    q = q * r + (float)(1.0 / 120.0);
+    q = q * r + (float)(1.0 / 24.0);
+    q = q * r + (float)(1.0 / 6.0);
+    q = q * r + 0.5f;
+    q = q * r + 1.0f;
+    q = q * r;
+    *u = (s1 * (q + 1.0f)) * s2;
+    float s = s1 * s2;
+    *em = s * q + (s - 1.0f);
+}
+
+FL_INLINE void fl_expm1_exp64(double z, double *em, double *u) {
+    *em = expm1(z);
+    *u = exp(z);
+}
+
+FL_INLINE double fl_log1p64_small(double u) { return log1p(u); }
+
+#endif /* FL_COMMON_H */
