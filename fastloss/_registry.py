@@ -115,6 +115,7 @@ _NUMBA_BX = "fastloss.backends.numba_cpu.boxes"
 
 
 def _bx(name, kernel):
+    # "probs" is the core's plain variant (the one a class without from_logits asks for)
     return LossSpec(
         name=name, family="boxes", layout="boxes", kernels={"numba": {"probs": f"{_NUMBA_BX}:{kernel}"}}, reference=name
     )
