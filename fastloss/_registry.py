@@ -142,6 +142,7 @@ _CUDA_BX = "fastloss.backends.numba_cuda.boxes"
 
 
 def _bx(name, kernel):
+    # "probs" is the core's plain variant (the one a class without from_logits asks for)
     kernels = {"numba": {"probs": f"{_NUMBA_BX}:{kernel}"}, "cuda": {"probs": f"{_CUDA_BX}:{kernel}_host"}}
     return LossSpec(name=name, family="boxes", layout="boxes", kernels=kernels, reference=name)
 

@@ -557,3 +557,40 @@ def test_parallel_path(mode, dtype):
     _, gs = obj.value_and_grad(yt[:1000], yp[:1000], sample_weight=sw[:1000])
     _, gp = make(mode, "xywh", "sum").value_and_grad(yt, yp, sample_weight=sw)
     np.testing.assert_allclose(gs * 1000, gp[:1000], rtol=5 * rt, atol=1e-6)
+
+
+# ----------------------------------------------------------------------------- property test
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+from hypothesis.extra import numpy as hnp  # noqa: E402
+
+# Coordinates drawn from a mix of a small integer grid (ties, zero extents,
+# identical and inverted boxes) and floats of very different sizes. Not below
+# 1e-3 in magnitude: boxes whose areas underflow (extents ~1e-154 in float64)
+# overflow the reciprocals (documented in numba_cpu/boxes.py).
+_coord = st.one_of(
+    st.integers(-2, 3).map(float),
+    st.floats(-1e4, 1e4, allow_nan=False, allow_infinity=False).filter(lambda v: abs(v) >= 1e-3),
+)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    hnp.arrays(np.float64, st.tuples(st.integers(1, 6), st.just(4)), elements=_coord),
+    hnp.arrays(np.float64, st.tuples(st.integers(1, 6), st.just(4)), elements=_coord),
+    st.sampled_from(MODES),
+    st.sampled_from(FORMATS),
+)
+def test_any_finite_boxes(yt, yp, mode, box_format):
+    """Any finite boxes: finite loss and gradient, the reference's values, the
+    TFA bounds for IoU/GIoU, and y_true/y_pred symmetry of the value."""
+    n = min(len(yt), len(yp))
+    yt, yp = yt[:n], yp[:n]
+    obj = make(mode, box_format, "none")
+    loss, grad = obj.value_and_grad(yt, yp)
+    assert np.all(np.isfinite(loss)) and np.all(np.isfinite(grad))
+    np.testing.assert_allclose(loss, ref(mode, yt, yp, box_format), rtol=1e-9, atol=1e-9)
+    np.testing.assert_allclose(obj(yp, yt), loss, rtol=1e-9, atol=1e-9)
+    if mode in ("iou", "giou"):
+        assert np.all((loss >= 0) & (loss <= 2 + 1e-12))

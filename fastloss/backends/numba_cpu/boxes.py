@@ -18,7 +18,8 @@ The math lives in small inline helpers (``_corners``, ``_box_loss``,
 ``_back``) that the CUDA and C twins can mirror line by line. Per row, with
 the predicted box's corners ``(a0, b0, a1, b1)`` and the true box's
 ``(A0, B0, A1, B1)`` (``a`` is the first coordinate axis: y for TFA's
-``yxyx``; every loss here is symmetric in the two axes):
+``yxyx``, x for the other formats; the losses are symmetric in the two axes
+except CIoU's angle at point boxes, which is why CIoU is told which is x):
 
 (1) extents   ``wa = max(0, a1 - a0)``, ``wb = max(0, b1 - b0)`` (TFA clamps; so
               do DIoU/CIoU here); areas ``wa wb``, ``Wa Wb``
@@ -32,7 +33,8 @@ the predicted box's corners ``(a0, b0, a1, b1)`` and the true box's
               ``rho2 = ((a0 + a1 - A0 - A1)**2 + (b0 + b1 - B0 - B1)**2) / 4``
               (squared distance of the centres) and ``c2 = dea**2 + deb**2 + eps``,
               ``dea = max(a1, A1) - min(a0, A0)`` unclamped (torchvision's diagonal);
-              ciou ``diou + alpha v``, ``v = 4/pi**2 (atan2(Wb, Wa) - atan2(wb, wa))**2``,
+              ciou ``diou + alpha v``, ``v = 4/pi**2 (atan2(W, H) - atan2(w, h))**2``
+              (w, h: the clamped x and y extents, torchvision's atan(w / h)),
               ``alpha = v / (1 - iou + v + eps)``
 (7) gradient  d loss / d y_pred by reverse mode through (1)-(6) with TF's
               conventions: ``max(x, y)`` passes the gradient to ``x`` where
@@ -46,7 +48,9 @@ the predicted box's corners ``(a0, b0, a1, b1)`` and the true box's
 
 A NaN coordinate makes its row's area NaN (the clamps are written
 ``0 if d < 0 else d``, which keep NaN), hence its loss; other rows are
-untouched.
+untouched. Limit: boxes so small that an area (or the enclosure's area) is a
+subnormal number -- extents below about 1e-19 in float32, 1e-154 in float64 --
+overflow the reciprocals ``1 / U``, ``1 / C`` and can give inf/NaN.
 """
 
 import math
@@ -152,10 +156,12 @@ def _atan2_grad(y, x):
 
 
 @njit(**INLINE)
-def _box_loss(kind, a0, b0, a1, b1, A0, B0, A1, B1, eps):
+def _box_loss(kind, a0, b0, a1, b1, A0, B0, A1, B1, eps, xfirst):
     """Loss of one pair of boxes (corners) and its gradient w.r.t. the
     predicted corners: ``(loss, d/da0, d/db0, d/da1, d/db1)``. ``kind`` is a
-    compile-time constant (IOU, GIOU, DIOU, CIOU)."""
+    compile-time constant (IOU, GIOU, DIOU, CIOU); ``xfirst``: the ``a`` axis
+    is x (every format but yxyx), which only CIoU's angle ``atan2(w, h)``
+    needs (``atan2(0, 0) = 0`` breaks its symmetry between the axes)."""
     z = lit(a0, 0.0)
     one = lit(a0, 1.0)
     # (1) extents and areas
@@ -227,15 +233,20 @@ def _box_loss(kind, a0, b0, a1, b1, A0, B0, A1, B1, eps):
         g_sa = lit(a0, 0.5) * sa * rc  # d(rho2/c2)/d a0 = d/d a1
         g_sb = lit(a0, 0.5) * sb * rc
     if kind == CIOU:
-        d_phi = _atan2(Wb, Wa) - _atan2(wb, wa)
+        # atan(w / h): w the x extent, h the y extent
+        tw = Wa if xfirst else Wb
+        th = Wb if xfirst else Wa
+        pw = wa if xfirst else wb
+        ph = wb if xfirst else wa
+        d_phi = _atan2(tw, th) - _atan2(pw, ph)
         v = lit(a0, _FOUR_OVER_PI2) * d_phi * d_phi
         alpha = v / (one - iou + v + eps)
         loss = loss + alpha * v
         # dL/dphi_pred = alpha dv/dphi_pred = -2 alpha 4/pi**2 d_phi
         g_phi = lit(a0, -2.0 * _FOUR_OVER_PI2) * alpha * d_phi
-        dpb, dpa = _atan2_grad(wb, wa)
-        g_wa = g_phi * dpa
-        g_wb = g_phi * dpb
+        dpw, dph = _atan2_grad(pw, ph)
+        g_wa = g_phi * (dpw if xfirst else dph)
+        g_wb = g_phi * (dph if xfirst else dpw)
     # area_pred = wa wb enters the union; inter enters it with a minus
     g_wa = g_wa + g_union * wb
     g_wb = g_wb + g_union * wa
@@ -264,20 +275,20 @@ def _back(ga0, gb0, ga1, gb1, p, q, r):
 
 
 @njit(**INLINE)
-def _row(kind, yt, i, yp, j, p, q, r, eps):
+def _row(kind, yt, i, yp, j, p, q, r, eps, xfirst):
     """Loss and the four input-order gradients of the true box at flat offset
     ``i`` and the predicted box at ``j`` (flat arrays: a constant stride of 4
     lets LLVM vectorize the loads; 2-D indexing multiplies by a run-time row
     length and does not)."""
     A0, B0, A1, B1 = _corners(yt[i], yt[i + 1], yt[i + 2], yt[i + 3], p, q, r)
     a0, b0, a1, b1 = _corners(yp[j], yp[j + 1], yp[j + 2], yp[j + 3], p, q, r)
-    l, ga0, gb0, ga1, gb1 = _box_loss(kind, a0, b0, a1, b1, A0, B0, A1, B1, eps)
+    l, ga0, gb0, ga1, gb1 = _box_loss(kind, a0, b0, a1, b1, A0, B0, A1, B1, eps, xfirst)
     g0, g1, g2, g3 = _back(ga0, gb0, ga1, gb1, p, q, r)
     return l, g0, g1, g2, g3
 
 
 @njit(**INLINE)
-def _fast(kind, ys, ps, gs, ls, wr, sc, p, q, r, eps):
+def _fast(kind, ys, ps, gs, ls, wr, sc, p, q, r, eps, xfirst):
     """Rows of one block: contiguous true/pred boxes, per-row weights, gradient
     rows; the one loop of each kernel (LLVM vectorizes it)."""
     yf = ys.reshape(ys.size)
@@ -286,7 +297,7 @@ def _fast(kind, ys, ps, gs, ls, wr, sc, p, q, r, eps):
     tot = 0.0
     for i in range(ls.shape[0]):
         k = 4 * i
-        l, g0, g1, g2, g3 = _row(kind, yf, k, pf, k, p, q, r, eps)
+        l, g0, g1, g2, g3 = _row(kind, yf, k, pf, k, p, q, r, eps, xfirst)
         ls[i] = l
         wi = wr[i]
         tot += np.float64(l) * np.float64(wi)
@@ -315,6 +326,7 @@ def box_rows(kind, yt, yp, prm, w, ws, loss, grad, want_grad, lo, hi):
     """
     R = loss.shape[0]
     p, q, r = _fmt_coef(prm[P_FLAG])
+    xfirst = prm[P_FLAG] != lit(prm[0], 0.0)  # every format but yxyx starts with x
     eps = prm[P_EPS]
     sc = prm[F_SCALE]
     tbc = yt.shape[0] != R
@@ -349,7 +361,7 @@ def box_rows(kind, yt, yp, prm, w, ws, loss, grad, want_grad, lo, hi):
         ps = pbuf[:n] if pbc else yp[r0:r1]
         gs = grad[r0:r1] if direct else gbuf[:n]
         wr = w[r0:r1] if ws != 0 else wbuf[:n]
-        tot += _fast(kind, ys, ps, gs, loss[r0:r1], wr, sc, p, q, r, eps)
+        tot += _fast(kind, ys, ps, gs, loss[r0:r1], wr, sc, p, q, r, eps, xfirst)
         if want_grad and pbc:
             for i in range(n):
                 s0 += np.float64(gs[i, 0])
