@@ -53,8 +53,10 @@ def _atan2_grad(y, x):
 
 
 @cuda.jit(device=True, inline=True)
-def _box_loss(kind, a0, b0, a1, b1, A0, B0, A1, B1, eps):
-    """(loss, d/da0, d/db0, d/da1, d/db1) of one pair of boxes (corners)."""
+def _box_loss(kind, a0, b0, a1, b1, A0, B0, A1, B1, eps, xfirst):
+    """(loss, d/da0, d/db0, d/da1, d/db1) of one pair of boxes (corners);
+    ``xfirst``: the ``a`` axis is x (every format but yxyx), for CIoU's
+    angle ``atan2(w, h)`` (torchvision's ``atan(w / h)``)."""
     da = a1 - a0
     db = b1 - b0
     wa = _pos(da)
@@ -116,14 +118,18 @@ def _box_loss(kind, a0, b0, a1, b1, A0, B0, A1, B1, eps):
         g_sa = 0.5 * sa * rc
         g_sb = 0.5 * sb * rc
     if kind == CIOU:
-        d_phi = math.atan2(Wb, Wa) - math.atan2(wb, wa)
+        tw = Wa if xfirst else Wb
+        th = Wb if xfirst else Wa
+        pw = wa if xfirst else wb
+        ph = wb if xfirst else wa
+        d_phi = math.atan2(tw, th) - math.atan2(pw, ph)
         v = _FOUR_OVER_PI2 * d_phi * d_phi
         alpha = v / (1.0 - iou + v + eps)
         loss = loss + alpha * v
         g_phi = -2.0 * _FOUR_OVER_PI2 * alpha * d_phi
-        dpb, dpa = _atan2_grad(wb, wa)
-        g_wa = g_phi * dpa
-        g_wb = g_phi * dpb
+        dpw, dph = _atan2_grad(pw, ph)
+        g_wa = g_phi * (dpw if xfirst else dph)
+        g_wb = g_phi * (dph if xfirst else dpw)
     g_wa = g_wa + g_union * wb
     g_wb = g_wb + g_union * wa
     g_inter = g_inter - g_union
@@ -164,6 +170,7 @@ def _make(kind):
         R = loss.shape[0]
         sh = cuda.shared.array(MAX_TPB, np.float64)
         p, q, r = _fmt_coef(flag)
+        xfirst = flag != 0.0  # every format but yxyx starts with x
         tbc = yt.shape[0] != R
         pbc = yp.shape[0] != R
         part = 0.0
@@ -190,7 +197,7 @@ def _make(kind):
             b0 = v1 + p * v3
             a1 = q * v0 + r * v2
             b1 = q * v1 + r * v3
-            l, ga0, gb0, ga1, gb1 = _box_loss(kind, a0, b0, a1, b1, A0, B0, A1, B1, eps)
+            l, ga0, gb0, ga1, gb1 = _box_loss(kind, a0, b0, a1, b1, A0, B0, A1, B1, eps, xfirst)
             loss[i] = l
             wi = w[i * ws]
             part += l * wi
