@@ -3,7 +3,9 @@
 
 ``layout``:
   * ``"dense"``: y_true has y_pred's shape (Keras squeezes/expands one rank first);
-  * ``"sparse"``: y_true holds one integer label per row of y_pred.
+  * ``"sparse"``: y_true holds one integer label per row of y_pred;
+  * ``"triplet"``: y_true holds one integer label per embedding (row of y_pred);
+    one loss per batch (``fastloss._triplet.compute_triplet``).
 ``variants``: kernel name per variant (``"probs"``/``"logits"``; ``"gh"``/``"gh_logits"``:
 gradient + Hessian diagonal for boosting, ``kernel(yt, yp, prm, w, ws, grad, hess, nch)``,
 see ``fastloss._core.grad_hess``).
@@ -102,6 +104,28 @@ REGISTRY.update(
         _rg("squared_hinge", "squared_hinge"),
         _rg("cosine_similarity", "cosine_similarity", gh=False),
         _rg("categorical_hinge", "categorical_hinge", gh=False),
+    )
+)
+
+# ---- triplet family (numba_cpu/triplet.py; path: fastloss/_triplet.py) -------
+# layout "triplet": y_true (N,) labels, y_pred (N, D) embeddings; variants
+# "mine" (the mining kernel) and "symmetrize" (dense gradient assembly) or
+# "grad" (sparse assembly of hard mining).
+_NUMBA_TR = "fastloss.backends.numba_cpu.triplet"
+
+
+def _tr(name, mine, assembly):
+    variants = {"mine": f"{_NUMBA_TR}:{mine}"}
+    variants.update({v: f"{_NUMBA_TR}:{k}" for v, k in assembly.items()})
+    return LossSpec(name=name, family="triplet", layout="triplet", kernels={"numba": variants}, reference=name)
+
+
+REGISTRY.update(
+    (s.name, s)
+    for s in (
+        _tr("triplet_semihard", "semihard", {"symmetrize": "symmetrize"}),
+        _tr("triplet_hard", "hard", {"grad": "hard_grad"}),
+        _tr("triplet_batch_all", "batch_all", {"symmetrize": "symmetrize"}),
     )
 )
 
