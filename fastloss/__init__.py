@@ -30,6 +30,7 @@ from .functional import (  # regression, similarity and hinge family
     squared_hinge,
     categorical_hinge,
 )
+from .functional import triplet_batch_all_loss, triplet_hard_loss, triplet_semihard_loss  # triplet family
 
 __version__ = "0.1.0"
 
@@ -60,4 +61,7 @@ __all__ = [
     "hinge",
     "squared_hinge",
     "categorical_hinge",
+    "triplet_semihard_loss",
+    "triplet_hard_loss",
+    "triplet_batch_all_loss",
 ]

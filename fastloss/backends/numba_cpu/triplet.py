@@ -456,6 +456,9 @@ def _hard_rows_impl(M, aux, X, lab, prm, rowloss, rowcnt, sel, selc, lo, hi):
         elif metric == 1:
             gp = g * (one + one) if d[ip] > zero else zero
             gn = g * (one + one) if d[ineg] > zero else zero
+        if ip == ineg:  # both fallbacks on one entry: the terms cancel exactly
+            gp = zero
+            gn = zero
         selc[a, 0] = gp
         selc[a, 1] = gn
     return 0
