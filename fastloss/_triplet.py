@@ -232,21 +232,25 @@ def compute_triplet(
     elif grad_M:
         W *= dt.type(scale)
         G = _from_vjp(vjp, W, grad_shape, dt, grad_out) if vjp is not None else _put(W, G)
-    else:
+    elif code == 2:
         symmetrize = _backend.kernel(spec, "symmetrize", backend)
         r = np.empty(N, np.float64)
         q = np.zeros(N, np.float64)
         symmetrize(W, M, aux, code, r, q, nch)
-        if code == 2:
-            Nrm = X * aux[:, None]
-            np.matmul(W, Nrm, out=G)
-            proj = (aux <= dt.type(1e6)).astype(dt)
-            G -= (q.astype(dt) * proj)[:, None] * Nrm
-            G *= (-scale * aux).astype(dt)[:, None]
-        else:
-            np.matmul(W, X, out=G)
-            G -= r.astype(dt)[:, None] * X
-            G *= dt.type(-scale)
+        Nrm = X * aux[:, None]
+        np.matmul(W, Nrm, out=G)
+        proj = (aux <= dt.type(1e6)).astype(dt)
+        G -= (q.astype(dt) * proj)[:, None] * Nrm
+        G *= (-scale * aux).astype(dt)[:, None]
+    else:
+        # S = W + W^T without forming it: two BLAS products (the second reads W
+        # transposed in place), row sums r = rowsum(W) + colsum(W)
+        r = np.add.reduce(W, axis=1, dtype=np.float64)
+        r += np.add.reduce(W, axis=0, dtype=np.float64)
+        np.matmul(W, X, out=G)
+        G += W.T @ X
+        G -= r.astype(dt)[:, None] * X
+        G *= dt.type(-scale)
     return value, G
 
 

@@ -59,10 +59,19 @@ prange), all with one signature so that C/CUDA twins can mirror them::
 import math
 
 import numpy as np
-from numba import njit, prange
+from numba import njit, prange, types
+from numba.extending import overload
 
 from ._common import INLINE, JIT, PJIT, chunk
-from ._math import fexp, flog1p, lit
+from ._math import fexp, fkey, flog1p, funkey, lit
+
+
+def _keybuf(like, n):
+    return np.empty(n, np.int64)
+
+
+def _kbounds(like):
+    return None
 
 # Indices into ``prm``.
 T_MARGIN = 0
@@ -92,9 +101,27 @@ def _softplus_sig(z):
     return sp, s
 
 
+@overload(_keybuf, inline="always")
+def _ov_keybuf(like, n):
+    """An int buffer for ``fkey`` of ``like``'s float type (int32 / int64)."""
+    if like == types.float32:
+        return lambda like, n: np.empty(n, np.int32)
+    return lambda like, n: np.empty(n, np.int64)
+
+
+@overload(_kbounds, inline="always")
+def _ov_kbounds(like):
+    """(lowest, highest) key of the type: no number maps to either (they are NaNs)."""
+    if like == types.float32:
+        return lambda like: (np.int32(-(2**31)), np.int32(2**31 - 1))
+    return lambda like: (np.int64(-(2**63)), np.int64(2**63 - 1))
+
+
 @njit(**INLINE)
-def _dist_row(M, aux, X, a, metric, cut, d):
-    """Distance row ``d[j] = D[a, j]``, TF Addons' formulas:
+def _dist_row(M, aux, X, a, metric, cut, d, key):
+    """Distance row ``d[j] = D[a, j]`` and its order keys ``key[j] = fkey(d[j])``
+    (integer compares vectorize; float min/max reductions need ``nnan``), TF
+    Addons' formulas:
 
     L2/squared-L2: ``d2 = (|x_a|^2 + |x_j|^2) - 2 G[a, j]``, ``max(d2, 0)``,
     square root for L2, diagonal 0. Where ``d2`` is below ``cut`` times the sum
@@ -104,6 +131,8 @@ def _dist_row(M, aux, X, a, metric, cut, d):
     Angular: ``max(1 - G[a, j] / (|x_a| |x_j|), 0)`` (norms floored as TF's
     ``l2_normalize``), diagonal as computed (TFA does not zero it).
     Precomputed: ``M[a, j]``.
+
+    Returns the row's float64 sum (NaN iff the row holds a NaN).
     """
     N = M.shape[0]
     zero = lit(M[a, a], 0.0)
@@ -119,17 +148,20 @@ def _dist_row(M, aux, X, a, metric, cut, d):
     else:
         sa = aux[a]
         two = lit(M[a, a], 2.0)
+        hits = 0
         for j in range(N):
-            d[j] = (sa + aux[j]) - two * M[a, j]
-        if cut > zero:
+            v = (sa + aux[j]) - two * M[a, j]
+            d[j] = v
+            hits += v < cut * (sa + aux[j])
+        if hits > 1 or (hits == 1 and not d[a] < cut * (sa + aux[a])):
             D = X.shape[1]
             for j in range(N):
                 if d[j] < cut * (sa + aux[j]) and j != a:
-                    s = zero
+                    acc = zero
                     for k in range(D):
                         t = X[a, k] - X[j, k]
-                        s += t * t
-                    d[j] = s
+                        acc += t * t
+                    d[j] = acc
         if metric == 0:
             for j in range(N):
                 v = d[j]
@@ -139,14 +171,20 @@ def _dist_row(M, aux, X, a, metric, cut, d):
                 v = d[j]
                 d[j] = zero if v < zero else v
         d[a] = zero
+    s = 0.0
+    for j in range(N):
+        v = d[j]
+        s += np.float64(v)
+        key[j] = fkey(v)
+    return s
 
 
 @njit(**INLINE)
 def _scale_row(w, d, metric):
-    """Turn ``dL/dD[a, :]`` into the assembly coefficients (module docstring)."""
+    """Turn ``dL/dD[a, :]`` into the assembly coefficients (module docstring).
+    Angular is left as is: ``symmetrize`` zeroes the clipped entries."""
     N = d.shape[0]
     zero = lit(d[0], 0.0)
-    one = lit(d[0], 1.0)
     if metric == 0:
         for j in range(N):
             dj = d[j]
@@ -155,36 +193,23 @@ def _scale_row(w, d, metric):
         two = lit(d[0], 2.0)
         for j in range(N):
             w[j] = w[j] * two if d[j] > zero else zero
-    # angular: a clipped distance (1 - cos < 0) is stored as 0 and then has
-    # gradient 0 only if 1 - cos < 0 strictly; the row keeps no sign, so the
-    # clip is re-checked by the caller through ``symmetrize``'s cosine (the
-    # tie 1 - cos == 0 passes the gradient, as TF's maximum does).
 
 
 @njit(**INLINE)
-def _row_extremes(d):
-    """(min, first argmin, max, first argmax, sum) of the whole row."""
-    N = d.shape[0]
-    mn = d[0]
-    imn = 0
-    mx = d[0]
-    imx = 0
-    s = 0.0
-    for j in range(N):
-        v = d[j]
-        s += np.float64(v)
-        if v < mn:
-            mn = v
-            imn = j
-        if v > mx:
-            mx = v
-            imx = j
-    return mn, imn, mx, imx, s
+def _first(key, k, lo):
+    """First index j >= lo with key[j] == k (k is known to occur): an integer
+    min-reduction over the whole array (vectorizes; an early-exit loop does not)."""
+    n = key.shape[0]
+    best = n
+    for j in range(lo, n):
+        best = min(best, j if key[j] == k else n)
+    return best
 
 
 @njit(**INLINE)
-def _split(d, lab, a, nd, nidx, pidx):
-    """Negatives' distances/columns into ``nd``/``nidx``, positives' columns into ``pidx``."""
+def _split(d, key, lab, a, nd, nk, nidx, pidx):
+    """Negatives' distances/keys/columns into ``nd``/``nk``/``nidx``, positives'
+    columns into ``pidx``; returns their counts."""
     N = d.shape[0]
     la = lab[a]
     kn = 0
@@ -192,6 +217,7 @@ def _split(d, lab, a, nd, nidx, pidx):
     for j in range(N):
         if lab[j] != la:
             nd[kn] = d[j]
+            nk[kn] = key[j]
             nidx[kn] = j
             kn += 1
         elif j != a:
@@ -201,77 +227,79 @@ def _split(d, lab, a, nd, nidx, pidx):
 
 
 @njit(**INLINE)
-def _semihard_row(d, lab, a, margin, soft, w, want_grad, nd, nidx, pidx, sv):
+def _hinge_or_soft(z_hinge, z_soft, soft):
+    """(loss, dloss/dz): hinge ``max(z, 0)`` with gradient 1 where ``z >= 0``
+    (TF's maximum), or softplus with the sigmoid."""
+    zero = lit(z_hinge, 0.0)
+    if soft:
+        return _softplus_sig(z_soft)
+    if z_hinge >= zero:
+        return z_hinge, lit(z_hinge, 1.0)
+    return zero, zero
+
+
+@njit(**INLINE)
+def _semihard_row(d, key, lab, a, margin, soft, w, want_grad, nd, nk, nidx, pidx, sk, order):
     N = d.shape[0]
-    zero = lit(d[0], 0.0)
-    inf = lit(d[0], np.inf)
-    mn, imn, mx, imx, s = _row_extremes(d)
-    if s != s:
-        return np.nan, 0.0
-    kn, kp = _split(d, lab, a, nd, nidx, pidx)
-    # negatives_inside: the largest negative distance (rowmin when there is none)
-    inside = mn
-    iin = imn
+    KLO, KHI = _kbounds(d[0])
+    kn, kp = _split(d, key, lab, a, nd, nk, nidx, pidx)
+    if kp == 0:
+        return 0.0, 0.0
+    nkk = nk[:kn]
+    # negatives_inside: the largest negative distance; with no negative, TFA's
+    # masked maximum gives the row's minimum (diagonal included)
     if kn > 0:
-        inside = nd[0]
-        iin = nidx[0]
+        m = KLO
         for k in range(kn):
-            if nd[k] > inside:
-                inside = nd[k]
-                iin = nidx[k]
-    use_sort = kp > SORT_MIN_POSITIVES and kn > 1
-    order = nidx[:0]
+            m = max(m, nkk[k])
+        kin = m
+        iin = nidx[_first(nkk, m, 0)]
+    else:
+        m = KHI
+        for j in range(N):
+            m = min(m, key[j])
+        kin = m
+        iin = _first(key, m, 0)
+    inside = funkey(kin, d[0])
+    # many positives: sort the negatives once and binary-search each positive
+    use_sort = kn > 1 and kp > 128 * math.log2(kn)
     if use_sort:
-        order = np.argsort(nd[:kn], kind="mergesort")
+        o = np.argsort(nkk, kind="mergesort")
         for k in range(kn):
-            sv[k] = nd[order[k]]
-    ndk = nd[:kn]
+            order[k] = o[k]
+            sk[k] = nkk[o[k]]
     total = 0.0
     for t in range(kp):
         p = pidx[t]
+        kap = key[p]
         dap = d[p]
-        found = False
         neg = inside
         ineg = iin
         if use_sort:
             lo = 0
             hi = kn
-            while lo < hi:  # first sorted position with value > dap
+            while lo < hi:  # first sorted position with key > kap
                 mid = (lo + hi) >> 1
-                if sv[mid] > dap:
+                if sk[mid] > kap:
                     hi = mid
                 else:
                     lo = mid + 1
             if lo < kn:
-                found = True
-                neg = sv[lo]
+                neg = funkey(sk[lo], dap)
                 ineg = nidx[order[lo]]
         elif kn > 0:
-            best = inf
-            cnt = 0
+            # smallest negative key above kap: an integer select-reduction (vectorizes)
+            m = KHI
             for k in range(kn):
-                v = ndk[k]
-                ok = v > dap
-                cnt += ok
-                if ok and v < best:
-                    best = v
-            if cnt > 0:
-                found = True
-                neg = best
+                v = nkk[k]
+                # a plain integer min of selected values: vectorizes (a
+                # conditional float min would need nnan)
+                m = min(m, v if v > kap else KHI)
+            if m != KHI:
+                neg = funkey(m, dap)
                 if want_grad:
-                    for k in range(kn):
-                        if ndk[k] == best:
-                            ineg = nidx[k]
-                            break
-        if soft:
-            l, g = _softplus_sig(dap - neg)
-        else:
-            z = margin + dap - neg
-            l = zero
-            g = zero
-            if z >= zero:
-                l = z
-                g = lit(z, 1.0)
+                    ineg = nidx[_first(nkk, m, 0)]
+        l, g = _hinge_or_soft(margin + dap - neg, dap - neg, soft)
         total += np.float64(l)
         if want_grad:
             w[p] += g
@@ -280,52 +308,54 @@ def _semihard_row(d, lab, a, margin, soft, w, want_grad, nd, nidx, pidx, sv):
 
 
 @njit(**INLINE)
-def _hard_row(d, lab, a, margin, soft):
-    """-> (loss, count, j_pos, j_neg, dloss/dhp)."""
+def _hard_row(d, key, lab, a, margin, soft):
+    """-> (loss, j_pos, j_neg, dloss/dhp); TFA's fallbacks: no positive ->
+    the row minimum, no negative -> the row maximum (diagonal included)."""
     N = d.shape[0]
-    zero = lit(d[0], 0.0)
-    mn, imn, mx, imx, s = _row_extremes(d)
-    if s != s:
-        return np.nan, 1.0, a, a, zero
+    KLO, KHI = _kbounds(d[0])
     la = lab[a]
-    hp = mn
-    ip = imn
-    hn = mx
-    ineg = imx
-    havep = False
-    haven = False
+    pmax = KLO
+    nmin = KHI
+    rmin = KHI
+    rmax = KLO
+    npos = 0
+    nneg = 0
     for j in range(N):
-        v = d[j]
-        if lab[j] != la:
-            if not haven or v < hn:
-                hn = v
-                ineg = j
-                haven = True
-        elif j != a:
-            if not havep or v > hp:
-                hp = v
-                ip = j
-                havep = True
-    if soft:
-        l, g = _softplus_sig(hp - hn)
+        v = key[j]
+        same = lab[j] == la
+        pos = same & (j != a)
+        npos += pos
+        nneg += not same
+        pmax = max(pmax, v if pos else KLO)
+        nmin = min(nmin, KHI if same else v)
+        rmin = min(rmin, v)
+        rmax = max(rmax, v)
+    if npos > 0:
+        ip = 0
+        while not ((key[ip] == pmax) and (lab[ip] == la) and (ip != a)):
+            ip += 1
     else:
-        z = hp - hn + margin
-        l = zero
-        g = zero
-        if z >= zero:
-            l = z
-            g = lit(z, 1.0)
-    return np.float64(l), 1.0, ip, ineg, g
+        pmax = rmin
+        ip = _first(key, rmin, 0)
+    if nneg > 0:
+        ineg = 0
+        while not ((key[ineg] == nmin) and (lab[ineg] != la)):
+            ineg += 1
+    else:
+        nmin = rmax
+        ineg = _first(key, rmax, 0)
+    hp = funkey(pmax, d[0])
+    hn = funkey(nmin, d[0])
+    l, g = _hinge_or_soft(hp - hn + margin, hp - hn, soft)
+    return np.float64(l), ip, ineg, g
 
 
 @njit(**INLINE)
-def _batch_all_row(d, lab, a, margin, soft, w, want_grad, nd, nidx, pidx, wn):
-    N = d.shape[0]
+def _batch_all_row(d, key, lab, a, margin, soft, w, want_grad, nd, nk, nidx, pidx, wn):
     zero = lit(d[0], 0.0)
-    mn, imn, mx, imx, s = _row_extremes(d)
-    if s != s:
-        return np.nan, 0.0
-    kn, kp = _split(d, lab, a, nd, nidx, pidx)
+    kn, kp = _split(d, key, lab, a, nd, nk, nidx, pidx)
+    if kp == 0 or kn == 0:
+        return 0.0, 0.0
     ndk = nd[:kn]
     wnk = wn[:kn]
     if want_grad:
@@ -383,20 +413,28 @@ def _dense_rows(mode, M, aux, X, lab, prm, rowloss, rowcnt, W, want_grad, lo, hi
     cut = prm[T_CUT]
     d = np.empty(N, M.dtype)
     nd = np.empty(N, M.dtype)
-    sv = np.empty(N, M.dtype)
+    wn = np.empty(N if mode == 2 else 0, M.dtype)
+    key = _keybuf(M[0, 0], N)
+    nk = _keybuf(M[0, 0], N)
+    sk = _keybuf(M[0, 0], N)
     nidx = np.empty(N, np.int64)
     pidx = np.empty(N, np.int64)
+    order = np.empty(N, np.int64)
     zero = lit(M[0, 0], 0.0)
     for a in range(lo, hi):
-        _dist_row(M, aux, X, a, metric, cut, d)
+        s = _dist_row(M, aux, X, a, metric, cut, d, key)
         w = W[a]
         if want_grad:
             for j in range(N):
                 w[j] = zero
+        if s != s:
+            rowloss[a] = np.nan
+            rowcnt[a] = 0.0
+            continue
         if mode == 0:
-            tot, cnt = _semihard_row(d, lab, a, margin, soft, w, want_grad, nd, nidx, pidx, sv)
+            tot, cnt = _semihard_row(d, key, lab, a, margin, soft, w, want_grad, nd, nk, nidx, pidx, sk, order)
         else:
-            tot, cnt = _batch_all_row(d, lab, a, margin, soft, w, want_grad, nd, nidx, pidx, sv)
+            tot, cnt = _batch_all_row(d, key, lab, a, margin, soft, w, want_grad, nd, nk, nidx, pidx, wn)
         rowloss[a] = tot
         rowcnt[a] = cnt
         if want_grad:
@@ -438,13 +476,21 @@ def _hard_rows_impl(M, aux, X, lab, prm, rowloss, rowcnt, sel, selc, lo, hi):
     soft = prm[T_SOFT] != 0
     cut = prm[T_CUT]
     d = np.empty(N, M.dtype)
+    key = _keybuf(M[0, 0], N)
     zero = lit(M[0, 0], 0.0)
-    one = lit(M[0, 0], 1.0)
+    two = lit(M[0, 0], 2.0)
     for a in range(lo, hi):
-        _dist_row(M, aux, X, a, metric, cut, d)
-        tot, cnt, ip, ineg, g = _hard_row(d, lab, a, margin, soft)
+        s = _dist_row(M, aux, X, a, metric, cut, d, key)
+        rowcnt[a] = 1.0
+        if s != s:
+            rowloss[a] = np.nan
+            sel[a, 0] = a
+            sel[a, 1] = a
+            selc[a, 0] = zero
+            selc[a, 1] = zero
+            continue
+        tot, ip, ineg, g = _hard_row(d, key, lab, a, margin, soft)
         rowloss[a] = tot
-        rowcnt[a] = cnt
         sel[a, 0] = ip
         sel[a, 1] = ineg
         # the metric factor of each selected entry (see _scale_row)
@@ -454,8 +500,8 @@ def _hard_rows_impl(M, aux, X, lab, prm, rowloss, rowcnt, sel, selc, lo, hi):
             gp = g / d[ip] if d[ip] > zero else zero
             gn = g / d[ineg] if d[ineg] > zero else zero
         elif metric == 1:
-            gp = g * (one + one) if d[ip] > zero else zero
-            gn = g * (one + one) if d[ineg] > zero else zero
+            gp = g * two if d[ip] > zero else zero
+            gn = g * two if d[ineg] > zero else zero
         if ip == ineg:  # both fallbacks on one entry: the terms cancel exactly
             gp = zero
             gn = zero
