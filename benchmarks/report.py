@@ -634,13 +634,18 @@ def render_markdown(rows, out_dir, plots=True, notes=()):
         "- **Cases** (`benchmarks/cases.py`): SCCE from logits (int64 labels), BCE on probabilities "
         "(float32 0/1 targets, probabilities in [1e-3, 1-1e-3]), CCE from logits (one-hot float32), TF Addons "
         "SigmoidFocalCrossEntropy defaults (probabilities, alpha 0.25, gamma 2, reduction \"none\") on shape "
-        "`(N, 1)`: N elements, one loss per element. Keras default reduction (mean) elsewhere.",
+        "`(N, 1)`: N elements, one loss per element. Keras default reduction (mean) elsewhere. "
+        "TF Addons TripletSemiHardLoss / TripletHardLoss defaults (margin 1, L2) on `N x D` embeddings "
+        "(~unit norm, entries on a 2**-11 grid so float32 distances are exact; ~16 per class, int32 labels); "
+        "the copy floor there is the bytes alone (the O(N^2 D) Gram product is not in it).",
         "- **Providers:** `fastloss` = `obj.value_and_grad(y_true, y_pred)` under `fastloss.use_backend(b)` for each "
         "available backend; `fastloss grad_out=` reuses one gradient buffer. `TF tf.function` = "
         "`tf.function` of GradientTape + the Keras 3 loss class (for SigmoidFocal: TF Addons' function body "
-        "ported to TF ops, since TFA does not run on this TF); the NumPy -> tensor conversion and `.numpy()` "
+        "ported to TF ops, since TFA does not run on this TF; for the triplets TFA's algorithm, N^2 x N tiling "
+        "included, in TF ops); the NumPy -> tensor conversion and `.numpy()` "
         "of loss and gradient are inside the timed call. `TF eager` = the same without `tf.function`. "
-        "`TFA *` = real `tfa.losses.SigmoidFocalCrossEntropy` in a separate interpreter (`benchmarks/tfa_runner.py`). "
+        "`TFA *` = real `tfa.losses.SigmoidFocalCrossEntropy` / `TripletSemiHardLoss` / `TripletHardLoss` in a "
+        "separate interpreter (`benchmarks/tfa_runner.py --kernel ...`). "
         "`NumPy` = a vectorized float32 SCCE. TF thread pools are left at their defaults. "
         "`PyTorch eager` (when installed) = `torch.from_numpy` of the inputs, the loss written to the Keras / TFA "
         "semantics (`F.cross_entropy` for SCCE/CCE logits, `F.binary_cross_entropy` of probabilities clamped to "
@@ -731,9 +736,12 @@ def _numba_layer():
         return ""
 
 
-def run_tfa(tfa_python, sizes, repeats, min_time, timeout=900):
+TFA_KERNELS = ("sigmoid_focal", "triplet_semihard", "triplet_hard")  # kernels tfa_runner.py times
+
+
+def run_tfa(tfa_python, sizes, repeats, min_time, timeout=900, kernel="sigmoid_focal"):
     """Rows from ``tfa_runner.py`` under ``tfa_python``; raises RuntimeError on failure."""
-    cmd = [tfa_python, str(HERE / "tfa_runner.py"), "--sizes", ",".join(sizes),
+    cmd = [tfa_python, str(HERE / "tfa_runner.py"), "--kernel", kernel, "--sizes", ",".join(sizes),
            "--repeats", str(repeats), "--min-time", str(min_time)]
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
     env.pop("KERAS_BACKEND", None)
@@ -764,8 +772,9 @@ def run_benchmarks(cases, repeats=7, min_time=0.05, use_tf=True, tfa_python=None
                  getattr(jax, "__version__", "") if jax else "")
     if not C.fastloss_backends():
         notes.append("fastloss has no available backend here: no fastloss rows.")
-    focal_sizes = [c.size for c in cases if c.kernel == "sigmoid_focal"]
-    do_tfa = bool(tfa_python and focal_sizes)
+    tfa_sizes = {k: [c.size for c in cases if c.kernel == k] for k in TFA_KERNELS}
+    tfa_sizes = {k: v for k, v in tfa_sizes.items() if v}
+    do_tfa = bool(tfa_python and tfa_sizes)
     bar = Progress(1 + 3 * len(cases) + (1 if do_tfa else 0), stream=sys.stderr if progress else open(os.devnull, "w"))
     bar.show("copy bandwidth")
     bw = _timing.copy_bandwidth()
@@ -807,17 +816,18 @@ def run_benchmarks(cases, repeats=7, min_time=0.05, use_tf=True, tfa_python=None
         r["numba_layer"] = layer
     if do_tfa:
         bar.show(f"TF Addons via {tfa_python}")
-        try:
-            for r in run_tfa(tfa_python, focal_sizes, repeats, min_time):
-                row = {**meta, **r, "copy_bw_Bps": bw, "keras": ""}
-                row["machine"], row["cores"], row["date"] = meta["machine"], meta["cores"], meta["date"]
-                row["fastloss"], row["numba"], row["numba_layer"] = meta["fastloss"], "", ""
-                rows.append(row)
-        except (RuntimeError, OSError, subprocess.TimeoutExpired, ValueError) as e:
-            notes.append(f"TF Addons runner failed: {e}")
+        for kernel, sizes in tfa_sizes.items():
+            try:
+                for r in run_tfa(tfa_python, sizes, repeats, min_time, kernel=kernel):
+                    row = {**meta, **r, "copy_bw_Bps": bw, "keras": ""}
+                    row["machine"], row["cores"], row["date"] = meta["machine"], meta["cores"], meta["date"]
+                    row["fastloss"], row["numba"], row["numba_layer"] = meta["fastloss"], "", ""
+                    rows.append(row)
+            except (RuntimeError, OSError, subprocess.TimeoutExpired, ValueError) as e:
+                notes.append(f"TF Addons runner failed ({kernel}): {e}")
         bar.step("TF Addons done")
-    elif tfa_python and not focal_sizes:
-        notes.append("FASTLOSS_TFA_PYTHON is set but no SigmoidFocal case was selected.")
+    elif tfa_python and not tfa_sizes:
+        notes.append("FASTLOSS_TFA_PYTHON is set but no TF Addons case (SigmoidFocal, triplet) was selected.")
     bar.close()
     if tf is None and use_tf:
         notes.append("TensorFlow could not be imported in this interpreter.")

@@ -1,14 +1,19 @@
-"""Time TF Addons' SigmoidFocalCrossEntropy (loss + gradient) and print JSON rows.
+"""Time a TF Addons loss (loss + gradient) and print JSON rows.
 
 Run under an interpreter that has ``tensorflow-addons`` (TFA needs TF <= 2.15,
 so it usually lives in its own environment), e.g.::
 
     /opt/tfa/bin/python benchmarks/tfa_runner.py --sizes 1048576x1 --repeats 7
+    /opt/tfa/bin/python benchmarks/tfa_runner.py --kernel triplet_semihard --sizes 256x128
+
+``--kernel``: ``sigmoid_focal`` (``SigmoidFocalCrossEntropy()``, the default),
+``triplet_semihard`` (``TripletSemiHardLoss()``) or ``triplet_hard``
+(``TripletHardLoss()``); sizes are ``NxC`` (triplets: N embeddings of dimension C).
 
 ``python -m benchmarks.report`` does this itself when ``FASTLOSS_TFA_PYTHON``
 names such an interpreter. Output: one JSON list on stdout, one row per
 (size, provider) with provider ``tfa_function`` (``tf.function`` of
-GradientTape + ``tfa.losses.SigmoidFocalCrossEntropy()``) or ``tfa_eager``;
+GradientTape + the TFA loss object) or ``tfa_eager``;
 conversion of the NumPy inputs and ``.numpy()`` of both results are inside the
 timed call, as for the in-process TF providers. Same data (seed), timing and
 peak-memory method as the report (``_timing.py``, ``cases.py``).
@@ -24,6 +29,7 @@ import warnings
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--kernel", default="sigmoid_focal", choices=("sigmoid_focal", "triplet_semihard", "triplet_hard"))
     ap.add_argument("--sizes", default="1048576x1", help="comma-separated NxC sizes")
     ap.add_argument("--repeats", type=int, default=7)
     ap.add_argument("--min-time", type=float, default=0.05)
@@ -43,7 +49,11 @@ def main(argv=None):
         import tensorflow_addons as tfa
 
     tf.get_logger().setLevel("ERROR")
-    loss_obj = tfa.losses.SigmoidFocalCrossEntropy()
+    loss_obj = {
+        "sigmoid_focal": tfa.losses.SigmoidFocalCrossEntropy,
+        "triplet_semihard": tfa.losses.TripletSemiHardLoss,
+        "triplet_hard": tfa.losses.TripletHardLoss,
+    }[args.kernel]()
 
     def value_and_grad(yt, yp):
         with tf.GradientTape() as tape:
@@ -56,7 +66,7 @@ def main(argv=None):
     rows = []
     for size in [s for s in args.sizes.split(",") if s]:
         n, c = (int(v) for v in size.lower().split("x"))
-        case = cases.Case("sigmoid_focal", n, c)
+        case = cases.Case(args.kernel, n, c)
         y_true, y_pred = cases.make_data(case)
         ref = cases.reference(case, y_true, y_pred)
 

@@ -109,8 +109,9 @@ REGISTRY.update(
 
 # ---- triplet family (numba_cpu/triplet.py; path: fastloss/_triplet.py) -------
 # layout "triplet": y_true (N,) labels, y_pred (N, D) embeddings; variants
-# "mine" (the mining kernel) and "symmetrize" (dense gradient assembly) or
-# "grad" (sparse assembly of hard mining).
+# "mine" (the mining kernel), "gram" (X X^T for small batches; BLAS above),
+# "symmetrize"/"dense_grad" (dense gradient assembly: angular / small L2
+# batches; large L2 batches use BLAS) or "grad" (sparse assembly of hard mining).
 _NUMBA_TR = "fastloss.backends.numba_cpu.triplet"
 
 
@@ -123,9 +124,9 @@ def _tr(name, mine, assembly):
 REGISTRY.update(
     (s.name, s)
     for s in (
-        _tr("triplet_semihard", "semihard", {"symmetrize": "symmetrize"}),
-        _tr("triplet_hard", "hard", {"grad": "hard_grad"}),
-        _tr("triplet_batch_all", "batch_all", {"symmetrize": "symmetrize"}),
+        _tr("triplet_semihard", "semihard", {"symmetrize": "symmetrize", "dense_grad": "dense_grad", "gram": "gram"}),
+        _tr("triplet_hard", "hard", {"grad": "hard_grad", "gram": "gram"}),
+        _tr("triplet_batch_all", "batch_all", {"symmetrize": "symmetrize", "dense_grad": "dense_grad", "gram": "gram"}),
     )
 )
 

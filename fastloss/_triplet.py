@@ -24,7 +24,17 @@ import numpy as np
 
 from . import _backend, _registry
 from . import _validate as V
-from ._config import PARALLEL_MIN_ELEMENTS
+
+# Anchor rows are mined in prange from this batch size on; below it serially:
+# the kernel runs right after the BLAS Gram product, whose OpenBLAS threads
+# keep spinning for a while, and on a 2-core machine a parallel kernel then
+# waits on a time slice (milliseconds) for work worth ~0.2 ms.
+PARALLEL_MIN_ROWS = 1024
+
+# Up to this many multiply-adds (N * N * D) the Gram product and the dense
+# gradient assembly also run serially in Numba instead of through BLAS (whose
+# thread pool wakes up even for 256 x 128, and then waits for busy cores).
+SMALL_MADDS = 1 << 24
 
 # registry name -> mining mode
 _MODES = {"triplet_semihard": "semihard", "triplet_hard": "hard", "triplet_batch_all": "batch_all"}
@@ -170,7 +180,12 @@ def compute_triplet(
         M = np.ascontiguousarray(emb)
     else:
         X = np.ascontiguousarray(emb)
-        M = _gram(X) if N else np.empty((0, 0), dt)
+        small = N * N * max(X.shape[1], 1) <= SMALL_MADDS
+        if small and N:
+            M = np.empty((N, N), dt)
+            _backend.kernel(spec, "gram", _backend.current_backend())(X, M)
+        else:
+            M = _gram(X) if N else np.empty((0, 0), dt)
         sq = np.einsum("ij,ij->i", X, X)
         if code == 2:
             aux = (1.0 / np.sqrt(np.maximum(sq, dt.type(1e-12)))).astype(dt, copy=False)
@@ -187,7 +202,7 @@ def compute_triplet(
     selc = np.zeros((N, 2) if mode == "hard" else (0, 2), dt)
     if N:
         prm = np.array((margin, code, 1.0 if soft else 0.0, 0.0 if code >= 2 else _CUT[dt]), dt)
-        nch = 1 if N * N < PARALLEL_MIN_ELEMENTS or N < 2 else min(N, _threads())
+        nch = 1 if N < PARALLEL_MIN_ROWS else min(N, _threads())
         backend = _backend.current_backend()
         mine = _backend.kernel(spec, "mine", backend)
         mine(M, aux, X, lab, prm, rowloss, rowcnt, W, sel, selc, bool(want_grad), nch)
@@ -242,6 +257,8 @@ def compute_triplet(
         proj = (aux <= dt.type(1e6)).astype(dt)
         G -= (q.astype(dt) * proj)[:, None] * Nrm
         G *= (-scale * aux).astype(dt)[:, None]
+    elif small:
+        _backend.kernel(spec, "dense_grad", backend)(W, X, dt.type(scale), G)
     else:
         # S = W + W^T without forming it: two BLAS products (the second reads W
         # transposed in place), row sums r = rowsum(W) + colsum(W)

@@ -693,3 +693,95 @@ def _normalize_jacobian(X, aux, G):
 def normalize_jacobian(X, aux, G):
     _normalize_jacobian(X, aux, G)
     return 0
+
+
+# ----------------------------------------------------------------------------
+# Small batches: everything serial in the calling thread. A BLAS product of
+# 256 x 128 wakes OpenBLAS' thread pool, and when the cores are busy (other
+# processes, TF's spinning pools) that wait costs milliseconds for ~0.1 ms of work.
+# ----------------------------------------------------------------------------
+
+
+@njit(**JIT)
+def gram(X, M):
+    """``M = X X^T`` (serial; the upper triangle is computed and mirrored, so
+    ``M`` is exactly symmetric). Four columns at a time share the loads of x_i."""
+    N, D = X.shape
+    zero = lit(M[0, 0], 0.0)
+    for i in range(N):
+        xi = X[i]
+        j = i
+        while j + 4 <= N:
+            x0 = X[j]
+            x1 = X[j + 1]
+            x2 = X[j + 2]
+            x3 = X[j + 3]
+            a0 = zero
+            a1 = zero
+            a2 = zero
+            a3 = zero
+            for k in range(D):
+                v = xi[k]
+                a0 += v * x0[k]
+                a1 += v * x1[k]
+                a2 += v * x2[k]
+                a3 += v * x3[k]
+            M[i, j] = a0
+            M[i, j + 1] = a1
+            M[i, j + 2] = a2
+            M[i, j + 3] = a3
+            j += 4
+        while j < N:
+            xj = X[j]
+            acc = zero
+            for k in range(D):
+                acc += xi[k] * xj[k]
+            M[i, j] = acc
+            j += 1
+        for j in range(i):
+            M[i, j] = M[j, i]
+    return 0
+
+
+@njit(**INLINE)
+def _axpy(c, x, y):
+    """y += c x (a call of its own so that LLVM sees one simple loop)."""
+    for k in range(y.shape[0]):
+        y[k] += c * x[k]
+
+
+@njit(**JIT)
+def dense_grad(W, X, scale, G):
+    """L2/squared-L2 assembly from the coefficient matrix (serial), reading W
+    row by row and skipping its zeros (semi-hard rows hold ~2 entries per
+    positive): ``g_a += c (x_a - x_j)``, ``g_j += c (x_j - x_a)`` for each
+    entry ``c = scale W[a, j]``; written as ``g_a += (sum c) x_a - sum c x_j``
+    plus ``g_j += c x_j - c x_a`` (axpy loops, which vectorize)."""
+    N, D = X.shape
+    zero = lit(scale, 0.0)
+    idx = np.empty(N, np.int64)
+    for i in range(N):
+        for k in range(D):
+            G[i, k] = zero
+    for a in range(N):
+        wa = W[a]
+        m = 0
+        for j in range(N):
+            if wa[j] != zero:
+                idx[m] = j
+                m += 1
+        rs = zero
+        ga = G[a]
+        xa = X[a]
+        for t in range(m):
+            j = idx[t]
+            if j == a:
+                continue
+            c = wa[j] * scale
+            rs += c
+            _axpy(-c, X[j], ga)
+            gj = G[j]
+            _axpy(c, X[j], gj)
+            _axpy(-c, xa, gj)
+        _axpy(rs, xa, ga)
+    return 0
