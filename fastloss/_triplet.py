@@ -31,10 +31,10 @@ from . import _validate as V
 # waits on a time slice (milliseconds) for work worth ~0.2 ms.
 PARALLEL_MIN_ROWS = 1024
 
-# Up to this many multiply-adds (N * N * D) the Gram product and the dense
+# Up to this many multiply-adds (N * N * D; 2**27 = 1024 x 1024 x 128) the Gram product and the dense
 # gradient assembly also run serially in Numba instead of through BLAS (whose
 # thread pool wakes up even for 256 x 128, and then waits for busy cores).
-SMALL_MADDS = 1 << 24
+SMALL_MADDS = 1 << 27
 
 # registry name -> mining mode
 _MODES = {"triplet_semihard": "semihard", "triplet_hard": "hard", "triplet_batch_all": "batch_all"}
