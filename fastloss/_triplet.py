@@ -186,7 +186,9 @@ def compute_triplet(
             _backend.kernel(spec, "gram", _backend.current_backend())(X, M)
         else:
             M = _gram(X) if N else np.empty((0, 0), dt)
-        sq = np.einsum("ij,ij->i", X, X)
+        # squared norms from the Gram diagonal (TFA sums squares separately; the
+        # diagonal keeps D[i, i] = 0 and duplicate rows consistent)
+        sq = M.diagonal().copy()
         if code == 2:
             aux = (1.0 / np.sqrt(np.maximum(sq, dt.type(1e-12)))).astype(dt, copy=False)
         else:

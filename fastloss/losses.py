@@ -53,7 +53,7 @@ import numbers
 
 import numpy as np
 
-from . import _core
+from . import _core, _triplet
 from ._validate import standardize_reduction
 
 
@@ -856,8 +856,6 @@ class _Triplet(Loss):
 
     def __init__(self, margin=1.0, distance_metric="L2", soft=False, name=None, reduction="none", dtype=None):
         super().__init__(name=name, reduction=reduction, dtype=dtype)
-        from . import _triplet
-
         self.margin = _triplet.check_margin(margin)
         self.distance_metric = _triplet.check_metric(distance_metric)
         if not isinstance(soft, (bool, np.bool_)):
@@ -865,8 +863,6 @@ class _Triplet(Loss):
         self.soft = bool(soft)
 
     def _run(self, y_true, y_pred, sample_weight, want_grad, grad_out):
-        from . import _triplet
-
         return _triplet.compute_triplet(
             self._loss,
             y_true,

@@ -88,6 +88,13 @@ BLOCK = 64  # tile edge of the in-place symmetrization
 
 
 @njit(**INLINE)
+def _axpy(c, x, y):
+    """y += c x (a call of its own so that LLVM sees one simple loop)."""
+    for k in range(y.shape[0]):
+        y[k] += c * x[k]
+
+
+@njit(**INLINE)
 def _softplus_sig(z):
     """``(log(1 + exp(z)), sigmoid(z))`` without overflow; NaN stays NaN."""
     one = lit(z, 1.0)
@@ -153,7 +160,20 @@ def _dist_row(M, aux, X, a, metric, cut, d, key):
             v = (sa + aux[j]) - two * M[a, j]
             d[j] = v
             hits += v < cut * (sa + aux[j])
-        if hits > 1 or (hits == 1 and not d[a] < cut * (sa + aux[a])):
+        if hits == 0 or (hits == 1 and d[a] < cut * (sa + aux[a])):
+            # no near pair (the usual case): one fused pass for root, key and sum
+            d[a] = zero
+            s = 0.0
+            for j in range(N):
+                v = d[j]
+                v = zero if v <= zero else v
+                if metric == 0:
+                    v = math.sqrt(v)
+                d[j] = v
+                s += np.float64(v)
+                key[j] = fkey(v)
+            return s
+        if hits > 0:
             D = X.shape[1]
             for j in range(N):
                 if d[j] < cut * (sa + aux[j]) and j != a:
@@ -642,8 +662,9 @@ def hard_grad(X, M, aux, sel, selc, metric, scale, G):
             G[a, sel[a, 0]] += selc[a, 0] * scale
             G[a, sel[a, 1]] -= selc[a, 1] * scale
         return 0
-    D = X.shape[1]
     for a in range(N):
+        xa = X[a]
+        ga = G[a]
         for e in range(2):
             j = sel[a, e]
             c = selc[a, e] * scale
@@ -651,20 +672,21 @@ def hard_grad(X, M, aux, sel, selc, metric, scale, G):
                 c = -c
             if c == zero or j == a:
                 continue
+            xj = X[j]
+            gj = G[j]
             if metric == 2:
                 ra = aux[a]
                 rj = aux[j]
                 cos = M[a, j] * ra * rj
                 if lit(scale, 1.0) - cos < zero:
                     continue
-                for k in range(D):
-                    G[a, k] -= c * X[j, k] * rj
-                    G[j, k] -= c * X[a, k] * ra
+                _axpy(-c * rj, xj, ga)
+                _axpy(-c * ra, xa, gj)
             else:
-                for k in range(D):
-                    t = c * (X[a, k] - X[j, k])
-                    G[a, k] += t
-                    G[j, k] -= t
+                _axpy(c, xa, ga)
+                _axpy(-c, xj, ga)
+                _axpy(c, xj, gj)
+                _axpy(-c, xa, gj)
     if metric == 2:
         _normalize_jacobian(X, aux, G)
     return 0
@@ -741,13 +763,6 @@ def gram(X, M):
         for j in range(i):
             M[i, j] = M[j, i]
     return 0
-
-
-@njit(**INLINE)
-def _axpy(c, x, y):
-    """y += c x (a call of its own so that LLVM sees one simple loop)."""
-    for k in range(y.shape[0]):
-        y[k] += c * x[k]
 
 
 @njit(**JIT)
