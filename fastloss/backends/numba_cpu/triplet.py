@@ -52,8 +52,10 @@ prange), all with one signature so that C/CUDA twins can mirror them::
 
     semihard(M, aux, X, lab, prm, rowloss, rowcnt, W, sel, selc, want_grad, nch)
     hard(...), batch_all(...)          # same arguments
-    symmetrize(W, M, aux, metric, r, q, nch)     # S = W + W^T in place, row sums
+    symmetrize(W, M, aux, metric, r, q, nch)     # S = W + W^T in place, row sums (angular)
     hard_grad(X, M, aux, sel, selc, metric, scale, G)   # sparse assembly (serial)
+    gram(X, M)                                   # X X^T, serial (small batches; BLAS above)
+    dense_grad(W, X, scale, G)                   # L2 assembly skipping zeros, serial (small batches)
 """
 
 import math
