@@ -29,7 +29,7 @@ from . import _validate as V
 # the kernel runs right after the BLAS Gram product, whose OpenBLAS threads
 # keep spinning for a while, and on a 2-core machine a parallel kernel then
 # waits on a time slice (milliseconds) for work worth ~0.2 ms.
-PARALLEL_MIN_ROWS = 1024
+PARALLEL_MIN_ROWS = 2048
 
 # Up to this many multiply-adds (N * N * D; 2**27 = 1024 x 1024 x 128) the Gram product and the dense
 # gradient assembly also run serially in Numba instead of through BLAS (whose

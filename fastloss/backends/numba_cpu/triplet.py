@@ -352,17 +352,21 @@ def _hard_row(d, key, lab, a, margin, soft):
         nmin = min(nmin, KHI if same else v)
         rmin = min(rmin, v)
         rmax = max(rmax, v)
+    # the first column holding each selected value: integer min-reductions
+    # (vectorize; an early-exit search does not)
     if npos > 0:
-        ip = 0
-        while not ((key[ip] == pmax) and (lab[ip] == la) and (ip != a)):
-            ip += 1
+        ip = N
+        for j in range(N):
+            hit = (key[j] == pmax) & (lab[j] == la) & (j != a)
+            ip = min(ip, j if hit else N)
     else:
         pmax = rmin
         ip = _first(key, rmin, 0)
     if nneg > 0:
-        ineg = 0
-        while not ((key[ineg] == nmin) and (lab[ineg] != la)):
-            ineg += 1
+        ineg = N
+        for j in range(N):
+            hit = (key[j] == nmin) & (lab[j] != la)
+            ineg = min(ineg, j if hit else N)
     else:
         nmin = rmax
         ineg = _first(key, rmax, 0)
