@@ -24,6 +24,12 @@ kernel              fastloss call                           peers
                     boxes ``(N, 4)`` in TFA's yxyx order     (``tf_*``); real TF
                                                              Addons in a subprocess
                                                              (``tfa_*``)
+``triplet_semihard`` ``TripletSemiHardLoss()`` (TFA           TFA's function body
+                    defaults: margin 1, L2), size            in TF ops (``tf_*``,
+                    ``NxD``: N embeddings of dimension D,    its N^2 x N tiling
+                    l2-normalized, ~16 per class, int32      included); real TF
+                    labels                                   Addons (``tfa_*``)
+``triplet_hard``    ``TripletHardLoss()`` (margin 1, L2)     the same
 ==================  ======================================  =====================
 
 Sizes are ``"NxC"`` strings (GIoU: ``"Nx4"``, N boxes). Sigmoid focal uses ``(N, 1)`` (e.g. ``1048576x1``,
@@ -93,7 +99,11 @@ KERNEL_LABELS = {
     "huber": "Huber",
     "log_cosh": "LogCosh",
     "giou": "GIoU",
+    "triplet_semihard": "TripletSemiHard",
+    "triplet_hard": "TripletHard",
 }
+
+TRIPLET_KERNELS = ("triplet_semihard", "triplet_hard")
 
 CASES = [
     Case("scce_logits", 256, 10),
@@ -121,6 +131,12 @@ CASES = [
     Case("giou", 4096, 4, quick=False),
     Case("giou", 1048576, 4),
     Case("giou", 10485760, 4, quick=False, suite=False),
+    # triplet family (TF Addons' TripletSemiHardLoss / TripletHardLoss; size NxD, one loss per batch;
+    # pytest suite benchmarks/test_bench_triplet.py; N = 256 .. 16384: python -m benchmarks.triplet_scaling)
+    Case("triplet_semihard", 256, 128),
+    Case("triplet_semihard", 512, 128, quick=False, suite=False),
+    Case("triplet_hard", 256, 128),
+    Case("triplet_hard", 1024, 128, quick=False, suite=False),
 ]
 
 PROVIDER_ORDER = [
@@ -150,9 +166,10 @@ def case_matches(case, f):
     return bool(f) and (case.id.startswith(f) or f == case.size or f in case.kernel.split("_"))
 
 
-FAMILY = {"huber": "regression", "log_cosh": "regression", "giou": "boxes"}  # others: "crossentropy"
+FAMILY = {"huber": "regression", "log_cosh": "regression", "giou": "boxes",
+          "triplet_semihard": "triplet", "triplet_hard": "triplet"}  # others: "crossentropy"
 # kernels timed in TF Addons' own interpreter too (benchmarks/tfa_runner.py --kernel)
-TFA_KERNELS = ("sigmoid_focal", "giou")
+TFA_KERNELS = ("sigmoid_focal", "giou", "triplet_semihard", "triplet_hard")
 
 
 def select_cases(full=False, filters=None, suite=False, family=None):
@@ -192,6 +209,14 @@ def make_data(case):
         return rng.standard_normal((n, c), dtype=np.float32), rng.standard_normal((n, c), dtype=np.float32)
     if case.kernel == "giou":  # [y_min, x_min, y_max, x_max]; pairs overlap, nest or lie apart
         return make_boxes(rng, n), make_boxes(rng, n)
+    if case.kernel in TRIPLET_KERNELS:
+        # ~unit-norm embeddings (TFA expects normalized ones), ~16 per class, entries on a
+        # 2**-11 grid: every product, norm and squared distance is then exact in float32, so
+        # the mining of a float32 run is that of the float64 reference (with N(0, 1/D)
+        # entries, an anchor's negatives lie ~1e-4 apart and float32 rounding would flip a
+        # few semi-hard choices, differently in each implementation)
+        x = np.clip(np.round(rng.standard_normal((n, c)) / np.sqrt(c) * 2048.0), -2047, 2047) / 2048.0
+        return rng.integers(0, max(2, n // 16), size=n).astype(np.int32), x.astype(np.float32)
     raise KeyError(case.kernel)
 
 
@@ -215,6 +240,8 @@ def reference(case, y_true, y_pred):
     """``(loss, grad)`` in float64 NumPy, the semantics of the Keras / TFA originals."""
     x = y_pred.astype(np.float64)
     n, c = x.shape
+    if case.kernel in TRIPLET_KERNELS:
+        return triplet_reference(case.kernel, y_true, x)
     if case.kernel in ("scce_logits", "cce_logits"):
         z = x - x.max(axis=1, keepdims=True)
         e = np.exp(z)
@@ -300,6 +327,62 @@ def giou_reference(y_true, y_pred):
     return float(loss.mean()), g / n
 
 
+def _l2_matrix(x):
+    sq = (x * x).sum(1)
+    D = np.sqrt(np.maximum(sq[:, None] + sq[None, :] - 2.0 * (x @ np.ascontiguousarray(x.T)), 0.0))
+    np.fill_diagonal(D, 0.0)
+    return D
+
+
+def triplet_reference(kernel, labels, x):
+    """TFA's semi-hard / hard triplet loss (margin 1, L2) and its gradient in float64,
+    O(N^2) memory, one anchor row at a time; ties go to the lowest index. The mining
+    compares the float32 square roots of the (exact, see ``make_data``) squared
+    distances, as a float32 run does: distinct squared distances 2**-22 apart can
+    share one float32 root, and then they tie."""
+    lab = np.asarray(labels).reshape(-1)
+    n = x.shape[0]
+    D = _l2_matrix(x)
+    Dm = np.sqrt((D * D).astype(np.float32)).astype(np.float64)
+    W = np.zeros((n, n))  # dL/dD before normalization
+    total, count = 0.0, 0
+    for a in range(n):
+        d = D[a]
+        dm = Dm[a]
+        same = lab == lab[a]
+        pos = np.flatnonzero(same & (np.arange(n) != a))
+        neg = np.flatnonzero(~same)
+        if kernel == "triplet_hard":
+            ip = pos[np.argmax(dm[pos])] if pos.size else int(np.argmin(dm))
+            jn = neg[np.argmin(dm[neg])] if neg.size else int(np.argmax(dm))
+            z = d[ip] - d[jn] + 1.0
+            total += max(z, 0.0)
+            count += 1
+            if z >= 0 and ip != jn:
+                W[a, ip] += 1.0
+                W[a, jn] -= 1.0
+            continue
+        count += pos.size
+        if not pos.size:
+            continue
+        order = neg[np.argsort(dm[neg], kind="stable")]
+        inside = order[-1] if neg.size else int(np.argmin(dm))
+        k = np.searchsorted(dm[order], dm[pos], side="right")
+        chosen = np.where(k < neg.size, order[np.minimum(k, max(neg.size - 1, 0))], inside)
+        z = 1.0 + d[pos] - d[chosen]
+        on = z >= 0
+        total += z[on].sum()
+        np.add.at(W[a], pos[on], 1.0)
+        np.add.at(W[a], chosen[on], -1.0)
+    if count == 0:
+        return 0.0, np.zeros_like(x)
+    S = W + W.T
+    with np.errstate(divide="ignore", invalid="ignore"):
+        C = np.where(D > 0, S / D, 0.0)
+    grad = (C.sum(1)[:, None] * x - C @ x) / count
+    return total / count, grad
+
+
 def max_rel_err(ref, got):
     """max over loss and gradient of ``max|got - ref| / max|ref|``."""
     errs = []
@@ -331,6 +414,10 @@ def fastloss_object(case):
         return losses.LogCosh()
     if case.kernel == "giou":
         return losses.GIoULoss()
+    if case.kernel == "triplet_semihard":
+        return losses.TripletSemiHardLoss()
+    if case.kernel == "triplet_hard":
+        return losses.TripletHardLoss()
     raise KeyError(case.kernel)
 
 
@@ -453,6 +540,45 @@ def tf_giou(tf, y_true, y_pred):
     return tf.reduce_mean(1.0 - giou)
 
 
+def tf_triplet(tf, labels, emb, hard, margin=1.0):
+    """TF Addons 0.23's ``triplet_semihard_loss`` / ``triplet_hard_loss`` (L2
+    distances) written out in TF ops, with TFA's algorithm: the Gram-formula
+    distance matrix with its zero mask, masked minimum/maximum through row
+    min/max offsets and, for semi-hard mining, the (N^2, N) tiled comparison."""
+    f32 = emb.dtype
+    lab = tf.reshape(labels, [-1, 1])
+    n = tf.shape(lab)[0]
+    sq = tf.reduce_sum(tf.square(emb), axis=1, keepdims=True)
+    d2 = tf.maximum(sq + tf.transpose(sq) - 2.0 * tf.matmul(emb, emb, transpose_b=True), 0.0)
+    zero = tf.less_equal(d2, 0.0)
+    d = tf.sqrt(d2 + tf.cast(zero, f32) * 1e-16) * tf.cast(tf.logical_not(zero), f32)
+    d = d * (tf.ones_like(d) - tf.linalg.diag(tf.ones([n], f32)))
+    same = tf.equal(lab, tf.transpose(lab))
+    other = tf.cast(tf.logical_not(same), f32)
+
+    def masked_min(x, m):
+        top = tf.reduce_max(x, 1, keepdims=True)
+        return tf.reduce_min((x - top) * m, 1, keepdims=True) + top
+
+    def masked_max(x, m):
+        low = tf.reduce_min(x, 1, keepdims=True)
+        return tf.reduce_max((x - low) * m, 1, keepdims=True) + low
+
+    positives = tf.cast(same, f32) - tf.linalg.diag(tf.ones([n], f32))
+    if hard:
+        hp = masked_max(d, positives)
+        hn = masked_min(d, other)
+        return tf.reduce_mean(tf.maximum(hp - hn + margin, 0.0))
+    tiled = tf.tile(d, [n, 1])  # row k: anchor k % n, threshold d[k % n, k // n]
+    beyond = tf.logical_and(tf.tile(tf.logical_not(same), [n, 1]), tf.greater(tiled, tf.reshape(tf.transpose(d), [-1, 1])))
+    has = tf.transpose(tf.reshape(tf.reduce_any(beyond, 1), [n, n]))
+    outside = tf.transpose(tf.reshape(masked_min(tiled, tf.cast(beyond, f32)), [n, n]))
+    inside = tf.tile(masked_max(d, other), [1, n])
+    neg = tf.where(has, outside, inside)
+    per = tf.maximum((margin + d - neg) * positives, 0.0)
+    return tf.reduce_sum(per) / tf.reduce_sum(positives)
+
+
 def make_tf(case, y_true, y_pred, compiled):
     """Zero-argument callable: NumPy in -> TF loss + GradientTape gradient -> NumPy out."""
     tf, keras = import_tf()
@@ -477,6 +603,11 @@ def make_tf(case, y_true, y_pred, compiled):
 
         def loss_fn(yt, yp):
             return tf_giou(tf, yt, yp)
+    elif case.kernel in TRIPLET_KERNELS:
+        hard = case.kernel == "triplet_hard"
+
+        def loss_fn(yt, yp):
+            return tf_triplet(tf, yt, yp, hard)
 
     else:
         raise KeyError(case.kernel)
@@ -664,7 +795,7 @@ def make_provider(case, provider, backend, y_true, y_pred):
     raise KeyError(provider)
 
 
-def provider_list(case, tf_available=True, torch_available=False, jax_available=False):
+def provider_list(case, tf_available=True, torch_available=False, jax_available=False):  # noqa: D401
     """``[(provider, backend)]`` to run in-process for ``case``."""
     out = []
     for b in fastloss_backends():

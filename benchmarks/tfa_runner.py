@@ -1,16 +1,20 @@
-"""Time a TF Addons loss (SigmoidFocalCrossEntropy or GIoULoss; loss + gradient) and print JSON rows.
+"""Time a TF Addons loss (loss + gradient) and print JSON rows.
 
 Run under an interpreter that has ``tensorflow-addons`` (TFA needs TF <= 2.15,
 so it usually lives in its own environment), e.g.::
 
     /opt/tfa/bin/python benchmarks/tfa_runner.py --sizes 1048576x1 --repeats 7
     /opt/tfa/bin/python benchmarks/tfa_runner.py --kernel giou --sizes 1048576x4
+    /opt/tfa/bin/python benchmarks/tfa_runner.py --kernel triplet_semihard --sizes 256x128
+
+``--kernel``: ``sigmoid_focal`` (``SigmoidFocalCrossEntropy()``, the default),
+``giou`` (``GIoULoss()``, sizes ``Nx4``), ``triplet_semihard`` (``TripletSemiHardLoss()``) or ``triplet_hard``
+(``TripletHardLoss()``); sizes are ``NxC`` (triplets: N embeddings of dimension C).
 
 ``python -m benchmarks.report`` does this itself when ``FASTLOSS_TFA_PYTHON``
 names such an interpreter. Output: one JSON list on stdout, one row per
 (size, provider) with provider ``tfa_function`` (``tf.function`` of
-GradientTape + ``tfa.losses.SigmoidFocalCrossEntropy()``, or ``GIoULoss()``
-with ``--kernel giou``) or ``tfa_eager``;
+GradientTape + the TFA loss object) or ``tfa_eager``;
 conversion of the NumPy inputs and ``.numpy()`` of both results are inside the
 timed call, as for the in-process TF providers. Same data (seed), timing and
 peak-memory method as the report (``_timing.py``, ``cases.py``).
@@ -26,9 +30,9 @@ import warnings
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--kernel", default="sigmoid_focal", choices=("sigmoid_focal", "giou"),
-                    help="the TF Addons loss: SigmoidFocalCrossEntropy() or GIoULoss() (defaults)")
-    ap.add_argument("--sizes", default="1048576x1", help="comma-separated NxC sizes (giou: Nx4)")
+    ap.add_argument("--kernel", default="sigmoid_focal",
+                    choices=("sigmoid_focal", "giou", "triplet_semihard", "triplet_hard"))
+    ap.add_argument("--sizes", default="1048576x1", help="comma-separated NxC sizes (giou: Nx4; triplets: NxD)")
     ap.add_argument("--repeats", type=int, default=7)
     ap.add_argument("--min-time", type=float, default=0.05)
     args = ap.parse_args(argv)
@@ -47,7 +51,12 @@ def main(argv=None):
         import tensorflow_addons as tfa
 
     tf.get_logger().setLevel("ERROR")
-    loss_obj = tfa.losses.GIoULoss() if args.kernel == "giou" else tfa.losses.SigmoidFocalCrossEntropy()
+    loss_obj = {
+        "sigmoid_focal": tfa.losses.SigmoidFocalCrossEntropy,
+        "giou": tfa.losses.GIoULoss,
+        "triplet_semihard": tfa.losses.TripletSemiHardLoss,
+        "triplet_hard": tfa.losses.TripletHardLoss,
+    }[args.kernel]()
 
     def value_and_grad(yt, yp):
         with tf.GradientTape() as tape:

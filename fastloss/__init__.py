@@ -31,6 +31,7 @@ from .functional import (  # regression, similarity and hinge family
     categorical_hinge,
 )
 from .functional import giou_loss, iou_loss, diou_loss, ciou_loss  # bounding boxes
+from .functional import triplet_batch_all_loss, triplet_hard_loss, triplet_semihard_loss  # triplet family
 
 __version__ = "0.1.0"
 
@@ -65,4 +66,7 @@ __all__ = [
     "iou_loss",
     "diou_loss",
     "ciou_loss",
+    "triplet_semihard_loss",
+    "triplet_hard_loss",
+    "triplet_batch_all_loss",
 ]

@@ -6,6 +6,8 @@
   * ``"sparse"``: y_true holds one integer label per row of y_pred;
   * ``"boxes"``: y_true and y_pred hold boxes (4 numbers on the last axis) that
     broadcast against each other, one loss per box.
+  * ``"triplet"``: y_true holds one integer label per embedding (row of y_pred);
+    one loss per batch (``fastloss._triplet.compute_triplet``).
 ``variants``: kernel name per variant (``"probs"``/``"logits"``; ``"gh"``/``"gh_logits"``:
 gradient + Hessian diagonal for boosting, ``kernel(yt, yp, prm, w, ws, grad, hess, nch)``,
 see ``fastloss._core.grad_hess``).
@@ -154,6 +156,29 @@ REGISTRY.update(
         _bx("giou_loss", "giou"),
         _bx("diou_loss", "diou"),
         _bx("ciou_loss", "ciou"),
+    )
+)
+
+# ---- triplet family (numba_cpu/triplet.py; path: fastloss/_triplet.py) -------
+# layout "triplet": y_true (N,) labels, y_pred (N, D) embeddings; variants
+# "mine" (the mining kernel), "gram" (X X^T for small batches; BLAS above),
+# "symmetrize"/"dense_grad" (dense gradient assembly: angular / small L2
+# batches; large L2 batches use BLAS) or "grad" (sparse assembly of hard mining).
+_NUMBA_TR = "fastloss.backends.numba_cpu.triplet"
+
+
+def _tr(name, mine, assembly):
+    variants = {"mine": f"{_NUMBA_TR}:{mine}"}
+    variants.update({v: f"{_NUMBA_TR}:{k}" for v, k in assembly.items()})
+    return LossSpec(name=name, family="triplet", layout="triplet", kernels={"numba": variants}, reference=name)
+
+
+REGISTRY.update(
+    (s.name, s)
+    for s in (
+        _tr("triplet_semihard", "semihard", {"symmetrize": "symmetrize", "dense_grad": "dense_grad", "gram": "gram"}),
+        _tr("triplet_hard", "hard", {"grad": "hard_grad", "gram": "gram"}),
+        _tr("triplet_batch_all", "batch_all", {"symmetrize": "symmetrize", "dense_grad": "dense_grad", "gram": "gram"}),
     )
 )
 

@@ -158,6 +158,36 @@ def categorical_hinge(y_true, y_pred):
     return _none(_L.CategoricalHinge, y_true, y_pred)
 
 
+# ---- triplet losses: one number per batch (TF Addons' functions) -------------
+
+
+def triplet_semihard_loss(y_true, y_pred, margin=1.0, distance_metric="L2"):
+    """Triplet loss with semi-hard negative mining (``tfa.losses.triplet_semihard_loss``):
+    ``y_true`` (N,) labels, ``y_pred`` (N, D) embeddings; a scalar. Gradients:
+    ``fastloss.losses.TripletSemiHardLoss(...).value_and_grad``.
+
+    >>> import numpy as np, fastloss
+    >>> print(f"{fastloss.triplet_semihard_loss([0, 0], np.array([[0.0, 1.0], [1.0, 0.0]], np.float32)):.7f}")
+    2.4142137
+    """
+    return _L.TripletSemiHardLoss(margin=margin, distance_metric=distance_metric)(y_true, y_pred)
+
+
+def triplet_hard_loss(y_true, y_pred, margin=1.0, soft=False, distance_metric="L2"):
+    """Triplet loss with hard positive/negative mining (``tfa.losses.triplet_hard_loss``); a scalar.
+
+    >>> import numpy as np, fastloss
+    >>> print(fastloss.triplet_hard_loss([0, 0], np.array([[0.0, 1.0], [1.0, 0.0]], np.float32)))
+    1.0
+    """
+    return _L.TripletHardLoss(margin=margin, soft=soft, distance_metric=distance_metric)(y_true, y_pred)
+
+
+def triplet_batch_all_loss(y_true, y_pred, margin=1.0, soft=False, distance_metric="L2"):
+    """Batch-all triplet loss (fastloss; see ``fastloss.losses.TripletBatchAllLoss``); a scalar."""
+    return _L.TripletBatchAllLoss(margin=margin, soft=soft, distance_metric=distance_metric)(y_true, y_pred)
+
+
 __all__ = [
     "binary_crossentropy",
     "categorical_crossentropy",
@@ -177,6 +207,9 @@ __all__ = [
     "hinge",
     "squared_hinge",
     "categorical_hinge",
+    "triplet_semihard_loss",
+    "triplet_hard_loss",
+    "triplet_batch_all_loss",
 ]
 
 

@@ -53,6 +53,16 @@ Where fastloss differs from the original, on purpose:
   value. Degenerate boxes (zero area, identical zero-area boxes, inverted
   corners, boxes far apart) give finite losses and gradients in every mode;
   a NaN coordinate gives NaN in its own box's loss only.
+* Triplet losses (TF Addons' ``TripletSemiHardLoss``/``TripletHardLoss``; see
+  ``_Triplet``): no positive pair gives 0 (TFA: NaN); near-duplicate
+  embeddings get their L2 distance recomputed directly (exactly 0 for
+  duplicates; TFA's Gram formula leaves ~1e-4 in float32) and the subgradient
+  0 at distance 0; at tied distances the gradient goes to the lowest index (TF
+  splits it); softplus never overflows; float64 works (TFA's L2 fails);
+  ``"precomputed"`` distance matrices and callables returning ``(distances,
+  vjp)`` are accepted; ``reduction``/``sample_weight`` act on the one loss
+  per batch (a scalar weight only, like TFA). ``TripletBatchAllLoss`` and
+  ``TripletSemiHardLoss(soft=True)`` are fastloss additions.
 """
 
 import math
@@ -60,7 +70,7 @@ import numbers
 
 import numpy as np
 
-from . import _core, _validate
+from . import _core, _triplet, _validate
 from ._validate import standardize_reduction
 
 
@@ -979,6 +989,202 @@ class CIoULoss(DIoULoss):
 
     def __init__(self, box_format="yxyx", eps=1e-7, reduction="sum_over_batch_size", name="ciou_loss", dtype=None):
         super().__init__(box_format=box_format, eps=eps, reduction=reduction, name=name, dtype=dtype)
+# Triplet losses (path: fastloss/_triplet.py; kernels: numba_cpu/triplet.py)
+# ----------------------------------------------------------------------------
+
+
+class _Triplet(Loss):
+    """Base of the triplet losses: ``obj(y_true=labels, y_pred=embeddings)``.
+
+    ``y_true``: N integer labels, shape (N,) or (N, 1) (integral floats and
+    bools are accepted); ``y_pred``: (N, D) embeddings, or the (N, N) distance
+    matrix with ``distance_metric="precomputed"``. The loss is ONE number per
+    batch: ``sample_weight`` must be a scalar (or hold one element) and
+    multiplies it (TF Addons fails on any other weight shape); ``reduction``
+    (default ``"none"``, what TF Addons forces) changes nothing else, except
+    ``"mean_with_sample_weight"``, where the weight divides out.
+
+    ``distance_metric``: ``"L2"`` (Euclidean, NOT squared), ``"squared-L2"``,
+    ``"angular"`` (``max(1 - cos, 0)``), ``"precomputed"`` (fastloss only:
+    y_pred is the distance matrix and the gradient is w.r.t. it), or a callable
+    ``f(embeddings) -> (N, N) distances``. A callable gives the loss value; for
+    ``value_and_grad`` it must return ``(distances, vjp)`` with
+    ``vjp(dL/ddistances) -> dL/dembeddings`` (e.g. from JAX or PyTorch), since
+    fastloss cannot differentiate arbitrary code. Like TF Addons, a callable's
+    matrix is used as given, diagonal included.
+
+    Differences from TF Addons 0.23 (on purpose):
+
+    * no positive pair in the batch (semi-hard: TFA returns NaN, 0/0): 0, and a
+      zero gradient;
+    * L2 distance of two (near-)duplicate embeddings: TFA's Gram formula
+      ``|a|^2 + |b|^2 - 2 a.b`` cancels (float32 duplicates come out ~1e-4
+      apart instead of 0); fastloss recomputes ``|a - b|^2`` directly where the
+      Gram value is below 2**-6 (float32; 2**-20 float64) of ``|a|^2 + |b|^2``,
+      so duplicates are exactly 0 apart. The gradient of the distance at 0 is
+      undefined; fastloss takes the subgradient 0 (TFA's zero-distance mask
+      does the same), so duplicates give finite gradients;
+    * ties between equal distances competing for one selection: the whole
+      gradient goes to the lowest column index (TF splits it equally among the
+      tied entries); both are subgradients, the values agree;
+    * softplus and its derivative are evaluated without overflow (TFA's
+      ``log1p(exp(x))`` is inf beyond x ~ 88 in float32, its gradient NaN);
+    * float64 embeddings are computed in float64 (TFA's L2 fails on float64);
+    * ``N == 0``: 0.
+    """
+
+    _loss = None
+    _soft_default = False
+
+    def __init__(self, margin=1.0, distance_metric="L2", soft=False, name=None, reduction="none", dtype=None):
+        super().__init__(name=name, reduction=reduction, dtype=dtype)
+        self.margin = _triplet.check_margin(margin)
+        self.distance_metric = _triplet.check_metric(distance_metric)
+        if not isinstance(soft, (bool, np.bool_)):
+            raise TypeError(f"`soft` must be a bool; got {soft!r}")
+        self.soft = bool(soft)
+
+    def _run(self, y_true, y_pred, sample_weight, want_grad, grad_out):
+        return _triplet.compute_triplet(
+            self._loss,
+            y_true,
+            y_pred,
+            margin=self.margin,
+            soft=self.soft,
+            distance_metric=self.distance_metric,
+            sample_weight=sample_weight,
+            reduction=self.reduction,
+            want_grad=want_grad,
+            grad_out=grad_out,
+            dtype=self.dtype,
+        )
+
+    def value_and_grad(self, y_true, y_pred, sample_weight=None, grad_out=None):
+        """Loss and its gradient w.r.t. the embeddings ``y_pred`` (N, D) (w.r.t.
+        the distance matrix for ``"precomputed"``), from one mining pass.
+
+        ``grad_out``: optional C-contiguous array of y_pred's shape and float
+        dtype to write the gradient into (reuse it across calls in a hot loop).
+        """
+        return self._run(y_true, y_pred, sample_weight, True, grad_out)
+
+    def grad_hess(self, y_true, y_pred, sample_weight=None):
+        raise ValueError(f"grad_hess is not available for {type(self).__name__} (one loss per batch, not per sample)")
+
+    def _config(self):
+        return {"margin": self.margin, "distance_metric": self.distance_metric}
+
+
+class TripletSemiHardLoss(_Triplet):
+    """TF Addons' ``TripletSemiHardLoss``: semi-hard negative mining.
+
+    With ``D`` the distances (``distance_metric``), for every positive pair
+    ``(a, p)`` (same label, ``a != p``):
+
+    (1) ``neg = min{D[a, n] : label(n) != label(a), D[a, n] > D[a, p]}`` (strict;
+        the margin plays no part in the mining);
+    (2) if there is none, ``neg = max{D[a, n] : label(n) != label(a)}`` (and when
+        the anchor has no negative at all, the smallest entry of its row,
+        TFA's masked-maximum rule: 0 for L2);
+    (3) ``loss = sum max(margin + D[a, p] - neg, 0) / (number of positive pairs)``.
+
+    ``soft=True`` (fastloss only; TFA has no such option for semi-hard):
+    ``softplus(D[a, p] - neg)`` instead of the hinge, the margin unused (as in
+    TFA's ``TripletHardLoss(soft=True)``). Differences from TFA: see ``_Triplet``
+    (no positive pair: 0, TFA NaN).
+
+    Examples
+    --------
+    TF Addons' docstring values:
+
+    >>> import numpy as np, fastloss
+    >>> y_true = np.array([0, 0])
+    >>> y_pred = np.array([[0.0, 1.0], [1.0, 0.0]], dtype=np.float32)
+    >>> print(f"{fastloss.losses.TripletSemiHardLoss()(y_true, y_pred):.7f}")
+    2.4142137
+    >>> sim = lambda x: x @ x.T
+    >>> print(fastloss.losses.TripletSemiHardLoss(distance_metric=sim)(y_true, y_pred))
+    1.0
+    >>> loss, grad = fastloss.losses.TripletSemiHardLoss().value_and_grad(y_true, y_pred)
+    >>> grad.shape, grad.dtype
+    ((2, 2), dtype('float32'))
+    """
+
+    _loss = "triplet_semihard"
+
+    def __init__(self, margin=1.0, distance_metric="L2", name="triplet_semihard_loss", soft=False, reduction="none", dtype=None):
+        super().__init__(margin=margin, distance_metric=distance_metric, soft=soft, name=name, reduction=reduction, dtype=dtype)
+
+    def _config(self):
+        return {"margin": self.margin, "distance_metric": self.distance_metric, "soft": self.soft}
+
+
+class TripletHardLoss(_Triplet):
+    """TF Addons' ``TripletHardLoss``: hardest positive and hardest negative per anchor.
+
+    For every anchor ``a`` (all N of them):
+
+    (1) ``hp = max{D[a, p] : label(p) == label(a), p != a}`` (no positive: the
+        smallest entry of the row, 0 for L2: TFA's masked-maximum rule);
+    (2) ``hn = min{D[a, n] : label(n) != label(a)}`` (no negative: the largest
+        entry of the row);
+    (3) ``loss = mean_a max(hp - hn + margin, 0)``; ``soft=True``:
+        ``mean_a log(1 + exp(hp - hn))`` (the margin unused, as in TFA).
+
+    Examples
+    --------
+    TF Addons' docstring values:
+
+    >>> import numpy as np, fastloss
+    >>> y_true = np.array([0, 0])
+    >>> y_pred = np.array([[0.0, 1.0], [1.0, 0.0]], dtype=np.float32)
+    >>> print(fastloss.losses.TripletHardLoss()(y_true, y_pred))
+    1.0
+    >>> sim = lambda x: x @ x.T
+    >>> print(fastloss.losses.TripletHardLoss(distance_metric=sim)(y_true, y_pred))
+    0.0
+    """
+
+    _loss = "triplet_hard"
+
+    def __init__(self, margin=1.0, soft=False, distance_metric="L2", name="triplet_hard_loss", reduction="none", dtype=None):
+        super().__init__(margin=margin, distance_metric=distance_metric, soft=soft, name=name, reduction=reduction, dtype=dtype)
+
+    def _config(self):
+        return {"margin": self.margin, "soft": self.soft, "distance_metric": self.distance_metric}
+
+
+class TripletBatchAllLoss(_Triplet):
+    """Batch-all triplet loss (fastloss only; not in TF Addons).
+
+    Every valid triplet ``(a, p, n)`` (``label(p) == label(a)``, ``p != a``,
+    ``label(n) != label(a)``) takes part:
+
+    (1) hinge (default): ``l = max(margin + D[a, p] - D[a, n], 0)``;
+        ``loss = sum(l) / #{l > 0}`` (the mean over the triplets that still
+        violate the margin; 0 when none does);
+    (2) ``soft=True``: ``loss = mean over all valid triplets of
+        softplus(D[a, p] - D[a, n])`` (the margin unused, as in TFA's soft hard loss).
+
+    The gradient treats the count in (1) as a constant (it is piecewise so).
+    Cost O(N * P * Q) per batch (P positives, Q negatives per anchor), O(N^2) memory.
+
+    Examples
+    --------
+    >>> import numpy as np, fastloss
+    >>> y_true = np.array([0, 0, 1])
+    >>> y_pred = np.array([[0.0, 0.0], [0.0, 1.0], [0.0, 1.5]])
+    >>> print(f"{fastloss.losses.TripletBatchAllLoss()(y_true, y_pred):.4f}")
+    1.0000
+    """
+
+    _loss = "triplet_batch_all"
+
+    def __init__(self, margin=1.0, soft=False, distance_metric="L2", name="triplet_batch_all_loss", reduction="none", dtype=None):
+        super().__init__(margin=margin, distance_metric=distance_metric, soft=soft, name=name, reduction=reduction, dtype=dtype)
+
+    def _config(self):
+        return {"margin": self.margin, "soft": self.soft, "distance_metric": self.distance_metric}
 
 
 __all__ = [
@@ -1005,4 +1211,7 @@ __all__ = [
     "IoULoss",
     "DIoULoss",
     "CIoULoss",
+    "TripletSemiHardLoss",
+    "TripletHardLoss",
+    "TripletBatchAllLoss",
 ]

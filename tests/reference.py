@@ -465,3 +465,104 @@ def ciou_alpha(y_true, y_pred, box_format="yxyx", eps=EPS):
 
 
 REFERENCES.update(giou_loss=giou_loss, iou_loss=iou_loss, diou_loss=diou_loss, ciou_loss=ciou_loss)
+# ---------------------------------------------------------------------------
+# Triplet losses: TF Addons 0.23 ``triplet.py``/``metric_learning.py`` followed
+# literally (the N^2 x N tiling of semi-hard mining included), in float64.
+# Slow (O(N^3) memory): for the small batches of the tests. Returns the batch
+# loss exactly as TFA would, NaN for "no positive pair" included.
+# ---------------------------------------------------------------------------
+
+
+def triplet_distances(emb, distance_metric="L2"):
+    """The pairwise distance matrix of TFA's metrics; L2 from the differences
+    (exact, unlike the Gram formula), diagonal 0 for L2/squared-L2."""
+    x = _f64(emb)
+    if callable(distance_metric):
+        return _f64(distance_metric(x))
+    if distance_metric == "precomputed":
+        return x
+    if distance_metric in ("L2", "squared-L2"):
+        d2 = ((x[:, None, :] - x[None, :, :]) ** 2).sum(-1)
+        d = d2 if distance_metric == "squared-L2" else np.sqrt(d2)
+        np.fill_diagonal(d, 0.0)
+        return d
+    if distance_metric == "angular":
+        n = x / np.sqrt(np.maximum((x * x).sum(1, keepdims=True), 1e-12))
+        return np.maximum(1.0 - n @ n.T, 0.0)
+    raise ValueError(distance_metric)
+
+
+def _masked_maximum(data, mask):
+    mins = data.min(1, keepdims=True)
+    return ((data - mins) * mask).max(1, keepdims=True) + mins
+
+
+def _masked_minimum(data, mask):
+    maxs = data.max(1, keepdims=True)
+    return ((data - maxs) * mask).min(1, keepdims=True) + maxs
+
+
+def _softplus(z):
+    return np.maximum(z, 0.0) + np.log1p(np.exp(-np.abs(z)))
+
+
+def triplet_semihard(labels, emb, margin=1.0, distance_metric="L2", soft=False):
+    """tfa.losses.triplet_semihard_loss (``soft``: fastloss' softplus variant)."""
+    lab = np.asarray(labels).reshape(-1, 1)
+    pdist = triplet_distances(emb, distance_metric)
+    B = lab.shape[0]
+    adjacency = lab == lab.T
+    adjacency_not = ~adjacency
+    pdist_tile = np.tile(pdist, (B, 1))
+    mask = np.tile(adjacency_not, (B, 1)) & (pdist_tile > pdist.T.reshape(-1, 1))
+    mask_final = (mask.astype(np.float64).sum(1, keepdims=True) > 0.0).reshape(B, B).T
+    neg_out = _masked_minimum(pdist_tile, mask.astype(np.float64)).reshape(B, B).T
+    neg_in = np.tile(_masked_maximum(pdist, adjacency_not.astype(np.float64)), (1, B))
+    semi = np.where(mask_final, neg_out, neg_in)
+    mask_pos = adjacency.astype(np.float64) - np.eye(B)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        if soft:
+            per = _softplus(pdist - semi) * mask_pos
+        else:
+            per = np.maximum((margin + pdist - semi) * mask_pos, 0.0)
+        return per.sum() / mask_pos.sum()
+
+
+def triplet_hard(labels, emb, margin=1.0, distance_metric="L2", soft=False):
+    """tfa.losses.triplet_hard_loss."""
+    lab = np.asarray(labels).reshape(-1, 1)
+    pdist = triplet_distances(emb, distance_metric)
+    B = lab.shape[0]
+    adjacency = lab == lab.T
+    hard_neg = _masked_minimum(pdist, (~adjacency).astype(np.float64))
+    hard_pos = _masked_maximum(pdist, adjacency.astype(np.float64) - np.eye(B))
+    if soft:
+        per = _softplus(hard_pos - hard_neg)
+    else:
+        per = np.maximum(hard_pos - hard_neg + margin, 0.0)
+    return per.mean()
+
+
+def triplet_batch_all(labels, emb, margin=1.0, distance_metric="L2", soft=False):
+    """fastloss' batch-all loss: every (a, p, n); hinge: sum / #(l > 0) (0 if
+    none); soft: mean of softplus(d_ap - d_an) over all valid triplets."""
+    lab = np.asarray(labels).reshape(-1)
+    d = triplet_distances(emb, distance_metric)
+    B = lab.shape[0]
+    same = lab[:, None] == lab[None, :]
+    pos = same & ~np.eye(B, dtype=bool)
+    valid = pos[:, :, None] & ~same[:, None, :]  # [a, p, n]
+    z = d[:, :, None] - d[:, None, :]
+    if soft:
+        n = valid.sum()
+        return _softplus(z)[valid].sum() / n if n else 0.0
+    l = np.maximum(margin + z, 0.0) * valid
+    n = (l > 0).sum()
+    return l.sum() / n if n else 0.0
+
+
+REFERENCES.update(
+    triplet_semihard=triplet_semihard,
+    triplet_hard=triplet_hard,
+    triplet_batch_all=triplet_batch_all,
+)

@@ -1,0 +1,289 @@
+"""The path the triplet losses take: validate -> distances -> mining kernel ->
+normalize -> gradient assembly.
+
+Triplet losses do not fit ``_core.compute``'s ``(R, K)`` elementwise layout
+(one loss per batch, from pairwise distances), so they have this path of
+their own beside it; it shares ``_validate``'s helpers, the registry (family
+``"triplet"``, one entry per loss with its kernels) and the backend choice.
+
+Memory is O(N^2): the Gram matrix ``X X^T`` (BLAS) and, for the gradient of
+the dense modes (semi-hard, batch-all), one coefficient matrix ``W`` of the
+same size. Each kernel thread mines one anchor row at a time in O(N) scratch.
+
+Gradient (kernel docstring, ``backends/numba_cpu/triplet.py``): the kernel
+writes per-pair coefficients ``c[a, j]``; with ``S = c + c^T``,
+L2/squared-L2: ``grad = scale (rowsum(S) X - S X)`` (one more BLAS product);
+angular: ``grad_i = -scale r_i ((S N)_i - q_i n_i)`` with ``N`` the normalized
+rows and ``q_i = sum_j S_ij cos_ij``; hard mining has two entries per anchor and
+is assembled sparsely (O(N D)).
+"""
+
+import numbers
+
+import numpy as np
+
+from . import _backend, _registry
+from . import _validate as V
+
+# Anchor rows are mined in prange from this batch size on; below it serially:
+# the kernel runs right after the BLAS Gram product, whose OpenBLAS threads
+# keep spinning for a while, and on a 2-core machine a parallel kernel then
+# waits on a time slice (milliseconds) for work worth ~0.2 ms.
+PARALLEL_MIN_ROWS = 2048
+
+# Up to this many multiply-adds (N * N * D; 2**27 = 1024 x 1024 x 128) the Gram product and the dense
+# gradient assembly also run serially in Numba instead of through BLAS (whose
+# thread pool wakes up even for 256 x 128, and then waits for busy cores).
+SMALL_MADDS = 1 << 27
+
+# registry name -> mining mode
+_MODES = {"triplet_semihard": "semihard", "triplet_hard": "hard", "triplet_batch_all": "batch_all"}
+
+METRICS = {"L2": 0, "squared-L2": 1, "angular": 2, "precomputed": 3}
+
+# Recompute d2 = |x_a - x_j|^2 directly where the Gram formula's result is
+# below this fraction of |x_a|^2 + |x_j|^2 (it has lost most digits there).
+_CUT = {np.dtype(np.float32): 2.0**-6, np.dtype(np.float64): 2.0**-20}
+
+
+def check_margin(margin):
+    if isinstance(margin, np.ndarray) and margin.ndim == 0:
+        margin = margin.item()
+    if isinstance(margin, bool) or not isinstance(margin, numbers.Real):
+        raise TypeError(f"`margin` must be a real number; got {margin!r}")
+    m = float(margin)
+    if not np.isfinite(m):
+        raise ValueError(f"`margin` must be finite; got {margin!r}")
+    return m
+
+
+def check_metric(distance_metric):
+    if callable(distance_metric):
+        return distance_metric
+    if isinstance(distance_metric, str) and distance_metric in METRICS:
+        return distance_metric
+    raise ValueError(
+        f"`distance_metric` must be one of {list(METRICS)} or a callable; got {distance_metric!r}"
+    )
+
+
+def triplet_labels(y_true, n):
+    """Labels of shape (N,) or (N, 1) as int64; floats must be integral."""
+    lab = V.as_labels(y_true, "y_true")
+    if lab.ndim == 2 and lab.shape[1] == 1:
+        lab = lab[:, 0]
+    if lab.ndim != 1 or lab.shape[0] != n:
+        raise ValueError(
+            f"`y_true` must hold one integer label per embedding: shape ({n},) or ({n}, 1); "
+            f"got shape {lab.shape}"
+        )
+    if lab.dtype.kind == "f":
+        with np.errstate(invalid="ignore"):
+            ok = np.isfinite(lab) & (lab == np.trunc(lab))
+        if not ok.all():
+            i = int(np.flatnonzero(~ok)[0])
+            raise ValueError(
+                f"`y_true` labels must be integers; {int(np.count_nonzero(~ok))} are not, "
+                f"the first is {lab[i].item()!r} at index {i}"
+            )
+    return np.ascontiguousarray(lab, dtype=np.int64)
+
+
+def _threads():
+    from . import _core
+
+    return _core._threads()
+
+
+def _gram(X):
+    """``X X^T`` through BLAS gemm (an explicit transposed copy: OpenBLAS' syrk,
+    which ``X @ X.T`` selects, was 3x slower than gemm here at N = 8192)."""
+    return X @ np.ascontiguousarray(X.T)
+
+
+def compute_triplet(
+    name,
+    y_true,
+    y_pred,
+    *,
+    margin=1.0,
+    soft=False,
+    distance_metric="L2",
+    sample_weight=None,
+    reduction="none",
+    want_grad=False,
+    grad_out=None,
+    dtype=None,
+):
+    """Run triplet loss ``name``; returns ``(loss, grad)`` (``grad`` None unless asked)."""
+    spec = _registry.get(name)
+    margin = check_margin(margin)
+    metric = check_metric(distance_metric)
+    dt = V.compute_dtype(y_pred, dtype)
+    emb = V.as_float(y_pred, "y_pred", dt)
+    fn_metric = None if isinstance(metric, str) else metric
+    code = 3 if fn_metric is not None else METRICS[metric]
+    if code == 3 and fn_metric is None:
+        if emb.ndim != 2 or emb.shape[0] != emb.shape[1]:
+            raise ValueError(
+                f"`y_pred` must be a square (N, N) distance matrix for distance_metric='precomputed'; "
+                f"got shape {emb.shape}"
+            )
+    elif emb.ndim != 2:
+        raise ValueError(f"`y_pred` must be 2-D embeddings (batch_size, dim); got shape {emb.shape}")
+    N = emb.shape[0]
+    lab = triplet_labels(y_true, N)
+    grad_shape = emb.shape
+
+    # ---- weights and reduction: the loss is one number per batch -------------
+    w = None
+    if sample_weight is not None:
+        w = V.as_float(sample_weight, "sample_weight", dt)
+        if w.size != 1:
+            raise ValueError(
+                "`sample_weight` must be a scalar (or hold one element) for a triplet loss: the loss "
+                f"is one number per batch (TF Addons fails on any other shape); got shape {w.shape}"
+            )
+    if w is None:
+        gscale = 1.0
+    elif reduction == "mean_with_sample_weight":
+        gscale = 0.0 if float(w.reshape(-1)[0]) == 0.0 else 1.0
+    else:
+        gscale = float(w.reshape(-1)[0])
+
+    if want_grad and grad_out is not None:
+        V.check_grad_out(grad_out, grad_shape, dt, (y_true, y_pred, sample_weight))
+
+    # ---- distances -----------------------------------------------------------
+    vjp = None
+    X = np.empty((0, 0), dt)
+    aux = np.empty(0, dt)
+    if fn_metric is not None:
+        out = fn_metric(emb)
+        if isinstance(out, tuple):
+            if len(out) != 2 or not callable(out[1]):
+                raise TypeError(
+                    "a callable `distance_metric` must return the (N, N) distance matrix, or a pair "
+                    "(distances, vjp) with vjp(dL/ddistances) -> dL/dembeddings"
+                )
+            out, vjp = out
+        M = np.ascontiguousarray(V.as_float(out, "distance_metric(y_pred)", dt))
+        if M.shape != (N, N):
+            raise ValueError(f"`distance_metric` must return an ({N}, {N}) matrix; got shape {M.shape}")
+        if want_grad and vjp is None:
+            raise ValueError(
+                "value_and_grad with a callable `distance_metric` needs the callable to return "
+                "(distances, vjp), vjp mapping dL/ddistances (N, N) to dL/dembeddings; it returned "
+                "only the distances (the loss value alone works)"
+            )
+    elif code == 3:
+        M = np.ascontiguousarray(emb)
+    else:
+        X = np.ascontiguousarray(emb)
+        small = N * N * max(X.shape[1], 1) <= SMALL_MADDS
+        if small and N:
+            M = np.empty((N, N), dt)
+            _backend.kernel(spec, "gram", _backend.current_backend())(X, M)
+        else:
+            M = _gram(X) if N else np.empty((0, 0), dt)
+        # squared norms from the Gram diagonal (TFA sums squares separately; the
+        # diagonal keeps D[i, i] = 0 and duplicate rows consistent)
+        sq = M.diagonal().copy()
+        if code == 2:
+            aux = (1.0 / np.sqrt(np.maximum(sq, dt.type(1e-12)))).astype(dt, copy=False)
+        else:
+            aux = sq
+
+    mode = _MODES[spec.name]
+    dense = mode != "hard"
+    grad_M = fn_metric is not None or code == 3  # gradient w.r.t. a distance matrix
+    rowloss = np.zeros(N, np.float64)
+    rowcnt = np.zeros(N, np.float64)
+    W = np.empty((N, N) if (want_grad and dense) else (N, 0), dt)
+    sel = np.zeros((N, 2) if mode == "hard" else (0, 2), np.int64)
+    selc = np.zeros((N, 2) if mode == "hard" else (0, 2), dt)
+    if N:
+        prm = np.array((margin, code, 1.0 if soft else 0.0, 0.0 if code >= 2 else _CUT[dt]), dt)
+        nch = 1 if N < PARALLEL_MIN_ROWS else min(N, _threads())
+        backend = _backend.current_backend()
+        mine = _backend.kernel(spec, "mine", backend)
+        mine(M, aux, X, lab, prm, rowloss, rowcnt, W, sel, selc, bool(want_grad), nch)
+    else:
+        nch = 1
+
+    total = float(np.sum(rowloss))
+    if mode == "hard":
+        denom = float(N)
+    else:
+        denom = float(np.sum(rowcnt))
+    bad = total != total
+    loss = total / denom if denom > 0 else (float("nan") if bad else 0.0)
+
+    # ---- output value ----------------------------------------------------------
+    if w is None:
+        value = dt.type(loss)
+    elif reduction == "none":
+        value = (np.asarray(loss, dt) * w).astype(dt, copy=False)
+        value = value if value.ndim else dt.type(value)
+    elif reduction == "mean_with_sample_weight":
+        value = dt.type(loss * gscale)
+    else:
+        value = dt.type(loss * float(w.reshape(-1)[0]))
+
+    if not want_grad:
+        return value, None
+
+    # ---- gradient --------------------------------------------------------------
+    scale = gscale / denom if denom > 0 else 0.0
+    G = grad_out if (grad_out is not None and vjp is None) else np.empty(grad_shape, dt)
+    if N == 0:
+        G[...] = 0
+    elif bad:
+        G.fill(np.nan)
+    elif not dense:
+        hard_grad = _backend.kernel(spec, "grad", backend)
+        tgt = np.empty((N, N), dt) if vjp is not None else G
+        hard_grad(X, M, aux, sel, selc, 3 if grad_M else code, dt.type(scale), tgt)
+        if vjp is not None:
+            G = _from_vjp(vjp, tgt, grad_shape, dt, grad_out)
+    elif grad_M:
+        W *= dt.type(scale)
+        G = _from_vjp(vjp, W, grad_shape, dt, grad_out) if vjp is not None else _put(W, G)
+    elif code == 2:
+        symmetrize = _backend.kernel(spec, "symmetrize", backend)
+        r = np.empty(N, np.float64)
+        q = np.zeros(N, np.float64)
+        symmetrize(W, M, aux, code, r, q, nch)
+        Nrm = X * aux[:, None]
+        np.matmul(W, Nrm, out=G)
+        proj = (aux <= dt.type(1e6)).astype(dt)
+        G -= (q.astype(dt) * proj)[:, None] * Nrm
+        G *= (-scale * aux).astype(dt)[:, None]
+    elif small:
+        _backend.kernel(spec, "dense_grad", backend)(W, X, dt.type(scale), G)
+    else:
+        # S = W + W^T without forming it: two BLAS products (the second reads W
+        # transposed in place), row sums r = rowsum(W) + colsum(W)
+        r = np.add.reduce(W, axis=1, dtype=np.float64)
+        r += np.add.reduce(W, axis=0, dtype=np.float64)
+        np.matmul(W, X, out=G)
+        G += W.T @ X
+        G -= r.astype(dt)[:, None] * X
+        G *= dt.type(-scale)
+    return value, G
+
+
+def _put(src, G):
+    if src is not G:
+        G[...] = src
+    return G
+
+
+def _from_vjp(vjp, cot, shape, dt, grad_out):
+    g = V.as_float(vjp(cot), "vjp(dL/ddistances)", dt)
+    if g.shape != shape:
+        raise ValueError(f"the `distance_metric` vjp must return an array of shape {shape}; got {g.shape}")
+    if grad_out is not None:
+        grad_out[...] = g
+        return grad_out
+    return np.ascontiguousarray(g)
