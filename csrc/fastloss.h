@@ -124,6 +124,16 @@ int fl_hinge_gh_f32(const float *yt, const float *yp, const float *prm, const fl
 int fl_hinge_gh_f64(const double *yt, const double *yp, const double *prm, const double *w, int64_t ws, double *grad, double *hess, int64_t R, int64_t K, int nch, double *info);
 int fl_squared_hinge_gh_f32(const float *yt, const float *yp, const float *prm, const float *w, int64_t ws, float *grad, float *hess, int64_t R, int64_t K, int nch, double *info);
 int fl_squared_hinge_gh_f64(const double *yt, const double *yp, const double *prm, const double *w, int64_t ws, double *grad, double *hess, int64_t R, int64_t K, int nch, double *info);
+/* boxes.c: loss kernels (R rows; tbc / pbc: y_true / y_pred is one box broadcast, read in place;
+   with pbc, grad is (nch, 4) and chunk c writes its rows' gradient sum into grad[c]) */
+int fl_iou_f32(const float *yt, const float *yp, const float *prm, const float *w, int64_t ws, float *loss, float *grad, int want_grad, int64_t R, int tbc, int pbc, int nch, double *info);
+int fl_iou_f64(const double *yt, const double *yp, const double *prm, const double *w, int64_t ws, double *loss, double *grad, int want_grad, int64_t R, int tbc, int pbc, int nch, double *info);
+int fl_giou_f32(const float *yt, const float *yp, const float *prm, const float *w, int64_t ws, float *loss, float *grad, int want_grad, int64_t R, int tbc, int pbc, int nch, double *info);
+int fl_giou_f64(const double *yt, const double *yp, const double *prm, const double *w, int64_t ws, double *loss, double *grad, int want_grad, int64_t R, int tbc, int pbc, int nch, double *info);
+int fl_diou_f32(const float *yt, const float *yp, const float *prm, const float *w, int64_t ws, float *loss, float *grad, int want_grad, int64_t R, int tbc, int pbc, int nch, double *info);
+int fl_diou_f64(const double *yt, const double *yp, const double *prm, const double *w, int64_t ws, double *loss, double *grad, int want_grad, int64_t R, int tbc, int pbc, int nch, double *info);
+int fl_ciou_f32(const float *yt, const float *yp, const float *prm, const float *w, int64_t ws, float *loss, float *grad, int want_grad, int64_t R, int tbc, int pbc, int nch, double *info);
+int fl_ciou_f64(const double *yt, const double *yp, const double *prm, const double *w, int64_t ws, double *loss, double *grad, int want_grad, int64_t R, int tbc, int pbc, int nch, double *info);
 /* FASTLOSS-CDEF-END */
 
 #endif /* FASTLOSS_H */
