@@ -19,7 +19,11 @@
  * sum of loss[i] * w[i*ws]). Returns 0, or 1 when scratch memory could not be
  * allocated. The calls are made with the GIL released (CFFI API mode).
  *
- * Families: crossentropy.c, regression.c. Adding a family (boxes.c, triplet.c):
+ * The box family (boxes.c) has a signature of its own, with R, tbc, pbc in
+ * place of R, K: y_true / y_pred may be ONE box broadcast against R rows (the
+ * Numba box kernels' contract); see boxes.c.
+ *
+ * Families: crossentropy.c, regression.c, boxes.c. Adding a family (triplet.c):
  *  1. csrc/<family>.c, a copy of regression.c's skeleton: it includes itself
  *     twice (FL_PASS 1 = float32, 2 = float64) and each pass includes fl_tmpl.h,
  *     which gives T, FN(name) (the _f32/_f64 suffix), EXP/LOG/LOG1P/SQRT of that
