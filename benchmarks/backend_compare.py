@@ -3,6 +3,7 @@ validation, no allocation in the timed call), float32, loss + gradient.
 
     python -m benchmarks.backend_compare                  # serial and all threads
     python -m benchmarks.backend_compare --threads 1 --repeats 51
+    python -m benchmarks.backend_compare --only giou,ciou --threads 1,2   # box losses
 
 Each row times the same kernel call on both backends, interleaved (so drift of
 a busy machine hits both alike), and reports the MINIMUM over ``--repeats``
@@ -30,10 +31,27 @@ CASES = [
     ("log_cosh", "probs", 1 << 22, 1, "real", "normal", None),
     ("mean_squared_error", "probs", 1 << 22, 1, "real", "normal", None),
     ("binary_crossentropy", "gh_logits", 1 << 20, 1, "binary", "normal", None),
+    # box losses: K = 4 (one box per row); "boxes_t1": one true box against all
+    # rows, "boxes_p1": one predicted box (its gradient summed per chunk)
+    ("giou_loss", "probs", 1 << 20, 4, "boxes", "boxes", {"flag": 0.0}),
+    ("ciou_loss", "probs", 1 << 20, 4, "boxes", "boxes", {"flag": 0.0}),
+    ("giou_loss", "probs", 1 << 20, 4, "boxes_t1", "boxes", {"flag": 0.0}),
+    ("giou_loss", "probs", 1 << 20, 4, "boxes_p1", "boxes", {"flag": 0.0}),
 ]
 
 
+def _boxes(rng, n):
+    """n proper yxyx boxes, float32: overlapping, nested and disjoint pairs."""
+    lo = rng.uniform(0.0, 10.0, (n, 2))
+    hi = lo + rng.uniform(0.1, 5.0, (n, 2))
+    return np.concatenate([lo, hi], axis=1).astype(np.float32)
+
+
 def _inputs(rng, R, K, labels, pred):
+    if labels.startswith("boxes"):
+        yt = _boxes(rng, 1 if labels == "boxes_t1" else R)
+        yp = _boxes(rng, 1 if labels == "boxes_p1" else R)
+        return yt, yp
     yp = (rng.uniform(0.05, 0.95, (R, K)) if pred == "probs" else rng.normal(size=(R, K))).astype(np.float32)
     if labels == "sparse":
         yt = rng.integers(0, K, R)
@@ -46,21 +64,23 @@ def _inputs(rng, R, K, labels, pred):
     return yt, yp
 
 
-def run(threads, repeats, backends):
+def run(threads, repeats, backends, only=None):
     from fastloss import _backend, _core, _registry
 
     rng = np.random.default_rng(0)
     rows = []
     for name, variant, R, K, labels, pred, params in CASES:
+        if only and not any(o in name for o in only):
+            continue
         spec = _registry.get(name)
         yt, yp = _inputs(rng, R, K, labels, pred)
         gh = variant.startswith("gh")
         prm = _core._prm(1.0 if gh else 1.0 / R, K, params, None, np.dtype(np.float32))
         w = np.ones(1, np.float32)
         loss = np.empty(R, np.float32)
-        g = np.empty((R, K), np.float32)
-        h = np.empty((R, K), np.float32)
         nch = min(R, threads)
+        g = np.empty((nch if yp.shape[0] != R else R, K), np.float32)
+        h = np.empty((R, K), np.float32)
         calls = {}
         for b in backends:
             fn = _backend.kernel(spec, variant, b)
@@ -75,7 +95,8 @@ def run(threads, repeats, backends):
                 t0 = time.perf_counter()
                 calls[b]()
                 best[b] = min(best[b], time.perf_counter() - t0)
-        rows.append((f"{name}/{variant} {R}x{K}", threads, best))
+        tag = f" {labels[6:]}" if labels.startswith("boxes_") else ""
+        rows.append((f"{name}/{variant} {R}x{K}{tag}", threads, best))
     return rows
 
 
@@ -83,6 +104,7 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--threads", default=None, help="comma-separated chunk counts (default: 1 and all threads)")
     ap.add_argument("--repeats", type=int, default=31)
+    ap.add_argument("--only", default=None, help="comma-separated substrings of loss names (e.g. giou,ciou)")
     a = ap.parse_args(argv)
     import fastloss
     from fastloss import _core
@@ -93,7 +115,8 @@ def main(argv=None):
     print("| kernel | threads | " + " | ".join(f"{b} ms" for b in backends) + (" | C/Numba |" if len(backends) == 2 else " |"))
     print("|---|---|" + "---|" * (len(backends) + (len(backends) == 2)))
     for t in threads:
-        for label, th, best in run(t, a.repeats, backends):
+        only = a.only.split(",") if a.only else None
+        for label, th, best in run(t, a.repeats, backends, only):
             cells = " | ".join(f"{best[b] * 1e3:.3f}" for b in backends)
             ratio = f" | {best['c'] / best['numba']:.2f} |" if len(backends) == 2 else " |"
             print(f"| {label} | {th} | {cells}{ratio}")

@@ -19,7 +19,11 @@
  * sum of loss[i] * w[i*ws]). Returns 0, or 1 when scratch memory could not be
  * allocated. The calls are made with the GIL released (CFFI API mode).
  *
- * Families: crossentropy.c, regression.c. Adding a family (boxes.c, triplet.c):
+ * The box family (boxes.c) has a signature of its own, with R, tbc, pbc in
+ * place of R, K: y_true / y_pred may be ONE box broadcast against R rows (the
+ * Numba box kernels' contract); see boxes.c.
+ *
+ * Families: crossentropy.c, regression.c, boxes.c. Adding a family (triplet.c):
  *  1. csrc/<family>.c, a copy of regression.c's skeleton: it includes itself
  *     twice (FL_PASS 1 = float32, 2 = float64) and each pass includes fl_tmpl.h,
  *     which gives T, FN(name) (the _f32/_f64 suffix), EXP/LOG/LOG1P/SQRT of that
@@ -124,6 +128,16 @@ int fl_hinge_gh_f32(const float *yt, const float *yp, const float *prm, const fl
 int fl_hinge_gh_f64(const double *yt, const double *yp, const double *prm, const double *w, int64_t ws, double *grad, double *hess, int64_t R, int64_t K, int nch, double *info);
 int fl_squared_hinge_gh_f32(const float *yt, const float *yp, const float *prm, const float *w, int64_t ws, float *grad, float *hess, int64_t R, int64_t K, int nch, double *info);
 int fl_squared_hinge_gh_f64(const double *yt, const double *yp, const double *prm, const double *w, int64_t ws, double *grad, double *hess, int64_t R, int64_t K, int nch, double *info);
+/* boxes.c: loss kernels (R rows; tbc / pbc: y_true / y_pred is one box broadcast, read in place;
+   with pbc, grad is (nch, 4) and chunk c writes its rows' gradient sum into grad[c]) */
+int fl_iou_f32(const float *yt, const float *yp, const float *prm, const float *w, int64_t ws, float *loss, float *grad, int want_grad, int64_t R, int tbc, int pbc, int nch, double *info);
+int fl_iou_f64(const double *yt, const double *yp, const double *prm, const double *w, int64_t ws, double *loss, double *grad, int want_grad, int64_t R, int tbc, int pbc, int nch, double *info);
+int fl_giou_f32(const float *yt, const float *yp, const float *prm, const float *w, int64_t ws, float *loss, float *grad, int want_grad, int64_t R, int tbc, int pbc, int nch, double *info);
+int fl_giou_f64(const double *yt, const double *yp, const double *prm, const double *w, int64_t ws, double *loss, double *grad, int want_grad, int64_t R, int tbc, int pbc, int nch, double *info);
+int fl_diou_f32(const float *yt, const float *yp, const float *prm, const float *w, int64_t ws, float *loss, float *grad, int want_grad, int64_t R, int tbc, int pbc, int nch, double *info);
+int fl_diou_f64(const double *yt, const double *yp, const double *prm, const double *w, int64_t ws, double *loss, double *grad, int want_grad, int64_t R, int tbc, int pbc, int nch, double *info);
+int fl_ciou_f32(const float *yt, const float *yp, const float *prm, const float *w, int64_t ws, float *loss, float *grad, int want_grad, int64_t R, int tbc, int pbc, int nch, double *info);
+int fl_ciou_f64(const double *yt, const double *yp, const double *prm, const double *w, int64_t ws, double *loss, double *grad, int want_grad, int64_t R, int tbc, int pbc, int nch, double *info);
 /* FASTLOSS-CDEF-END */
 
 #endif /* FASTLOSS_H */

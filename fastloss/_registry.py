@@ -38,6 +38,7 @@ _CUDA_RW = "fastloss.backends.numba_cuda.rows"
 # the same name in the same-named module of fastloss/backends/cffi_c/.
 _C_XE = "fastloss.backends.cffi_c.crossentropy"
 _C_RG = "fastloss.backends.cffi_c.regression"
+_C_BX = "fastloss.backends.cffi_c.boxes"
 
 
 def _xe(name, layout, variants, reference, cuda=None, cuda_ew=None, cuda_rw=None):
@@ -145,7 +146,11 @@ _CUDA_BX = "fastloss.backends.numba_cuda.boxes"
 
 def _bx(name, kernel):
     # "probs" is the core's plain variant (the one a class without from_logits asks for)
-    kernels = {"numba": {"probs": f"{_NUMBA_BX}:{kernel}"}, "cuda": {"probs": f"{_CUDA_BX}:{kernel}_host"}}
+    kernels = {
+        "numba": {"probs": f"{_NUMBA_BX}:{kernel}"},
+        "c": {"probs": f"{_C_BX}:{kernel}"},
+        "cuda": {"probs": f"{_CUDA_BX}:{kernel}_host"},
+    }
     return LossSpec(name=name, family="boxes", layout="boxes", kernels=kernels, reference=name)
 
 

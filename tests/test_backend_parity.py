@@ -31,10 +31,14 @@ LOSS_VARIANTS = ("probs", "logits")
 GH_VARIANTS = ("gh", "gh_logits")
 
 
-def _pairs(kinds):
+def _pairs(kinds, layouts=None):
+    """(name, variant) with a kernel on both CPU backends; the box layout (its own
+    data and shapes, test_box_kernels_agree) only where asked for."""
     out = []
     for name in sorted(_registry.REGISTRY):
         spec = _registry.REGISTRY[name]
+        if (spec.layout == "boxes") != (layouts == "boxes"):
+            continue
         both = set(spec.kernels.get("numba", {})) & set(spec.kernels.get("c", {}))
         out += [(name, v) for v in kinds if v in both]
     return out
@@ -259,3 +263,110 @@ def test_inputs_not_modified_and_grad_out_used():
         loss2, g2 = fastloss.losses.SparseCategoricalCrossentropy(from_logits=True).value_and_grad(yt, yp)
     _close(loss, loss2, np.float32, "loss")
     _close(g, g2, np.float32, "grad")
+
+
+# ---- boxes -----------------------------------------------------------------------
+
+BOX_FORMATS = ("yxyx", "xyxy", "xywh", "cxcywh")
+
+
+def _box_corners(rng, n):
+    """(n, 4) corners (lo_a, lo_b, hi_a, hi_b) in float64: proper boxes, half of
+    them on an integer grid (exact ties between predicted and true corners,
+    touching and identical boxes), and a few degenerate ones (zero extent,
+    inverted corners)."""
+    lo = rng.uniform(0.0, 10.0, (n, 2))
+    hi = lo + rng.uniform(0.1, 5.0, (n, 2))
+    c = np.concatenate([lo, hi], axis=1)
+    grid = rng.random(n) < 0.5
+    g_lo = rng.integers(0, 6, (n, 2)).astype(np.float64)
+    g = np.concatenate([g_lo, g_lo + rng.integers(1, 4, (n, 2))], axis=1)
+    c[grid] = g[grid]
+    k = rng.choice(n, size=min(n, 3), replace=False)
+    if len(k) > 0:
+        c[k[0], 2] = c[k[0], 0]  # zero extent along a
+    if len(k) > 1:
+        c[k[1], 3] = c[k[1], 1] - 1.5  # inverted along b
+    if len(k) > 2:
+        c[k[2]] = c[k[2], [0, 1, 0, 1]]  # a point
+    return c
+
+
+def _to_format(c, fmt):
+    a0, b0, a1, b1 = c[:, 0], c[:, 1], c[:, 2], c[:, 3]
+    if fmt == "xywh":
+        cols = (a0, b0, a1 - a0, b1 - b0)
+    elif fmt == "cxcywh":
+        cols = ((a0 + a1) / 2, (b0 + b1) / 2, a1 - a0, b1 - b0)
+    else:  # yxyx / xyxy: the same corner order (every loss is symmetric in the axes)
+        cols = (a0, b0, a1, b1)
+    return np.stack(cols, axis=1)
+
+
+def _box_inputs(rng, nt, npred, fmt, dt, specials):
+    n = max(nt, npred)
+    ct = _box_corners(rng, nt)
+    cp = _box_corners(rng, npred)
+    if nt == npred:
+        same = rng.choice(n, size=min(n, 2), replace=False)
+        cp[same] = ct[same]  # identical boxes: loss 0, every corner a tie
+    yt = _to_format(ct, fmt)
+    yp = _to_format(cp, fmt)
+    if specials:
+        v = [np.nan, np.nan] if specials == "nan" else [np.inf, -np.inf]
+        tgt = yp if npred == n else yt
+        rows = rng.choice(n, size=min(n, 2), replace=False)
+        for r, x in zip(rows, v):
+            tgt[r, rng.integers(0, 4)] = x
+    return yt.astype(dt), yp.astype(dt)
+
+
+# (rows of y_true, rows of y_pred): one box per row, one box broadcast on
+# either side; 20000 rows (80000 elements) take the parallel path.
+BOX_SHAPES = [(9, 9), (1, 1), (1, 9), (9, 1), (20000, 20000), (1, 20000), (20000, 1)]
+
+
+@pytest.mark.parametrize("name,variant", _pairs(LOSS_VARIANTS, "boxes"))
+@pytest.mark.parametrize("dt", [np.float32, np.float64], ids=["f32", "f64"])
+def test_box_kernels_agree(name, variant, dt):
+    rng = np.random.default_rng(_seed(name, variant, dt))
+    for nt, npred in BOX_SHAPES:
+        n = max(nt, npred)
+        big = n > 1000
+        for fmt in BOX_FORMATS:
+            for specials in (None, "nan") if big else SPECIALS:
+                yt, yp = _box_inputs(rng, nt, npred, fmt, dt, specials)
+                exact = specials != "inf"
+                params = {"flag": float(BOX_FORMATS.index(fmt))}
+                for sw, reduction in ((None, "none"), (rng.uniform(0.0, 2.0, n), "mean_with_sample_weight"),
+                                      (0.7, "sum_over_batch_size")):
+                    what = (f"{name} yt({nt},4) yp({npred},4) {fmt} specials={specials} "
+                            f"sw={type(sw).__name__} {reduction}")
+
+                    def call():
+                        return _core.compute(name, yt, yp, variant=variant, params=params, sample_weight=sw,
+                                             reduction=reduction, want_grad=True)
+
+                    lc, gc = _run("c", call)
+                    ln, gn = _run("numba", call)
+                    _close(lc, ln, dt, what + " loss", exact)
+                    _close(gc, gn, dt, what + " grad", exact)
+                    assert gc.shape == gn.shape == yp.shape, what
+                    assert np.asarray(lc).dtype == np.asarray(ln).dtype == dt
+                    assert gc.dtype == gn.dtype == dt
+                l0 = _run("c", lambda: _core.compute(name, yt, yp, variant=variant, params=params,
+                                                     reduction="sum")[0])
+                l1 = _run("numba", lambda: _core.compute(name, yt, yp, variant=variant, params=params,
+                                                         reduction="sum")[0])
+                _close(l0, l1, dt, f"{name} yt({nt},4) yp({npred},4) {fmt} sum, no grad", exact)
+
+
+def test_box_inputs_not_modified():
+    rng = np.random.default_rng(11)
+    yt, yp = _box_inputs(rng, 3000, 1, "cxcywh", np.float32, None)
+    keep_t, keep_p = yt.copy(), yp.copy()
+    with fastloss.use_backend("c"):
+        loss, g = fastloss.losses.CIoULoss(box_format="cxcywh").value_and_grad(yt, yp)
+    np.testing.assert_array_equal(yt, keep_t)
+    np.testing.assert_array_equal(yp, keep_p)
+    assert g.shape == (1, 4)
