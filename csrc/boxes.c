@@ -68,8 +68,8 @@ FL_INLINE float bx_atan2_pos32(float y, float x) {
 
 /* Loss of one pair of boxes (corners) and its gradient w.r.t. the predicted
  * corners; kind is a compile-time constant. Line by line Numba's _box_loss. */
-FL_INLINE T FN(bx_loss)(int kind, T a0, T b0, T a1, T b1, T A0, T B0, T A1, T B1, T eps, T *o_ga0,
-                        T *o_gb0, T *o_ga1, T *o_gb1) {
+FL_INLINE T FN(bx_loss)(int kind, T a0, T b0, T a1, T b1, T A0, T B0, T A1, T B1, T eps, int xfirst,
+                        T *o_ga0, T *o_gb0, T *o_ga1, T *o_gb1) {
     const T z = L(0.0), one = L(1.0);
     /* (1) extents and areas */
     T da = a1 - a0;
@@ -137,17 +137,22 @@ FL_INLINE T FN(bx_loss)(int kind, T a0, T b0, T a1, T b1, T A0, T B0, T A1, T B1
         g_sb = L(0.5) * sb * rc;
     }
     if (kind == BX_CIOU) {
-        T d_phi = BX_ATAN2(Wb, Wa) - BX_ATAN2(wb, wa);
+        /* torchvision's atan(w / h): w the x extent, h the y extent (xfirst: the
+         * a axis is x, every format but yxyx) */
+        T tw = xfirst ? Wa : Wb, th = xfirst ? Wb : Wa;
+        T pw = xfirst ? wa : wb, ph = xfirst ? wb : wa;
+        T d_phi = BX_ATAN2(tw, th) - BX_ATAN2(pw, ph);
         T v = L(BX_FOUR_OVER_PI2) * d_phi * d_phi;
         T alpha = v / (one - iou + v + eps); /* a constant for the gradient (torchvision) */
         loss = loss + alpha * v;
         T g_phi = L(-2.0 * BX_FOUR_OVER_PI2) * alpha * d_phi;
-        /* d atan2(wb, wa) = (wa, -wb) / (wa**2 + wb**2); 0 at the origin */
-        T r2 = wa * wa + wb * wb;
+        /* d atan2(pw, ph) = (ph, -pw) / (pw**2 + ph**2); 0 at the origin */
+        T r2 = pw * pw + ph * ph;
         T inv = one / r2;
         inv = r2 == z ? z : inv;
-        g_wa = g_phi * (-wb * inv);
-        g_wb = g_phi * (wa * inv);
+        T dpw = ph * inv, dph = -pw * inv;
+        g_wa = g_phi * (xfirst ? dpw : dph);
+        g_wb = g_phi * (xfirst ? dph : dpw);
     }
     /* area_pred = wa wb enters the union; inter enters it with a minus */
     g_wa = g_wa + g_union * wb;
@@ -176,7 +181,7 @@ FL_INLINE T FN(bx_loss)(int kind, T a0, T b0, T a1, T b1, T A0, T B0, T A1, T B1
  * hi = q (u0, u1) + r (u2, u3); the corner gradients map back likewise. */
 FL_INLINE double FN(bx_block)(int kind, const T *restrict ys, const T *restrict ps, T *restrict gs,
                               T *restrict ls, const T *restrict wr, T sc, int64_t n, T p, T q, T r,
-                              T eps) {
+                              T eps, int xfirst) {
     double tot = 0.0;
     FL_PRAGMA(omp simd reduction(+ : tot))
     for (int64_t i = 0; i < n; i++) {
@@ -185,7 +190,7 @@ FL_INLINE double FN(bx_block)(int kind, const T *restrict ys, const T *restrict 
         T A0 = y[0] + p * y[2], B0 = y[1] + p * y[3], A1 = q * y[0] + r * y[2], B1 = q * y[1] + r * y[3];
         T a0 = x[0] + p * x[2], b0 = x[1] + p * x[3], a1 = q * x[0] + r * x[2], b1 = q * x[1] + r * x[3];
         T ga0, gb0, ga1, gb1;
-        T l = FN(bx_loss)(kind, a0, b0, a1, b1, A0, B0, A1, B1, eps, &ga0, &gb0, &ga1, &gb1);
+        T l = FN(bx_loss)(kind, a0, b0, a1, b1, A0, B0, A1, B1, eps, xfirst, &ga0, &gb0, &ga1, &gb1);
         ls[i] = l;
         T wi = wr[i];
         tot += (double)l * (double)wi;
@@ -215,6 +220,7 @@ FL_INLINE int FN(bx_rows)(int kind, const T *restrict yt, const T *restrict yp, 
         q = L(1.0);
         r = L(0.5);
     }
+    int xfirst = flag != L(0.0); /* every format but yxyx starts with x */
     T eps = prm[P_EPS];
     T sc = prm[F_SCALE];
     int64_t nb = hi - lo < BX_BLOCK ? (hi - lo > 1 ? hi - lo : 1) : BX_BLOCK;
@@ -236,7 +242,7 @@ FL_INLINE int FN(bx_rows)(int kind, const T *restrict yt, const T *restrict yp, 
         const T *ps = pbc ? pbuf : yp + 4 * r0;
         T *gs = direct ? grad + 4 * r0 : gbuf;
         const T *wr = ws != 0 ? w + r0 : wbuf;
-        tot += FN(bx_block)(kind, ys, ps, gs, loss + r0, wr, sc, n, p, q, r, eps);
+        tot += FN(bx_block)(kind, ys, ps, gs, loss + r0, wr, sc, n, p, q, r, eps, xfirst);
         if (want_grad && pbc) {
             for (int64_t i = 0; i < n; i++) {
                 s0 += (double)gs[4 * i];
