@@ -19,7 +19,8 @@
  * sum of loss[i] * w[i*ws]). Returns 0, or 1 when scratch memory could not be
  * allocated. The calls are made with the GIL released (CFFI API mode).
  *
- * Families: crossentropy.c, regression.c. Adding a family (boxes.c, triplet.c):
+ * Families: crossentropy.c, regression.c, triplet.c (its own kernel signatures,
+ * the Numba triplet kernels'; see its header). Adding a family (boxes.c):
  *  1. csrc/<family>.c, a copy of regression.c's skeleton: it includes itself
  *     twice (FL_PASS 1 = float32, 2 = float64) and each pass includes fl_tmpl.h,
  *     which gives T, FN(name) (the _f32/_f64 suffix), EXP/LOG/LOG1P/SQRT of that
@@ -124,6 +125,21 @@ int fl_hinge_gh_f32(const float *yt, const float *yp, const float *prm, const fl
 int fl_hinge_gh_f64(const double *yt, const double *yp, const double *prm, const double *w, int64_t ws, double *grad, double *hess, int64_t R, int64_t K, int nch, double *info);
 int fl_squared_hinge_gh_f32(const float *yt, const float *yp, const float *prm, const float *w, int64_t ws, float *grad, float *hess, int64_t R, int64_t K, int nch, double *info);
 int fl_squared_hinge_gh_f64(const double *yt, const double *yp, const double *prm, const double *w, int64_t ws, double *grad, double *hess, int64_t R, int64_t K, int nch, double *info);
+/* triplet.c: mining kernels, gradient assembly, small-batch Gram (numba_cpu/triplet.py) */
+int fl_tr_semihard_f32(const float *M, const float *aux, const float *X, const int64_t *lab, const float *prm, double *rowloss, double *rowcnt, float *W, int want_grad, int64_t N, int64_t D, int nch);
+int fl_tr_semihard_f64(const double *M, const double *aux, const double *X, const int64_t *lab, const double *prm, double *rowloss, double *rowcnt, double *W, int want_grad, int64_t N, int64_t D, int nch);
+int fl_tr_batch_all_f32(const float *M, const float *aux, const float *X, const int64_t *lab, const float *prm, double *rowloss, double *rowcnt, float *W, int want_grad, int64_t N, int64_t D, int nch);
+int fl_tr_batch_all_f64(const double *M, const double *aux, const double *X, const int64_t *lab, const double *prm, double *rowloss, double *rowcnt, double *W, int want_grad, int64_t N, int64_t D, int nch);
+int fl_tr_hard_f32(const float *M, const float *aux, const float *X, const int64_t *lab, const float *prm, double *rowloss, double *rowcnt, int64_t *sel, float *selc, int64_t N, int64_t D, int nch);
+int fl_tr_hard_f64(const double *M, const double *aux, const double *X, const int64_t *lab, const double *prm, double *rowloss, double *rowcnt, int64_t *sel, double *selc, int64_t N, int64_t D, int nch);
+int fl_tr_symmetrize_f32(float *W, const float *M, const float *aux, int metric, double *r, double *q, int64_t N, int nch);
+int fl_tr_symmetrize_f64(double *W, const double *M, const double *aux, int metric, double *r, double *q, int64_t N, int nch);
+int fl_tr_hard_grad_f32(const float *X, const float *M, const float *aux, const int64_t *sel, const float *selc, int metric, float scale, float *G, int64_t N, int64_t D, int64_t GC);
+int fl_tr_hard_grad_f64(const double *X, const double *M, const double *aux, const int64_t *sel, const double *selc, int metric, double scale, double *G, int64_t N, int64_t D, int64_t GC);
+int fl_tr_gram_f32(const float *X, float *M, int64_t N, int64_t D);
+int fl_tr_gram_f64(const double *X, double *M, int64_t N, int64_t D);
+int fl_tr_dense_grad_f32(const float *W, const float *X, float scale, float *G, int64_t N, int64_t D);
+int fl_tr_dense_grad_f64(const double *W, const double *X, double scale, double *G, int64_t N, int64_t D);
 /* FASTLOSS-CDEF-END */
 
 #endif /* FASTLOSS_H */
