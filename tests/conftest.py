@@ -23,6 +23,8 @@ PER_BACKEND_MODULES = {
     "test_boosting",
     "test_keras_parity",
     "test_tfa_parity",
+    "test_triplet",
+    "test_triplet_tfa",
 }
 CPU_BACKENDS = [b for b in fastloss.available_backends() if b in ("numba", "c")]
 
