@@ -100,6 +100,7 @@ FL_INLINE double FN(tr_dist_row)(const T *restrict M, const T *restrict aux, con
         if (hits == 0 || (hits == 1 && d[a] < cut * (sa + aux[a]))) {
             d[a] = zero;
             double s = 0.0;
+            FL_PRAGMA(omp simd reduction(+ : s))
             for (int64_t j = 0; j < N; j++) {
                 T v = d[j];
                 v = v <= zero ? zero : v;
@@ -136,6 +137,7 @@ FL_INLINE double FN(tr_dist_row)(const T *restrict M, const T *restrict aux, con
         d[a] = zero;
     }
     double s = 0.0;
+    FL_PRAGMA(omp simd reduction(+ : s))
     for (int64_t j = 0; j < N; j++) {
         T v = d[j];
         s += (double)v;
@@ -160,6 +162,7 @@ FL_INLINE void FN(tr_scale_row)(T *restrict w, const T *restrict d, int64_t N, i
 /* first index j >= lo with key[j] == k (k occurs) */
 FL_INLINE int64_t FN(tr_first)(const KEY_T *restrict key, int64_t n, KEY_T k, int64_t lo) {
     int64_t best = n;
+    FL_PRAGMA(omp simd reduction(min : best))
     for (int64_t j = lo; j < n; j++) {
         int64_t c = key[j] == k ? j : n;
         best = c < best ? c : best;
@@ -233,7 +236,7 @@ static int FN(tr_alloc)(FN(tr_scratch) *s, int64_t N) {
     return FL_OK;
 }
 
-static double FN(tr_semihard_row)(const T *restrict d, const KEY_T *restrict key, const int64_t *restrict lab,
+FL_INLINE double FN(tr_semihard_row)(const T *restrict d, const KEY_T *restrict key, const int64_t *restrict lab,
                                   int64_t N, int64_t a, T margin, int soft, T *restrict w, int want_grad,
                                   FN(tr_scratch) *s, double *cnt) {
     int64_t kn, kp;
@@ -246,11 +249,13 @@ static double FN(tr_semihard_row)(const T *restrict d, const KEY_T *restrict key
     int64_t iin;
     if (kn > 0) {
         KEY_T m = KLO;
+        FL_PRAGMA(omp simd reduction(max : m))
         for (int64_t k = 0; k < kn; k++) m = nkk[k] > m ? nkk[k] : m;
         kin = m;
         iin = nidx[FN(tr_first)(nkk, kn, m, 0)];
     } else {
         KEY_T m = KHI;
+        FL_PRAGMA(omp simd reduction(min : m))
         for (int64_t j = 0; j < N; j++) m = key[j] < m ? key[j] : m;
         kin = m;
         iin = FN(tr_first)(key, N, m, 0);
@@ -285,6 +290,7 @@ static double FN(tr_semihard_row)(const T *restrict d, const KEY_T *restrict key
             }
         } else if (kn > 0) {
             KEY_T m = KHI;
+            FL_PRAGMA(omp simd reduction(min : m))
             for (int64_t k = 0; k < kn; k++) {
                 KEY_T v = nkk[k];
                 KEY_T c = v > kap ? v : KHI;
@@ -307,7 +313,7 @@ static double FN(tr_semihard_row)(const T *restrict d, const KEY_T *restrict key
     return total;
 }
 
-static double FN(tr_batch_all_row)(const T *restrict d, const KEY_T *restrict key, const int64_t *restrict lab,
+FL_INLINE double FN(tr_batch_all_row)(const T *restrict d, const KEY_T *restrict key, const int64_t *restrict lab,
                                    int64_t N, int64_t a, T margin, int soft, T *restrict w, int want_grad,
                                    FN(tr_scratch) *s, double *cnt) {
     const T zero = L(0.0);
@@ -424,6 +430,7 @@ FL_INLINE double FN(tr_hard_row)(const KEY_T *restrict key, const int64_t *restr
     int64_t la = lab[a];
     KEY_T pmax = KLO, nmin = KHI, rmin = KHI, rmax = KLO;
     int64_t npos = 0, nneg = 0;
+    FL_PRAGMA(omp simd reduction(max : pmax, rmax) reduction(min : nmin, rmin) reduction(+ : npos, nneg))
     for (int64_t j = 0; j < N; j++) {
         KEY_T v = key[j];
         int same = lab[j] == la;
@@ -440,6 +447,7 @@ FL_INLINE double FN(tr_hard_row)(const KEY_T *restrict key, const int64_t *restr
     int64_t ip, ineg;
     if (npos > 0) {
         ip = N;
+        FL_PRAGMA(omp simd reduction(min : ip))
         for (int64_t j = 0; j < N; j++) {
             int hit = (key[j] == pmax) & (lab[j] == la) & (j != a);
             int64_t c = hit ? j : N;
@@ -451,6 +459,7 @@ FL_INLINE double FN(tr_hard_row)(const KEY_T *restrict key, const int64_t *restr
     }
     if (nneg > 0) {
         ineg = N;
+        FL_PRAGMA(omp simd reduction(min : ineg))
         for (int64_t j = 0; j < N; j++) {
             int hit = (key[j] == nmin) & (lab[j] != la);
             int64_t c = hit ? j : N;
