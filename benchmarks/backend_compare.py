@@ -4,6 +4,7 @@ validation, no allocation in the timed call), float32, loss + gradient.
     python -m benchmarks.backend_compare                  # serial and all threads
     python -m benchmarks.backend_compare --threads 1 --repeats 51
     python -m benchmarks.backend_compare --only giou,ciou --threads 1,2   # box losses
+    python -m benchmarks.backend_compare --only triplet      # the triplet rows alone
 
 Each row times the same kernel call on both backends, interleaved (so drift of
 a busy machine hits both alike), and reports the MINIMUM over ``--repeats``
@@ -11,6 +12,12 @@ calls (the least disturbed run) and C/Numba. ``--threads n`` uses n row chunks
 (1 = the serial path). The end-to-end numbers, peers included, are
 ``python -m benchmarks.report`` (it times every available backend); cold start
 is ``python -m benchmarks.cold_start``.
+
+Triplet losses (their own path, ``fastloss._triplet``) are timed end to end,
+``value_and_grad`` under ``use_backend`` (Gram product, mining, gradient
+assembly; the path picks serial/parallel itself: "auto" threads), and the
+mining kernel alone on the same Gram matrix (all threads from
+``PARALLEL_MIN_ROWS`` rows on, as the path does).
 """
 
 import argparse
@@ -100,11 +107,70 @@ def run(threads, repeats, backends, only=None):
     return rows
 
 
+TRIPLET_CASES = [
+    ("TripletSemiHardLoss", "triplet_semihard", 256, 128),
+    ("TripletSemiHardLoss", "triplet_semihard", 4096, 128),
+    ("TripletHardLoss", "triplet_hard", 256, 128),
+    ("TripletHardLoss", "triplet_hard", 4096, 128),
+]
+
+
+def run_triplet(repeats, backends):
+    import fastloss
+    from fastloss import _backend, _registry, _triplet
+    from fastloss import losses as L
+
+    rng = np.random.default_rng(0)
+    rows = []
+    for cls, name, N, D in TRIPLET_CASES:
+        x = rng.normal(size=(N, D)).astype(np.float32)
+        lab = rng.integers(0, max(2, N // 16), N)
+        loss = getattr(L, cls)()
+        # end to end
+        calls = {}
+        for b in backends:
+            def call(b=b):
+                with fastloss.use_backend(b):
+                    return loss.value_and_grad(lab, x)
+            call()
+            calls[b] = call
+        best = {b: float("inf") for b in backends}
+        for _ in range(repeats):
+            for b in backends:
+                t0 = time.perf_counter()
+                calls[b]()
+                best[b] = min(best[b], time.perf_counter() - t0)
+        rows.append((f"{cls} value_and_grad {N}x{D}", "auto", best))
+        # the mining kernel alone (same inputs for both backends)
+        spec = _registry.get(name)
+        M = x @ np.ascontiguousarray(x.T)
+        aux = M.diagonal().copy()
+        prm = np.array((1.0, 0, 0, _triplet._CUT[np.dtype(np.float32)]), np.float32)
+        hard = name == "triplet_hard"
+        W = np.empty((N, 0 if hard else N), np.float32)
+        sel = np.zeros((N if hard else 0, 2), np.int64)
+        selc = np.zeros((N if hard else 0, 2), np.float32)
+        rl, rc = np.zeros(N), np.zeros(N)
+        nch = 1 if N < _triplet.PARALLEL_MIN_ROWS else min(N, _triplet._threads())
+        for b in backends:
+            fn = _backend.kernel(spec, "mine", b)
+            calls[b] = lambda fn=fn: fn(M, aux, x, lab, prm, rl, rc, W, sel, selc, True, nch)
+            calls[b]()
+        best = {b: float("inf") for b in backends}
+        for _ in range(repeats):
+            for b in backends:
+                t0 = time.perf_counter()
+                calls[b]()
+                best[b] = min(best[b], time.perf_counter() - t0)
+        rows.append((f"{name}/mine {N}x{D}", nch, best))
+    return rows
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--threads", default=None, help="comma-separated chunk counts (default: 1 and all threads)")
     ap.add_argument("--repeats", type=int, default=31)
-    ap.add_argument("--only", default=None, help="comma-separated substrings of loss names (e.g. giou,ciou)")
+    ap.add_argument("--only", default=None, help="comma-separated substrings of loss names (e.g. giou,ciou), or 'triplet' for the triplet rows alone")
     a = ap.parse_args(argv)
     import fastloss
     from fastloss import _core
@@ -114,12 +180,17 @@ def main(argv=None):
     print(f"backends {backends}; min of {a.repeats} interleaved calls; float32 loss + gradient")
     print("| kernel | threads | " + " | ".join(f"{b} ms" for b in backends) + (" | C/Numba |" if len(backends) == 2 else " |"))
     print("|---|---|" + "---|" * (len(backends) + (len(backends) == 2)))
-    for t in threads:
-        only = a.only.split(",") if a.only else None
-        for label, th, best in run(t, a.repeats, backends, only):
-            cells = " | ".join(f"{best[b] * 1e3:.3f}" for b in backends)
-            ratio = f" | {best['c'] / best['numba']:.2f} |" if len(backends) == 2 else " |"
-            print(f"| {label} | {th} | {cells}{ratio}")
+    only = [o for o in a.only.split(",") if o] if a.only else None
+    rows = []
+    if only != ["triplet"]:
+        for t in threads:
+            rows += list(run(t, a.repeats, backends, only))
+    if only is None or "triplet" in only:
+        rows += run_triplet(a.repeats, backends)
+    for label, th, best in rows:
+        cells = " | ".join(f"{best[b] * 1e3:.3f}" for b in backends)
+        ratio = f" | {best['c'] / best['numba']:.2f} |" if len(backends) == 2 else " |"
+        print(f"| {label} | {th} | {cells}{ratio}", flush=True)
 
 
 if __name__ == "__main__":

@@ -21,9 +21,10 @@
  *
  * The box family (boxes.c) has a signature of its own, with R, tbc, pbc in
  * place of R, K: y_true / y_pred may be ONE box broadcast against R rows (the
- * Numba box kernels' contract); see boxes.c.
+ * Numba box kernels' contract); see boxes.c. The triplet family (triplet.c)
+ * has its own kernel signatures too, the Numba triplet kernels'; see its header.
  *
- * Families: crossentropy.c, regression.c, boxes.c. Adding a family (triplet.c):
+ * Families: crossentropy.c, regression.c, boxes.c, triplet.c. Adding a family:
  *  1. csrc/<family>.c, a copy of regression.c's skeleton: it includes itself
  *     twice (FL_PASS 1 = float32, 2 = float64) and each pass includes fl_tmpl.h,
  *     which gives T, FN(name) (the _f32/_f64 suffix), EXP/LOG/LOG1P/SQRT of that
@@ -138,6 +139,21 @@ int fl_diou_f32(const float *yt, const float *yp, const float *prm, const float 
 int fl_diou_f64(const double *yt, const double *yp, const double *prm, const double *w, int64_t ws, double *loss, double *grad, int want_grad, int64_t R, int tbc, int pbc, int nch, double *info);
 int fl_ciou_f32(const float *yt, const float *yp, const float *prm, const float *w, int64_t ws, float *loss, float *grad, int want_grad, int64_t R, int tbc, int pbc, int nch, double *info);
 int fl_ciou_f64(const double *yt, const double *yp, const double *prm, const double *w, int64_t ws, double *loss, double *grad, int want_grad, int64_t R, int tbc, int pbc, int nch, double *info);
+/* triplet.c: mining kernels, gradient assembly, small-batch Gram (numba_cpu/triplet.py) */
+int fl_tr_semihard_f32(const float *M, const float *aux, const float *X, const int64_t *lab, const float *prm, double *rowloss, double *rowcnt, float *W, int want_grad, int64_t N, int64_t D, int nch);
+int fl_tr_semihard_f64(const double *M, const double *aux, const double *X, const int64_t *lab, const double *prm, double *rowloss, double *rowcnt, double *W, int want_grad, int64_t N, int64_t D, int nch);
+int fl_tr_batch_all_f32(const float *M, const float *aux, const float *X, const int64_t *lab, const float *prm, double *rowloss, double *rowcnt, float *W, int want_grad, int64_t N, int64_t D, int nch);
+int fl_tr_batch_all_f64(const double *M, const double *aux, const double *X, const int64_t *lab, const double *prm, double *rowloss, double *rowcnt, double *W, int want_grad, int64_t N, int64_t D, int nch);
+int fl_tr_hard_f32(const float *M, const float *aux, const float *X, const int64_t *lab, const float *prm, double *rowloss, double *rowcnt, int64_t *sel, float *selc, int64_t N, int64_t D, int nch);
+int fl_tr_hard_f64(const double *M, const double *aux, const double *X, const int64_t *lab, const double *prm, double *rowloss, double *rowcnt, int64_t *sel, double *selc, int64_t N, int64_t D, int nch);
+int fl_tr_symmetrize_f32(float *W, const float *M, const float *aux, int metric, double *r, double *q, int64_t N, int nch);
+int fl_tr_symmetrize_f64(double *W, const double *M, const double *aux, int metric, double *r, double *q, int64_t N, int nch);
+int fl_tr_hard_grad_f32(const float *X, const float *M, const float *aux, const int64_t *sel, const float *selc, int metric, float scale, float *G, int64_t N, int64_t D, int64_t GC);
+int fl_tr_hard_grad_f64(const double *X, const double *M, const double *aux, const int64_t *sel, const double *selc, int metric, double scale, double *G, int64_t N, int64_t D, int64_t GC);
+int fl_tr_gram_f32(const float *X, float *M, int64_t N, int64_t D);
+int fl_tr_gram_f64(const double *X, double *M, int64_t N, int64_t D);
+int fl_tr_dense_grad_f32(const float *W, const float *X, float scale, float *G, int64_t N, int64_t D);
+int fl_tr_dense_grad_f64(const double *W, const double *X, double scale, double *G, int64_t N, int64_t D);
 /* FASTLOSS-CDEF-END */
 
 #endif /* FASTLOSS_H */

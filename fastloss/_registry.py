@@ -170,12 +170,16 @@ REGISTRY.update(
 # "symmetrize"/"dense_grad" (dense gradient assembly: angular / small L2
 # batches; large L2 batches use BLAS) or "grad" (sparse assembly of hard mining).
 _NUMBA_TR = "fastloss.backends.numba_cpu.triplet"
+_C_TR = "fastloss.backends.cffi_c.triplet"  # the C twins (csrc/triplet.c), same names
 
 
 def _tr(name, mine, assembly):
-    variants = {"mine": f"{_NUMBA_TR}:{mine}"}
-    variants.update({v: f"{_NUMBA_TR}:{k}" for v, k in assembly.items()})
-    return LossSpec(name=name, family="triplet", layout="triplet", kernels={"numba": variants}, reference=name)
+    kernels = {}
+    for backend, mod in (("numba", _NUMBA_TR), ("c", _C_TR)):
+        variants = {"mine": f"{mod}:{mine}"}
+        variants.update({v: f"{mod}:{k}" for v, k in assembly.items()})
+        kernels[backend] = variants
+    return LossSpec(name=name, family="triplet", layout="triplet", kernels=kernels, reference=name)
 
 
 REGISTRY.update(

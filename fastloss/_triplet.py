@@ -154,6 +154,11 @@ def compute_triplet(
     if want_grad and grad_out is not None:
         V.check_grad_out(grad_out, grad_shape, dt, (y_true, y_pred, sample_weight))
 
+    # ---- backend: one for the whole call (explicit choice, else automatic:
+    # Numba where installed, C where Numba is missing or broken) ---------------
+    mine = _backend.pick_kernel(spec, "mine", None)  # drops a broken Numba for C
+    backend = _backend.choose(spec, "mine")  # the helper kernels come from the same backend
+
     # ---- distances -----------------------------------------------------------
     vjp = None
     X = np.empty((0, 0), dt)
@@ -183,7 +188,7 @@ def compute_triplet(
         small = N * N * max(X.shape[1], 1) <= SMALL_MADDS
         if small and N:
             M = np.empty((N, N), dt)
-            _backend.kernel(spec, "gram", _backend.current_backend())(X, M)
+            _backend.kernel(spec, "gram", backend)(X, M)
         else:
             M = _gram(X) if N else np.empty((0, 0), dt)
         # squared norms from the Gram diagonal (TFA sums squares separately; the
@@ -205,8 +210,6 @@ def compute_triplet(
     if N:
         prm = np.array((margin, code, 1.0 if soft else 0.0, 0.0 if code >= 2 else _CUT[dt]), dt)
         nch = 1 if N < PARALLEL_MIN_ROWS else min(N, _threads())
-        backend = _backend.current_backend()
-        mine = _backend.kernel(spec, "mine", backend)
         mine(M, aux, X, lab, prm, rowloss, rowcnt, W, sel, selc, bool(want_grad), nch)
     else:
         nch = 1

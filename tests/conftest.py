@@ -25,6 +25,8 @@ PER_BACKEND_MODULES = {
     "test_tfa_parity",
     "test_boxes",
     "test_tfa_boxes",
+    "test_triplet",
+    "test_triplet_tfa",
 }
 CPU_BACKENDS = [b for b in fastloss.available_backends() if b in ("numba", "c")]
 

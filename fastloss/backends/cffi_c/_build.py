@@ -33,7 +33,7 @@ CSRC = os.path.join(ROOT, "csrc")
 HEADER = "fastloss.h"
 # One file per loss family (+ the library helpers). A new family: add its file
 # here and its prototypes to csrc/fastloss.h.
-SOURCES = ["crossentropy.c", "regression.c", "boxes.c", "fl_info.c"]
+SOURCES = ["crossentropy.c", "regression.c", "boxes.c", "triplet.c", "fl_info.c"]
 MODULE = "fastloss.backends.cffi_c._fastloss_c"
 
 
