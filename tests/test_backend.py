@@ -211,9 +211,10 @@ def test_automatic_choice_per_call(monkeypatch):
 
     spec = _registry.get("sparse_categorical_crossentropy")
     assert _backend.choose(spec, "logits", 10**7) == "numba"
-    monkeypatch.setattr(_backend, "PREFER_C", frozenset({("sparse_categorical_crossentropy", "logits")}))
-    assert _backend.choose(spec, "logits", 10) == "c"
-    assert _backend.choose(spec, "probs", 10) == "numba"
+    monkeypatch.setattr(_backend, "PREFER_C", {("sparse_categorical_crossentropy", "logits"): 100})
+    assert _backend.choose(spec, "logits", 100) == "c"
+    assert _backend.choose(spec, "logits", 99) == "numba"  # below the pair's size: Numba
+    assert _backend.choose(spec, "probs", 10**7) == "numba"
     custom = _registry.LossSpec("custom:x", "custom", "dense", {}, "none")
     assert _backend.choose(custom, "elementwise") == "numba"
     c_only = _registry.LossSpec("x", "boxes", "dense", {"c": {"probs": "m:f"}}, "none")
@@ -226,6 +227,25 @@ def test_automatic_choice_per_call(monkeypatch):
         assert _backend.choose(spec, "probs") == "c"
     monkeypatch.setenv("FASTLOSS_BACKEND", "numba")
     assert _backend.choose(spec, "logits") == "numba"
+
+
+@needs_c
+def test_box_losses_take_c_from_their_size_on():
+    """PREFER_C as shipped: the box losses (where C measured faster) run on C for
+    large batches and on Numba for small ones, and give the same values."""
+    from fastloss import _backend, _registry
+
+    spec = _registry.get("giou_loss")
+    assert _backend.choose(spec, "probs", 4 * 100_000) == "c"
+    assert _backend.choose(spec, "probs", 4 * 16) == "numba"
+    rng = np.random.default_rng(0)
+    t = np.sort(rng.uniform(0, 10, (20000, 2, 2)), axis=1).reshape(20000, 4)
+    p = t + rng.normal(0, 0.5, t.shape)
+    auto = fastloss.losses.GIoULoss().value_and_grad(t, p)
+    with fastloss.use_backend("numba"):
+        ref = fastloss.losses.GIoULoss().value_and_grad(t, p)
+    np.testing.assert_allclose(auto[0], ref[0], rtol=1e-12)
+    np.testing.assert_allclose(auto[1], ref[1], rtol=1e-9, atol=1e-15)
 
 
 @needs_c
