@@ -21,6 +21,7 @@ import numpy as np
 from numba import cuda
 
 from .crossentropy import _scratch
+from .elementwise import _block_sum as _bsum
 
 TPB = 256  # threads per block (a power of two); tests shrink it
 MAX_TPB = 1024
@@ -146,22 +147,6 @@ def _box_loss(kind, a0, b0, a1, b1, A0, B0, A1, B1, eps, xfirst):
     gb0 = -g_wb + g_sb - (g_ib if kb0 else 0.0) - (g_eb if cb0 else 0.0)
     gb1 = g_wb + g_sb + (g_ib if kb1 else 0.0) + (g_eb if cb1 else 0.0)
     return loss, ga0, gb0, ga1, gb1
-
-
-@cuda.jit(device=True, inline=True)
-def _bsum(v, sh):
-    tid = cuda.threadIdx.x
-    sh[tid] = v
-    cuda.syncthreads()
-    h = cuda.blockDim.x >> 1
-    while h > 0:
-        if tid < h:
-            sh[tid] += sh[tid + h]
-        cuda.syncthreads()
-        h >>= 1
-    v = sh[0]
-    cuda.syncthreads()
-    return v
 
 
 def _make(kind):

@@ -22,27 +22,12 @@ import numpy as np
 from numba import cuda
 
 from .crossentropy import _reset_info, _scratch, _skip_label_row
+from .elementwise import _block_sum as _bsum
+from .elementwise import _clip, _pow
 
 TPB = 256  # threads per block (a power of two); tests shrink it
 MAX_TPB = 1024
 MAX_BLOCKS = 1 << 16
-
-
-@cuda.jit(device=True, inline=True)
-def _bsum(v, sh):
-    """Block-wide sum (blockDim.x a power of two)."""
-    tid = cuda.threadIdx.x
-    sh[tid] = v
-    cuda.syncthreads()
-    h = cuda.blockDim.x >> 1
-    while h > 0:
-        if tid < h:
-            sh[tid] += sh[tid + h]
-        cuda.syncthreads()
-        h >>= 1
-    v = sh[0]
-    cuda.syncthreads()
-    return v
 
 
 @cuda.jit(device=True, inline=True)
@@ -62,30 +47,6 @@ def _bmax(v, sh):
     v = sh[0]
     cuda.syncthreads()
     return v
-
-
-@cuda.jit(device=True, inline=True)
-def _clip(p, lo, hi):
-    c = p
-    if c < lo:
-        c = lo
-    if c > hi:
-        c = hi
-    return c
-
-
-@cuda.jit(device=True, inline=True)
-def _pow(b, g):
-    """``b ** g`` for ``b, g >= 0``: ``0 ** 0 = 1``, ``0 ** g = 0`` otherwise."""
-    if g == 2.0:
-        return b * b
-    if g == 1.0:
-        return b
-    if g == 0.0:
-        return 1.0
-    if b == 0.0:
-        return 0.0
-    return math.pow(b, g)
 
 
 @cuda.jit(device=True, inline=True)
