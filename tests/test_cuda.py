@@ -74,21 +74,26 @@ def _data(kind, R, C, dt, seed=0):
     return y, x
 
 
+def _cuda_matches_cpu(obj, y, x, w, dt, l_atol=0.0, g_atol=1e-2):
+    """``obj.value_and_grad`` on NumPy inputs under use_backend("cuda") against
+    the CPU backend; tolerances relative to 2e-5 (float32) / 1e-10 (float64)."""
+    ref_l, ref_g = obj.value_and_grad(y, x, sample_weight=w)
+    with fastloss.use_backend("cuda"):
+        l, g = obj.value_and_grad(y, x, sample_weight=w)
+    tol = 2e-5 if dt == np.float32 else 1e-10
+    np.testing.assert_allclose(l, ref_l, rtol=tol, atol=tol * l_atol)
+    np.testing.assert_allclose(g, ref_g, rtol=tol, atol=tol * g_atol)
+    assert g.dtype == dt and g.shape == x.shape and np.shape(l) == np.shape(ref_l)
+    return g
+
+
 @needs_cuda
 @pytest.mark.parametrize("make, kind", CASES)
 @pytest.mark.parametrize("C", [5, 40])
 @pytest.mark.parametrize("dt", [np.float32, np.float64])
 def test_numpy_inputs_under_cuda_backend_match_cpu(make, kind, C, dt):
     y, x = _data(kind, 7, C, dt)
-    w = np.linspace(0.5, 2.0, 7)
-    obj = make()
-    ref_l, ref_g = obj.value_and_grad(y, x, sample_weight=w)
-    with fastloss.use_backend("cuda"):
-        l, g = obj.value_and_grad(y, x, sample_weight=w)
-    tol = 2e-5 if dt == np.float32 else 1e-10
-    np.testing.assert_allclose(l, ref_l, rtol=tol)
-    np.testing.assert_allclose(g, ref_g, rtol=tol, atol=tol * 1e-2)
-    assert g.dtype == dt
+    _cuda_matches_cpu(make(), y, x, np.linspace(0.5, 2.0, 7), dt)
 
 
 @needs_cuda
@@ -196,15 +201,7 @@ def _ew_data(kind, R, K, dt, seed=0):
 @pytest.mark.parametrize("dt", [np.float32, np.float64])
 def test_elementwise_numpy_inputs_under_cuda_match_cpu(make, kind, K, dt):
     y, x = _ew_data(kind, 11, K, dt)
-    w = np.linspace(0.5, 2.0, 11)
-    obj = make()
-    ref_l, ref_g = obj.value_and_grad(y, x, sample_weight=w)
-    with fastloss.use_backend("cuda"):
-        l, g = obj.value_and_grad(y, x, sample_weight=w)
-    tol = 2e-5 if dt == np.float32 else 1e-10
-    np.testing.assert_allclose(l, ref_l, rtol=tol, atol=tol * 1e-3)
-    np.testing.assert_allclose(g, ref_g, rtol=tol, atol=tol * 1e-2)
-    assert g.dtype == dt and np.shape(l) == np.shape(ref_l)
+    _cuda_matches_cpu(make(), y, x, np.linspace(0.5, 2.0, 11), dt, l_atol=1e-3)
 
 
 @needs_cuda
@@ -292,14 +289,7 @@ def _row_data(kind, R, K, dt, seed=0):
 @pytest.mark.parametrize("dt", [np.float32, np.float64])
 def test_row_losses_under_cuda_match_cpu(make, kind, K, dt):
     y, x = _row_data(kind, 9, K, dt)
-    w = np.linspace(0.5, 2.0, 9)
-    obj = make()
-    ref_l, ref_g = obj.value_and_grad(y, x, sample_weight=w)
-    with fastloss.use_backend("cuda"):
-        l, g = obj.value_and_grad(y, x, sample_weight=w)
-    tol = 2e-5 if dt == np.float32 else 1e-10
-    np.testing.assert_allclose(l, ref_l, rtol=tol, atol=tol * 1e-3)
-    np.testing.assert_allclose(g, ref_g, rtol=tol, atol=tol * 1e-2)
+    _cuda_matches_cpu(make(), y, x, np.linspace(0.5, 2.0, 9), dt, l_atol=1e-3)
 
 
 @needs_cuda
@@ -358,15 +348,8 @@ def test_box_losses_under_cuda_match_cpu(make, dt, bcast):
         t = t[5]
     elif bcast == "pred":
         p = p[5:6]
-    w = np.linspace(0.5, 2.0, 13)
-    obj = make()
-    ref_l, ref_g = obj.value_and_grad(t, p, sample_weight=w)
-    with fastloss.use_backend("cuda"):
-        l, g = obj.value_and_grad(t, p, sample_weight=w)
-    tol = 2e-5 if dt == np.float32 else 1e-10
-    np.testing.assert_allclose(l, ref_l, rtol=tol, atol=tol * 1e-2)
-    np.testing.assert_allclose(g, ref_g, rtol=tol, atol=tol * 1e-1)
-    assert np.isfinite(g).all() and g.shape == p.shape
+    g = _cuda_matches_cpu(make(), t, p, np.linspace(0.5, 2.0, 13), dt, l_atol=1e-2, g_atol=1e-1)
+    assert np.isfinite(g).all()
 
 
 @needs_cuda
