@@ -17,7 +17,7 @@ Triplet losses (their own path, ``fastloss._triplet``) are timed end to end,
 ``value_and_grad`` under ``use_backend`` (Gram product, mining, gradient
 assembly; the path picks serial/parallel itself: "auto" threads), and the
 mining kernel alone on the same Gram matrix (all threads from
-``PARALLEL_MIN_ROWS`` rows on, as the path does).
+``PARALLEL_MIN_ENTRIES`` matrix entries on, as the path does).
 """
 
 import argparse
@@ -151,7 +151,7 @@ def run_triplet(repeats, backends):
         sel = np.zeros((N if hard else 0, 2), np.int64)
         selc = np.zeros((N if hard else 0, 2), np.float32)
         rl, rc = np.zeros(N), np.zeros(N)
-        nch = 1 if N < _triplet.PARALLEL_MIN_ROWS else min(N, _triplet._threads())
+        nch = 1 if N * N < _triplet.PARALLEL_MIN_ENTRIES else min(N, _triplet._threads())
         for b in backends:
             fn = _backend.kernel(spec, "mine", b)
             calls[b] = lambda fn=fn: fn(M, aux, x, lab, prm, rl, rc, W, sel, selc, True, nch)

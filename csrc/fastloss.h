@@ -150,8 +150,8 @@ int fl_tr_symmetrize_f32(float *W, const float *M, const float *aux, int metric,
 int fl_tr_symmetrize_f64(double *W, const double *M, const double *aux, int metric, double *r, double *q, int64_t N, int nch);
 int fl_tr_hard_grad_f32(const float *X, const float *M, const float *aux, const int64_t *sel, const float *selc, int metric, float scale, float *G, int64_t N, int64_t D, int64_t GC);
 int fl_tr_hard_grad_f64(const double *X, const double *M, const double *aux, const int64_t *sel, const double *selc, int metric, double scale, double *G, int64_t N, int64_t D, int64_t GC);
-int fl_tr_gram_f32(const float *X, float *M, int64_t N, int64_t D);
-int fl_tr_gram_f64(const double *X, double *M, int64_t N, int64_t D);
+int fl_tr_gram_f32(const float *X, float *M, int64_t N, int64_t D, int nch);
+int fl_tr_gram_f64(const double *X, double *M, int64_t N, int64_t D, int nch);
 int fl_tr_dense_grad_f32(const float *W, const float *X, float scale, float *G, int64_t N, int64_t D);
 int fl_tr_dense_grad_f64(const double *W, const double *X, double scale, double *G, int64_t N, int64_t D);
 /* FASTLOSS-CDEF-END */

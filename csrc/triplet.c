@@ -11,7 +11,7 @@
  *   fl_tr_hard      (M, aux, X, lab, prm, rowloss, rowcnt, sel, selc, N, D, nch)
  *   fl_tr_symmetrize(W, M, aux, metric, r, q, N, nch)
  *   fl_tr_hard_grad (X, M, aux, sel, selc, metric, scale, G, N, D, GC)   serial
- *   fl_tr_gram      (X, M, N, D)                                         serial
+ *   fl_tr_gram      (X, M, N, D, nch)
  *   fl_tr_dense_grad(W, X, scale, G, N, D)                               serial
  *
  * Every kernel returns FL_OK, or FL_ENOMEM when its scratch could not be
@@ -36,6 +36,70 @@
 #define TR_SOFT 2
 #define TR_CUT 3
 #define TR_BLOCK 64
+
+/* Stable argsort (bottom-up merge sort) of int64 / int32 keys k[0..n) into
+ * order (tmp: n); the order of np.argsort(kind="mergesort"). */
+#define TR_ARGSORT(NAME, KT)                                                                          \
+    static void NAME(const KT *restrict k, int64_t n, int64_t *restrict order, int64_t *restrict tmp) { \
+        for (int64_t i = 0; i < n; i++) order[i] = i;                                               \
+        int64_t *src = order, *dst = tmp;                                                           \
+        for (int64_t width = 1; width < n; width *= 2) {                                            \
+            for (int64_t lo = 0; lo < n; lo += 2 * width) {                                         \
+                int64_t mid = lo + width < n ? lo + width : n;                                      \
+                int64_t hi = lo + 2 * width < n ? lo + 2 * width : n;                               \
+                int64_t i = lo, j = mid, t = lo;                                                    \
+                while (i < mid && j < hi) dst[t++] = k[src[j]] < k[src[i]] ? src[j++] : src[i++];   \
+                while (i < mid) dst[t++] = src[i++];                                                \
+                while (j < hi) dst[t++] = src[j++];                                                 \
+            }                                                                                       \
+            int64_t *sw = src;                                                                      \
+            src = dst;                                                                              \
+            dst = sw;                                                                               \
+        }                                                                                           \
+        if (src != order) memcpy(order, src, sizeof(int64_t) * (size_t)n);                          \
+    }
+TR_ARGSORT(tr_argsort_i64, int64_t)
+TR_ARGSORT(tr_argsort_i32, int32_t)
+
+/* The labels as int32 with the same equalities (their values when they fit,
+ * else their ranks; numba _labels32): label compares run in 32-bit lanes. */
+static void tr_labels32(const int64_t *restrict lab, int64_t N, int32_t *restrict out, int64_t *restrict order,
+                        int64_t *restrict tmp) {
+    if (N == 0) return;
+    int64_t lo = lab[0], hi = lab[0];
+    for (int64_t j = 0; j < N; j++) {
+        lo = lab[j] < lo ? lab[j] : lo;
+        hi = lab[j] > hi ? lab[j] : hi;
+    }
+    if (lo >= INT32_MIN && hi <= INT32_MAX) {
+        for (int64_t j = 0; j < N; j++) out[j] = (int32_t)lab[j];
+        return;
+    }
+    tr_argsort_i64(lab, N, order, tmp);
+    int32_t r = 0;
+    out[order[0]] = 0;
+    for (int64_t t = 1; t < N; t++) {
+        if (lab[order[t]] != lab[order[t - 1]]) r++;
+        out[order[t]] = r;
+    }
+}
+
+/* Each anchor's class (numba _classes): perm = the columns sorted by label
+ * (stable), perm[cstart[a]:cend[a]] the columns labelled lab[a]. */
+static void tr_classes(const int32_t *restrict lab, int64_t N, int64_t *restrict perm, int64_t *restrict cstart,
+                       int64_t *restrict cend, int64_t *restrict tmp) {
+    tr_argsort_i32(lab, N, perm, tmp);
+    int64_t t = 0;
+    while (t < N) {
+        int64_t u = t + 1;
+        while (u < N && lab[perm[u]] == lab[perm[t]]) u++;
+        for (int64_t v = t; v < u; v++) {
+            cstart[perm[v]] = t;
+            cend[perm[v]] = u;
+        }
+        t = u;
+    }
+}
 #endif
 
 #if FL_PASS == 1
@@ -74,76 +138,90 @@ FL_INLINE void FN(tr_hinge_or_soft)(T z_hinge, T z_soft, int soft, T *l, T *g) {
 }
 
 /* Distance row d[j] = D[a, j] and keys key[j] = FKEY(d[j]) (numba _dist_row);
- * returns the row's float64 sum (NaN iff the row holds a NaN). */
-FL_INLINE double FN(tr_dist_row)(const T *restrict M, const T *restrict aux, const T *restrict X,
-                                 int64_t N, int64_t D, int64_t a, int metric, T cut, T *restrict d,
-                                 KEY_T *restrict key) {
+ * returns 1 iff the row holds a NaN. */
+FL_INLINE int FN(tr_dist_row)(const T *restrict M, const T *restrict aux, const T *restrict X, int64_t N,
+                              int64_t D, int64_t a, int metric, T cut, T *restrict d, KEY_T *restrict key) {
     const T zero = L(0.0), one = L(1.0);
     const T *Ma = M + a * N;
+    int bad = 0;
     if (metric == 3) {
-        for (int64_t j = 0; j < N; j++) d[j] = Ma[j];
-    } else if (metric == 2) {
+        FL_PRAGMA(omp simd reduction(| : bad))
+        for (int64_t j = 0; j < N; j++) {
+            T v = Ma[j];
+            d[j] = v;
+            key[j] = FKEY(v);
+            bad |= v != v;
+        }
+        return bad;
+    }
+    if (metric == 2) {
         T ra = aux[a];
+        FL_PRAGMA(omp simd reduction(| : bad))
         for (int64_t j = 0; j < N; j++) {
             T v = one - Ma[j] * ra * aux[j];
-            d[j] = v < zero ? zero : v;
-        }
-    } else {
-        T sa = aux[a];
-        T two = L(2.0);
-        int64_t hits = 0;
-        for (int64_t j = 0; j < N; j++) {
-            T v = (sa + aux[j]) - two * Ma[j];
+            v = v < zero ? zero : v;
             d[j] = v;
-            hits += v < cut * (sa + aux[j]);
+            key[j] = FKEY(v);
+            bad |= v != v;
         }
-        if (hits == 0 || (hits == 1 && d[a] < cut * (sa + aux[a]))) {
-            d[a] = zero;
-            double s = 0.0;
-            FL_PRAGMA(omp simd reduction(+ : s))
-            for (int64_t j = 0; j < N; j++) {
-                T v = d[j];
-                v = v <= zero ? zero : v;
-                if (metric == 0) v = SQRT(v);
-                d[j] = v;
-                s += (double)v;
-                key[j] = FKEY(v);
-            }
-            return s;
-        }
-        const T *xa = X + a * D;
-        for (int64_t j = 0; j < N; j++) {
-            if (d[j] < cut * (sa + aux[j]) && j != a) {
-                const T *xj = X + j * D;
-                T acc = zero;
-                for (int64_t k = 0; k < D; k++) {
-                    T t = xa[k] - xj[k];
-                    acc += t * t;
-                }
-                d[j] = acc;
-            }
-        }
-        if (metric == 0) {
-            for (int64_t j = 0; j < N; j++) {
-                T v = d[j];
-                d[j] = v <= zero ? zero : SQRT(v);
-            }
-        } else {
-            for (int64_t j = 0; j < N; j++) {
-                T v = d[j];
-                d[j] = v < zero ? zero : v;
-            }
-        }
-        d[a] = zero;
+        return bad;
     }
-    double s = 0.0;
-    FL_PRAGMA(omp simd reduction(+ : s))
+    T sa = aux[a];
+    T two = L(2.0);
+    /* one fused pass (the usual case: no near pair but the diagonal),
+     * counting the near pairs on the way */
+    int64_t hits = 0;
+    FL_PRAGMA(omp simd reduction(+ : hits) reduction(| : bad))
+    for (int64_t j = 0; j < N; j++) {
+        T t = sa + aux[j];
+        T v = t - two * Ma[j];
+        hits += v < cut * t;
+        v = v <= zero ? zero : v;
+        if (metric == 0) v = SQRT(v);
+        d[j] = v;
+        key[j] = FKEY(v);
+        bad |= v != v;
+    }
+    int own = ((sa + sa) - two * Ma[a]) < cut * (sa + sa);
+    if (hits == (own ? 1 : 0)) {
+        d[a] = zero;
+        key[a] = FKEY(zero);
+        return bad;
+    }
+    /* near pairs: their d2 recomputed exactly, then the root and keys again */
+    const T *xa = X + a * D;
+    for (int64_t j = 0; j < N; j++) {
+        T t = sa + aux[j];
+        T v = t - two * Ma[j];
+        if (v < cut * t && j != a) {
+            const T *xj = X + j * D;
+            T acc = zero;
+            for (int64_t k = 0; k < D; k++) {
+                T u = xa[k] - xj[k];
+                acc += u * u;
+            }
+            v = acc;
+        }
+        v = v <= zero ? zero : v;
+        if (metric == 0) v = SQRT(v);
+        d[j] = v;
+    }
+    d[a] = zero;
+    bad = 0;
+    FL_PRAGMA(omp simd reduction(| : bad))
     for (int64_t j = 0; j < N; j++) {
         T v = d[j];
-        s += (double)v;
         key[j] = FKEY(v);
+        bad |= v != v;
     }
-    return s;
+    return bad;
+}
+
+/* The metric's factor of one entry (numba _factor, see tr_scale_row). */
+FL_INLINE T FN(tr_factor)(T dj, int metric) {
+    if (metric == 0) return dj > L(0.0) ? L(1.0) / dj : L(0.0);
+    if (metric == 1) return dj > L(0.0) ? L(2.0) : L(0.0);
+    return L(1.0);
 }
 
 /* dL/dD[a, :] -> assembly coefficients (angular left as is). */
@@ -159,22 +237,24 @@ FL_INLINE void FN(tr_scale_row)(T *restrict w, const T *restrict d, int64_t N, i
     }
 }
 
-/* first index j >= lo with key[j] == k (k occurs) */
+/* first index j >= lo with key[j] == k (k occurs); int32 lanes (n < 2**31:
+ * the (n, n) matrix would not fit in memory otherwise) */
 FL_INLINE int64_t FN(tr_first)(const KEY_T *restrict key, int64_t n, KEY_T k, int64_t lo) {
-    int64_t best = n;
+    int32_t best = (int32_t)n;
     FL_PRAGMA(omp simd reduction(min : best))
-    for (int64_t j = lo; j < n; j++) {
-        int64_t c = key[j] == k ? j : n;
+    for (int32_t j = (int32_t)lo; j < (int32_t)n; j++) {
+        int32_t c = key[j] == k ? j : (int32_t)n;
         best = c < best ? c : best;
     }
-    return best;
+    return (int64_t)best;
 }
 
 /* negatives' distances/keys/columns, positives' columns; counts out */
-FL_INLINE void FN(tr_split)(const T *restrict d, const KEY_T *restrict key, const int64_t *restrict lab,
+FL_INLINE void FN(tr_split)(const T *restrict d, const KEY_T *restrict key, const int32_t *restrict lab,
                             int64_t N, int64_t a, T *restrict nd, KEY_T *restrict nk,
                             int64_t *restrict nidx, int64_t *restrict pidx, int64_t *kn_, int64_t *kp_) {
-    int64_t la = lab[a], kn = 0, kp = 0;
+    int32_t la = lab[a];
+    int64_t kn = 0, kp = 0;
     for (int64_t j = 0; j < N; j++) {
         if (lab[j] != la) {
             nd[kn] = d[j];
@@ -189,36 +269,19 @@ FL_INLINE void FN(tr_split)(const T *restrict d, const KEY_T *restrict key, cons
     *kp_ = kp;
 }
 
-/* Stable argsort of keys k[0..n) into order (bottom-up merge sort; tmp: n). */
-static void FN(tr_argsort)(const KEY_T *restrict k, int64_t n, int64_t *restrict order, int64_t *restrict tmp) {
-    for (int64_t i = 0; i < n; i++) order[i] = i;
-    int64_t *src = order, *dst = tmp;
-    for (int64_t width = 1; width < n; width *= 2) {
-        for (int64_t lo = 0; lo < n; lo += 2 * width) {
-            int64_t mid = lo + width < n ? lo + width : n;
-            int64_t hi = lo + 2 * width < n ? lo + 2 * width : n;
-            int64_t i = lo, j = mid, t = lo;
-            while (i < mid && j < hi) dst[t++] = k[src[j]] < k[src[i]] ? src[j++] : src[i++];
-            while (i < mid) dst[t++] = src[i++];
-            while (j < hi) dst[t++] = src[j++];
-        }
-        int64_t *sw = src;
-        src = dst;
-        dst = sw;
-    }
-    if (src != order) memcpy(order, src, sizeof(int64_t) * (size_t)n);
-}
-
 typedef struct {
     T *d, *nd, *wn;
     KEY_T *key, *nk, *sk;
-    int64_t *nidx, *pidx, *order, *tmp;
+    int64_t *nidx, *pidx, *order, *tmp, *perm, *cstart, *cend;
+    int32_t *lab;
     void *mem;
 } FN(tr_scratch);
 
-static int FN(tr_alloc)(FN(tr_scratch) *s, int64_t N) {
+/* Scratch of one chunk; the labels as int32 in s->lab (and, with classes,
+ * each anchor's class in perm/cstart/cend). */
+static int FN(tr_alloc)(FN(tr_scratch) *s, const int64_t *lab, int64_t N, int classes) {
     size_t n = (size_t)(N > 0 ? N : 1);
-    size_t bytes = n * (3 * sizeof(T) + 3 * sizeof(KEY_T) + 4 * sizeof(int64_t));
+    size_t bytes = n * (3 * sizeof(T) + 3 * sizeof(KEY_T) + 7 * sizeof(int64_t) + sizeof(int32_t));
     char *p = (char *)malloc(bytes);
     s->mem = p;
     if (!p) return FL_ENOMEM;
@@ -227,56 +290,80 @@ static int FN(tr_alloc)(FN(tr_scratch) *s, int64_t N) {
     s->pidx = s->nidx + n;
     s->order = s->pidx + n;
     s->tmp = s->order + n;
-    s->d = (T *)(s->tmp + n);
+    s->perm = s->tmp + n;
+    s->cstart = s->perm + n;
+    s->cend = s->cstart + n;
+    s->d = (T *)(s->cend + n);
     s->nd = s->d + n;
     s->wn = s->nd + n;
     s->key = (KEY_T *)(s->wn + n);
     s->nk = s->key + n;
     s->sk = s->nk + n;
+    s->lab = (int32_t *)(s->sk + n);
+    tr_labels32(lab, N, s->lab, s->order, s->tmp);
+    if (classes) tr_classes(s->lab, N, s->perm, s->cstart, s->cend, s->tmp);
     return FL_OK;
 }
 
-FL_INLINE double FN(tr_semihard_row)(const T *restrict d, const KEY_T *restrict key, const int64_t *restrict lab,
-                                  int64_t N, int64_t a, T margin, int soft, T *restrict w, int want_grad,
-                                  FN(tr_scratch) *s, double *cnt) {
-    int64_t kn, kp;
-    FN(tr_split)(d, key, lab, N, a, s->nd, s->nk, s->nidx, s->pidx, &kn, &kp);
+/* Semi-hard mining of row a (numba _semihard_row): the negatives' keys in
+ * place (KHI elsewhere), each positive's smallest negative key above its own
+ * by one pass over the row (or, with many positives, a binary search of the
+ * row's sorted keys); the coefficients with the metric's factor per entry. */
+FL_INLINE double FN(tr_semihard_row)(const T *restrict d, const KEY_T *restrict key, int64_t N, int64_t a,
+                                     T margin, int soft, int metric, T *restrict w, int want_grad,
+                                     FN(tr_scratch) *s, double *cnt) {
+    const int32_t *restrict lab = s->lab;
+    int32_t la = lab[a];
+    int64_t cs = s->cstart[a], ce = s->cend[a];
+    int64_t kp = ce - cs - 1;
     *cnt = 0.0;
     if (kp == 0) return 0.0;
-    const KEY_T *nkk = s->nk;
-    const int64_t *nidx = s->nidx, *pidx = s->pidx;
+    KEY_T *restrict nk = s->nk;
+    int64_t kn = 0;
+    KEY_T m = KLO;
+    FL_PRAGMA(omp simd reduction(+ : kn) reduction(max : m))
+    for (int64_t j = 0; j < N; j++) {
+        KEY_T v = key[j];
+        int neg = lab[j] != la;
+        nk[j] = neg ? v : KHI;
+        kn += neg;
+        KEY_T c = neg ? v : KLO;
+        m = c > m ? c : m;
+    }
     KEY_T kin;
     int64_t iin;
     if (kn > 0) {
-        KEY_T m = KLO;
-        FL_PRAGMA(omp simd reduction(max : m))
-        for (int64_t k = 0; k < kn; k++) m = nkk[k] > m ? nkk[k] : m;
         kin = m;
-        iin = nidx[FN(tr_first)(nkk, kn, m, 0)];
+        iin = FN(tr_first)(nk, N, m, 0);
     } else {
-        KEY_T m = KHI;
-        FL_PRAGMA(omp simd reduction(min : m))
-        for (int64_t j = 0; j < N; j++) m = key[j] < m ? key[j] : m;
-        kin = m;
-        iin = FN(tr_first)(key, N, m, 0);
+        KEY_T r = KHI;
+        FL_PRAGMA(omp simd reduction(min : r))
+        for (int64_t j = 0; j < N; j++) r = key[j] < r ? key[j] : r;
+        kin = r;
+        iin = FN(tr_first)(key, N, r, 0);
     }
     T inside = FUNKEY(kin);
     int use_sort = kn > 1 && (double)kp > 128.0 * log2((double)kn);
     KEY_T *sk = s->sk;
     int64_t *order = s->order;
     if (use_sort) {
-        FN(tr_argsort)(nkk, kn, order, s->tmp);
-        for (int64_t k = 0; k < kn; k++) sk[k] = nkk[order[k]];
+#if FL_PASS == 1
+        tr_argsort_i32(nk, N, order, s->tmp);
+#else
+        tr_argsort_i64(nk, N, order, s->tmp);
+#endif
+        for (int64_t k = 0; k < N; k++) sk[k] = nk[order[k]];
     }
     double total = 0.0;
-    for (int64_t t = 0; t < kp; t++) {
-        int64_t p = pidx[t];
+    for (int64_t t = cs; t < ce; t++) {
+        int64_t p = s->perm[t];
+        if (p == a) continue;
         KEY_T kap = key[p];
         T dap = d[p];
         T neg = inside;
         int64_t ineg = iin;
         if (use_sort) {
-            int64_t lo = 0, hi = kn;
+            int64_t lo = 0, hi = N;
             while (lo < hi) {
                 int64_t mid = (lo + hi) >> 1;
                 if (sk[mid] > kap)
@@ -284,41 +371,41 @@ FL_INLINE double FN(tr_semihard_row)(const T *restrict d, const KEY_T *restrict 
                 else
                     lo = mid + 1;
             }
-            if (lo < kn) {
+            if (lo < N && sk[lo] != KHI) {
                 neg = FUNKEY(sk[lo]);
-                ineg = nidx[order[lo]];
+                ineg = order[lo];
             }
         } else if (kn > 0) {
-            KEY_T m = KHI;
-            FL_PRAGMA(omp simd reduction(min : m))
-            for (int64_t k = 0; k < kn; k++) {
-                KEY_T v = nkk[k];
+            KEY_T r = KHI;
+            FL_PRAGMA(omp simd reduction(min : r))
+            for (int64_t j = 0; j < N; j++) {
+                KEY_T v = nk[j];
                 KEY_T c = v > kap ? v : KHI;
-                m = c < m ? c : m;
+                r = c < r ? c : r;
             }
-            if (m != KHI) {
-                neg = FUNKEY(m);
-                if (want_grad) ineg = nidx[FN(tr_first)(nkk, kn, m, 0)];
+            if (r != KHI) {
+                neg = FUNKEY(r);
+                if (want_grad) ineg = FN(tr_first)(nk, N, r, 0);
             }
         }
         T l, g;
         FN(tr_hinge_or_soft)(margin + dap - neg, dap - neg, soft, &l, &g);
         total += (double)l;
         if (want_grad) {
-            w[p] += g;
-            w[ineg] -= g;
+            w[p] += g * FN(tr_factor)(dap, metric);
+            w[ineg] -= g * FN(tr_factor)(d[ineg], metric);
         }
     }
     *cnt = (double)kp;
     return total;
 }
 
-FL_INLINE double FN(tr_batch_all_row)(const T *restrict d, const KEY_T *restrict key, const int64_t *restrict lab,
-                                   int64_t N, int64_t a, T margin, int soft, T *restrict w, int want_grad,
-                                   FN(tr_scratch) *s, double *cnt) {
+FL_INLINE double FN(tr_batch_all_row)(const T *restrict d, const KEY_T *restrict key, int64_t N, int64_t a,
+                                      T margin, int soft, T *restrict w, int want_grad, FN(tr_scratch) *s,
+                                      double *cnt) {
     const T zero = L(0.0);
     int64_t kn, kp;
-    FN(tr_split)(d, key, lab, N, a, s->nd, s->nk, s->nidx, s->pidx, &kn, &kp);
+    FN(tr_split)(d, key, s->lab, N, a, s->nd, s->nk, s->nidx, s->pidx, &kn, &kp);
     *cnt = 0.0;
     if (kp == 0 || kn == 0) return 0.0;
     const T *restrict ndk = s->nd;
@@ -385,23 +472,24 @@ FL_CLONES static int FN(tr_dense_rows)(int mode, const T *M, const T *aux, const
     int soft = prm[TR_SOFT] != L(0.0);
     T cut = prm[TR_CUT];
     FN(tr_scratch) s;
-    if (FN(tr_alloc)(&s, N)) return FL_ENOMEM;
+    if (FN(tr_alloc)(&s, lab, N, mode == 0)) return FL_ENOMEM;
     for (int64_t a = lo; a < hi; a++) {
-        double sum = FN(tr_dist_row)(M, aux, X, N, D, a, metric, cut, s.d, s.key);
+        int bad = FN(tr_dist_row)(M, aux, X, N, D, a, metric, cut, s.d, s.key);
         T *w = want_grad ? W + a * N : NULL;
         if (want_grad)
             for (int64_t j = 0; j < N; j++) w[j] = L(0.0);
-        if (sum != sum) {
+        if (bad) {
             rowloss[a] = NAN;
             rowcnt[a] = 0.0;
             continue;
         }
         double cnt;
-        double tot = mode == 0 ? FN(tr_semihard_row)(s.d, s.key, lab, N, a, margin, soft, w, want_grad, &s, &cnt)
-                               : FN(tr_batch_all_row)(s.d, s.key, lab, N, a, margin, soft, w, want_grad, &s, &cnt);
+        double tot = mode == 0
+                         ? FN(tr_semihard_row)(s.d, s.key, N, a, margin, soft, metric, w, want_grad, &s, &cnt)
+                         : FN(tr_batch_all_row)(s.d, s.key, N, a, margin, soft, w, want_grad, &s, &cnt);
         rowloss[a] = tot;
         rowcnt[a] = cnt;
-        if (want_grad) FN(tr_scale_row)(w, s.d, N, metric);
+        if (want_grad && mode != 0) FN(tr_scale_row)(w, s.d, N, metric);
     }
     free(s.mem);
     return FL_OK;
@@ -428,50 +516,61 @@ int FN(fl_tr_batch_all)(const T *M, const T *aux, const T *X, const int64_t *lab
     return FN(tr_dense)(2, M, aux, X, lab, prm, rowloss, rowcnt, W, want_grad, N, D, nch);
 }
 
-/* hard mining of one row: loss, (j_pos, j_neg), dloss/dhp (numba _hard_row) */
-FL_INLINE double FN(tr_hard_row)(const KEY_T *restrict key, const int64_t *restrict lab,
-                                 int64_t N, int64_t a, T margin, int soft, int64_t *ip_, int64_t *in_, T *g_) {
-    int64_t la = lab[a];
-    KEY_T pmax = KLO, nmin = KHI, rmin = KHI, rmax = KLO;
-    int64_t npos = 0, nneg = 0;
-    FL_PRAGMA(omp simd reduction(max : pmax, rmax) reduction(min : nmin, rmin) reduction(+ : npos, nneg))
+/* hard mining of one row: loss, (j_pos, j_neg), dloss/dhp (numba _hard_row);
+ * int32 labels; key[a] is set to KLO (a NaN's key) during the positives'
+ * passes so that the anchor is not its own positive, then restored. */
+FL_INLINE double FN(tr_hard_row)(KEY_T *restrict key, const int32_t *restrict lab, int64_t N, int64_t a,
+                                 T margin, int soft, int64_t *ip_, int64_t *in_, T *g_) {
+    int32_t la = lab[a];
+    KEY_T ka = key[a];
+    key[a] = KLO;
+    KEY_T pmax = KLO, nmin = KHI;
+    int64_t nsame = 0;
+    FL_PRAGMA(omp simd reduction(max : pmax) reduction(min : nmin) reduction(+ : nsame))
     for (int64_t j = 0; j < N; j++) {
         KEY_T v = key[j];
         int same = lab[j] == la;
-        int pos = same & (j != a);
-        npos += pos;
-        nneg += !same;
-        KEY_T pv = pos ? v : KLO;
+        nsame += same;
+        KEY_T pv = same ? v : KLO;
         KEY_T nv = same ? KHI : v;
         pmax = pv > pmax ? pv : pmax;
         nmin = nv < nmin ? nv : nmin;
-        rmin = v < rmin ? v : rmin;
-        rmax = v > rmax ? v : rmax;
     }
-    int64_t ip, ineg;
+    int64_t npos = nsame - 1, nneg = N - nsame;
+    int64_t ip = N, ineg;
     if (npos > 0) {
-        ip = N;
-        FL_PRAGMA(omp simd reduction(min : ip))
-        for (int64_t j = 0; j < N; j++) {
-            int hit = (key[j] == pmax) & (lab[j] == la) & (j != a);
-            int64_t c = hit ? j : N;
-            ip = c < ip ? c : ip;
+        int32_t b = (int32_t)N;
+        FL_PRAGMA(omp simd reduction(min : b))
+        for (int32_t j = 0; j < (int32_t)N; j++) {
+            int hit = (key[j] == pmax) & (lab[j] == la);
+            int32_t c = hit ? j : (int32_t)N;
+            b = c < b ? c : b;
         }
-    } else {
-        pmax = rmin;
-        ip = FN(tr_first)(key, N, rmin, 0);
+        ip = b;
+    }
+    key[a] = ka;
+    if (npos == 0) {
+        KEY_T r = KHI;
+        FL_PRAGMA(omp simd reduction(min : r))
+        for (int64_t j = 0; j < N; j++) r = key[j] < r ? key[j] : r;
+        pmax = r;
+        ip = FN(tr_first)(key, N, r, 0);
     }
     if (nneg > 0) {
-        ineg = N;
-        FL_PRAGMA(omp simd reduction(min : ineg))
-        for (int64_t j = 0; j < N; j++) {
+        int32_t b = (int32_t)N;
+        FL_PRAGMA(omp simd reduction(min : b))
+        for (int32_t j = 0; j < (int32_t)N; j++) {
             int hit = (key[j] == nmin) & (lab[j] != la);
-            int64_t c = hit ? j : N;
-            ineg = c < ineg ? c : ineg;
+            int32_t c = hit ? j : (int32_t)N;
+            b = c < b ? c : b;
         }
+        ineg = b;
     } else {
-        nmin = rmax;
-        ineg = FN(tr_first)(key, N, rmax, 0);
+        KEY_T r = KLO;
+        FL_PRAGMA(omp simd reduction(max : r))
+        for (int64_t j = 0; j < N; j++) r = key[j] > r ? key[j] : r;
+        nmin = r;
+        ineg = FN(tr_first)(key, N, r, 0);
     }
     T hp = FUNKEY(pmax), hn = FUNKEY(nmin);
     T l, g;
@@ -491,14 +590,17 @@ FL_CLONES static int FN(tr_hard_rows)(const T *M, const T *aux, const T *X, cons
     T cut = prm[TR_CUT];
     const T zero = L(0.0), two = L(2.0);
     size_t n = (size_t)(N > 0 ? N : 1);
-    char *mem = (char *)malloc(n * (sizeof(T) + sizeof(KEY_T)));
+    char *mem = (char *)malloc(n * (sizeof(T) + sizeof(KEY_T) + 2 * sizeof(int64_t) + sizeof(int32_t)));
     if (!mem) return FL_ENOMEM;
-    KEY_T *key = (KEY_T *)mem;
+    int64_t *order = (int64_t *)mem, *tmp = order + n;
+    KEY_T *key = (KEY_T *)(tmp + n);
     T *d = (T *)(key + n);
+    int32_t *lab32 = (int32_t *)(d + n);
+    tr_labels32(lab, N, lab32, order, tmp);
     for (int64_t a = lo; a < hi; a++) {
-        double sum = FN(tr_dist_row)(M, aux, X, N, D, a, metric, cut, d, key);
+        int bad = FN(tr_dist_row)(M, aux, X, N, D, a, metric, cut, d, key);
         rowcnt[a] = 1.0;
-        if (sum != sum) {
+        if (bad) {
             rowloss[a] = NAN;
             sel[2 * a] = a;
             sel[2 * a + 1] = a;
@@ -508,7 +610,7 @@ FL_CLONES static int FN(tr_hard_rows)(const T *M, const T *aux, const T *X, cons
         }
         int64_t ip, ineg;
         T g;
-        rowloss[a] = FN(tr_hard_row)(key, lab, N, a, margin, soft, &ip, &ineg, &g);
+        rowloss[a] = FN(tr_hard_row)(key, lab32, N, a, margin, soft, &ip, &ineg, &g);
         sel[2 * a] = ip;
         sel[2 * a + 1] = ineg;
         T gp = g, gn = g;
@@ -672,90 +774,145 @@ FL_CLONES static int FN(tr_hard_grad_impl)(const T *X, const T *M, const T *aux,
     return FL_OK;
 }
 
-/* M = X X^T (serial): the upper triangle, two rows x four columns at a time
- * (8 independent accumulators, each x_j load shared by two rows), mirrored,
- * so M is exactly symmetric. */
-FL_INLINE void FN(tr_gram_body)(const T *restrict X, T *restrict M, int64_t N, int64_t D) {
+/* M = X X^T, rows i..i+3 from the diagonal on (numba _gram_band): tiles of 4
+ * rows x 4 columns, 16 independent dot products sharing the loads of the 8
+ * rows. The upper triangle is then copied below the diagonal by a blocked
+ * pass (M exactly symmetric): gcc 12's code for the 16 scattered mirror
+ * stores per tile took as long as the tile itself (Numba's writes both in
+ * the tile loop). */
+FL_INLINE void FN(tr_gram_band)(const T *restrict X, T *restrict M, int64_t N, int64_t D, int64_t i, int64_t n4) {
     const T zero = L(0.0);
-    int64_t i = 0;
-    for (; i + 2 <= N; i += 2) {
-        const T *xi = X + i * D, *xk = xi + D;
-        int64_t j = i;
-        for (; j + 4 <= N; j += 4) {
-            const T *x0 = X + j * D, *x1 = x0 + D, *x2 = x1 + D, *x3 = x2 + D;
-            T a0 = zero, a1 = zero, a2 = zero, a3 = zero, b0 = zero, b1 = zero, b2 = zero, b3 = zero;
-            FL_PRAGMA(omp simd reduction(+ : a0, a1, a2, a3, b0, b1, b2, b3))
-            for (int64_t k = 0; k < D; k++) {
-                T v = xi[k], u = xk[k];
-                T y0 = x0[k], y1 = x1[k], y2 = x2[k], y3 = x3[k];
-                a0 += v * y0;
-                a1 += v * y1;
-                a2 += v * y2;
-                a3 += v * y3;
-                b0 += u * y0;
-                b1 += u * y1;
-                b2 += u * y2;
-                b3 += u * y3;
-            }
-            T *m = M + i * N + j;
-            m[0] = a0;
-            m[1] = a1;
-            m[2] = a2;
-            m[3] = a3;
-            m += N;
-            m[0] = b0;
-            m[1] = b1;
-            m[2] = b2;
-            m[3] = b3;
+    const T *x0 = X + i * D, *x1 = x0 + D, *x2 = x1 + D, *x3 = x2 + D;
+    for (int64_t j = i; j < n4; j += 4) {
+        const T *y0 = X + j * D, *y1 = y0 + D, *y2 = y1 + D, *y3 = y2 + D;
+        T a00 = zero, a01 = zero, a02 = zero, a03 = zero, a10 = zero, a11 = zero, a12 = zero, a13 = zero;
+        T a20 = zero, a21 = zero, a22 = zero, a23 = zero, a30 = zero, a31 = zero, a32 = zero, a33 = zero;
+        FL_PRAGMA(omp simd reduction(+ : a00, a01, a02, a03, a10, a11, a12, a13, a20, a21, a22, a23, a30, a31, a32, a33))
+        for (int64_t k = 0; k < D; k++) {
+            T u0 = x0[k], u1 = x1[k], u2 = x2[k], u3 = x3[k];
+            T v0 = y0[k], v1 = y1[k], v2 = y2[k], v3 = y3[k];
+            a00 += u0 * v0;
+            a01 += u0 * v1;
+            a02 += u0 * v2;
+            a03 += u0 * v3;
+            a10 += u1 * v0;
+            a11 += u1 * v1;
+            a12 += u1 * v2;
+            a13 += u1 * v3;
+            a20 += u2 * v0;
+            a21 += u2 * v1;
+            a22 += u2 * v2;
+            a23 += u2 * v3;
+            a30 += u3 * v0;
+            a31 += u3 * v1;
+            a32 += u3 * v2;
+            a33 += u3 * v3;
         }
-        for (; j < N; j++) {
-            const T *xj = X + j * D;
-            T p = zero, q = zero;
-            FL_PRAGMA(omp simd reduction(+ : p, q))
-            for (int64_t k = 0; k < D; k++) {
-                p += xi[k] * xj[k];
-                q += xk[k] * xj[k];
-            }
-            M[i * N + j] = p;
-            M[(i + 1) * N + j] = q;
-        }
+        T *m = M + i * N + j;
+        m[0] = a00;
+        m[1] = a01;
+        m[2] = a02;
+        m[3] = a03;
+        m += N;
+        m[0] = a10;
+        m[1] = a11;
+        m[2] = a12;
+        m[3] = a13;
+        m += N;
+        m[0] = a20;
+        m[1] = a21;
+        m[2] = a22;
+        m[3] = a23;
+        m += N;
+        m[0] = a30;
+        m[1] = a31;
+        m[2] = a32;
+        m[3] = a33;
     }
-    for (; i < N; i++) {
+    /* the last N % 4 columns against these four rows */
+    for (int64_t j = n4; j < N; j++) {
+        const T *y = X + j * D;
+        T b0 = zero, b1 = zero, b2 = zero, b3 = zero;
+        FL_PRAGMA(omp simd reduction(+ : b0, b1, b2, b3))
+        for (int64_t k = 0; k < D; k++) {
+            T v = y[k];
+            b0 += x0[k] * v;
+            b1 += x1[k] * v;
+            b2 += x2[k] * v;
+            b3 += x3[k] * v;
+        }
+        M[i * N + j] = b0;
+        M[(i + 1) * N + j] = b1;
+        M[(i + 2) * N + j] = b2;
+        M[(i + 3) * N + j] = b3;
+    }
+}
+
+/* the last N % 4 rows: their upper triangle */
+FL_INLINE void FN(tr_gram_tail)(const T *restrict X, T *restrict M, int64_t N, int64_t D, int64_t n4) {
+    for (int64_t i = n4; i < N; i++) {
         const T *xi = X + i * D;
         for (int64_t j = i; j < N; j++) {
             const T *xj = X + j * D;
-            T p = zero;
-            FL_PRAGMA(omp simd reduction(+ : p))
-            for (int64_t k = 0; k < D; k++) p += xi[k] * xj[k];
-            M[i * N + j] = p;
+            T acc = L(0.0);
+            FL_PRAGMA(omp simd reduction(+ : acc))
+            for (int64_t k = 0; k < D; k++) acc += xi[k] * xj[k];
+            M[i * N + j] = acc;
         }
     }
-    /* row i + 1 of a pair wrote M[i + 1, i] (below the diagonal): mirrored over here too */
-    for (i = 1; i < N; i++)
-        for (int64_t j = 0; j < i; j++) M[i * N + j] = M[j * N + i];
 }
 
-/* Explicit dispatch instead of target_clones here: gcc 12's clones of this
- * loop nest ran 1.6x slower than the same body compiled for one target (the
- * AVX-512 clone's 512-bit reductions over D = 128 do not pay). */
-#if FL_HAVE_CLONES
-__attribute__((target("arch=x86-64-v3"))) static void FN(tr_gram_v3)(const T *X, T *M, int64_t N, int64_t D) {
-    FN(tr_gram_body)(X, M, N, D);
+/* the strict upper triangle copied below the diagonal, block rows t0..t1 of
+ * the zig-zag order (32 x 32 blocks: both sides stay in cache) */
+FL_INLINE void FN(tr_gram_mirror)(T *restrict M, int64_t N, int64_t t0, int64_t t1) {
+    const int64_t B = 32;
+    int64_t nb = (N + B - 1) / B;
+    for (int64_t t = t0; t < t1; t++) {
+        int64_t bi = (t % 2 == 0 ? t / 2 : nb - 1 - t / 2) * B;
+        for (int64_t bj = bi; bj < N; bj += B)
+            for (int64_t i = bi; i < bi + B && i < N; i++)
+                for (int64_t j = (bj > i + 1 ? bj : i + 1); j < bj + B && j < N; j++) M[j * N + i] = M[i * N + j];
+    }
 }
-#endif
 
-static int FN(tr_gram_impl)(const T *X, T *M, int64_t N, int64_t D) {
-#if FL_HAVE_CLONES
-    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
-        FN(tr_gram_v3)(X, M, N, D);
+/* bands t0..t1 of the zig-zag order (band b has nb - b tiles: contiguous
+ * chunks of this order get similar work) */
+FL_CLONES static void FN(tr_gram_range)(const T *X, T *M, int64_t N, int64_t D, int64_t t0, int64_t t1) {
+    int64_t n4 = N - N % 4, nb = n4 / 4;
+    for (int64_t t = t0; t < t1; t++) {
+        int64_t b = t % 2 == 0 ? t / 2 : nb - 1 - t / 2;
+        FN(tr_gram_band)(X, M, N, D, 4 * b, n4);
+    }
+}
+
+FL_CLONES static void FN(tr_gram_tail_c)(const T *X, T *M, int64_t N, int64_t D) {
+    FN(tr_gram_tail)(X, M, N, D, N - N % 4);
+}
+
+static void FN(tr_gram_mirror_c)(T *M, int64_t N, int64_t t0, int64_t t1) { FN(tr_gram_mirror)(M, N, t0, t1); }
+
+static int FN(tr_gram_impl)(const T *X, T *M, int64_t N, int64_t D, int nch) {
+    int64_t nb = (N - N % 4) / 4, mb = (N + 31) / 32;
+    if (nch <= 1) {
+        FN(tr_gram_range)(X, M, N, D, 0, nb);
+        FN(tr_gram_tail_c)(X, M, N, D);
+        FN(tr_gram_mirror_c)(M, N, 0, mb);
         return FL_OK;
     }
-#endif
-    FN(tr_gram_body)(X, M, N, D);
+    FL_PRAGMA(omp parallel num_threads(nch))
+    {
+        FL_PRAGMA(omp for schedule(static, 1))
+        for (int c = 0; c < nch; c++) FN(tr_gram_range)(X, M, N, D, (int64_t)c * nb / nch, (int64_t)(c + 1) * nb / nch);
+        FL_PRAGMA(omp single)
+        FN(tr_gram_tail_c)(X, M, N, D);
+        FL_PRAGMA(omp for schedule(static, 1))
+        for (int c = 0; c < nch; c++) FN(tr_gram_mirror_c)(M, N, (int64_t)c * mb / nch, (int64_t)(c + 1) * mb / nch);
+    }
     return FL_OK;
 }
 
-/* L2/squared-L2 assembly from the coefficient matrix (serial), skipping zeros. */
+/* L2/squared-L2 assembly from the coefficient matrix (serial), skipping zeros
+ * (numba dense_grad): g_a += c (x_a - x_j), g_j -= c (x_a - x_j) in one loop. */
 FL_CLONES static int FN(tr_dense_grad_impl)(const T *W, const T *X, T scale, T *G, int64_t N, int64_t D) {
     const T zero = L(0.0);
     int64_t *idx = (int64_t *)malloc(sizeof(int64_t) * (size_t)(N > 0 ? N : 1));
@@ -768,21 +925,21 @@ FL_CLONES static int FN(tr_dense_grad_impl)(const T *W, const T *X, T scale, T *
             idx[m] = j;
             m += wa[j] != zero;
         }
-        T rs = zero;
         T *ga = G + a * D;
         const T *xa = X + a * D;
         for (int64_t t = 0; t < m; t++) {
             int64_t j = idx[t];
             if (j == a) continue;
             T c = wa[j] * scale;
-            rs += c;
             const T *xj = X + j * D;
             T *gj = G + j * D;
-            FN(tr_axpy)(-c, xj, ga, D);
-            FN(tr_axpy)(c, xj, gj, D);
-            FN(tr_axpy)(-c, xa, gj, D);
+            FL_PRAGMA(omp simd)
+            for (int64_t k = 0; k < D; k++) {
+                T u = c * (xa[k] - xj[k]);
+                ga[k] += u;
+                gj[k] -= u;
+            }
         }
-        FN(tr_axpy)(rs, xa, ga, D);
     }
     free(idx);
     return FL_OK;
@@ -793,7 +950,7 @@ int FN(fl_tr_hard_grad)(const T *X, const T *M, const T *aux, const int64_t *sel
     return FN(tr_hard_grad_impl)(X, M, aux, sel, selc, metric, scale, G, N, D, GC);
 }
 
-int FN(fl_tr_gram)(const T *X, T *M, int64_t N, int64_t D) { return FN(tr_gram_impl)(X, M, N, D); }
+int FN(fl_tr_gram)(const T *X, T *M, int64_t N, int64_t D, int nch) { return FN(tr_gram_impl)(X, M, N, D, nch); }
 
 int FN(fl_tr_dense_grad)(const T *W, const T *X, T scale, T *G, int64_t N, int64_t D) {
     return FN(tr_dense_grad_impl)(W, X, scale, G, N, D);

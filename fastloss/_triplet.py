@@ -6,13 +6,17 @@ Triplet losses do not fit ``_core.compute``'s ``(R, K)`` elementwise layout
 their own beside it; it shares ``_validate``'s helpers, the registry (family
 ``"triplet"``, one entry per loss with its kernels) and the backend choice.
 
-Memory is O(N^2): the Gram matrix ``X X^T`` (BLAS) and, for the gradient of
-the dense modes (semi-hard, batch-all), one coefficient matrix ``W`` of the
-same size. Each kernel thread mines one anchor row at a time in O(N) scratch.
+Memory is O(N^2): the Gram matrix ``X X^T`` (the backend's own blocked kernel,
+faster than OpenBLAS' gemm here at every size measured, 256 to 4096 rows)
+and, for the gradient of the dense modes (semi-hard, batch-all), one
+coefficient matrix ``W`` of the same size. Each kernel thread mines one
+anchor row at a time in O(N) scratch.
 
 Gradient (kernel docstring, ``backends/numba_cpu/triplet.py``): the kernel
 writes per-pair coefficients ``c[a, j]``; with ``S = c + c^T``,
-L2/squared-L2: ``grad = scale (rowsum(S) X - S X)`` (one more BLAS product);
+L2/squared-L2: ``grad = scale (rowsum(S) X - S X)``, from the nonzero
+coefficients (semi-hard: ~2 per anchor-positive pair) or, when W is dense,
+by BLAS products;
 angular: ``grad_i = -scale r_i ((S N)_i - q_i n_i)`` with ``N`` the normalized
 rows and ``q_i = sum_j S_ij cos_ij``; hard mining has two entries per anchor and
 is assembled sparsely (O(N D)).
@@ -24,16 +28,25 @@ import numpy as np
 
 from . import _backend, _registry
 from . import _validate as V
+from ._config import PARALLEL_MIN_ELEMENTS
 
-# Anchor rows are mined in prange from this batch size on; below it serially:
-# the kernel runs right after the BLAS Gram product, whose OpenBLAS threads
-# keep spinning for a while, and on a 2-core machine a parallel kernel then
-# waits on a time slice (milliseconds) for work worth ~0.2 ms.
-PARALLEL_MIN_ROWS = 2048
+# The Gram product and the mining split their rows over the threads from this
+# many entries of the (N, N) matrix on (N >= 182), like the elementwise losses
+# (PARALLEL_MIN_ELEMENTS); below it they run in the calling thread.
+# (Measured on the 2-core EPYC, 256 x 128 float32: Gram 60 -> 37 us, hard
+# mining 42 -> 18 us on two threads. A parallel kernel called right after a
+# NumPy/OpenBLAS product can wait milliseconds for a core while OpenBLAS'
+# threads spin: README, "Threads".)
+PARALLEL_MIN_ENTRIES = PARALLEL_MIN_ELEMENTS
 
-# Up to this many multiply-adds (N * N * D; 2**27 = 1024 x 1024 x 128) the Gram product and the dense
-# gradient assembly also run serially in Numba instead of through BLAS (whose
-# thread pool wakes up even for 256 x 128, and then waits for busy cores).
+# The dense-mode gradient (L2/squared-L2) is assembled from the nonzero
+# coefficients (O(entries D), serial) when they are at most this fraction of
+# the N^2 matrix (semi-hard: at most 2 per anchor-positive pair), else by two
+# BLAS products (O(N^2 D)); measured break-even ~0.15 at D = 128.
+SPARSE_MAX_FRACTION = 1.0 / 8.0
+
+# Batch-all counts no entries: the sparse assembly below this many
+# multiply-adds (N * N * D; 2**27 = 1024 x 1024 x 128), BLAS above.
 SMALL_MADDS = 1 << 27
 
 # registry name -> mining mode
@@ -95,12 +108,6 @@ def _threads():
     return _core._threads()
 
 
-def _gram(X):
-    """``X X^T`` through BLAS gemm (an explicit transposed copy: OpenBLAS' syrk,
-    which ``X @ X.T`` selects, was 3x slower than gemm here at N = 8192)."""
-    return X @ np.ascontiguousarray(X.T)
-
-
 def compute_triplet(
     name,
     y_true,
@@ -156,8 +163,14 @@ def compute_triplet(
 
     # ---- backend: one for the whole call (explicit choice, else automatic:
     # Numba where installed, C where Numba is missing or broken) ---------------
-    mine = _backend.pick_kernel(spec, "mine", None)  # drops a broken Numba for C
     backend = _backend.choose(spec, "mine")  # the helper kernels come from the same backend
+    try:
+        mine = _backend.kernel(spec, "mine", backend)
+    except ImportError:  # a broken Numba: pick_kernel drops it for C (or raises)
+        mine = _backend.pick_kernel(spec, "mine", None)
+        backend = _backend.choose(spec, "mine")
+
+    nch = min(N, _threads()) if N * N >= PARALLEL_MIN_ENTRIES else 1
 
     # ---- distances -----------------------------------------------------------
     vjp = None
@@ -185,12 +198,9 @@ def compute_triplet(
         M = np.ascontiguousarray(emb)
     else:
         X = np.ascontiguousarray(emb)
-        small = N * N * max(X.shape[1], 1) <= SMALL_MADDS
-        if small and N:
-            M = np.empty((N, N), dt)
-            _backend.kernel(spec, "gram", backend)(X, M)
-        else:
-            M = _gram(X) if N else np.empty((0, 0), dt)
+        M = np.empty((N, N), dt)
+        if N:
+            _backend.kernel(spec, "gram", backend)(X, M, nch)
         # squared norms from the Gram diagonal (TFA sums squares separately; the
         # diagonal keeps D[i, i] = 0 and duplicate rows consistent)
         sq = M.diagonal().copy()
@@ -209,10 +219,7 @@ def compute_triplet(
     selc = np.zeros((N, 2) if mode == "hard" else (0, 2), dt)
     if N:
         prm = np.array((margin, code, 1.0 if soft else 0.0, 0.0 if code >= 2 else _CUT[dt]), dt)
-        nch = 1 if N < PARALLEL_MIN_ROWS else min(N, _threads())
-        mine(M, aux, X, lab, prm, rowloss, rowcnt, W, sel, selc, bool(want_grad), nch)
-    else:
-        nch = 1
+        mine(M, aux, X, lab, prm, rowloss, rowcnt, W, sel, selc, bool(want_grad), max(nch, 1))
 
     total = float(np.sum(rowloss))
     if mode == "hard":
@@ -262,7 +269,11 @@ def compute_triplet(
         proj = (aux <= dt.type(1e6)).astype(dt)
         G -= (q.astype(dt) * proj)[:, None] * Nrm
         G *= (-scale * aux).astype(dt)[:, None]
-    elif small:
+    elif (
+        2.0 * float(np.sum(rowcnt)) <= SPARSE_MAX_FRACTION * N * N
+        if mode == "semihard"
+        else N * N * max(X.shape[1], 1) <= SMALL_MADDS
+    ):
         _backend.kernel(spec, "dense_grad", backend)(W, X, dt.type(scale), G)
     else:
         # S = W + W^T without forming it: two BLAS products (the second reads W

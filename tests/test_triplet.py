@@ -451,18 +451,23 @@ def test_config_round_trip():
 @pytest.mark.parametrize("kind", list(KINDS))
 @pytest.mark.parametrize("metric", METRICS)
 def test_blas_and_parallel_paths_agree(kind, metric, monkeypatch):
-    # large batches take BLAS products and prange mining; force them on a small one
+    # large batches take the parallel Gram/mining kernels and (dense W) BLAS
+    # products for the gradient; semi-hard takes the sparse assembly while its
+    # entries are few: force each path on a small batch
     from fastloss import _triplet
 
     lab, x = make(60, 5, 4, 14)
     o = obj(kind, distance_metric=metric, margin=0.6)
     l0, g0 = o.value_and_grad(lab, x)
-    monkeypatch.setattr(_triplet, "SMALL_MADDS", 0)
-    monkeypatch.setattr(_triplet, "PARALLEL_MIN_ROWS", 1)
-    l1, g1 = o.value_and_grad(lab, x)
-    np.testing.assert_allclose(l1, l0, rtol=1e-12)
-    np.testing.assert_allclose(g1, g0, rtol=1e-9, atol=1e-12)
-    np.testing.assert_allclose(l1, ref(kind, lab, x, distance_metric=metric, margin=0.6), rtol=1e-11)
+    r = ref(kind, lab, x, distance_metric=metric, margin=0.6)
+    for small, frac, par in ((1 << 40, 1.0, 1 << 40), (0, 0.0, 1)):
+        monkeypatch.setattr(_triplet, "SMALL_MADDS", small)
+        monkeypatch.setattr(_triplet, "SPARSE_MAX_FRACTION", frac)
+        monkeypatch.setattr(_triplet, "PARALLEL_MIN_ENTRIES", par)
+        l1, g1 = o.value_and_grad(lab, x)
+        np.testing.assert_allclose(l1, l0, rtol=1e-12)
+        np.testing.assert_allclose(g1, g0, rtol=1e-9, atol=1e-12)
+        np.testing.assert_allclose(l1, r, rtol=1e-11)
     l2, g2 = o.value_and_grad(lab, x.astype(np.float32))
     np.testing.assert_allclose(l2, l0, rtol=1e-5)
     np.testing.assert_allclose(g2, g0, rtol=1e-3, atol=1e-5)

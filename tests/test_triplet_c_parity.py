@@ -4,7 +4,7 @@ mining decisions see identical distances).
 
 Mining (semi-hard, hard, batch-all) x metric (L2, squared-L2, angular,
 precomputed) x soft x float32/float64, serial (nch = 1) and parallel
-(nch = 2, and N >= PARALLEL_MIN_ROWS); inputs with exact ties (integer
+(nch = 2, and N = 2048); inputs with exact ties (integer
 embeddings: ties must go to the same, lowest, column), near-duplicate and
 exact duplicate rows (the L2 recomputation), a single class, one label per
 row, many positives per anchor (the sorted semi-hard path), NaN. Then the
@@ -156,10 +156,10 @@ def test_mining_small_serial_and_parallel(mode, metric, soft, dt):
 @pytest.mark.parametrize("dt", [np.float32, np.float64])
 @pytest.mark.parametrize("mode", MODES)
 def test_mining_large_parallel(mode, dt):
-    """N >= PARALLEL_MIN_ROWS, on the chunk count the path uses there (2 on this
+    """A large batch (2048), on the chunk count the path uses there (2 on this
     machine: at least 2), the sorted semi-hard path included."""
     rng = np.random.default_rng(5)
-    N = max(_triplet.PARALLEL_MIN_ROWS, 2048)
+    N = 2048
     nch = max(2, _triplet._threads())
     lab, x = _case("random", N, 8, dt, rng)
     x[11] = x[1500]
@@ -234,14 +234,21 @@ def test_assembly_kernels(metric, dt):
 def test_gram(dt):
     NB, C = _mods()
     rng = np.random.default_rng(3)
-    for N, D in ((1, 1), (5, 3), (67, 129)):
+    # every N % 4 (the 4 x 4 tiles' tails), D below and above a vector, serial and parallel
+    for N, D in ((1, 1), (2, 5), (3, 1), (5, 3), (8, 16), (67, 129), (130, 7)):
         X = rng.normal(size=(N, D)).astype(dt)
         Ms = []
         for mod in (NB, C):
-            M = np.full((N, N), -7.0, dt)
-            mod.gram(X, M)
-            Ms.append(M)
-        np.testing.assert_array_equal(Ms[1], Ms[1].T)
+            for nch in (1, 2, 3):
+                M = np.full((N, N), -7.0, dt)
+                mod.gram(X, M, nch)
+                Ms.append(M)
+        for M in Ms:
+            np.testing.assert_array_equal(M, M.T)
+        for M in Ms[1:3]:  # a backend's serial and parallel runs: identical
+            np.testing.assert_array_equal(M, Ms[0])
+        for M in Ms[4:6]:
+            np.testing.assert_array_equal(M, Ms[3])
         exact = X.astype(np.float64) @ X.T.astype(np.float64)
         scale = np.abs(X).astype(np.float64) @ np.abs(X).T.astype(np.float64)
         eps = np.finfo(dt).eps

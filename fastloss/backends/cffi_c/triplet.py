@@ -6,7 +6,7 @@ docstring for the inputs, the mining rules and the gradient coefficients)::
     hard(...), batch_all(...)                      # same arguments
     symmetrize(W, M, aux, metric, r, q, nch)
     hard_grad(X, M, aux, sel, selc, metric, scale, G)
-    gram(X, M)
+    gram(X, M, nch)
     dense_grad(W, X, scale, G)
 
 Arrays go to C as pointers into their own memory (``ffi.from_buffer``, no
@@ -149,13 +149,14 @@ def hard_grad(X, M, aux, sel, selc, metric, scale, G):
     return _status(st, "hard_grad")
 
 
-def gram(X, M):
-    """``M = X X^T`` (serial; upper triangle computed and mirrored)."""
+def gram(X, M, nch):
+    """``M = X X^T`` (each upper-triangle entry computed once, written to both
+    places); ``nch`` 1: serial, else bands of four rows on OpenMP threads."""
     suf, ct = _dt(X, "X")
     N, D = X.shape
     _need(M.dtype == X.dtype and M.shape == (N, N), f"M must be ({N}, {N}) {X.dtype}")
     fn = _lib.fl_tr_gram_f32 if suf == "f32" else _lib.fl_tr_gram_f64
-    return _status(fn(_buf(ct, X), _buf(ct, M), N, D), "gram")
+    return _status(fn(_buf(ct, X), _buf(ct, M), N, D, max(1, int(nch))), "gram")
 
 
 def dense_grad(W, X, scale, G):

@@ -54,7 +54,7 @@ prange), all with one signature so that C/CUDA twins can mirror them::
     hard(...), batch_all(...)          # same arguments
     symmetrize(W, M, aux, metric, r, q, nch)     # S = W + W^T in place, row sums (angular)
     hard_grad(X, M, aux, sel, selc, metric, scale, G)   # sparse assembly (serial)
-    gram(X, M)                                   # X X^T, serial (small batches; BLAS above)
+    gram(X, M, nch)                              # X X^T (own blocked kernel at every size)
     dense_grad(W, X, scale, G)                   # L2 assembly skipping zeros, serial (small batches)
 """
 
@@ -64,6 +64,7 @@ import numpy as np
 from numba import njit, prange, types
 from numba.extending import overload
 
+from ..._config import FASTMATH
 from ._common import INLINE, JIT, PJIT, chunk
 from ._math import fexp, fkey, flog1p, funkey, lit
 
@@ -127,6 +128,29 @@ def _ov_kbounds(like):
 
 
 @njit(**INLINE)
+def _d2_pass(M, aux, a, sa, cut, d, key, root):
+    """The fused pass of ``_dist_row`` (``root`` a compile-time constant at
+    each call: one straight loop per metric)."""
+    N = M.shape[0]
+    zero = lit(sa, 0.0)
+    one = lit(sa, 1.0)
+    two = lit(sa, 2.0)
+    hits = zero
+    bad = False
+    for j in range(N):
+        t = sa + aux[j]
+        v = t - two * M[a, j]
+        hits += one if v < cut * t else zero
+        v = zero if v <= zero else v
+        if root:
+            v = math.sqrt(v)
+        d[j] = v
+        key[j] = fkey(v)
+        bad |= v != v
+    return hits, bad
+
+
+@njit(**INLINE)
 def _dist_row(M, aux, X, a, metric, cut, d, key):
     """Distance row ``d[j] = D[a, j]`` and its order keys ``key[j] = fkey(d[j])``
     (integer compares vectorize; float min/max reductions need ``nnan``), TF
@@ -141,64 +165,76 @@ def _dist_row(M, aux, X, a, metric, cut, d, key):
     ``l2_normalize``), diagonal as computed (TFA does not zero it).
     Precomputed: ``M[a, j]``.
 
-    Returns the row's float64 sum (NaN iff the row holds a NaN).
+    Returns True iff the row holds a NaN.
     """
     N = M.shape[0]
     zero = lit(M[a, a], 0.0)
     one = lit(M[a, a], 1.0)
+    bad = False
     if metric == 3:
         for j in range(N):
-            d[j] = M[a, j]
-    elif metric == 2:
+            v = M[a, j]
+            d[j] = v
+            key[j] = fkey(v)
+            bad |= v != v
+        return bad
+    if metric == 2:
         ra = aux[a]
         for j in range(N):
             v = one - M[a, j] * ra * aux[j]
-            d[j] = zero if v < zero else v
-    else:
-        sa = aux[a]
-        two = lit(M[a, a], 2.0)
-        hits = 0
-        for j in range(N):
-            v = (sa + aux[j]) - two * M[a, j]
+            v = zero if v < zero else v
             d[j] = v
-            hits += v < cut * (sa + aux[j])
-        if hits == 0 or (hits == 1 and d[a] < cut * (sa + aux[a])):
-            # no near pair (the usual case): one fused pass for root, key and sum
-            d[a] = zero
-            s = 0.0
-            for j in range(N):
-                v = d[j]
-                v = zero if v <= zero else v
-                if metric == 0:
-                    v = math.sqrt(v)
-                d[j] = v
-                s += np.float64(v)
-                key[j] = fkey(v)
-            return s
-        if hits > 0:
-            D = X.shape[1]
-            for j in range(N):
-                if d[j] < cut * (sa + aux[j]) and j != a:
-                    acc = zero
-                    for k in range(D):
-                        t = X[a, k] - X[j, k]
-                        acc += t * t
-                    d[j] = acc
-        if metric == 0:
-            for j in range(N):
-                v = d[j]
-                d[j] = zero if v <= zero else math.sqrt(v)
-        else:
-            for j in range(N):
-                v = d[j]
-                d[j] = zero if v < zero else v
+            key[j] = fkey(v)
+            bad |= v != v
+        return bad
+    sa = aux[a]
+    two = lit(M[a, a], 2.0)
+    # one fused pass (the usual case: no near pair but the diagonal), counting
+    # the near pairs on the way (in a float of M's width: same-width lanes
+    # vectorize; an int64 count here doubled the pass' time)
+    if metric == 0:
+        hits, bad = _d2_pass(M, aux, a, sa, cut, d, key, True)
+    else:
+        hits, bad = _d2_pass(M, aux, a, sa, cut, d, key, False)
+    own = ((sa + sa) - two * M[a, a]) < cut * (sa + sa)
+    if hits == (one if own else zero):
         d[a] = zero
-    s = 0.0
+        key[a] = fkey(zero)
+        return bad
+    return _dist_near(M, aux, X, a, metric, cut, d, key)
+
+
+@njit(fastmath=FASTMATH, error_model="numpy", nogil=True)
+def _dist_near(M, aux, X, a, metric, cut, d, key):
+    """``_dist_row`` for a row with near pairs: their d2 recomputed exactly from
+    the embeddings, then the root and keys again. A function of its own (not
+    inlined): with this loop nest inlined beside it, LLVM's code for the fused
+    pass ran 3x slower."""
+    N = M.shape[0]
+    zero = lit(M[a, a], 0.0)
+    two = lit(M[a, a], 2.0)
+    sa = aux[a]
+    D = X.shape[1]
+    for j in range(N):
+        t = sa + aux[j]
+        v = t - two * M[a, j]
+        if v < cut * t and j != a:
+            acc = zero
+            for k in range(D):
+                u = X[a, k] - X[j, k]
+                acc += u * u
+            v = acc
+        v = zero if v <= zero else v
+        if metric == 0:
+            v = math.sqrt(v)
+        d[j] = v
+    d[a] = zero
+    bad = False
     for j in range(N):
         v = d[j]
-        s += np.float64(v)
         key[j] = fkey(v)
-    return s
+        bad |= v != v
+    return bad
 
 
 @njit(**INLINE)
@@ -218,14 +254,28 @@ def _scale_row(w, d, metric):
 
 
 @njit(**INLINE)
+def _factor(dj, metric):
+    """The metric's factor of one entry (see ``_scale_row``)."""
+    zero = lit(dj, 0.0)
+    if metric == 0:
+        return lit(dj, 1.0) / dj if dj > zero else zero
+    if metric == 1:
+        return lit(dj, 2.0) if dj > zero else zero
+    return lit(dj, 1.0)
+
+
+@njit(**INLINE)
 def _first(key, k, lo):
     """First index j >= lo with key[j] == k (k is known to occur): an integer
-    min-reduction over the whole array (vectorizes; an early-exit loop does not)."""
+    min-reduction over the whole array (vectorizes; an early-exit loop does not)
+    in int32 lanes (twice as many per vector as int64; N < 2**31 always: the
+    (N, N) matrix would not fit in memory otherwise)."""
     n = key.shape[0]
-    best = n
+    n32 = np.int32(n)
+    best = n32
     for j in range(lo, n):
-        best = min(best, j if key[j] == k else n)
-    return best
+        best = min(best, np.int32(j) if key[j] == k else n32)
+    return np.int64(best)
 
 
 @njit(**INLINE)
@@ -261,21 +311,76 @@ def _hinge_or_soft(z_hinge, z_soft, soft):
 
 
 @njit(**INLINE)
-def _semihard_row(d, key, lab, a, margin, soft, w, want_grad, nd, nk, nidx, pidx, sk, order):
+def _labels32(lab):
+    """The labels as int32 with the same equalities (their own values when
+    they fit, else their ranks): label compares then run in 32-bit lanes
+    beside the float32 keys instead of 64-bit ones."""
+    N = lab.shape[0]
+    out = np.empty(N, np.int32)
+    if N == 0:
+        return out
+    lo = lab[0]
+    hi = lab[0]
+    for j in range(N):
+        lo = min(lo, lab[j])
+        hi = max(hi, lab[j])
+    if lo >= -(2**31) and hi < 2**31:
+        for j in range(N):
+            out[j] = np.int32(lab[j])
+        return out
+    o = np.argsort(lab, kind="mergesort")
+    r = 0
+    out[o[0]] = 0
+    for t in range(1, N):
+        if lab[o[t]] != lab[o[t - 1]]:
+            r += 1
+        out[o[t]] = np.int32(r)
+    return out
+
+
+@njit(**INLINE)
+def _classes(lab, perm, cstart, cend):
+    """Members of each anchor's class: ``perm`` the columns sorted by label
+    (stable: ascending column within a class), ``perm[cstart[a]:cend[a]]`` the
+    columns labelled ``lab[a]`` (once per call: O(N log N), instead of a scan
+    of the whole label row per anchor)."""
+    N = lab.shape[0]
+    o = np.argsort(lab, kind="mergesort")
+    t = 0
+    while t < N:
+        u = t + 1
+        while u < N and lab[o[u]] == lab[o[t]]:
+            u += 1
+        for v in range(t, u):
+            perm[v] = o[v]
+            cstart[o[v]] = t
+            cend[o[v]] = u
+        t = u
+
+
+@njit(**INLINE)
+def _semihard_row(d, key, lab, a, margin, soft, metric, w, want_grad, nk, sk, order, perm, cs, ce):
     N = d.shape[0]
     KLO, KHI = _kbounds(d[0])
-    kn, kp = _split(d, key, lab, a, nd, nk, nidx, pidx)
+    la = lab[a]
+    kp = ce - cs - 1  # positives: the anchor's class but itself
     if kp == 0:
         return 0.0, 0.0
-    nkk = nk[:kn]
+    # the negatives' keys in place, KHI elsewhere (no negative has that key: it
+    # is a NaN's); the number of negatives and the largest negative key
+    kn = 0
+    m = KLO
+    for j in range(N):
+        v = key[j]
+        neg = lab[j] != la
+        nk[j] = v if neg else KHI
+        kn += 1 if neg else 0
+        m = max(m, v if neg else KLO)
     # negatives_inside: the largest negative distance; with no negative, TFA's
     # masked maximum gives the row's minimum (diagonal included)
     if kn > 0:
-        m = KLO
-        for k in range(kn):
-            m = max(m, nkk[k])
         kin = m
-        iin = nidx[_first(nkk, m, 0)]
+        iin = _first(nk, m, 0)
     else:
         m = KHI
         for j in range(N):
@@ -283,93 +388,110 @@ def _semihard_row(d, key, lab, a, margin, soft, w, want_grad, nd, nk, nidx, pidx
         kin = m
         iin = _first(key, m, 0)
     inside = funkey(kin, d[0])
-    # many positives: sort the negatives once and binary-search each positive
+    # many positives: sort the row's negative keys once and binary-search each
+    # positive (the KHI entries sort last and count as "none above")
     use_sort = kn > 1 and kp > 128 * math.log2(kn)
     if use_sort:
-        o = np.argsort(nkk, kind="mergesort")
-        for k in range(kn):
+        o = np.argsort(nk, kind="mergesort")
+        for k in range(N):
             order[k] = o[k]
-            sk[k] = nkk[o[k]]
+            sk[k] = nk[o[k]]
     total = 0.0
-    for t in range(kp):
-        p = pidx[t]
+    for t in range(cs, ce):
+        p = perm[t]
+        if p == a:
+            continue
         kap = key[p]
         dap = d[p]
         neg = inside
         ineg = iin
         if use_sort:
             lo = 0
-            hi = kn
+            hi = N
             while lo < hi:  # first sorted position with key > kap
                 mid = (lo + hi) >> 1
                 if sk[mid] > kap:
                     hi = mid
                 else:
                     lo = mid + 1
-            if lo < kn:
+            if lo < N and sk[lo] != KHI:
                 neg = funkey(sk[lo], dap)
-                ineg = nidx[order[lo]]
+                ineg = order[lo]
         elif kn > 0:
-            # smallest negative key above kap: an integer select-reduction (vectorizes)
+            # smallest negative key above kap: a plain integer min of selected
+            # values over the whole row (vectorizes; a conditional float min
+            # would need nnan)
             m = KHI
-            for k in range(kn):
-                v = nkk[k]
-                # a plain integer min of selected values: vectorizes (a
-                # conditional float min would need nnan)
+            for j in range(N):
+                v = nk[j]
                 m = min(m, v if v > kap else KHI)
             if m != KHI:
                 neg = funkey(m, dap)
                 if want_grad:
-                    ineg = nidx[_first(nkk, m, 0)]
+                    ineg = _first(nk, m, 0)
         l, g = _hinge_or_soft(margin + dap - neg, dap - neg, soft)
         total += np.float64(l)
         if want_grad:
-            w[p] += g
-            w[ineg] -= g
+            # the metric's factor applied per entry (what _scale_row does for a
+            # whole row): only ~2 kp entries of the row are touched
+            w[p] += g * _factor(dap, metric)
+            w[ineg] -= g * _factor(d[ineg], metric)
     return total, np.float64(kp)
 
 
 @njit(**INLINE)
 def _hard_row(d, key, lab, a, margin, soft):
     """-> (loss, j_pos, j_neg, dloss/dhp); TFA's fallbacks: no positive ->
-    the row minimum, no negative -> the row maximum (diagonal included)."""
+    the row minimum, no negative -> the row maximum (diagonal included).
+    ``lab`` int32 (``_labels32``): every lane of the passes is 32 bits wide."""
     N = d.shape[0]
     KLO, KHI = _kbounds(d[0])
     la = lab[a]
+    # the anchor's own entry out of the positives' maximum: its key set to KLO
+    # (a NaN's key: no distance has it) for the two passes below
+    ka = key[a]
+    key[a] = KLO
     pmax = KLO
     nmin = KHI
-    rmin = KHI
-    rmax = KLO
-    npos = 0
-    nneg = 0
     for j in range(N):
         v = key[j]
         same = lab[j] == la
-        pos = same & (j != a)
-        npos += pos
-        nneg += not same
-        pmax = max(pmax, v if pos else KLO)
+        pmax = max(pmax, v if same else KLO)
         nmin = min(nmin, KHI if same else v)
-        rmin = min(rmin, v)
-        rmax = max(rmax, v)
+    # no count needed: no distance has the key KLO or KHI (NaNs' keys; a NaN
+    # row never gets here), so they stay exactly when there is no positive /
+    # no negative
+    npos = 0 if pmax == KLO else 1
+    nneg = 0 if nmin == KHI else 1
     # the first column holding each selected value: integer min-reductions
     # (vectorize; an early-exit search does not)
+    n32 = np.int32(N)
+    ip = N
     if npos > 0:
-        ip = N
+        ip32 = n32
         for j in range(N):
-            hit = (key[j] == pmax) & (lab[j] == la) & (j != a)
-            ip = min(ip, j if hit else N)
-    else:
-        pmax = rmin
-        ip = _first(key, rmin, 0)
+            hit = (key[j] == pmax) & (lab[j] == la)
+            ip32 = min(ip32, np.int32(j) if hit else n32)
+        ip = np.int64(ip32)
+    key[a] = ka
+    if npos == 0:
+        m = KHI
+        for j in range(N):
+            m = min(m, key[j])
+        pmax = m
+        ip = _first(key, m, 0)
     if nneg > 0:
-        ineg = N
+        in32 = n32
         for j in range(N):
             hit = (key[j] == nmin) & (lab[j] != la)
-            ineg = min(ineg, j if hit else N)
+            in32 = min(in32, np.int32(j) if hit else n32)
+        ineg = np.int64(in32)
     else:
-        nmin = rmax
-        ineg = _first(key, rmax, 0)
+        m = KLO
+        for j in range(N):
+            m = max(m, key[j])
+        nmin = m
+        ineg = _first(key, m, 0)
     hp = funkey(pmax, d[0])
     hn = funkey(nmin, d[0])
     l, g = _hinge_or_soft(hp - hn + margin, hp - hn, soft)
@@ -438,32 +560,41 @@ def _dense_rows(mode, M, aux, X, lab, prm, rowloss, rowcnt, W, want_grad, lo, hi
     soft = prm[T_SOFT] != 0
     cut = prm[T_CUT]
     d = np.empty(N, M.dtype)
-    nd = np.empty(N, M.dtype)
-    wn = np.empty(N if mode == 2 else 0, M.dtype)
     key = _keybuf(M[0, 0], N)
     nk = _keybuf(M[0, 0], N)
-    sk = _keybuf(M[0, 0], N)
-    nidx = np.empty(N, np.int64)
-    pidx = np.empty(N, np.int64)
-    order = np.empty(N, np.int64)
+    lab32 = _labels32(lab)
+    if mode == 0:
+        sk = _keybuf(M[0, 0], N)
+        order = np.empty(N, np.int64)
+        perm = np.empty(N, np.int64)
+        cstart = np.empty(N, np.int64)
+        cend = np.empty(N, np.int64)
+        _classes(lab32, perm, cstart, cend)
+    else:
+        nd = np.empty(N, M.dtype)
+        wn = np.empty(N, M.dtype)
+        nidx = np.empty(N, np.int64)
+        pidx = np.empty(N, np.int64)
     zero = lit(M[0, 0], 0.0)
     for a in range(lo, hi):
-        s = _dist_row(M, aux, X, a, metric, cut, d, key)
+        bad = _dist_row(M, aux, X, a, metric, cut, d, key)
         w = W[a]
         if want_grad:
             for j in range(N):
                 w[j] = zero
-        if s != s:
+        if bad:
             rowloss[a] = np.nan
             rowcnt[a] = 0.0
             continue
         if mode == 0:
-            tot, cnt = _semihard_row(d, key, lab, a, margin, soft, w, want_grad, nd, nk, nidx, pidx, sk, order)
+            tot, cnt = _semihard_row(
+                d, key, lab32, a, margin, soft, metric, w, want_grad, nk, sk, order, perm, cstart[a], cend[a]
+            )
         else:
-            tot, cnt = _batch_all_row(d, key, lab, a, margin, soft, w, want_grad, nd, nk, nidx, pidx, wn)
+            tot, cnt = _batch_all_row(d, key, lab32, a, margin, soft, w, want_grad, nd, nk, nidx, pidx, wn)
         rowloss[a] = tot
         rowcnt[a] = cnt
-        if want_grad:
+        if want_grad and mode != 0:
             _scale_row(w, d, metric)
     return 0
 
@@ -503,19 +634,20 @@ def _hard_rows_impl(M, aux, X, lab, prm, rowloss, rowcnt, sel, selc, lo, hi):
     cut = prm[T_CUT]
     d = np.empty(N, M.dtype)
     key = _keybuf(M[0, 0], N)
+    lab32 = _labels32(lab)
     zero = lit(M[0, 0], 0.0)
     two = lit(M[0, 0], 2.0)
     for a in range(lo, hi):
-        s = _dist_row(M, aux, X, a, metric, cut, d, key)
+        bad = _dist_row(M, aux, X, a, metric, cut, d, key)
         rowcnt[a] = 1.0
-        if s != s:
+        if bad:
             rowloss[a] = np.nan
             sel[a, 0] = a
             sel[a, 1] = a
             selc[a, 0] = zero
             selc[a, 1] = zero
             continue
-        tot, ip, ineg, g = _hard_row(d, key, lab, a, margin, soft)
+        tot, ip, ineg, g = _hard_row(d, key, lab32, a, margin, soft)
         rowloss[a] = tot
         sel[a, 0] = ip
         sel[a, 1] = ineg
@@ -730,54 +862,171 @@ def normalize_jacobian(X, aux, G):
 # ----------------------------------------------------------------------------
 
 
-@njit(**JIT)
-def gram(X, M):
-    """``M = X X^T`` (serial; the upper triangle is computed and mirrored, so
-    ``M`` is exactly symmetric). Four columns at a time share the loads of x_i."""
+@njit(**INLINE)
+def _gram_band(X, M, i, n4):
+    """Rows i..i+3 of ``M = X X^T`` from the diagonal on (and their mirror
+    image): tiles of 4 rows x 4 columns, 16 independent dot products whose
+    loads of the 8 rows are shared (0.5 loads per multiply-add instead of
+    1.25 for one row against four columns)."""
     N, D = X.shape
     zero = lit(M[0, 0], 0.0)
-    for i in range(N):
+    x0 = X[i]
+    x1 = X[i + 1]
+    x2 = X[i + 2]
+    x3 = X[i + 3]
+    for j in range(i, n4, 4):
+        y0 = X[j]
+        y1 = X[j + 1]
+        y2 = X[j + 2]
+        y3 = X[j + 3]
+        a00 = a01 = a02 = a03 = zero
+        a10 = a11 = a12 = a13 = zero
+        a20 = a21 = a22 = a23 = zero
+        a30 = a31 = a32 = a33 = zero
+        for k in range(D):
+            u0 = x0[k]
+            u1 = x1[k]
+            u2 = x2[k]
+            u3 = x3[k]
+            v0 = y0[k]
+            v1 = y1[k]
+            v2 = y2[k]
+            v3 = y3[k]
+            a00 += u0 * v0
+            a01 += u0 * v1
+            a02 += u0 * v2
+            a03 += u0 * v3
+            a10 += u1 * v0
+            a11 += u1 * v1
+            a12 += u1 * v2
+            a13 += u1 * v3
+            a20 += u2 * v0
+            a21 += u2 * v1
+            a22 += u2 * v2
+            a23 += u2 * v3
+            a30 += u3 * v0
+            a31 += u3 * v1
+            a32 += u3 * v2
+            a33 += u3 * v3
+        # upper triangle and its mirror image (M exactly symmetric); on a
+        # diagonal tile (j == i) only the entries on and above the diagonal
+        M[i, j] = a00
+        M[i, j + 1] = a01
+        M[i, j + 2] = a02
+        M[i, j + 3] = a03
+        M[i + 1, j + 1] = a11
+        M[i + 1, j + 2] = a12
+        M[i + 1, j + 3] = a13
+        M[i + 2, j + 2] = a22
+        M[i + 2, j + 3] = a23
+        M[i + 3, j + 3] = a33
+        M[j + 1, i] = a01
+        M[j + 2, i] = a02
+        M[j + 3, i] = a03
+        M[j + 2, i + 1] = a12
+        M[j + 3, i + 1] = a13
+        M[j + 3, i + 2] = a23
+        if j > i:
+            M[i + 1, j] = a10
+            M[i + 2, j] = a20
+            M[i + 2, j + 1] = a21
+            M[i + 3, j] = a30
+            M[i + 3, j + 1] = a31
+            M[i + 3, j + 2] = a32
+            M[j, i] = a00
+            M[j, i + 1] = a10
+            M[j, i + 2] = a20
+            M[j, i + 3] = a30
+            M[j + 1, i + 1] = a11
+            M[j + 1, i + 2] = a21
+            M[j + 1, i + 3] = a31
+            M[j + 2, i + 2] = a22
+            M[j + 2, i + 3] = a32
+            M[j + 3, i + 3] = a33
+    # the last N % 4 columns against these four rows
+    for j in range(n4, N):
+        y = X[j]
+        a0 = a1 = a2 = a3 = zero
+        for k in range(D):
+            v = y[k]
+            a0 += x0[k] * v
+            a1 += x1[k] * v
+            a2 += x2[k] * v
+            a3 += x3[k] * v
+        M[i, j] = a0
+        M[i + 1, j] = a1
+        M[i + 2, j] = a2
+        M[i + 3, j] = a3
+        M[j, i] = a0
+        M[j, i + 1] = a1
+        M[j, i + 2] = a2
+        M[j, i + 3] = a3
+
+
+@njit(**INLINE)
+def _gram_tail(X, M, n4):
+    N, D = X.shape
+    zero = lit(M[0, 0], 0.0)
+    for i in range(n4, N):  # the last N % 4 rows: their upper triangle
         xi = X[i]
-        j = i
-        while j + 4 <= N:
-            x0 = X[j]
-            x1 = X[j + 1]
-            x2 = X[j + 2]
-            x3 = X[j + 3]
-            a0 = zero
-            a1 = zero
-            a2 = zero
-            a3 = zero
-            for k in range(D):
-                v = xi[k]
-                a0 += v * x0[k]
-                a1 += v * x1[k]
-                a2 += v * x2[k]
-                a3 += v * x3[k]
-            M[i, j] = a0
-            M[i, j + 1] = a1
-            M[i, j + 2] = a2
-            M[i, j + 3] = a3
-            j += 4
-        while j < N:
+        for j in range(i, N):
             xj = X[j]
             acc = zero
             for k in range(D):
                 acc += xi[k] * xj[k]
             M[i, j] = acc
-            j += 1
-        for j in range(i):
-            M[i, j] = M[j, i]
+            M[j, i] = acc
+
+
+@njit(**JIT)
+def gram_serial(X, M):
+    N = X.shape[0]
+    n4 = N - N % 4
+    for i in range(0, n4, 4):
+        _gram_band(X, M, i, n4)
+    _gram_tail(X, M, n4)
     return 0
+
+
+@njit(**PJIT)
+def gram_par(X, M):
+    N = X.shape[0]
+    n4 = N - N % 4
+    nb = n4 // 4
+    # bands in a zig-zag order (band b has nb - b tiles): prange's contiguous
+    # chunks then get similar work
+    for t in prange(nb):
+        b = t // 2 if t % 2 == 0 else nb - 1 - t // 2
+        _gram_band(X, M, 4 * b, n4)
+    _gram_tail(X, M, n4)
+    return 0
+
+
+def gram(X, M, nch):
+    """``M = X X^T``: each entry of the upper triangle computed once and written
+    to both places (``M`` exactly symmetric); ``nch`` 1: serial, else bands of
+    four rows in parallel."""
+    if nch == 1:
+        return gram_serial(X, M)
+    return gram_par(X, M)
+
+
+@njit(**INLINE)
+def _pair(c, X, G, a, j):
+    """One coefficient's two terms: ``g_a += c (x_a - x_j)``, ``g_j -= c (x_a - x_j)``
+    (one loop: the four rows are read once)."""
+    for k in range(G.shape[1]):
+        u = c * (X[a, k] - X[j, k])
+        G[a, k] += u
+        G[j, k] -= u
 
 
 @njit(**JIT)
 def dense_grad(W, X, scale, G):
     """L2/squared-L2 assembly from the coefficient matrix (serial), reading W
     row by row and skipping its zeros (semi-hard rows hold ~2 entries per
-    positive): ``g_a += c (x_a - x_j)``, ``g_j += c (x_j - x_a)`` for each
-    entry ``c = scale W[a, j]``; written as ``g_a += (sum c) x_a - sum c x_j``
-    plus ``g_j += c x_j - c x_a`` (axpy loops, which vectorize)."""
+    positive): ``g_a += c (x_a - x_j)``, ``g_j -= c (x_a - x_j)`` for each
+    entry ``c = scale W[a, j]``."""
     N, D = X.shape
     zero = lit(scale, 0.0)
     idx = np.empty(N, np.int64)
@@ -787,22 +1036,13 @@ def dense_grad(W, X, scale, G):
     for a in range(N):
         wa = W[a]
         m = 0
-        for j in range(N):
-            if wa[j] != zero:
-                idx[m] = j
-                m += 1
-        rs = zero
+        for j in range(N):  # the nonzero columns, branch-free
+            idx[m] = j
+            m += wa[j] != zero
         ga = G[a]
         xa = X[a]
         for t in range(m):
             j = idx[t]
-            if j == a:
-                continue
-            c = wa[j] * scale
-            rs += c
-            _axpy(-c, X[j], ga)
-            gj = G[j]
-            _axpy(c, X[j], gj)
-            _axpy(-c, xa, gj)
-        _axpy(rs, xa, ga)
+            if j != a:
+                _pair(wa[j] * scale, X, G, a, j)
     return 0
