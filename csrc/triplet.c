@@ -720,11 +720,72 @@ FL_INLINE void FN(tr_axpy)(T c, const T *restrict x, T *restrict y, int64_t D) {
     for (int64_t k = 0; k < D; k++) y[k] += c * x[k];
 }
 
+/* L2/squared-L2 assembly of hard mining gathered per row (numba
+ * _hard_grad_l2): g_i = (sum of the c touching row i) x_i - sum_{a == i} c x_j
+ * - sum_{j == i} c x_a, the entries pointing at row i listed by a counting
+ * sort; each row of G written once. */
+FL_INLINE int FN(tr_hard_grad_l2)(const T *restrict X, const int64_t *restrict sel, const T *restrict selc, T scale,
+                                  T *restrict G, int64_t N, int64_t D) {
+    const T zero = L(0.0);
+    int64_t *cnt = (int64_t *)calloc((size_t)N + 1, sizeof(int64_t));
+    int64_t *src = (int64_t *)malloc(sizeof(int64_t) * (size_t)(2 * N + 1));
+    int64_t *pos = (int64_t *)malloc(sizeof(int64_t) * (size_t)(N + 1));
+    T *val = (T *)malloc(sizeof(T) * (size_t)(2 * N + 1));
+    if (!cnt || !src || !pos || !val) {
+        free(cnt);
+        free(src);
+        free(pos);
+        free(val);
+        return FL_ENOMEM;
+    }
+    for (int64_t a = 0; a < N; a++)
+        for (int e = 0; e < 2; e++) {
+            int64_t j = sel[2 * a + e];
+            if (selc[2 * a + e] != zero && j != a) cnt[j + 1]++;
+        }
+    for (int64_t i = 0; i < N; i++) cnt[i + 1] += cnt[i];
+    memcpy(pos, cnt, sizeof(int64_t) * (size_t)N);
+    for (int64_t a = 0; a < N; a++)
+        for (int e = 0; e < 2; e++) {
+            int64_t j = sel[2 * a + e];
+            T c = selc[2 * a + e] * scale;
+            if (c != zero && j != a) {
+                src[pos[j]] = a;
+                val[pos[j]] = e == 0 ? c : -c;
+                pos[j]++;
+            }
+        }
+    for (int64_t i = 0; i < N; i++) {
+        T *gi = G + i * D;
+        const T *xi = X + i * D;
+        T r = zero;
+        for (int e = 0; e < 2; e++) {
+            int64_t j = sel[2 * i + e];
+            T c = selc[2 * i + e] * scale;
+            if (c != zero && j != i) r += e == 0 ? c : -c;
+        }
+        for (int64_t t = cnt[i]; t < cnt[i + 1]; t++) r += val[t];
+        for (int64_t k = 0; k < D; k++) gi[k] = r * xi[k];
+        for (int e = 0; e < 2; e++) {
+            int64_t j = sel[2 * i + e];
+            T c = selc[2 * i + e] * scale;
+            if (c != zero && j != i) FN(tr_axpy)(e == 0 ? -c : c, X + j * D, gi, D);
+        }
+        for (int64_t t = cnt[i]; t < cnt[i + 1]; t++) FN(tr_axpy)(-val[t], X + src[t] * D, gi, D);
+    }
+    free(cnt);
+    free(src);
+    free(pos);
+    free(val);
+    return FL_OK;
+}
+
 /* Sparse assembly of hard mining (serial; numba hard_grad). G is (N, GC):
  * GC = D for embeddings, N for precomputed. */
 FL_CLONES static int FN(tr_hard_grad_impl)(const T *X, const T *M, const T *aux, const int64_t *sel, const T *selc,
                                   int metric, T scale, T *G, int64_t N, int64_t D, int64_t GC) {
     const T zero = L(0.0);
+    if (metric < 2) return FN(tr_hard_grad_l2)(X, sel, selc, scale, G, N, D);
     for (int64_t t = 0; t < N * GC; t++) G[t] = zero;
     if (metric == 3) {
         for (int64_t a = 0; a < N; a++) {

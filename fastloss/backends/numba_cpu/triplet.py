@@ -792,6 +792,9 @@ def hard_grad(X, M, aux, sel, selc, metric, scale, G):
     """
     N = sel.shape[0]
     zero = lit(scale, 0.0)
+    if metric < 2:
+        _hard_grad_l2(X, sel, selc, scale, G)
+        return 0
     for i in range(G.shape[0]):
         for k in range(G.shape[1]):
             G[i, k] = zero
@@ -828,6 +831,58 @@ def hard_grad(X, M, aux, sel, selc, metric, scale, G):
     if metric == 2:
         _normalize_jacobian(X, aux, G)
     return 0
+
+
+@njit(**INLINE)
+def _hard_grad_l2(X, sel, selc, scale, G):
+    """L2/squared-L2 assembly of hard mining, gathered per row: with the
+    entries ``(a, j, c)`` (``+selc`` at the positive, ``-selc`` at the
+    negative, times ``scale``; none where ``c == 0`` or ``j == a``),
+    ``g_i = (sum of the c touching row i) x_i - sum_{a == i} c x_j -
+    sum_{j == i} c x_a``. The entries pointing at row i are listed first
+    (a counting sort by column); each row of G is then written once, in cache,
+    instead of four scattered row updates per entry."""
+    N, D = X.shape
+    zero = lit(scale, 0.0)
+    cnt = np.zeros(N + 1, np.int64)
+    for a in range(N):
+        for e in range(2):
+            j = sel[a, e]
+            if selc[a, e] != zero and j != a:
+                cnt[j + 1] += 1
+    for i in range(N):
+        cnt[i + 1] += cnt[i]
+    src = np.empty(cnt[N], np.int64)
+    val = np.empty(cnt[N], X.dtype)
+    pos = cnt[:N].copy()
+    for a in range(N):
+        for e in range(2):
+            j = sel[a, e]
+            c = selc[a, e] * scale
+            if c != zero and j != a:
+                src[pos[j]] = a
+                val[pos[j]] = c if e == 0 else -c
+                pos[j] += 1
+    for i in range(N):
+        gi = G[i]
+        r = zero
+        for e in range(2):
+            j = sel[i, e]
+            c = selc[i, e] * scale
+            if c != zero and j != i:
+                r += c if e == 0 else -c
+        for t in range(cnt[i], cnt[i + 1]):
+            r += val[t]
+        xi = X[i]
+        for k in range(D):
+            gi[k] = r * xi[k]
+        for e in range(2):
+            j = sel[i, e]
+            c = selc[i, e] * scale
+            if c != zero and j != i:
+                _axpy(-c if e == 0 else c, X[j], gi)
+        for t in range(cnt[i], cnt[i + 1]):
+            _axpy(-val[t], X[src[t]], gi)
 
 
 @njit(**INLINE)
