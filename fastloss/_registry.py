@@ -166,9 +166,9 @@ REGISTRY.update(
 
 # ---- triplet family (numba_cpu/triplet.py; path: fastloss/_triplet.py) -------
 # layout "triplet": y_true (N,) labels, y_pred (N, D) embeddings; variants
-# "mine" (the mining kernel), "gram" (X X^T for small batches; BLAS above),
-# "symmetrize"/"dense_grad" (dense gradient assembly: angular / small L2
-# batches; large L2 batches use BLAS) or "grad" (sparse assembly of hard mining).
+# "mine" (the mining kernel), "gram" (X X^T, blocked, serial or parallel),
+# "symmetrize"/"dense_grad" (dense gradient assembly: angular / L2 from the
+# nonzero coefficients; a dense W uses BLAS) or "grad" (sparse assembly of hard mining).
 _NUMBA_TR = "fastloss.backends.numba_cpu.triplet"
 _C_TR = "fastloss.backends.cffi_c.triplet"  # the C twins (csrc/triplet.c), same names
 
