@@ -11,7 +11,8 @@ Kept in one place so that no kernel drifts from them.
 FASTMATH = {"nsz", "arcp", "contract", "afn", "reassoc"}
 
 # Below this many elements a kernel runs serially in the calling thread (no
-# thread-pool wake-up); above it, rows are split into one chunk per thread.
+# thread-pool wake-up); above it, rows are split into one chunk per thread,
+# unless the parallel guard (fastloss/_parallel.py) holds threads back.
 PARALLEL_MIN_ELEMENTS = 1 << 15
 
 # Keras' backend.epsilon().

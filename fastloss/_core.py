@@ -16,10 +16,11 @@ kernel scales each gradient row by ``w_i * factor`` while writing it.
 """
 
 import os
+import time
 
 import numpy as np
 
-from . import _backend, _registry
+from . import _backend, _parallel, _registry
 from . import _validate as V
 from ._config import EPSILON, PARALLEL_MIN_ELEMENTS
 
@@ -241,7 +242,9 @@ def compute(
     scalar_loss = len(S) == 0
 
     # ---- kernel --------------------------------------------------------------
-    nch = _chunks(R, K)
+    wanted = _chunks(R, K)
+    pkey = (spec.name, variant, dt.char, bool(want_grad))
+    nch = _parallel.chunks(pkey, wanted)
     # Box losses may broadcast y_pred: one box (the kernel reads one row and
     # sums its gradient, one row per chunk) or a copy to R rows (``expand``;
     # the gradient is summed back to y_pred's shape here).
@@ -263,7 +266,9 @@ def compute(
     if R:
         prm = _prm(factor, K, params, ignore_class, dt)
         fn = _backend.pick_kernel(spec, variant, R * K)
+        t0 = time.perf_counter()
         info = fn(yt2, yp2, prm, w_rows, ws, loss, grad2, want_grad, nch)
+        _parallel.record(pkey, wanted, nch, R * K, time.perf_counter() - t0)
         if len(info) == 1:
             nbad, first, total = info[0]
         else:
@@ -393,7 +398,12 @@ def grad_hess(
     if R:
         prm = _prm(1.0, K, params, ignore_class, dt)
         fn = _backend.pick_kernel(spec, variant, R * K)
-        info = fn(yt2, yp2, prm, w_rows, ws, grad2, hess2, _chunks(R, K))
+        wanted = _chunks(R, K)
+        pkey = (spec.name, variant, dt.char, "gh")
+        nch = _parallel.chunks(pkey, wanted)
+        t0 = time.perf_counter()
+        info = fn(yt2, yp2, prm, w_rows, ws, grad2, hess2, nch)
+        _parallel.record(pkey, wanted, nch, R * K, time.perf_counter() - t0)
         if sparse and info is not None:  # (bad, first, ...) per chunk, as for the loss kernels
             nbad = sum(r[0] for r in info)
             if nbad:

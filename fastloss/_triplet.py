@@ -23,10 +23,11 @@ is assembled sparsely (O(N D)).
 """
 
 import numbers
+import time
 
 import numpy as np
 
-from . import _backend, _registry
+from . import _backend, _parallel, _registry
 from . import _validate as V
 from ._config import PARALLEL_MIN_ELEMENTS
 
@@ -36,7 +37,8 @@ from ._config import PARALLEL_MIN_ELEMENTS
 # (Measured on the 2-core EPYC, 256 x 128 float32: Gram 60 -> 37 us, hard
 # mining 42 -> 18 us on two threads. A parallel kernel called right after a
 # NumPy/OpenBLAS product can wait milliseconds for a core while OpenBLAS'
-# threads spin: README, "Threads".)
+# threads spin: fastloss/_parallel.py then falls back to serial calls; README,
+# "Threads".)
 PARALLEL_MIN_ENTRIES = PARALLEL_MIN_ELEMENTS
 
 # The dense-mode gradient (L2/squared-L2) is assembled from the nonzero
@@ -170,7 +172,10 @@ def compute_triplet(
         mine = _backend.pick_kernel(spec, "mine", None)
         backend = _backend.choose(spec, "mine")
 
-    nch = min(N, _threads()) if N * N >= PARALLEL_MIN_ENTRIES else 1
+    wanted = min(N, _threads()) if N * N >= PARALLEL_MIN_ENTRIES else 1
+    pkey = (spec.name, dt.char, code, bool(want_grad))
+    nch = _parallel.chunks(pkey, wanted)
+    t0 = time.perf_counter()
 
     # ---- distances -----------------------------------------------------------
     vjp = None
@@ -222,6 +227,7 @@ def compute_triplet(
         mine(M, aux, X, lab, prm, rowloss, rowcnt, W, sel, selc, bool(want_grad), max(nch, 1))
 
     total = float(np.sum(rowloss))
+    work = N * N * max(X.shape[1], 1)
     if mode == "hard":
         denom = float(N)
     else:
@@ -241,6 +247,7 @@ def compute_triplet(
         value = dt.type(loss * float(w.reshape(-1)[0]))
 
     if not want_grad:
+        _parallel.record(pkey, wanted, nch, work, time.perf_counter() - t0)
         return value, None
 
     # ---- gradient --------------------------------------------------------------
@@ -284,6 +291,7 @@ def compute_triplet(
         G += W.T @ X
         G -= r.astype(dt)[:, None] * X
         G *= dt.type(-scale)
+    _parallel.record(pkey, wanted, nch, work, time.perf_counter() - t0)
     return value, G
 
 

@@ -454,8 +454,9 @@ def test_blas_and_parallel_paths_agree(kind, metric, monkeypatch):
     # large batches take the parallel Gram/mining kernels and (dense W) BLAS
     # products for the gradient; semi-hard takes the sparse assembly while its
     # entries are few: force each path on a small batch
-    from fastloss import _triplet
+    from fastloss import _parallel, _triplet
 
+    monkeypatch.setattr(_parallel, "ENABLED", False)  # the size alone decides (no serial calibration)
     lab, x = make(60, 5, 4, 14)
     o = obj(kind, distance_metric=metric, margin=0.6)
     l0, g0 = o.value_and_grad(lab, x)

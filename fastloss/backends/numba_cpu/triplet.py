@@ -1,18 +1,21 @@
 """Triplet losses on the Numba CPU backend: the mining runs inside the kernel.
 
 Inputs are an ``(N, N)`` matrix ``M`` (the Gram matrix ``X X^T`` of the
-embeddings, from BLAS, for the metrics computed here; the distance matrix
+embeddings, from ``gram``, for the metrics computed here; the distance matrix
 itself for ``"precomputed"``/callables), ``aux`` (squared norms for L2 and
 squared-L2, ``1/sqrt(max(|x|^2, 1e-12))`` for angular), the embeddings ``X``
 (``(N, D)``, read only to recompute near-duplicate distances exactly), int64
-labels and the parameter vector ``prm`` (layout ``T_*`` below). Each anchor row
+labels (compared as int32, ``_labels32``) and the parameter vector ``prm``
+(layout ``T_*`` below). Each anchor row
 ``a`` is handled by one thread, in its own scratch buffers (O(N) per thread;
 nothing of size N^2 x N ever exists):
 
 1. its distance row ``d[j]`` is built from ``M`` (TF Addons' formulas, see
    ``_dist_row``);
-2. the row is mined (semi-hard, hard, or all triplets), the row's loss sum and
-   count go to ``rowloss[a]``/``rowcnt[a]`` (float64);
+2. the row is mined (semi-hard: each positive's semi-hard negative by one
+   integer pass over the row's negative keys, or a binary search of them
+   sorted when the positives are many; hard; or all triplets), the row's loss
+   sum and count go to ``rowloss[a]``/``rowcnt[a]`` (float64);
 3. with ``want_grad``, the row's gradient coefficients are written: for the
    dense modes (semi-hard, batch-all) the whole row ``W[a, :]``, for the hard
    mode the two selected columns ``sel[a] = (j_pos, j_neg)`` and their weight
@@ -45,7 +48,9 @@ The hinge's gradient is 1 where its argument is ``>= 0`` (TF's ``maximum``);
 softplus' is the sigmoid, both evaluated without overflow. Ties (two equal
 distances competing for a selection) go to the lowest column index (TF splits
 the gradient among them; either is a valid subgradient). A row holding NaN gets
-``rowloss[a] = NaN`` (the caller makes the loss and gradient NaN).
+``rowloss[a] = NaN`` (the caller makes the loss and gradient NaN). Serial and
+parallel runs give identical results (rows are independent; the Gram tiles are
+the same computations in either order).
 
 Entry points (``nch``: 1 serial in the caller's thread, else row chunks in
 prange), all with one signature so that C/CUDA twins can mirror them::
@@ -53,9 +58,9 @@ prange), all with one signature so that C/CUDA twins can mirror them::
     semihard(M, aux, X, lab, prm, rowloss, rowcnt, W, sel, selc, want_grad, nch)
     hard(...), batch_all(...)          # same arguments
     symmetrize(W, M, aux, metric, r, q, nch)     # S = W + W^T in place, row sums (angular)
-    hard_grad(X, M, aux, sel, selc, metric, scale, G)   # sparse assembly (serial)
-    gram(X, M, nch)                              # X X^T (own blocked kernel at every size)
-    dense_grad(W, X, scale, G)                   # L2 assembly skipping zeros, serial (small batches)
+    hard_grad(X, M, aux, sel, selc, metric, scale, G)   # sparse assembly (serial; L2 gathered per row)
+    gram(X, M, nch)                              # X X^T: 4 x 4 tiles, serial or bands in parallel
+    dense_grad(W, X, scale, G)                   # L2 assembly from W's nonzero entries (serial)
 """
 
 import math
@@ -81,11 +86,6 @@ T_MARGIN = 0
 T_METRIC = 1  # 0 L2, 1 squared-L2, 2 angular, 3 precomputed matrix
 T_SOFT = 2  # 1: softplus instead of the hinge
 T_CUT = 3  # L2/squared-L2: recompute d2 exactly where d2 < cut * (|x_a|^2 + |x_j|^2)
-
-# Above this many positives per anchor, semi-hard mining sorts the anchor's
-# negatives once and binary-searches them (O(N log N)) instead of scanning
-# them once per positive (O(P N)).
-SORT_MIN_POSITIVES = 24
 
 BLOCK = 64  # tile edge of the in-place symmetrization
 
@@ -388,8 +388,9 @@ def _semihard_row(d, key, lab, a, margin, soft, metric, w, want_grad, nk, sk, or
         kin = m
         iin = _first(key, m, 0)
     inside = funkey(kin, d[0])
-    # many positives: sort the row's negative keys once and binary-search each
-    # positive (the KHI entries sort last and count as "none above")
+    # many positives (more than 128 log2 of the negatives): sort the row's
+    # negative keys once and binary-search each positive, O(N log N) instead of
+    # O(P N) (the KHI entries sort last and count as "none above")
     use_sort = kn > 1 and kp > 128 * math.log2(kn)
     if use_sort:
         o = np.argsort(nk, kind="mergesort")
