@@ -9,8 +9,14 @@ Timing
     tracing), runs ``warmups`` more untimed calls, picks a per-provider
     ``number`` of calls so one repeat lasts at least ``min_time`` seconds, then
     runs ``repeats`` rounds in which every provider is timed once, round-robin
-    (so slow drift of a noisy machine hits all providers alike). Per-call
-    seconds are ``repeat time / number``; p20/p50/p80 are over the repeats.
+    (so slow drift of a noisy machine hits all providers alike), each round
+    starting one provider later than the one before: a provider timed right
+    after another one competes with that one's thread pool, which keeps
+    spinning for a while (measured: fastloss' parallel TripletHard 256x128 timed
+    right after TF eager in every round 108 us, the same call timed next 71 us),
+    and rotating spreads that over all providers instead of always charging
+    the same one. Per-call seconds are ``repeat time / number``; p20/p50/p80
+    are over the repeats.
 
 Peak memory (``peak_memory``)
     Linux: after ``gc.collect()`` and glibc ``malloc_trim(0)`` the current RSS
@@ -126,8 +132,11 @@ def time_interleaved(fns, repeats=7, min_time=0.05, warmups=1, max_number=100000
         one = max(time.perf_counter() - t0, 1e-7)
         number[name] = int(min(max_number, max(1, np.ceil(min_time / one))))
     samples = {name: [] for name in fns}
-    for _ in range(repeats):
-        for name, fn in fns.items():
+    names = list(fns)
+    for r in range(repeats):
+        k = r % len(names)
+        for name in names[k:] + names[:k]:
+            fn = fns[name]
             n = number[name]
             t0 = time.perf_counter()
             for _ in range(n):
