@@ -15,6 +15,7 @@ The gradient is of the returned loss (summed when it is not a scalar), so the
 kernel scales each gradient row by ``w_i * factor`` while writing it.
 """
 
+import math
 import os
 import time
 
@@ -90,6 +91,35 @@ def reduction_factor(reduction, scalar_loss, w_rows, ws, w_kept, valid, R):
     # sum_over_batch_size / mean (/ mean_with_sample_weight without weights)
     n = int(np.count_nonzero(valid)) if valid is not None else R
     return 0.0 if n == 0 else 1.0 / n
+
+
+_MAX_FACTOR = 2.0**64
+
+
+def weights_and_factor(reduction, scalar_loss, w_rows, ws, w_kept, valid, R):
+    """``(factor, w_rows, w_kept)``: ``reduction_factor``, with the weights
+    rescaled where their sum is so small (subnormal) that ``1 / sum`` would
+    overflow in the kernels' ``loss * w * factor``: the one reduction with such
+    a factor, mean_with_sample_weight, is the same for weights all scaled by
+    one power of two (hypothesis found w = 2.2e-313 giving NaN / inf)."""
+    factor = reduction_factor(reduction, scalar_loss, w_rows, ws, w_kept, valid, R)
+    if factor > _MAX_FACTOR:
+        w_rows, w_kept = _rescaled_weights(w_rows, w_kept)
+        factor = reduction_factor(reduction, scalar_loss, w_rows, ws, w_kept, valid, R)
+    return factor, w_rows, w_kept
+
+
+def _rescaled_weights(w_rows, w_kept):
+    """``w_rows`` and ``w_kept`` times one power of two that brings their
+    largest magnitude to [0.5, 1) (new arrays: the caller's stay untouched)."""
+    m = float(np.max(np.abs(w_rows)))
+    if not (m > 0.0) or not np.isfinite(m):
+        return w_rows, w_kept
+    e = -math.frexp(m)[1]
+    w2 = np.ldexp(w_rows, e).astype(w_rows.dtype, copy=False)
+    if w_kept is None:
+        return w2, None
+    return w2, (w2 if w_kept is w_rows else np.ldexp(w_kept, e).astype(w_kept.dtype, copy=False))
 
 
 def _prepare(spec, y_true, y_pred, sample_weight, class_weight, axis, dtype, ignore_class):
@@ -230,7 +260,7 @@ def compute(
         return device.compute(
             spec, y_true, y_pred, variant=variant, params=params, sample_weight=sample_weight,
             class_weight=class_weight, reduction=reduction, want_grad=want_grad, grad_out=grad_out,
-            axis=axis, dtype=dtype, ignore_class=ignore_class, factor_fn=reduction_factor,
+            axis=axis, dtype=dtype, ignore_class=ignore_class, factor_fn=weights_and_factor,
         )
     (dt, yp, yp2, yt2, ax, moved, grad_shape, S, R, K, sparse, masked, valid,
      w_rows, ws, out_shape, w_kept) = _prepare(
@@ -238,7 +268,7 @@ def compute(
     )
 
     # ---- reduction factor ----------------------------------------------------
-    factor = reduction_factor(reduction, len(S) == 0, w_rows, ws, w_kept, valid, R)
+    factor, w_rows, w_kept = weights_and_factor(reduction, len(S) == 0, w_rows, ws, w_kept, valid, R)
     scalar_loss = len(S) == 0
 
     # ---- kernel --------------------------------------------------------------

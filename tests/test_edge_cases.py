@@ -213,3 +213,32 @@ def test_float32_logits_tiny_loss_keeps_relative_precision(cls):
     got = obj(y, x.astype(np.float32))
     want = np.log1p(np.exp(-x[:, 0]))  # float64, independent of fastloss
     np.testing.assert_allclose(got, want, rtol=2e-6)
+
+
+@pytest.mark.parametrize("dt,tiny", [(np.float64, 2.0**-1030), (np.float32, 2.0**-135), (np.float64, 1e-300)])
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: L.BinaryCrossentropy(reduction="mean_with_sample_weight"),
+        lambda: L.MeanSquaredError(reduction="mean_with_sample_weight"),
+        lambda: L.CategoricalCrossentropy(from_logits=True, reduction="mean_with_sample_weight"),
+    ],
+)
+def test_tiny_sample_weights_mean_with_sample_weight(make, dt, tiny):
+    # sum(w) subnormal (or nearly): 1 / sum(w) overflows; mean_with_sample_weight
+    # is the same for weights scaled by any positive factor (hypothesis found
+    # w = 2.2e-313 giving NaN / inf)
+    rng = np.random.default_rng(11)
+    yt = (rng.random((7, 3)) < 0.5).astype(dt)
+    yp = rng.uniform(0.05, 0.95, (7, 3)).astype(dt)
+    w = rng.uniform(0.5, 2.0, 7).astype(dt)
+    loss = make()
+    v0, g0 = loss.value_and_grad(yt, yp, sample_weight=w)
+    w_tiny = (w.astype(np.float64) * tiny).astype(dt)
+    assert np.all(w_tiny > 0)
+    v1, g1 = loss.value_and_grad(yt, yp, sample_weight=w_tiny)
+    rtol = 1e-5 if dt is np.float32 else 1e-9
+    if tiny * 2.0 < np.finfo(dt).tiny:  # subnormal weights keep fewer digits: compare loosely
+        rtol = 1e-3
+    np.testing.assert_allclose(v1, v0, rtol=rtol)
+    np.testing.assert_allclose(g1, g0, rtol=rtol, atol=1e-12)

@@ -128,7 +128,7 @@ def compute(spec, y_true, y_pred, *, variant, params, sample_weight, class_weigh
     valid = None
     if sparse and ignore_class is not None:
         valid = yt2.copy_to_host() != ignore_class
-    factor = factor_fn(reduction, len(S) == 0, w_rows, ws, w_kept, valid, R)
+    factor, w_rows, w_kept = factor_fn(reduction, len(S) == 0, w_rows, ws, w_kept, valid, R)
 
     prm = _prm(factor, C, params, ignore_class, dt)  # the CPU path's parameter vector
     d_w = _ones(dt) if (ws == 0 and sample_weight is None) else cuda.to_device(w_rows)
@@ -222,7 +222,7 @@ def _compute_boxes(kind, y_true, y_pred, params, sample_weight, class_weight, re
     out_shape, w_rows, ws, w_kept = S, np.ones(1, dt), 0, None
     if sample_weight is not None:
         w_rows, ws, out_shape, w_kept = V.sample_weights(V.box_sample_weight(sample_weight, S), S, dt)
-    factor = factor_fn(reduction, len(S) == 0, w_rows, ws, w_kept, None, R)
+    factor, w_rows, w_kept = factor_fn(reduction, len(S) == 0, w_rows, ws, w_kept, None, R)
     prm = _prm(factor, 4, params, None, dt)
     d_w = _ones(dt) if (ws == 0 and sample_weight is None) else cuda.to_device(w_rows)
     loss = K._scratch("loss", R, dt)
