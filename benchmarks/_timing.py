@@ -7,16 +7,19 @@ Timing
     ``time_interleaved`` takes the first call of each provider alone (its wall
     time is the *warm-up* figure: Numba JIT compile or on-disk cache load, TF
     tracing), runs ``warmups`` more untimed calls, picks a per-provider
-    ``number`` of calls so one repeat lasts at least ``min_time`` seconds, then
+    ``number`` of calls so one repeat lasts at least ``min_time`` seconds (from
+    the fastest of three single calls: timed alone, the call could be the
+    provider's first parallel one, which starts a thread pool; its ``number``
+    came out small and one stall per repeat then weighed far more: fastloss'
+    TripletHard 256x128, first provider of the case, 121 us p50 that way, 72 us
+    now, the same call as the next provider 74-77 us either way), then
     runs ``repeats`` rounds in which every provider is timed once, round-robin
-    (so slow drift of a noisy machine hits all providers alike), each round
-    starting one provider later than the one before: a provider timed right
-    after another one competes with that one's thread pool, which keeps
-    spinning for a while (measured: fastloss' parallel TripletHard 256x128 timed
-    right after TF eager in every round 108 us, the same call timed next 71 us),
-    and rotating spreads that over all providers instead of always charging
-    the same one. Per-call seconds are ``repeat time / number``; p20/p50/p80
-    are over the repeats.
+    (so slow drift of a noisy machine hits all providers alike), in a new
+    order each round (a fixed-seed shuffle; the first round in the given
+    order): a provider timed right after another one competes with that one's
+    thread pool, which keeps spinning for a while, and a fixed (or rotated)
+    order gives every provider the same neighbour in every round. Per-call
+    seconds are ``repeat time / number``; p20/p50/p80 are over the repeats.
 
 Peak memory (``peak_memory``)
     Linux: after ``gc.collect()`` and glibc ``malloc_trim(0)`` the current RSS
@@ -35,6 +38,7 @@ import ctypes
 import gc
 import os
 import platform
+import random
 import time
 
 import numpy as np
@@ -127,15 +131,21 @@ def time_interleaved(fns, repeats=7, min_time=0.05, warmups=1, max_number=100000
         first[name] = time.perf_counter() - t0
         for _ in range(warmups):
             fn()
-        t0 = time.perf_counter()
-        fn()
-        one = max(time.perf_counter() - t0, 1e-7)
+        one = float("inf")
+        for _ in range(3):  # the fastest of three: one slow call (a thread pool starting) would shrink `number`
+            t0 = time.perf_counter()
+            fn()
+            one = min(one, time.perf_counter() - t0)
+        one = max(one, 1e-7)
         number[name] = int(min(max_number, max(1, np.ceil(min_time / one))))
     samples = {name: [] for name in fns}
     names = list(fns)
+    shuffle = random.Random(20261125).shuffle
     for r in range(repeats):
-        k = r % len(names)
-        for name in names[k:] + names[:k]:
+        order = list(names)
+        if r:
+            shuffle(order)
+        for name in order:
             fn = fns[name]
             n = number[name]
             t0 = time.perf_counter()
