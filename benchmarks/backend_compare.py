@@ -96,15 +96,22 @@ def run(threads, repeats, backends, only=None):
             else:
                 calls[b] = lambda fn=fn: fn(yt, yp, prm, w, 0, loss, g, True, nch)
             calls[b]()  # warm-up (Numba: load/compile)
-        best = {b: float("inf") for b in backends}
-        for _ in range(repeats):
-            for b in backends:
-                t0 = time.perf_counter()
-                calls[b]()
-                best[b] = min(best[b], time.perf_counter() - t0)
+        best = _best_of(calls, repeats)
         tag = f" {labels[6:]}" if labels.startswith("boxes_") else ""
         rows.append((f"{name}/{variant} {R}x{K}{tag}", threads, best))
     return rows
+
+
+def _best_of(calls, repeats):
+    """The least disturbed time of each backend's call: min over ``repeats``
+    rounds, the backends interleaved within each round."""
+    best = {b: float("inf") for b in calls}
+    for _ in range(repeats):
+        for b, call in calls.items():
+            t0 = time.perf_counter()
+            call()
+            best[b] = min(best[b], time.perf_counter() - t0)
+    return best
 
 
 TRIPLET_CASES = [
@@ -134,12 +141,7 @@ def run_triplet(repeats, backends):
                     return loss.value_and_grad(lab, x)
             call()
             calls[b] = call
-        best = {b: float("inf") for b in backends}
-        for _ in range(repeats):
-            for b in backends:
-                t0 = time.perf_counter()
-                calls[b]()
-                best[b] = min(best[b], time.perf_counter() - t0)
+        best = _best_of(calls, repeats)
         rows.append((f"{cls} value_and_grad {N}x{D}", "auto", best))
         # the mining kernel alone (same inputs for both backends)
         spec = _registry.get(name)
@@ -156,12 +158,7 @@ def run_triplet(repeats, backends):
             fn = _backend.kernel(spec, "mine", b)
             calls[b] = lambda fn=fn: fn(M, aux, x, lab, prm, rl, rc, W, sel, selc, True, nch)
             calls[b]()
-        best = {b: float("inf") for b in backends}
-        for _ in range(repeats):
-            for b in backends:
-                t0 = time.perf_counter()
-                calls[b]()
-                best[b] = min(best[b], time.perf_counter() - t0)
+        best = _best_of(calls, repeats)
         rows.append((f"{name}/mine {N}x{D}", nch, best))
     return rows
 

@@ -1072,7 +1072,7 @@ class _Triplet(Loss):
         raise ValueError(f"grad_hess is not available for {type(self).__name__} (one loss per batch, not per sample)")
 
     def _config(self):
-        return {"margin": self.margin, "distance_metric": self.distance_metric}
+        return {"margin": self.margin, "soft": self.soft, "distance_metric": self.distance_metric}
 
 
 class TripletSemiHardLoss(_Triplet):
@@ -1115,9 +1115,6 @@ class TripletSemiHardLoss(_Triplet):
     def __init__(self, margin=1.0, distance_metric="L2", name="triplet_semihard_loss", soft=False, reduction="none", dtype=None):
         super().__init__(margin=margin, distance_metric=distance_metric, soft=soft, name=name, reduction=reduction, dtype=dtype)
 
-    def _config(self):
-        return {"margin": self.margin, "distance_metric": self.distance_metric, "soft": self.soft}
-
 
 class TripletHardLoss(_Triplet):
     """TF Addons' ``TripletHardLoss``: hardest positive and hardest negative per anchor.
@@ -1150,9 +1147,6 @@ class TripletHardLoss(_Triplet):
     def __init__(self, margin=1.0, soft=False, distance_metric="L2", name="triplet_hard_loss", reduction="none", dtype=None):
         super().__init__(margin=margin, distance_metric=distance_metric, soft=soft, name=name, reduction=reduction, dtype=dtype)
 
-    def _config(self):
-        return {"margin": self.margin, "soft": self.soft, "distance_metric": self.distance_metric}
-
 
 class TripletBatchAllLoss(_Triplet):
     """Batch-all triplet loss (fastloss only; not in TF Addons).
@@ -1182,9 +1176,6 @@ class TripletBatchAllLoss(_Triplet):
 
     def __init__(self, margin=1.0, soft=False, distance_metric="L2", name="triplet_batch_all_loss", reduction="none", dtype=None):
         super().__init__(margin=margin, distance_metric=distance_metric, soft=soft, name=name, reduction=reduction, dtype=dtype)
-
-    def _config(self):
-        return {"margin": self.margin, "soft": self.soft, "distance_metric": self.distance_metric}
 
 
 __all__ = [
