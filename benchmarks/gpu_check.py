@@ -63,6 +63,11 @@ def main(argv=None):
     ap.add_argument("--cases", default="8192x32000,65536x1000,1048576x10,4096x1000,256x10")
     ap.add_argument("--elementwise", default="huber:4194304x1,bce_probs:65536x256,huber:256x1",
                     help="comma-separated kernel:RxK cases of the elementwise kernels ('' for none)")
+    ap.add_argument("--boxes", default="4194304,256", help="GIoU box counts ('' for none)")
+    ap.add_argument("--triplet", default="16384x128,4096x128,256x128",
+                    help="batch-hard triplet NxD cases ('' for none)")
+    ap.add_argument("--triplet-parity", default="1024x64",
+                    help="NxD: every triplet loss and metric on the GPU vs the CPU backend in float64 ('' for none)")
     args = ap.parse_args(argv)
 
     import torch
@@ -179,14 +184,24 @@ def main(argv=None):
             rows.append(row)
 
     rows += _elementwise_rows(args.elementwise, dev, sync, bw, name, numba_version, numba_cuda_version)
+    meta = dict(machine=name, cores=os.cpu_count(), python=platform.python_version(), numpy=np.__version__,
+                numba=numba_version, numba_cuda=numba_cuda_version, fastloss=getattr(fastloss, "__version__", ""),
+                torch=torch.__version__)
+    rows += _box_rows(args.boxes, dev, sync, bw, meta)
+    rows += _triplet_rows(args.triplet, dev, sync, bw, meta)
+    checks = _stream_checks(dev)
+    checks += _triplet_parity(args.triplet_parity, dev)
 
     head = f"GPU: {name}; device copy {bw / 1e12:.2f} TB/s ((read + written) / time); python {platform.python_version()}"
     lines = [head, "", "| case | provider | p50 | floor fraction | max rel err |", "|---|---|---|---|---|"]
     for r in rows:
         err = "" if r["max_rel_err"] == "" else format(r["max_rel_err"], ".1e")
-        label = {"scce_logits": "SCCE logits", "huber": "Huber", "bce_probs": "BCE probs"}.get(r["kernel"], r["kernel"])
+        label = {"scce_logits": "SCCE logits", "huber": "Huber", "bce_probs": "BCE probs", "giou": "GIoU",
+                 "triplet_hard": "TripletHard"}.get(r["kernel"], r["kernel"])
         lines.append(f"| {label} {r['size']} | {r['provider']} | {r['p50_s'] * 1e3:.3f} ms | "
                      f"{floor_fraction(r):.2f} | {err} |")
+    lines += ["", "| parity check | max rel err vs reference | note |", "|---|---|---|"]
+    lines += [f"| {c} | {e:.1e} | {note} |" for c, e, note in checks]
     text = "\n".join(lines)
     print(text)
     if args.out:
@@ -249,6 +264,197 @@ def _elementwise_rows(spec, dev, sync, bw, name, numba_version, numba_cuda_versi
                        date=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"))
             rows.append(row)
     return rows
+
+
+def _row(kernel, prov, size, n, p, floor_bytes, bw, err, meta):
+    p50, p20, p80 = p
+    row = dict.fromkeys(COLUMNS, "")
+    row.update(kernel=kernel, provider=PROVIDERS[prov], backend="cuda" if prov.startswith("fastloss") else "",
+               device="cuda", size=size, n_elements=n, dtype="float32", p20_s=p20 / 1e3, p50_s=p50 / 1e3,
+               p80_s=p80 / 1e3, repeats=20, number=1, floor_bytes=floor_bytes, copy_bw_Bps=bw, max_rel_err=err,
+               date=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"), **meta)
+    return row
+
+
+def torch_giou_loss(p, t):
+    """GIoU loss per box pair (x1, y1, x2, y2), mean (torchvision's formula,
+    written here so that torchvision is not needed)."""
+    import torch
+
+    x1 = torch.maximum(p[:, 0], t[:, 0])
+    y1 = torch.maximum(p[:, 1], t[:, 1])
+    x2 = torch.minimum(p[:, 2], t[:, 2])
+    y2 = torch.minimum(p[:, 3], t[:, 3])
+    inter = (x2 - x1).clamp(min=0) * (y2 - y1).clamp(min=0)
+    area_p = (p[:, 2] - p[:, 0]) * (p[:, 3] - p[:, 1])
+    area_t = (t[:, 2] - t[:, 0]) * (t[:, 3] - t[:, 1])
+    union = area_p + area_t - inter
+    iou = inter / union
+    cx1 = torch.minimum(p[:, 0], t[:, 0])
+    cy1 = torch.minimum(p[:, 1], t[:, 1])
+    cx2 = torch.maximum(p[:, 2], t[:, 2])
+    cy2 = torch.maximum(p[:, 3], t[:, 3])
+    area_c = (cx2 - cx1) * (cy2 - cy1)
+    return (1 - (iou - (area_c - union) / area_c)).mean()
+
+
+def _boxes(n, dev, seed=0):
+    import torch
+
+    g = torch.Generator(device=dev).manual_seed(seed)
+    lo = torch.rand(n, 2, device=dev, generator=g) * 100
+    t = torch.cat([lo, lo + torch.rand(n, 2, device=dev, generator=g) * 20 + 1], 1)
+    p = t + torch.randn(n, 4, device=dev, generator=g) * 3
+    p = torch.cat([torch.minimum(p[:, :2], p[:, 2:] - 0.5), p[:, 2:]], 1)  # keep corners ordered
+    return t, p
+
+
+def _box_rows(spec, dev, sync, bw, meta):
+    """GIoU (TF Addons' loss, x1y1x2y2 boxes, mean) vs PyTorch autograd of the
+    same formula (torchvision's generalized_box_iou_loss where installed)."""
+    import torch
+
+    from fastloss import losses as L
+
+    try:
+        from torchvision.ops import generalized_box_iou_loss as tv
+
+        peer = lambda p, t: tv(p, t, reduction="mean")  # noqa: E731
+    except Exception:
+        peer = torch_giou_loss
+    obj = L.GIoULoss(box_format="xyxy")
+    rows = []
+    for item in [c for c in spec.split(",") if c]:
+        n = int(item)
+        t, p = _boxes(n, dev)
+        gout = torch.empty_like(p)
+        loss, grad = obj.value_and_grad(t, p)
+        p64 = p.double().requires_grad_(True)
+        ref = torch_giou_loss(p64, t.double())
+        (rg,) = torch.autograd.grad(ref, p64)
+        err = _rel_err(loss, torch.as_tensor(grad, device=dev), ref, rg)
+
+        def tc():
+            pp = p.detach().requires_grad_(True)
+            lo = peer(pp, t)
+            (gg,) = torch.autograd.grad(lo, pp)
+            return lo, gg
+
+        res = {"fastloss grad_out=": _median_ms(lambda: obj.value_and_grad(t, p, grad_out=gout), sync),
+               "fastloss": _median_ms(lambda: obj.value_and_grad(t, p), sync), "PyTorch": _median_ms(tc, sync)}
+        errs = {"fastloss": err, "fastloss grad_out=": err, "PyTorch": _rel_err(*tc(), ref, rg)}
+        rows += [_row("giou", k, str(n), n * 4, v, 3 * n * 16, bw, errs[k], meta) for k, v in res.items()]
+    return rows
+
+
+def torch_batch_hard(x, y, margin=1.0):
+    """Batch-hard triplet loss (TF Addons' rules, L2 distances) the way PyTorch
+    code computes it: cdist, masks, max/min, mean of the hinge."""
+    import torch
+
+    d = torch.cdist(x, x)
+    same = y[:, None] == y[None, :]
+    eye = torch.eye(len(y), dtype=torch.bool, device=x.device)
+    pos = same & ~eye
+    hp = torch.where(pos, d, torch.zeros_like(d)).max(1).values
+    hn = torch.where(~same, d, torch.full_like(d, float("inf"))).min(1).values
+    return torch.relu(hp - hn + margin).mean()
+
+
+def _triplet_rows(spec, dev, sync, bw, meta):
+    """Batch-hard triplet loss + gradient (fastloss on device inputs) vs
+    ``torch_batch_hard`` with autograd; parity of the two against each other in
+    float64 (labels with several members per class: every row has positives
+    and negatives, where both define the loss alike). Floor: embeddings read +
+    gradient written."""
+    import torch
+
+    from fastloss import losses as L
+
+    obj = L.TripletHardLoss()
+    rows = []
+    for item in [c for c in spec.split(",") if c]:
+        N, D = (int(v) for v in item.split("x"))
+        g = torch.Generator(device=dev).manual_seed(0)
+        x = torch.randn(N, D, device=dev, generator=g)
+        y = torch.randint(0, max(2, N // 16), (N,), device=dev, generator=g)
+        gout = torch.empty_like(x)
+        loss, grad = obj.value_and_grad(y, x)
+        x64 = x.double().requires_grad_(True)
+        ref = torch_batch_hard(x64, y)
+        (rg,) = torch.autograd.grad(ref, x64)
+        err = _rel_err(loss, torch.as_tensor(grad, device=dev), ref, rg)
+
+        def tc():
+            xx = x.detach().requires_grad_(True)
+            lo = torch_batch_hard(xx, y)
+            (gg,) = torch.autograd.grad(lo, xx)
+            return lo, gg
+
+        res = {"fastloss grad_out=": _median_ms(lambda: obj.value_and_grad(y, x, grad_out=gout), sync),
+               "fastloss": _median_ms(lambda: obj.value_and_grad(y, x), sync), "PyTorch": _median_ms(tc, sync)}
+        errs = {"fastloss": err, "fastloss grad_out=": err, "PyTorch": _rel_err(*tc(), ref, rg)}
+        rows += [_row("triplet_hard", k, item, N * D, v, 2 * N * D * 4, bw, errs[k], meta) for k, v in res.items()]
+    return rows
+
+
+def _stream_checks(dev):
+    """A call on a PyTorch side stream (its inputs produced there) and under
+    ``fastloss.cuda_stream``: results equal those of the default stream."""
+    import torch
+
+    import fastloss
+    from fastloss import losses as L
+
+    scce = L.SparseCategoricalCrossentropy(from_logits=True)
+    g = torch.Generator(device=dev).manual_seed(1)
+    x0 = torch.randn(4096, 1000, device=dev, generator=g)
+    y0 = torch.randint(0, 1000, (4096,), device=dev, generator=g)
+    ref_l, ref_g = scce.value_and_grad(y0, x0)
+    ref_g = torch.as_tensor(ref_g, device=dev)
+    out = []
+    s = torch.cuda.Stream()
+    with torch.cuda.stream(s):
+        x = x0 * 1.0  # produced on s: the call must run after it
+        y = y0.clone()
+        l1, g1 = scce.value_and_grad(y, x)
+        g1 = torch.as_tensor(g1, device=dev)
+    s.synchronize()
+    out.append(("SCCE 4096x1000 on a torch side stream", _rel_err(l1, g1, ref_l, ref_g),
+                "inputs made on the stream"))
+    s2 = torch.cuda.Stream()
+    with fastloss.cuda_stream(s2):
+        l2, g2 = L.Huber().value_and_grad(x0, x0 * 0.5)
+    s2.synchronize()
+    rl, rg = L.Huber().value_and_grad(x0, x0 * 0.5)
+    out.append(("Huber 4096x1000 under fastloss.cuda_stream", _rel_err(l2, torch.as_tensor(g2, device=dev), torch.tensor(float(rl)), torch.as_tensor(rg, device=dev)), ""))
+    return out
+
+
+def _triplet_parity(spec, dev):
+    """Every triplet loss and metric on the GPU against the CPU backend in float64."""
+    import torch
+
+    from fastloss import losses as L
+
+    if not spec:
+        return []
+    N, D = (int(v) for v in spec.split("x"))
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((N, D))
+    x[5] = x[4]
+    lab = rng.integers(0, max(2, N // 8), N)
+    out = []
+    for cls in (L.TripletSemiHardLoss, L.TripletHardLoss, L.TripletBatchAllLoss):
+        for metric in ("L2", "squared-L2", "angular"):
+            obj = cls(distance_metric=metric)
+            rl, rg = obj.value_and_grad(lab, x)
+            dl, dg = obj.value_and_grad(torch.as_tensor(lab, device=dev), torch.as_tensor(x, device=dev))
+            gg = torch.as_tensor(dg, device=dev).cpu().numpy()
+            err = max(abs(float(dl) - float(rl)) / max(abs(float(rl)), 1e-300),
+                      float(np.abs(gg - rg).max() / max(np.abs(rg).max(), 1e-300)))
+            out.append((f"{cls.__name__} {metric} {spec} float64", err, "vs the CPU backend"))
+    return out
 
 
 if __name__ == "__main__":

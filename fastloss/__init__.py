@@ -5,7 +5,7 @@ Public surface only; see ``fastloss.losses`` (Keras / TF Addons classes) and
 """
 
 from . import losses
-from ._backend import available_backends, current_backend, set_backend, use_backend
+from ._backend import available_backends, cuda_stream, current_backend, set_backend, use_backend
 from .custom import CustomLoss, custom_loss
 from .monitor import LossTracker
 from .functional import (
@@ -41,6 +41,7 @@ __all__ = [
     "current_backend",
     "set_backend",
     "use_backend",
+    "cuda_stream",
     "custom_loss",
     "CustomLoss",
     "LossTracker",

@@ -102,6 +102,37 @@ def use_backend(name):
         _ctx.reset(token)
 
 
+_stream_ctx = contextvars.ContextVar("fastloss_cuda_stream", default=None)
+
+
+@contextlib.contextmanager
+def cuda_stream(stream):
+    """Context manager: run fastloss' CUDA kernels inside the block on
+    ``stream`` (a Numba, CuPy or PyTorch CUDA stream, or a ``cudaStream_t``
+    handle as an int). Without it a call runs on the stream its y_pred's
+    producer names in ``__cuda_array_interface__`` (CuPy and PyTorch name
+    their current stream), else on the default stream. A call returns once
+    what it returns is ready: a reduced loss is read back (the call waits for
+    it); a gradient or per-sample losses left on the device are ready when
+    the stream reaches them (order later work on the same stream)."""
+    ok = (
+        (isinstance(stream, int) and not isinstance(stream, bool) and stream >= 0)
+        or hasattr(stream, "cuda_stream")
+        or hasattr(stream, "ptr")
+        or (hasattr(stream, "synchronize") and type(stream).__module__.startswith("numba"))
+    )
+    if not ok:
+        raise TypeError(
+            "`stream` must be a Numba, CuPy or PyTorch CUDA stream, or a cudaStream_t handle (int >= 0); "
+            f"got {stream!r}"
+        )
+    token = _stream_ctx.set(stream)
+    try:
+        yield stream
+    finally:
+        _stream_ctx.reset(token)
+
+
 def _explicit():
     """The backend asked for (use_backend, set_backend, FASTLOSS_BACKEND), or None."""
     name = _ctx.get()

@@ -128,6 +128,10 @@ def compute_triplet(
     spec = _registry.get(name)
     margin = check_margin(margin)
     metric = check_metric(distance_metric)
+    if _on_device(y_pred) or _backend._explicit() == "cuda":
+        return _compute_cuda(
+            spec, y_true, y_pred, margin, soft, metric, sample_weight, reduction, want_grad, grad_out, dtype
+        )
     dt = V.compute_dtype(y_pred, dtype)
     emb = V.as_float(y_pred, "y_pred", dt)
     fn_metric = None if isinstance(metric, str) else metric
@@ -144,21 +148,7 @@ def compute_triplet(
     lab = triplet_labels(y_true, N)
     grad_shape = emb.shape
 
-    # ---- weights and reduction: the loss is one number per batch -------------
-    w = None
-    if sample_weight is not None:
-        w = V.as_float(sample_weight, "sample_weight", dt)
-        if w.size != 1:
-            raise ValueError(
-                "`sample_weight` must be a scalar (or hold one element) for a triplet loss: the loss "
-                f"is one number per batch (TF Addons fails on any other shape); got shape {w.shape}"
-            )
-    if w is None:
-        gscale = 1.0
-    elif reduction == "mean_with_sample_weight":
-        gscale = 0.0 if float(w.reshape(-1)[0]) == 0.0 else 1.0
-    else:
-        gscale = float(w.reshape(-1)[0])
+    w, gscale = _weights(sample_weight, dt, reduction)
 
     if want_grad and grad_out is not None:
         V.check_grad_out(grad_out, grad_shape, dt, (y_true, y_pred, sample_weight))
@@ -235,16 +225,7 @@ def compute_triplet(
     bad = total != total
     loss = total / denom if denom > 0 else (float("nan") if bad else 0.0)
 
-    # ---- output value ----------------------------------------------------------
-    if w is None:
-        value = dt.type(loss)
-    elif reduction == "none":
-        value = (np.asarray(loss, dt) * w).astype(dt, copy=False)
-        value = value if value.ndim else dt.type(value)
-    elif reduction == "mean_with_sample_weight":
-        value = dt.type(loss * gscale)
-    else:
-        value = dt.type(loss * float(w.reshape(-1)[0]))
+    value = _value(loss, w, reduction, gscale, dt)
 
     if not want_grad:
         _parallel.record(pkey, wanted, nch, work, time.perf_counter() - t0)
@@ -293,6 +274,139 @@ def compute_triplet(
         G *= dt.type(-scale)
     _parallel.record(pkey, wanted, nch, work, time.perf_counter() - t0)
     return value, G
+
+
+def _weights(sample_weight, dt, reduction):
+    """(w, gscale): the weight array (None without one) and the gradient's
+    weight factor. The loss is one number per batch: one weight."""
+    if sample_weight is None:
+        return None, 1.0
+    w = V.as_float(sample_weight, "sample_weight", dt)
+    if w.size != 1:
+        raise ValueError(
+            "`sample_weight` must be a scalar (or hold one element) for a triplet loss: the loss "
+            f"is one number per batch (TF Addons fails on any other shape); got shape {w.shape}"
+        )
+    w0 = float(w.reshape(-1)[0])
+    if reduction == "mean_with_sample_weight":
+        return w, (0.0 if w0 == 0.0 else 1.0)
+    return w, w0
+
+
+def _value(loss, w, reduction, gscale, dt):
+    """The returned loss value for the batch's mean ``loss``."""
+    if w is None:
+        return dt.type(loss)
+    if reduction == "none":
+        value = (np.asarray(loss, dt) * w).astype(dt, copy=False)
+        return value if value.ndim else dt.type(value)
+    if reduction == "mean_with_sample_weight":
+        return dt.type(loss * gscale)
+    return dt.type(loss * float(w.reshape(-1)[0]))
+
+
+def _on_device(x):
+    return hasattr(x, "__cuda_array_interface__") or type(x).__name__ == "FakeCUDAArray"
+
+
+def _compute_cuda(spec, y_true, y_pred, margin, soft, metric, sample_weight, reduction, want_grad, grad_out, dtype):
+    """The CUDA path (``backends/numba_cuda/triplet.py``): device inputs (viewed
+    without a copy; the gradient returned as a device array), or NumPy inputs
+    under ``use_backend("cuda")`` (copied in, the gradient copied back)."""
+    from numba import cuda
+
+    from .backends.numba_cuda import device as DV
+    from .backends.numba_cuda import triplet as CT
+
+    if callable(metric):
+        raise ValueError(
+            "a callable `distance_metric` runs on the CPU backends only (its vjp is host code); "
+            "on the GPU pass distance_metric='precomputed' with the (N, N) distances"
+        )
+    code = METRICS[metric]
+    stream = DV.current_stream(y_pred)
+    on_dev = _on_device(y_pred)
+    if on_dev:
+        emb = DV._device(y_pred, "y_pred", stream)
+        dt = np.dtype(emb.dtype)
+        if dt not in (np.dtype(np.float32), np.dtype(np.float64)):
+            raise TypeError(f"device `y_pred` must be float32 or float64; got {dt}")
+        if dtype is not None and np.dtype(dtype) != dt:
+            raise ValueError(f"`dtype`={dtype!r} differs from the device y_pred's {dt}; cast it on the device first")
+        if not emb.is_c_contiguous():
+            raise ValueError("device `y_pred` must be C-contiguous; make a contiguous copy on the device first")
+        shape = tuple(emb.shape)
+    else:
+        dt = V.compute_dtype(y_pred, dtype)
+        host = np.ascontiguousarray(V.as_float(y_pred, "y_pred", dt))
+        shape = host.shape
+    if code == 3:
+        if len(shape) != 2 or shape[0] != shape[1]:
+            raise ValueError(
+                f"`y_pred` must be a square (N, N) distance matrix for distance_metric='precomputed'; "
+                f"got shape {shape}"
+            )
+    elif len(shape) != 2:
+        raise ValueError(f"`y_pred` must be 2-D embeddings (batch_size, dim); got shape {shape}")
+    N = shape[0]
+    if _on_device(y_true):
+        lab = DV._device(y_true, "y_true", stream)
+        if np.dtype(lab.dtype).kind not in "iu":
+            raise TypeError(f"device labels (`y_true`) must be an integer array; got {lab.dtype}")
+        if tuple(lab.shape) not in ((N,), (N, 1)):
+            raise ValueError(
+                f"`y_true` must hold one integer label per embedding: shape ({N},) or ({N}, 1); "
+                f"got shape {tuple(lab.shape)}"
+            )
+        if not lab.is_c_contiguous():
+            raise ValueError("device `y_true` must be C-contiguous")
+        lab = lab.reshape(N)
+    else:
+        lab = triplet_labels(y_true, N)
+    if sample_weight is not None and _on_device(sample_weight):
+        sample_weight = DV._device(sample_weight, "sample_weight", stream).copy_to_host(stream=stream)
+    w, gscale = _weights(sample_weight, dt, reduction)
+    host_grad_out = None
+    if want_grad and grad_out is not None:
+        if _on_device(grad_out):
+            g = DV._device(grad_out, "grad_out", stream)
+            if tuple(g.shape) != shape or np.dtype(g.dtype) != dt or not g.is_c_contiguous():
+                raise ValueError(f"`grad_out` must be a C-contiguous device array of shape {shape} and dtype {dt}")
+            grad_out = g
+        else:
+            V.check_grad_out(grad_out, shape, dt, (y_true, y_pred, sample_weight))
+            host_grad_out, grad_out = grad_out, None
+    if not on_dev:
+        emb = cuda.to_device(host, stream=stream)
+    if not _on_device(lab):
+        lab = cuda.to_device(lab, stream=stream)
+
+    mode = _MODES[spec.name]
+    if N:
+        prm = (margin, 1.0 if soft else 0.0, code, 0.0 if code >= 2 else _CUT[dt], 0.0, 1.0, 2.0)
+        bufs = CT.run(mode, None if code == 3 else emb, emb if code == 3 else None, lab, prm, want_grad, stream)
+        total = float(np.sum(bufs["rowloss"]))
+        denom = float(N) if mode == "hard" else float(np.sum(bufs["rowcnt"]))
+    else:
+        bufs, total, denom = None, 0.0, 0.0
+    bad = total != total
+    loss = total / denom if denom > 0 else (float("nan") if bad else 0.0)
+    value = _value(loss, w, reduction, gscale, dt)
+    if not want_grad:
+        return value, None
+    scale = gscale / denom if denom > 0 else 0.0
+    G = grad_out if grad_out is not None else cuda.device_array(shape, dt, stream=stream)
+    if N == 0 or bad:
+        CT.fill(G, np.nan if bad else 0.0, stream)
+    else:
+        CT.gradient(mode, code, emb, bufs, scale, G, stream)
+    if on_dev:
+        return value, G
+    out = host_grad_out if host_grad_out is not None else np.empty(shape, dt)
+    G.copy_to_host(out, stream=stream)
+    if not isinstance(stream, int):
+        stream.synchronize()
+    return value, out
 
 
 def _put(src, G):

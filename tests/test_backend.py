@@ -321,3 +321,25 @@ def test_c_kernels_release_the_gil():
     finally:
         sys.setswitchinterval(old)
     assert n > 1000, (n, one_call)
+
+
+@pytest.mark.parametrize("bad", ["fast", -1, 1.5, True, object()])
+def test_cuda_stream_rejects_what_is_not_a_stream(bad):
+    with pytest.raises(TypeError, match="stream"):
+        with fastloss.cuda_stream(bad):
+            pass
+
+
+def test_cuda_stream_is_scoped():
+    from fastloss import _backend
+
+    class TorchLike:  # what torch.cuda.Stream offers
+        cuda_stream = 1234
+
+    s = TorchLike()
+    with fastloss.cuda_stream(s) as got:
+        assert got is s and _backend._stream_ctx.get() is s
+        with fastloss.cuda_stream(0):
+            assert _backend._stream_ctx.get() == 0
+        assert _backend._stream_ctx.get() is s
+    assert _backend._stream_ctx.get() is None

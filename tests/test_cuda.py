@@ -48,14 +48,18 @@ def _launch_config(request):
     from fastloss.backends.numba_cuda import elementwise as E
     from fastloss.backends.numba_cuda import boxes as B
     from fastloss.backends.numba_cuda import rows as W
+    from fastloss.backends.numba_cuda import triplet as T
 
-    mods = (G, E, W, B)
+    mods = (G, E, W, B, T)
     old = [(m.TPB, m.MAX_BLOCKS) for m in mods]
+    old_tile = (T.TT, T.RR, T.BK)
     for m in mods:
         m.TPB, m.MAX_BLOCKS = 8, 3
+    T.TT, T.RR, T.BK = 2, 2, 3  # tiles of 4 x 4 entries, 3 columns deep: tails everywhere
     yield
     for m, (tpb, mb) in zip(mods, old):
         m.TPB, m.MAX_BLOCKS = tpb, mb
+    T.TT, T.RR, T.BK = old_tile
 
 
 CASES = [
@@ -389,3 +393,141 @@ def test_box_device_errors():
         L.GIoULoss()(cuda.to_device(np.zeros((3, 4), np.float32)), cuda.to_device(np.zeros((3, 5), np.float32)))
     with pytest.raises(ValueError, match="single box"):
         L.GIoULoss()(cuda.to_device(np.zeros((3, 4), np.float32)), cuda.to_device(np.zeros((2, 4), np.float32)))
+
+
+
+# ---- triplet losses (numba_cuda/triplet.py) ------------------------------------
+def _triplet_data(N, D, dt, seed=0, classes=3):
+    """Embeddings with a duplicate pair (the near-duplicate recompute) and a
+    label held once (an anchor without positives)."""
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((N, D))
+    x[3] = x[2]
+    lab = rng.integers(0, classes, N)
+    lab[-1] = 99
+    return lab, x.astype(dt)
+
+
+def _precomputed(x):
+    d = np.sqrt(np.maximum(((x[:, None, :] - x[None, :, :]) ** 2).sum(-1), 0.0))
+    return d.astype(x.dtype)
+
+
+TRIPLETS = [L.TripletSemiHardLoss, L.TripletHardLoss, L.TripletBatchAllLoss]
+
+
+@needs_cuda
+@pytest.mark.parametrize("cls", TRIPLETS)
+@pytest.mark.parametrize("metric, soft, dt", [
+    ("L2", False, np.float32),
+    ("squared-L2", True, np.float32),
+    ("angular", False, np.float64),
+    ("precomputed", True, np.float64),
+])
+def test_triplet_under_cuda_match_cpu(cls, metric, soft, dt):
+    lab, x = _triplet_data(11, 5, dt)
+    y = _precomputed(x) if metric == "precomputed" else x
+    obj = cls(distance_metric=metric, soft=soft, margin=0.7)
+    ref_l, ref_g = obj.value_and_grad(lab, y)
+    with fastloss.use_backend("cuda"):
+        l, g = obj.value_and_grad(lab, y)
+    tol = 2e-5 if dt == np.float32 else 1e-10
+    np.testing.assert_allclose(l, ref_l, rtol=tol)
+    np.testing.assert_allclose(g, ref_g, rtol=tol, atol=tol * 1e-2)
+    assert type(g) is np.ndarray and g.dtype == dt and g.shape == y.shape
+
+
+@needs_cuda
+@pytest.mark.parametrize("cls", TRIPLETS)
+@pytest.mark.parametrize("labels", ["one_class", "all_distinct"])
+def test_triplet_fallbacks_on_cuda(cls, labels):
+    """No negative anywhere / no positive anywhere: TF Addons' masked
+    min/max fallbacks, as on the CPU."""
+    _, x = _triplet_data(7, 3, np.float32, seed=4)
+    lab = np.zeros(7, np.int64) if labels == "one_class" else np.arange(7)
+    ref_l, ref_g = cls().value_and_grad(lab, x)
+    with fastloss.use_backend("cuda"):
+        l, g = cls().value_and_grad(lab, x)
+    np.testing.assert_allclose(l, ref_l, rtol=2e-5)
+    np.testing.assert_allclose(g, ref_g, rtol=2e-5, atol=1e-7)
+
+
+@needs_cuda
+@pytest.mark.parametrize("cls", [L.TripletSemiHardLoss, L.TripletHardLoss])
+def test_triplet_device_inputs_stay_on_device(cls):
+    from numba import cuda
+
+    lab, x = _triplet_data(9, 4, np.float32, seed=2)
+    w = np.float32(0.5)
+    ref_l, ref_g = cls(reduction="sum").value_and_grad(lab, x, sample_weight=w)
+    d_x = cuda.to_device(x)
+    d_lab = cuda.to_device(lab.reshape(-1, 1).astype(np.int32))
+    before = x.copy()
+    out = cuda.device_array_like(x)
+    l, g = cls(reduction="sum").value_and_grad(d_lab, d_x, sample_weight=w, grad_out=out)
+    assert g is out and not isinstance(g, np.ndarray)
+    np.testing.assert_allclose(l, ref_l, rtol=2e-5)
+    np.testing.assert_allclose(g.copy_to_host(), ref_g, rtol=2e-5, atol=1e-7)
+    np.testing.assert_array_equal(d_x.copy_to_host(), before)  # the input is not modified
+    l2 = cls()(d_lab, d_x)  # loss only
+    np.testing.assert_allclose(l2, cls()(lab, x), rtol=2e-5)
+
+
+@needs_cuda
+def test_triplet_nan_on_cuda():
+    lab, x = _triplet_data(6, 3, np.float32, seed=5)
+    x[4, 1] = np.nan
+    with fastloss.use_backend("cuda"):
+        for cls in TRIPLETS:
+            l, g = cls().value_and_grad(lab, x)
+            assert np.isnan(l) and np.isnan(g).all()
+
+
+@needs_cuda
+def test_triplet_cuda_errors():
+    from numba import cuda
+
+    lab, x = _triplet_data(6, 3, np.float32)
+    with fastloss.use_backend("cuda"), pytest.raises(ValueError, match="CPU backends only"):
+        L.TripletHardLoss(distance_metric=lambda e: (_precomputed(e), None))(lab, x)
+    with pytest.raises(TypeError, match="integer"):
+        L.TripletHardLoss()(cuda.to_device(lab.astype(np.float32)), cuda.to_device(x))
+    with pytest.raises(ValueError, match="one integer label per embedding"):
+        L.TripletHardLoss()(cuda.to_device(lab[:5]), cuda.to_device(x))
+    with pytest.raises(ValueError, match="2-D embeddings"):
+        L.TripletHardLoss()(cuda.to_device(lab), cuda.to_device(x.ravel()))
+
+
+@needs_cuda
+def test_triplet_on_a_stream_matches():
+    """Under ``fastloss.cuda_stream`` the kernels and copies run on that stream."""
+    from numba import cuda
+
+    lab, x = _triplet_data(8, 3, np.float32, seed=6)
+    ref_l, ref_g = L.TripletHardLoss().value_and_grad(lab, x)
+    s = cuda.stream()
+    with fastloss.cuda_stream(s):
+        l, g = L.TripletHardLoss().value_and_grad(cuda.to_device(lab), cuda.to_device(x))
+        s.synchronize()
+    np.testing.assert_allclose(l, ref_l, rtol=2e-5)
+    np.testing.assert_allclose(g.copy_to_host(), ref_g, rtol=2e-5, atol=1e-7)
+
+
+@needs_cuda
+def test_row_and_elementwise_losses_on_a_stream_match():
+    from numba import cuda
+
+    y, x = _data("sparse", 9, 40, np.float32, seed=3)
+    obj = L.SparseCategoricalCrossentropy(from_logits=True, reduction="none")
+    ref_l, ref_g = obj.value_and_grad(y, x)
+    s = cuda.stream()
+    with fastloss.cuda_stream(s):
+        l, g = obj.value_and_grad(cuda.to_device(y), cuda.to_device(x))
+        with fastloss.use_backend("cuda"):
+            hl, hg = L.Huber().value_and_grad(x, x * 0.5)
+        s.synchronize()
+    np.testing.assert_allclose(l.copy_to_host(), ref_l, rtol=2e-5)
+    np.testing.assert_allclose(g.copy_to_host(), ref_g, rtol=2e-5, atol=1e-7)
+    rl, rg = L.Huber().value_and_grad(x, x * 0.5)
+    np.testing.assert_allclose(hl, rl, rtol=2e-5)
+    np.testing.assert_allclose(hg, rg, rtol=2e-5, atol=1e-7)

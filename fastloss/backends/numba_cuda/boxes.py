@@ -20,6 +20,8 @@ import math
 import numpy as np
 from numba import cuda
 
+from . import _streams
+
 from .crossentropy import _scratch
 from .elementwise import _block_sum as _bsum
 
@@ -235,7 +237,7 @@ def _write_gsum(gsum, grad):
         grad[0, j] = gsum[j]
 
 
-def run(kind, yt, yp, prm, w, ws, loss, grad, want_grad):
+def run(kind, yt, yp, prm, w, ws, loss, grad, want_grad, stream=0):
     """Launch box loss ``kind`` ("iou", "giou", "diou", "ciou") on device arrays.
     ``grad`` has y_pred's rows (one row where y_pred is broadcast). Returns
     the device array ``tot`` (``[sum(loss_i w_i)]``)."""
@@ -243,18 +245,18 @@ def run(kind, yt, yp, prm, w, ws, loss, grad, want_grad):
         kern = _KERNELS[kind]
     except KeyError:
         raise ValueError(f"no CUDA box kernel {kind!r}; known: {sorted(KINDS)}") from None
-    tot = _scratch("tot", 1, np.float64)
-    gsum = _scratch("gsum", 4, np.float64)
-    _reset[1, 1](tot, gsum)
+    tot = _scratch("tot", 1, np.float64, stream)
+    gsum = _scratch("gsum", 4, np.float64, stream)
+    _reset[1, 1, stream](tot, gsum)
     R = loss.shape[0]
     if R == 0:
         return tot
     tpb = TPB
-    kern[max(1, min((R + tpb - 1) // tpb, MAX_BLOCKS)), tpb](
+    kern[max(1, min((R + tpb - 1) // tpb, MAX_BLOCKS)), tpb, stream](
         yt, yp, float(prm[0]), float(prm[1]), float(prm[7]), w, ws, loss, grad, want_grad, tot, gsum
     )
     if want_grad and yp.shape[0] != R:
-        _write_gsum[1, 1](gsum, grad)
+        _write_gsum[1, 1, stream](gsum, grad)
     return tot
 
 
@@ -262,19 +264,21 @@ def _host_entry(kind):
     """The registry's kernel contract for NumPy inputs under use_backend("cuda")."""
 
     def kernel(yt, yp, prm, w, ws, loss, grad, want_grad, nch):
-        d_yt = cuda.to_device(yt)
-        d_yp = cuda.to_device(yp)
-        d_w = cuda.to_device(w)
-        d_loss = cuda.device_array(loss.shape, loss.dtype)
-        d_grad = cuda.device_array(grad.shape if want_grad else (0, 4), yp.dtype)
-        tot = run(kind, d_yt, d_yp, prm, d_w, ws, d_loss, d_grad, want_grad).copy_to_host()
-        d_loss.copy_to_host(loss)
+        st = _streams.current_stream()
+        d_yt = cuda.to_device(yt, stream=st)
+        d_yp = cuda.to_device(yp, stream=st)
+        d_w = cuda.to_device(w, stream=st)
+        d_loss = cuda.device_array(loss.shape, loss.dtype, stream=st)
+        d_grad = cuda.device_array(grad.shape if want_grad else (0, 4), yp.dtype, stream=st)
+        tot = run(kind, d_yt, d_yp, prm, d_w, ws, d_loss, d_grad, want_grad, st).copy_to_host(stream=st)
+        d_loss.copy_to_host(loss, stream=st)
         if want_grad:
             if grad.shape[0] != yp.shape[0]:  # per-chunk rows of a broadcast y_pred: one chunk here
                 grad[:] = 0.0
-                grad[:1] = d_grad.copy_to_host()[:1]
+                grad[:1] = d_grad.copy_to_host(stream=st)[:1]
             else:
-                d_grad.copy_to_host(grad)
+                d_grad.copy_to_host(grad, stream=st)
+        _streams.sync(st)
         return ((0.0, -1.0, float(tot[0])),)
 
     kernel.__name__ = kernel.__qualname__ = f"{kind}_host"

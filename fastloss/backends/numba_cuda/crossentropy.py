@@ -25,6 +25,8 @@ from numba import cuda
 
 from numba import config as _config
 
+from . import _streams
+
 _SIM = bool(_config.ENABLE_CUDASIM)
 
 TPB = 256  # threads per block for the row kernels (a power of two <= MAX_TPB); tests shrink it
@@ -296,19 +298,10 @@ def cce_logits_warp(y, x, factor, a, b, w, ws, loss, grad, want_grad, info):
 
 
 _DEV = {}
-_SCRATCH = {}
 
 
-def _scratch(name, n, dtype):
-    """A device work buffer reused across calls (never handed to the caller):
-    numba-cuda allocates with cuMemAlloc and frees with cuMemFree, which cost
-    far more than a small kernel."""
-    key = (name, np.dtype(dtype).char)
-    buf = _SCRATCH.get(key)
-    if buf is None or buf.size < n:
-        buf = cuda.device_array(max(n, 1), dtype)
-        _SCRATCH[key] = buf
-    return buf[:n]
+def _scratch(name, n, dtype, stream=0):
+    return _streams.scratch(name, n, dtype, stream)
 
 
 @cuda.jit
@@ -330,11 +323,11 @@ def _device_limits():
     return _DEV["sm"], _DEV["l2"]
 
 
-def _launch_rows(kernel, small_kernel, rows, cols, itemsize, args):
+def _launch_rows(kernel, small_kernel, rows, cols, itemsize, args, stream=0):
     if small_kernel is not None and cols < SMALL_C:
         tpb = min(TPB, 128)
         blocks = max(1, min((rows + tpb - 1) // tpb, MAX_BLOCKS))
-        small_kernel[blocks, tpb](*args)
+        small_kernel[blocks, tpb, stream](*args)
         return
     tpb = TPB
     blocks = min(rows, MAX_BLOCKS)
@@ -345,7 +338,7 @@ def _launch_rows(kernel, small_kernel, rows, cols, itemsize, args):
         sm, l2 = _device_limits()
         per_sm = max(1, min(2048 // tpb, (l2 // 2) // max(1, sm * cols * itemsize)))
         blocks = min(rows, sm * per_sm, MAX_BLOCKS)
-    kernel[max(1, blocks), tpb](*args)
+    kernel[max(1, blocks), tpb, stream](*args)
 
 
 def run(kind, yt, yp, prm, w, ws, loss, grad, want_grad, stream=0):
@@ -353,8 +346,8 @@ def run(kind, yt, yp, prm, w, ws, loss, grad, want_grad, stream=0):
     is the host parameter vector). Returns the device ``info`` array
     ``[n_bad, first_bad]``."""
     prm = np.asarray(prm, dtype=np.float64)
-    info = _scratch("info", 2, np.int64)
-    _reset_info[1, 1](info)
+    info = _scratch("info", 2, np.int64, stream)
+    _reset_info[1, 1, stream](info)
     R, C = yp.shape
     if R == 0:
         return info
@@ -362,18 +355,18 @@ def run(kind, yt, yp, prm, w, ws, loss, grad, want_grad, stream=0):
     if use_warp:
         blocks = max(1, min((R * 32 + 255) // 256, MAX_BLOCKS))
         if kind == "scce_logits":
-            scce_logits_warp[blocks, 256](yp, yt, prm[0], prm[8], prm[9] != 0.0, w, ws, loss, grad, want_grad, info)
+            scce_logits_warp[blocks, 256, stream](yp, yt, prm[0], prm[8], prm[9] != 0.0, w, ws, loss, grad, want_grad, info)
         elif kind == "cce_logits":
-            cce_logits_warp[blocks, 256](yt, yp, prm[0], prm[3], prm[4], w, ws, loss, grad, want_grad, info)
+            cce_logits_warp[blocks, 256, stream](yt, yp, prm[0], prm[3], prm[4], w, ws, loss, grad, want_grad, info)
         else:
             raise ValueError(f"no CUDA kernel {kind!r}")
         return info
-    d_prm = _scratch("prm", prm.size, np.float64)
-    d_prm.copy_to_device(prm)
+    d_prm = _scratch("prm", prm.size, np.float64, stream)
+    d_prm.copy_to_device(prm, stream=stream)
     if kind == "scce_logits":
-        _launch_rows(scce_logits_rows, scce_logits_thread_per_row, R, C, yp.dtype.itemsize, (yp, yt, d_prm, w, ws, loss, grad, want_grad, info))
+        _launch_rows(scce_logits_rows, scce_logits_thread_per_row, R, C, yp.dtype.itemsize, (yp, yt, d_prm, w, ws, loss, grad, want_grad, info), stream)
     elif kind == "cce_logits":
-        _launch_rows(cce_logits_rows, None, R, C, yp.dtype.itemsize, (yt, yp, d_prm, w, ws, loss, grad, want_grad, info))
+        _launch_rows(cce_logits_rows, None, R, C, yp.dtype.itemsize, (yt, yp, d_prm, w, ws, loss, grad, want_grad, info), stream)
     else:
         raise ValueError(f"no CUDA kernel {kind!r}")
     return info
@@ -384,15 +377,17 @@ def _host_entry(kind):
     copy in, run, copy loss and gradient out."""
 
     def kernel(yt, yp, prm, w, ws, loss, grad, want_grad, nch):
-        d_yt = cuda.to_device(yt)
-        d_yp = cuda.to_device(yp)
-        d_w = cuda.to_device(w)
-        d_loss = cuda.device_array(loss.shape, loss.dtype)
-        d_grad = cuda.device_array(grad.shape if want_grad else (0, yp.shape[1]), yp.dtype)
-        info = run(kind, d_yt, d_yp, prm, d_w, ws, d_loss, d_grad, want_grad).copy_to_host()
-        d_loss.copy_to_host(loss)
+        st = _streams.current_stream()
+        d_yt = cuda.to_device(yt, stream=st)
+        d_yp = cuda.to_device(yp, stream=st)
+        d_w = cuda.to_device(w, stream=st)
+        d_loss = cuda.device_array(loss.shape, loss.dtype, stream=st)
+        d_grad = cuda.device_array(grad.shape if want_grad else (0, yp.shape[1]), yp.dtype, stream=st)
+        info = run(kind, d_yt, d_yp, prm, d_w, ws, d_loss, d_grad, want_grad, st).copy_to_host(stream=st)
+        d_loss.copy_to_host(loss, stream=st)
         if want_grad:
-            d_grad.copy_to_host(grad)
+            d_grad.copy_to_host(grad, stream=st)
+        _streams.sync(st)
         total = float(np.dot(loss.astype(np.float64), np.broadcast_to(w.astype(np.float64), loss.shape)))
         return ((float(info[0]), float(info[1]) if info[0] else -1.0, total),)
 

@@ -24,6 +24,7 @@ from . import boxes as BX
 from . import crossentropy as K
 from . import elementwise as EW
 from . import rows as RW
+from ._streams import _as_stream, _handle, _producer_stream, current_stream
 
 _MODULES = {K.__name__: K, EW.__name__: EW, RW.__name__: RW, BX.__name__: BX}
 
@@ -44,13 +45,22 @@ def on_device(x):
     return hasattr(x, "__cuda_array_interface__") or type(x).__name__ == "FakeCUDAArray"
 
 
-def _device(x, name):
+def _device(x, name, stream=None):
+    """A Numba view of device array ``x`` (no copy). When ``x``'s producer named
+    a stream other than the call's, the call's stream waits for it on the
+    device (an event; the host does not wait)."""
     if type(x).__name__ == "FakeCUDAArray":
         return x
     try:
-        return cuda.as_cuda_array(x)
+        arr = cuda.as_cuda_array(x, sync=False)
     except Exception as exc:
         raise TypeError(f"`{name}` could not be viewed as a CUDA array: {exc}") from None
+    h = _producer_stream(x)
+    if h and h != 1 and h != _handle(stream if stream is not None else 0):
+        ev = cuda.event(timing=False)
+        ev.record(_as_stream(h))
+        ev.wait(stream if stream is not None else 0)
+    return arr
 
 
 _ONES = {}
@@ -74,10 +84,11 @@ def compute(spec, y_true, y_pred, *, variant, params, sample_weight, class_weigh
     from ..._core import _prm
 
     mod, kind = _kind(spec, variant)
+    st = current_stream(y_pred)
     if mod is BX:
         return _compute_boxes(kind, y_true, y_pred, params, sample_weight, class_weight, reduction, want_grad,
-                              grad_out, dtype, factor_fn)
-    yp = _device(y_pred, "y_pred")
+                              grad_out, dtype, factor_fn, st)
+    yp = _device(y_pred, "y_pred", st)
     dt = np.dtype(yp.dtype)
     if dt not in (np.dtype(np.float32), np.dtype(np.float64)):
         raise TypeError(f"device `y_pred` must be float32 or float64; got {dt}")
@@ -101,7 +112,7 @@ def compute(spec, y_true, y_pred, *, variant, params, sample_weight, class_weigh
     sparse = spec.layout == "sparse"
     on_dev = on_device(y_true)
     if sparse:
-        yt = _device(y_true, "y_true") if on_dev else V.as_labels(y_true)
+        yt = _device(y_true, "y_true", st) if on_dev else V.as_labels(y_true)
         if np.dtype(yt.dtype).kind not in "iu":
             if on_dev:
                 raise TypeError(f"device labels must be an integer array; got {yt.dtype}")
@@ -112,70 +123,70 @@ def compute(spec, y_true, y_pred, *, variant, params, sample_weight, class_weigh
         if shape != S:
             raise ValueError(f"`y_true` must hold one label per row of y_pred: expected shape {S}, got {tuple(yt.shape)}")
         if not on_dev:
-            yt = cuda.to_device(np.ascontiguousarray(yt, dtype=np.int64))
+            yt = cuda.to_device(np.ascontiguousarray(yt, dtype=np.int64), stream=st)
         yt2 = yt.reshape(R)
     else:
-        yt = _device(y_true, "y_true") if on_dev else cuda.to_device(np.ascontiguousarray(V.as_float(y_true, "y_true", dt)))
+        yt = _device(y_true, "y_true", st) if on_dev else cuda.to_device(np.ascontiguousarray(V.as_float(y_true, "y_true", dt)), stream=st)
         if tuple(yt.shape) != tuple(yp.shape) or np.dtype(yt.dtype) != dt:
             raise ValueError(f"`y_true` must match y_pred's shape {tuple(yp.shape)} and dtype {dt}; got {tuple(yt.shape)} {yt.dtype}")
         yt2 = yt.reshape(R, C)
 
     if sample_weight is not None and on_device(sample_weight):
-        sample_weight = _device(sample_weight, "sample_weight").copy_to_host()
+        sample_weight = _device(sample_weight, "sample_weight", st).copy_to_host(stream=st)
     out_shape, w_rows, ws, w_kept = S, np.ones(1, dt), 0, None
     if sample_weight is not None:
         w_rows, ws, out_shape, w_kept = V.sample_weights(sample_weight, S, dt)
     valid = None
     if sparse and ignore_class is not None:
-        valid = yt2.copy_to_host() != ignore_class
+        valid = yt2.copy_to_host(stream=st) != ignore_class
     factor, w_rows, w_kept = factor_fn(reduction, len(S) == 0, w_rows, ws, w_kept, valid, R)
 
     prm = _prm(factor, C, params, ignore_class, dt)  # the CPU path's parameter vector
-    d_w = _ones(dt) if (ws == 0 and sample_weight is None) else cuda.to_device(w_rows)
-    loss = K._scratch("loss", R, dt)
+    d_w = _ones(dt) if (ws == 0 and sample_weight is None) else cuda.to_device(w_rows, stream=st)
+    loss = K._scratch("loss", R, dt, st)
     if want_grad:
         if grad_out is not None:
-            g = _device(grad_out, "grad_out")
+            g = _device(grad_out, "grad_out", st)
             if tuple(g.shape) != tuple(yp.shape) or np.dtype(g.dtype) != dt or not g.is_c_contiguous():
                 raise ValueError(f"`grad_out` must be a C-contiguous device array of shape {tuple(yp.shape)} and dtype {dt}")
             grad = g
         else:
-            grad = cuda.device_array(tuple(yp.shape), dt)
+            grad = cuda.device_array(tuple(yp.shape), dt, stream=st)
         grad2 = grad.reshape(R, C)
     else:
         grad = None
-        grad2 = cuda.device_array((0, C), dt)
+        grad2 = cuda.device_array((0, C), dt, stream=st)
     tot = None
     if mod is EW:  # elementwise: the kernel also summed loss * w on the device
-        tot = EW.run(kind, yt2, yp2, prm, d_w, ws, loss, grad2, want_grad)
+        tot = EW.run(kind, yt2, yp2, prm, d_w, ws, loss, grad2, want_grad, st)
     else:
         if mod is RW:  # row kernels: bad-label counts and the device-side total
-            info, tot = RW.run(kind, yt2, yp2, prm, d_w, ws, loss, grad2, want_grad)
+            info, tot = RW.run(kind, yt2, yp2, prm, d_w, ws, loss, grad2, want_grad, st)
         else:
-            info = K.run(kind, yt2, yp2, prm, d_w, ws, loss, grad2, want_grad)
-        info = info.copy_to_host()
+            info = K.run(kind, yt2, yp2, prm, d_w, ws, loss, grad2, want_grad, st)
+        info = info.copy_to_host(stream=st)
         if info[0]:
             first = int(info[1])
             raise ValueError(V.bad_labels_message(int(info[0]), C, int(yt2[first]), first, ignore_class))
-    return _reduce(reduction, loss, tot, S, R, out_shape, d_w, ws, w_rows, dt, factor), grad
+    return _reduce(reduction, loss, tot, S, R, out_shape, d_w, ws, w_rows, dt, factor, st), grad
 
 
-def _reduce(reduction, loss, tot, S, R, out_shape, d_w, ws, w_rows, dt, factor):
+def _reduce(reduction, loss, tot, S, R, out_shape, d_w, ws, w_rows, dt, factor, st):
     """The returned loss: weighted per-sample losses on the device ("none"), or
     the reduced value from the kernel's device total (one 8-byte copy back)."""
     if reduction == "none" or not S:
-        out = cuda.device_array(R, dt)
-        _scale[(R + 255) // 256 or 1, 256](loss, d_w, ws, out)
-        return out.reshape(out_shape) if S else dt.type(out.copy_to_host()[0])
+        out = cuda.device_array(R, dt, stream=st)
+        _scale[(R + 255) // 256 or 1, 256, st](loss, d_w, ws, out)
+        return out.reshape(out_shape) if S else dt.type(out.copy_to_host(stream=st)[0])
     if tot is not None:
-        return dt.type(float(tot.copy_to_host()[0]) * factor)
-    lh = loss.copy_to_host().astype(np.float64)
+        return dt.type(float(tot.copy_to_host(stream=st)[0]) * factor)
+    lh = loss.copy_to_host(stream=st).astype(np.float64)
     total = float(np.dot(lh, w_rows.astype(np.float64))) if ws else float(lh.sum()) * float(w_rows[0])
     return dt.type(total * factor)
 
 
 def _compute_boxes(kind, y_true, y_pred, params, sample_weight, class_weight, reduction, want_grad, grad_out,
-                   dtype, factor_fn):
+                   dtype, factor_fn, st):
     """Box losses on device inputs: y_true and y_pred of the same shape
     ``(..., 4)``, or either one a single box (broadcast in place). Other
     broadcasts are taken on the host path only. The per-box loss' shape drops
@@ -184,18 +195,18 @@ def _compute_boxes(kind, y_true, y_pred, params, sample_weight, class_weight, re
 
     if class_weight is not None:
         raise ValueError("`class_weight` does not apply to box losses (there are no classes); use sample_weight")
-    yp = _device(y_pred, "y_pred")
+    yp = _device(y_pred, "y_pred", st)
     dt = np.dtype(yp.dtype)
     if dt not in (np.dtype(np.float32), np.dtype(np.float64)):
         raise TypeError(f"device `y_pred` must be float32 or float64; got {dt}")
     if dtype is not None and np.dtype(dtype) != dt:
         raise ValueError(f"`dtype`={dtype!r} differs from the device y_pred's {dt}; cast it on the device first")
     if on_device(y_true):
-        yt = _device(y_true, "y_true")
+        yt = _device(y_true, "y_true", st)
         if np.dtype(yt.dtype) != dt:
             raise ValueError(f"device `y_true` must have y_pred's dtype {dt}; got {yt.dtype}")
     else:
-        yt = cuda.to_device(np.ascontiguousarray(V.as_float(y_true, "y_true", dt)))
+        yt = cuda.to_device(np.ascontiguousarray(V.as_float(y_true, "y_true", dt)), stream=st)
     pshape, tshape = tuple(yp.shape), tuple(yt.shape)
     for shape, name in ((tshape, "y_true"), (pshape, "y_pred")):
         if not shape or shape[-1] != 4:
@@ -218,24 +229,24 @@ def _compute_boxes(kind, y_true, y_pred, params, sample_weight, class_weight, re
     yt2 = yt.reshape(1 if one_t else R, 4)
     yp2 = yp.reshape(1 if one_p else R, 4)
     if sample_weight is not None and on_device(sample_weight):
-        sample_weight = _device(sample_weight, "sample_weight").copy_to_host()
+        sample_weight = _device(sample_weight, "sample_weight", st).copy_to_host(stream=st)
     out_shape, w_rows, ws, w_kept = S, np.ones(1, dt), 0, None
     if sample_weight is not None:
         w_rows, ws, out_shape, w_kept = V.sample_weights(V.box_sample_weight(sample_weight, S), S, dt)
     factor, w_rows, w_kept = factor_fn(reduction, len(S) == 0, w_rows, ws, w_kept, None, R)
     prm = _prm(factor, 4, params, None, dt)
-    d_w = _ones(dt) if (ws == 0 and sample_weight is None) else cuda.to_device(w_rows)
-    loss = K._scratch("loss", R, dt)
+    d_w = _ones(dt) if (ws == 0 and sample_weight is None) else cuda.to_device(w_rows, stream=st)
+    loss = K._scratch("loss", R, dt, st)
     grad = None
-    grad2 = cuda.device_array((0, 4), dt)
+    grad2 = cuda.device_array((0, 4), dt, stream=st)
     if want_grad:
         if grad_out is not None:
-            g = _device(grad_out, "grad_out")
+            g = _device(grad_out, "grad_out", st)
             if tuple(g.shape) != pshape or np.dtype(g.dtype) != dt or not g.is_c_contiguous():
                 raise ValueError(f"`grad_out` must be a C-contiguous device array of shape {pshape} and dtype {dt}")
             grad = g
         else:
-            grad = cuda.device_array(pshape, dt)
+            grad = cuda.device_array(pshape, dt, stream=st)
         grad2 = grad.reshape(yp2.shape[0], 4)
-    tot = BX.run(kind, yt2, yp2, prm, d_w, ws, loss, grad2, want_grad)
-    return _reduce(reduction, loss, tot, S, R, out_shape, d_w, ws, w_rows, dt, factor), grad
+    tot = BX.run(kind, yt2, yp2, prm, d_w, ws, loss, grad2, want_grad, st)
+    return _reduce(reduction, loss, tot, S, R, out_shape, d_w, ws, w_rows, dt, factor, st), grad

@@ -31,6 +31,8 @@ import math
 import numpy as np
 from numba import cuda
 
+from . import _streams
+
 TPB = 256  # threads per block (a power of two); tests shrink it
 MAX_TPB = 1024
 MAX_BLOCKS = 1 << 16  # tests shrink it to exercise the grid-stride loops
@@ -444,41 +446,30 @@ def _kernels(kind):
     return ks
 
 
-_SCRATCH = {}
-
-
-def _scratch(name, dtype):
-    """One-element device work buffers, made once (never handed out)."""
-    buf = _SCRATCH.get(name)
-    if buf is None:
-        buf = _SCRATCH[name] = cuda.device_array(1, dtype)
-    return buf
-
-
-def run(kind, yt, yp, prm, w, ws, loss, grad, want_grad):
+def run(kind, yt, yp, prm, w, ws, loss, grad, want_grad, stream=0):
     """Launch elementwise loss ``kind`` on device arrays ``yt``/``yp`` (R, K);
     ``prm`` the host parameter vector (layout ``numba_cpu/_common.py``).
     Returns the device array ``tot`` whose element 0 is ``sum(loss_i w_i)``."""
     thread_rows, block_rows = _kernels(kind)
-    tot = _scratch("tot", np.float64)
-    aux = _scratch("aux", np.int64)
-    _reset[1, 1](tot, aux)
+    tot = _streams.scratch("tot", 1, np.float64, stream)
+    aux = _streams.scratch("aux", 1, np.int64, stream)
+    _reset[1, 1, stream](tot, aux)
     R, K = yp.shape
     if R == 0:
         return tot
     if _SPECS[kind][1] == _HINGE:
         tpb = min(TPB, 256)
-        _count_nonbinary[max(1, min((R * K + tpb - 1) // tpb, MAX_BLOCKS)), tpb](yt, aux)
+        _count_nonbinary[max(1, min((R * K + tpb - 1) // tpb, MAX_BLOCKS)), tpb, stream](yt, aux)
     p = [float(v) for v in prm[:8]]
     args = (yt, yp, p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7], w, ws, loss, grad, want_grad, tot, aux)
     if K < SMALL_K:
         tpb = min(TPB, 256)
-        thread_rows[max(1, min((R + tpb - 1) // tpb, MAX_BLOCKS)), tpb](*args)
+        thread_rows[max(1, min((R + tpb - 1) // tpb, MAX_BLOCKS)), tpb, stream](*args)
     else:
         tpb = TPB
         while tpb > 32 and tpb // 2 >= K:  # no idle half-blocks on short rows
             tpb //= 2
-        block_rows[max(1, min(R, MAX_BLOCKS)), tpb](*args)
+        block_rows[max(1, min(R, MAX_BLOCKS)), tpb, stream](*args)
     return tot
 
 
@@ -487,15 +478,17 @@ def _host_entry(kind):
     copy in, run, copy the loss (and gradient) back."""
 
     def kernel(yt, yp, prm, w, ws, loss, grad, want_grad, nch):
-        d_yt = cuda.to_device(yt)
-        d_yp = cuda.to_device(yp)
-        d_w = cuda.to_device(w)
-        d_loss = cuda.device_array(loss.shape, loss.dtype)
-        d_grad = cuda.device_array(grad.shape if want_grad else (0, yp.shape[1]), yp.dtype)
-        tot = run(kind, d_yt, d_yp, prm, d_w, ws, d_loss, d_grad, want_grad).copy_to_host()
-        d_loss.copy_to_host(loss)
+        st = _streams.current_stream()
+        d_yt = cuda.to_device(yt, stream=st)
+        d_yp = cuda.to_device(yp, stream=st)
+        d_w = cuda.to_device(w, stream=st)
+        d_loss = cuda.device_array(loss.shape, loss.dtype, stream=st)
+        d_grad = cuda.device_array(grad.shape if want_grad else (0, yp.shape[1]), yp.dtype, stream=st)
+        tot = run(kind, d_yt, d_yp, prm, d_w, ws, d_loss, d_grad, want_grad, st).copy_to_host(stream=st)
+        d_loss.copy_to_host(loss, stream=st)
         if want_grad:
-            d_grad.copy_to_host(grad)
+            d_grad.copy_to_host(grad, stream=st)
+        _streams.sync(st)
         return ((0.0, -1.0, float(tot[0])),)
 
     kernel.__name__ = kernel.__qualname__ = kind

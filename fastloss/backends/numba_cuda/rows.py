@@ -21,6 +21,8 @@ import math
 import numpy as np
 from numba import cuda
 
+from . import _streams
+
 from .crossentropy import _reset_info, _scratch, _skip_label_row
 from .elementwise import _block_sum as _bsum
 from .elementwise import _clip, _pow
@@ -299,16 +301,16 @@ def _reset_tot(tot):
     tot[0] = 0.0
 
 
-def run(kind, yt, yp, prm, w, ws, loss, grad, want_grad):
+def run(kind, yt, yp, prm, w, ws, loss, grad, want_grad, stream=0):
     """Launch row loss ``kind`` on device arrays (``prm``: the host parameter
     vector). Returns the device arrays ``(info, tot)``: ``[n_bad, first_bad]``
     and ``[sum(loss_i w_i)]``."""
     if kind not in KINDS:
         raise ValueError(f"no CUDA row kernel {kind!r}; known: {list(KINDS)}")
-    info = _scratch("info", 2, np.int64)
-    tot = _scratch("tot", 1, np.float64)
-    _reset_info[1, 1](info)
-    _reset_tot[1, 1](tot)
+    info = _scratch("info", 2, np.int64, stream)
+    tot = _scratch("tot", 1, np.float64, stream)
+    _reset_info[1, 1, stream](info)
+    _reset_tot[1, 1, stream](tot)
     R, C = yp.shape
     if R == 0:
         return info, tot
@@ -316,7 +318,7 @@ def run(kind, yt, yp, prm, w, ws, loss, grad, want_grad):
     while tpb > 32 and tpb // 2 >= C:  # no idle half-blocks on short rows
         tpb //= 2
     p = [float(v) for v in prm[:10]]
-    globals()[kind][max(1, min(R, MAX_BLOCKS)), tpb](
+    globals()[kind][max(1, min(R, MAX_BLOCKS)), tpb, stream](
         yt, yp, p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7], p[8], p[9] != 0.0,
         w, ws, loss, grad, want_grad, tot, info,
     )
@@ -327,17 +329,20 @@ def _host_entry(kind):
     """The registry's kernel contract for NumPy inputs under use_backend("cuda")."""
 
     def kernel(yt, yp, prm, w, ws, loss, grad, want_grad, nch):
-        d_yt = cuda.to_device(yt)
-        d_yp = cuda.to_device(yp)
-        d_w = cuda.to_device(w)
-        d_loss = cuda.device_array(loss.shape, loss.dtype)
-        d_grad = cuda.device_array(grad.shape if want_grad else (0, yp.shape[1]), yp.dtype)
-        info, tot = run(kind, d_yt, d_yp, prm, d_w, ws, d_loss, d_grad, want_grad)
-        info = info.copy_to_host()
-        d_loss.copy_to_host(loss)
+        st = _streams.current_stream()
+        d_yt = cuda.to_device(yt, stream=st)
+        d_yp = cuda.to_device(yp, stream=st)
+        d_w = cuda.to_device(w, stream=st)
+        d_loss = cuda.device_array(loss.shape, loss.dtype, stream=st)
+        d_grad = cuda.device_array(grad.shape if want_grad else (0, yp.shape[1]), yp.dtype, stream=st)
+        info, tot = run(kind, d_yt, d_yp, prm, d_w, ws, d_loss, d_grad, want_grad, st)
+        info = info.copy_to_host(stream=st)
+        d_loss.copy_to_host(loss, stream=st)
         if want_grad:
-            d_grad.copy_to_host(grad)
-        return ((float(info[0]), float(info[1]) if info[0] else -1.0, float(tot.copy_to_host()[0])),)
+            d_grad.copy_to_host(grad, stream=st)
+        tot = tot.copy_to_host(stream=st)
+        _streams.sync(st)
+        return ((float(info[0]), float(info[1]) if info[0] else -1.0, float(tot[0])),)
 
     kernel.__name__ = kernel.__qualname__ = f"{kind}_host"
     return kernel

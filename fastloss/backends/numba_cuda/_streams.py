@@ -1,0 +1,96 @@
+"""The stream a CUDA call runs on (``fastloss.cuda_stream``, else the one
+y_pred's producer names, else the default stream) and per-stream scratch buffers."""
+
+import numpy as np
+from numba import cuda
+
+# The kernels of a call run on one stream: the one set by ``cuda_stream``, else
+# the stream y_pred's producer names in its ``__cuda_array_interface__`` (CuPy
+# and PyTorch put their current stream there), else the default stream. An
+# input whose producer named another stream is waited for (numba's sync); the
+# call's own stream needs no wait: work on it runs in order.
+# (``fastloss.cuda_stream`` sets it: fastloss/_backend.py)
+_EXTERNAL = {}
+
+
+def _as_stream(s):
+    """A Numba stream (or 0, the default stream) for ``s``: a Numba stream, a
+    CuPy stream (``.ptr``), a PyTorch stream (``.cuda_stream``) or a raw
+    ``cudaStream_t`` handle (int)."""
+    if s is None:
+        return 0
+    if isinstance(s, bool):
+        raise TypeError(f"`stream` must be a CUDA stream or a stream handle (int); got {s!r}")
+    if isinstance(s, int):
+        handle = s
+    elif hasattr(s, "cuda_stream"):  # torch.cuda.Stream
+        handle = int(s.cuda_stream)
+    elif hasattr(s, "ptr"):  # cupy.cuda.Stream
+        handle = int(s.ptr)
+    elif hasattr(s, "synchronize") and type(s).__module__.startswith("numba"):
+        return s
+    else:
+        raise TypeError(
+            "`stream` must be a Numba, CuPy or PyTorch CUDA stream, or a cudaStream_t handle (int); "
+            f"got {type(s).__name__}"
+        )
+    if handle < 0:
+        raise ValueError(f"`stream` handle must be >= 0; got {handle}")
+    if handle in (0, 1):  # the default stream (1: CU_STREAM_LEGACY, as PyTorch/CuPy name it)
+        return 0
+    st = _EXTERNAL.get(handle)
+    if st is None:
+        st = _EXTERNAL[handle] = cuda.external_stream(handle)
+    return st
+
+
+def _producer_stream(x):
+    """The stream handle in ``x``'s __cuda_array_interface__ (None: none named)."""
+    try:
+        return x.__cuda_array_interface__.get("stream")
+    except Exception:
+        return None
+
+
+def current_stream(y_pred=None):
+    """The stream a call runs on (see above)."""
+    from ..._backend import _stream_ctx
+
+    st = _stream_ctx.get()
+    if st is not None:
+        return _as_stream(st)
+    h = _producer_stream(y_pred) if y_pred is not None else None
+    return _as_stream(h) if h else 0
+
+
+def _handle(stream):
+    """The stream's handle (an int) as a key; the simulator's streams have none."""
+    if isinstance(stream, int):
+        return stream
+    try:
+        return int(stream)
+    except Exception:
+        return id(stream)
+
+
+def sync(stream):
+    """Wait for ``stream`` (copies to pageable host memory on the default
+    stream already waited)."""
+    if not isinstance(stream, int):
+        stream.synchronize()
+
+
+_SCRATCH = {}
+
+
+def scratch(name, n, dtype, stream=0):
+    """A device work buffer reused across calls on the same stream (never handed
+    to the caller): numba-cuda allocates with cuMemAlloc and frees with
+    cuMemFree, which cost far more than a small kernel. One per stream, so that
+    calls queued on two streams never share one."""
+    key = (name, np.dtype(dtype).char, _handle(stream))
+    buf = _SCRATCH.get(key)
+    if buf is None or buf.size < n:
+        buf = cuda.device_array(max(n, 1), dtype, stream=stream)
+        _SCRATCH[key] = buf
+    return buf[:n]

@@ -1,0 +1,754 @@
+"""Triplet losses on Numba CUDA: Gram product, distances, mining and gradient
+on the device (the semantics of ``backends/numba_cpu/triplet.py``, whose
+docstring states the TF Addons rules; the host path is ``fastloss/_triplet.py``).
+
+Per call (device arrays throughout; NumPy inputs under ``use_backend("cuda")``
+are copied in, and the gradient back):
+
+1. ``M = X X^T`` by a register-tiled product (``_mm``: a block of ``TT x TT``
+   threads computes a ``TT*RR`` square tile, each thread ``RR x RR`` entries,
+   ``BK`` columns of X staged in shared memory at a time). Every entry is the
+   same sequence of multiply-adds as its mirror image, so M is exactly symmetric.
+2. squared norms (or angular's reciprocal norms) from M's diagonal, then the
+   distances (TF Addons' formulas, ``_dist``; near-duplicate pairs, whose Gram
+   distance has lost its digits, recomputed from the embeddings; diagonal 0).
+   Hard mining reads each distance once and computes it as it goes; the dense
+   modes read rows many times and get the matrix ``D`` first (L2 and
+   squared-L2 over M; angular keeps M for its gradient). "precomputed" reads
+   the caller's matrix (never written).
+3. mining, one block per anchor row (grid-stride over rows), ``TPB`` threads
+   over the row's columns, arg-min/max reductions in shared memory (ties to the
+   lowest column, as on the CPU): ``rowloss``/``rowcnt`` (float64) and either
+   the coefficient row ``W[a, :]`` (semi-hard, batch-all) or ``sel``/``selc``
+   (hard).
+4. the loss: ``rowloss``/``rowcnt`` copied back and summed (the one
+   synchronization the result needs: the gradient's scale is the mean's divisor).
+5. gradient: hard mining scatters its two entries per anchor with atomics
+   (O(N D)); the dense modes form ``S = W + W^T`` (over D's buffer, no longer
+   needed), its row sums, and ``G = scale (r X - S X)`` by the same tiled
+   product (angular: on the normalized rows, then the normalization's Jacobian).
+
+Threads per block (``TPB``) and the product's tile (``TT``, ``RR``, ``BK``)
+are module settings; the tests shrink them so that tiny inputs span many
+blocks and tiles in the CUDA simulator.
+"""
+
+import math
+
+import numpy as np
+from numba import cuda, float64, from_dtype, int64
+
+TPB = 256  # threads per block of the row kernels (a power of two <= RT)
+RT = 256  # size of the row kernels' shared reduction buffers
+MAX_BLOCKS = 1 << 16  # tests shrink it to exercise the grid-stride loops
+TT, RR, BK = 16, 8, 8  # product tile: TT x TT threads, RR x RR entries each, BK-deep stages
+
+NONE = 1 << 62  # "no candidate" column in the arg reductions
+
+# prm layout (dtype of the embeddings): margin, soft, metric, cut, 0, 1, 2
+P_MARGIN, P_SOFT, P_METRIC, P_CUT, P_ZERO, P_ONE, P_TWO = range(7)
+
+
+# ---------------------------------------------------------------------------
+# block reductions (shared memory trees: they also run in the simulator)
+# ---------------------------------------------------------------------------
+@cuda.jit(device=True, inline=True)
+def _better(v1, j1, v2, j2, want_max):
+    """Whether candidate (v1, j1) beats (v2, j2); j == NONE: no candidate."""
+    if j1 == NONE:
+        return False
+    if j2 == NONE:
+        return True
+    if want_max:
+        return v1 > v2 or (v1 == v2 and j1 < j2)
+    return v1 < v2 or (v1 == v2 and j1 < j2)
+
+
+@cuda.jit(device=True, inline=True)
+def _block_arg(v, j, want_max, sv, sj):
+    """The block's best (value, column) pair (arg-max or arg-min, lowest column
+    on ties); every thread gets it."""
+    t = cuda.threadIdx.x
+    sv[t] = v
+    sj[t] = j
+    cuda.syncthreads()
+    h = cuda.blockDim.x >> 1
+    while h > 0:
+        if t < h and _better(sv[t + h], sj[t + h], sv[t], sj[t], want_max):
+            sv[t] = sv[t + h]
+            sj[t] = sj[t + h]
+        cuda.syncthreads()
+        h >>= 1
+    v = sv[0]
+    j = sj[0]
+    cuda.syncthreads()
+    return v, j
+
+
+@cuda.jit(device=True, inline=True)
+def _block_sum(v, sv):
+    t = cuda.threadIdx.x
+    sv[t] = v
+    cuda.syncthreads()
+    h = cuda.blockDim.x >> 1
+    while h > 0:
+        if t < h:
+            sv[t] += sv[t + h]
+        cuda.syncthreads()
+        h >>= 1
+    v = sv[0]
+    cuda.syncthreads()
+    return v
+
+
+@cuda.jit(device=True, inline=True)
+def _softplus_sig(z, one):
+    """(log(1 + exp(z)), sigmoid(z)) without overflow (the CPU kernel's)."""
+    e = math.exp(-abs(z))
+    sp = math.log1p(e)
+    if z > 0:
+        return sp + z, one / (one + e)
+    return sp, e / (one + e)
+
+
+@cuda.jit(device=True, inline=True)
+def _hinge_or_soft(zh, zs, soft, zero, one):
+    if soft:
+        return _softplus_sig(zs, one)
+    if zh >= zero:
+        return zh, one
+    return zero, zero
+
+
+@cuda.jit(device=True, inline=True)
+def _factor(d, metric, zero, one, two):
+    """The metric's factor of dL/dD (CPU ``_factor``): L2 1/D, squared-L2 2
+    (0 where D == 0), angular and precomputed 1."""
+    if metric == 0:
+        return one / d if d > zero else zero
+    if metric == 1:
+        return two if d > zero else zero
+    return one
+
+
+# ---------------------------------------------------------------------------
+# the tiled product C = A B (B given as rows of B^T when trans_b)
+# ---------------------------------------------------------------------------
+_MM = {}
+
+
+def _mm(dt, trans_b):
+    key = (TT, RR, BK, bool(trans_b), np.dtype(dt).char)
+    k = _MM.get(key)
+    if k is None:
+        k = _MM[key] = _make_mm(TT, RR, BK, bool(trans_b), from_dtype(np.dtype(dt)))
+    return k
+
+
+def _make_mm(tt, rr, bk, trans_b, nbt):
+    tile = tt * rr
+    nthreads = tt * tt
+
+    @cuda.jit
+    def mm(A, B, C):
+        n_rows = A.shape[0]
+        kd = A.shape[1]
+        n_cols = B.shape[0] if trans_b else B.shape[1]
+        sa = cuda.shared.array((bk, tile), nbt)
+        sb = cuda.shared.array((bk, tile), nbt)
+        acc = cuda.local.array((rr, rr), nbt)
+        ar = cuda.local.array(rr, nbt)
+        br = cuda.local.array(rr, nbt)
+        tx = cuda.threadIdx.x
+        ty = cuda.threadIdx.y
+        tid = ty * tt + tx
+        i0 = cuda.blockIdx.y * tile
+        j0 = cuda.blockIdx.x * tile
+        for r in range(rr):
+            for s in range(rr):
+                acc[r, s] = 0
+        for k0 in range(0, kd, bk):
+            # stage A[i0:i0+tile, k0:k0+bk] transposed (reads run along A's rows)
+            for e in range(tid, tile * bk, nthreads):
+                ii = e // bk
+                kk = e - ii * bk
+                i = i0 + ii
+                kg = k0 + kk
+                sa[kk, ii] = A[i, kg] if (i < n_rows and kg < kd) else 0
+            if trans_b:
+                for e in range(tid, tile * bk, nthreads):
+                    jj = e // bk
+                    kk = e - jj * bk
+                    j = j0 + jj
+                    kg = k0 + kk
+                    sb[kk, jj] = B[j, kg] if (j < n_cols and kg < kd) else 0
+            else:
+                for e in range(tid, tile * bk, nthreads):
+                    kk = e // tile
+                    jj = e - kk * tile
+                    j = j0 + jj
+                    kg = k0 + kk
+                    sb[kk, jj] = B[kg, j] if (j < n_cols and kg < kd) else 0
+            cuda.syncthreads()
+            for kk in range(bk):
+                for r in range(rr):
+                    ar[r] = sa[kk, ty + r * tt]
+                for s in range(rr):
+                    br[s] = sb[kk, tx + s * tt]
+                for r in range(rr):
+                    for s in range(rr):
+                        acc[r, s] += ar[r] * br[s]
+            cuda.syncthreads()
+        for r in range(rr):
+            i = i0 + ty + r * tt
+            if i < n_rows:
+                for s in range(rr):
+                    j = j0 + tx + s * tt
+                    if j < n_cols:
+                        C[i, j] = acc[r, s]
+
+    return mm
+
+
+def _launch_mm(A, B, C, trans_b, stream):
+    tile = TT * RR
+    n_rows = A.shape[0]
+    n_cols = B.shape[0] if trans_b else B.shape[1]
+    if n_rows == 0 or n_cols == 0:
+        return
+    grid = ((n_cols + tile - 1) // tile, (n_rows + tile - 1) // tile)
+    _mm(A.dtype, trans_b)[grid, (TT, TT), stream](A, B, C)
+
+
+# ---------------------------------------------------------------------------
+# distances
+# ---------------------------------------------------------------------------
+@cuda.jit
+def _norms(M, metric, floor, aux):
+    """aux[i]: |x_i|^2 (L2, squared-L2) or 1/sqrt(max(|x_i|^2, floor)) (angular)."""
+    i = cuda.grid(1)
+    if i < M.shape[0]:
+        v = M[i, i]
+        if metric == 2:
+            aux[i] = 1 / math.sqrt(max(v, floor))
+        else:
+            aux[i] = v
+
+
+@cuda.jit(device=True, inline=True)
+def _dist(M, aux, X, a, j, metric, cut, zero, one, two):
+    """D[a, j] from the Gram matrix (``_dist_row`` of the CPU kernel): L2 /
+    squared-L2 ``max(|x_a|^2 + |x_j|^2 - 2 G[a, j], 0)`` (its root for L2),
+    recomputed as ``sum((x_a - x_j)**2)`` where the formula has lost its digits,
+    diagonal 0; angular ``max(1 - cos, 0)``; precomputed ``M[a, j]``."""
+    if metric == 3:
+        return M[a, j]
+    if metric == 2:
+        v = one - M[a, j] * aux[a] * aux[j]
+        return zero if v < zero else v
+    if j == a:
+        return zero
+    t = aux[a] + aux[j]
+    v = t - two * M[a, j]
+    if v < cut * t:  # near pair
+        acc = zero
+        for k in range(X.shape[1]):
+            u = X[a, k] - X[j, k]
+            acc += u * u
+        v = acc
+    v = zero if v <= zero else v
+    if metric == 0:
+        v = math.sqrt(v)
+    return v
+
+
+@cuda.jit
+def _distances(M, aux, X, prm, Dm):
+    """Dm = D from the Gram matrix; Dm may be M itself (each entry reads only
+    its own M entry)."""
+    N = M.shape[0]
+    metric = int(prm[P_METRIC])
+    cut = prm[P_CUT]
+    zero = prm[P_ZERO]
+    one = prm[P_ONE]
+    two = prm[P_TWO]
+    for e in range(cuda.grid(1), N * N, cuda.gridsize(1)):
+        a = e // N
+        j = e - a * N
+        Dm[a, j] = _dist(M, aux, X, a, j, metric, cut, zero, one, two)
+
+
+# ---------------------------------------------------------------------------
+# mining: one block per anchor row
+# ---------------------------------------------------------------------------
+@cuda.jit
+def _mine_hard(M, aux, X, lab, prm, rowloss, rowcnt, sel, selc):
+    """Hard mining reads each distance once: computed here from the Gram
+    matrix (no distance matrix is written)."""
+    sv = cuda.shared.array(RT, float64)
+    sj = cuda.shared.array(RT, int64)
+    N = M.shape[0]
+    t = cuda.threadIdx.x
+    nt = cuda.blockDim.x
+    margin = prm[P_MARGIN]
+    soft = prm[P_SOFT] != 0
+    metric = int(prm[P_METRIC])
+    zero = prm[P_ZERO]
+    one = prm[P_ONE]
+    two = prm[P_TWO]
+    cut = prm[P_CUT]
+    for a in range(cuda.blockIdx.x, N, cuda.gridDim.x):
+        la = lab[a]
+        pv = 0.0
+        pj = NONE
+        nv = 0.0
+        nj = NONE
+        lov = 0.0
+        loj = NONE
+        hiv = 0.0
+        hij = NONE
+        nan = 0.0
+        for j in range(t, N, nt):
+            v = _dist(M, aux, X, a, j, metric, cut, zero, one, two)
+            if v != v:
+                nan += 1.0
+                continue
+            if lab[j] == la:
+                if j != a and (pj == NONE or v > pv):
+                    pv = v
+                    pj = j
+            elif nj == NONE or v < nv:
+                nv = v
+                nj = j
+            if loj == NONE or v < lov:
+                lov = v
+                loj = j
+            if hij == NONE or v > hiv:
+                hiv = v
+                hij = j
+        nan = _block_sum(nan, sv)
+        if nan > 0:
+            if t == 0:
+                rowloss[a] = math.nan
+                rowcnt[a] = 1.0
+                sel[a, 0] = a
+                sel[a, 1] = a
+                selc[a, 0] = zero
+                selc[a, 1] = zero
+            continue
+        pv, pj = _block_arg(pv, pj, True, sv, sj)
+        nv, nj = _block_arg(nv, nj, False, sv, sj)
+        if pj == NONE:  # no positive: TFA's masked maximum gives the row minimum
+            lov, pj = _block_arg(lov, loj, False, sv, sj)
+        if nj == NONE:  # no negative: the row maximum
+            hiv, nj = _block_arg(hiv, hij, True, sv, sj)
+        if t == 0:
+            hp = _dist(M, aux, X, a, pj, metric, cut, zero, one, two)
+            hn = _dist(M, aux, X, a, nj, metric, cut, zero, one, two)
+            l, g = _hinge_or_soft(hp - hn + margin, hp - hn, soft, zero, one)
+            rowloss[a] = l
+            rowcnt[a] = 1.0
+            sel[a, 0] = pj
+            sel[a, 1] = nj
+            gp = g * _factor(hp, metric, zero, one, two)
+            gn = g * _factor(hn, metric, zero, one, two)
+            if pj == nj:  # both fallbacks on one entry: the terms cancel
+                gp = zero
+                gn = zero
+            selc[a, 0] = gp
+            selc[a, 1] = gn
+
+
+@cuda.jit
+def _mine_semihard(Dm, lab, prm, rowloss, rowcnt, W, want_grad):
+    sv = cuda.shared.array(RT, float64)
+    sj = cuda.shared.array(RT, int64)
+    N = Dm.shape[0]
+    t = cuda.threadIdx.x
+    nt = cuda.blockDim.x
+    margin = prm[P_MARGIN]
+    soft = prm[P_SOFT] != 0
+    metric = int(prm[P_METRIC])
+    zero = prm[P_ZERO]
+    one = prm[P_ONE]
+    two = prm[P_TWO]
+    for a in range(cuda.blockIdx.x, N, cuda.gridDim.x):
+        la = lab[a]
+        nan = 0.0
+        kp = 0.0
+        iv = 0.0
+        ij = NONE
+        lov = 0.0
+        loj = NONE
+        for j in range(t, N, nt):
+            if want_grad:
+                W[a, j] = zero
+            v = Dm[a, j]
+            if v != v:
+                nan += 1.0
+                continue
+            if lab[j] == la:
+                if j != a:
+                    kp += 1.0
+            elif ij == NONE or v > iv:
+                iv = v
+                ij = j
+            if loj == NONE or v < lov:
+                lov = v
+                loj = j
+        nan = _block_sum(nan, sv)
+        if nan > 0:
+            if t == 0:
+                rowloss[a] = math.nan
+                rowcnt[a] = 0.0
+            continue
+        kp = _block_sum(kp, sv)
+        if kp == 0:
+            if t == 0:
+                rowloss[a] = 0.0
+                rowcnt[a] = 0.0
+            continue
+        # negatives_inside: the largest negative distance, or with no negative
+        # the row minimum (TFA's masked maximum)
+        iv, ij = _block_arg(iv, ij, True, sv, sj)
+        if ij == NONE:
+            lov, ij = _block_arg(lov, loj, False, sv, sj)
+        total = 0.0
+        for p in range(N):  # the same positive in every thread of the block
+            if p == a or lab[p] != la:
+                continue
+            dap = Dm[a, p]
+            mv = 0.0
+            mj = NONE
+            for j in range(t, N, nt):
+                if lab[j] != la:
+                    v = Dm[a, j]
+                    if v > dap and (mj == NONE or v < mv):
+                        mv = v
+                        mj = j
+            mv, mj = _block_arg(mv, mj, False, sv, sj)
+            if t == 0:
+                ineg = ij if mj == NONE else mj
+                neg = Dm[a, ineg]
+                l, g = _hinge_or_soft(margin + dap - neg, dap - neg, soft, zero, one)
+                total += l
+                if want_grad:
+                    W[a, p] += g * _factor(dap, metric, zero, one, two)
+                    W[a, ineg] -= g * _factor(neg, metric, zero, one, two)
+        if t == 0:
+            rowloss[a] = total
+            rowcnt[a] = kp
+        cuda.syncthreads()
+
+
+@cuda.jit
+def _mine_batch_all(Dm, lab, prm, rowloss, rowcnt, W, want_grad):
+    sv = cuda.shared.array(RT, float64)
+    N = Dm.shape[0]
+    t = cuda.threadIdx.x
+    nt = cuda.blockDim.x
+    margin = prm[P_MARGIN]
+    soft = prm[P_SOFT] != 0
+    metric = int(prm[P_METRIC])
+    zero = prm[P_ZERO]
+    one = prm[P_ONE]
+    two = prm[P_TWO]
+    for a in range(cuda.blockIdx.x, N, cuda.gridDim.x):
+        la = lab[a]
+        nan = 0.0
+        kp = 0.0
+        kn = 0.0
+        for j in range(t, N, nt):
+            if want_grad:
+                W[a, j] = zero
+            v = Dm[a, j]
+            if v != v:
+                nan += 1.0
+            elif lab[j] != la:
+                kn += 1.0
+            elif j != a:
+                kp += 1.0
+        nan = _block_sum(nan, sv)
+        if nan > 0:
+            if t == 0:
+                rowloss[a] = math.nan
+                rowcnt[a] = 0.0
+            continue
+        kp = _block_sum(kp, sv)
+        kn = _block_sum(kn, sv)
+        if kp == 0 or kn == 0:
+            if t == 0:
+                rowloss[a] = 0.0
+                rowcnt[a] = 0.0
+            continue
+        acc = 0.0
+        cnt = 0.0
+        for p in range(N):  # the same positive in every thread of the block
+            if p == a or lab[p] != la:
+                continue
+            dap = Dm[a, p]
+            gp = 0.0
+            for j in range(t, N, nt):
+                if lab[j] != la:
+                    if soft:
+                        l, g = _softplus_sig(dap - Dm[a, j], one)
+                        acc += l
+                        gp += g
+                        cnt += 1.0
+                        if want_grad:
+                            W[a, j] -= g
+                    else:
+                        z = margin + dap - Dm[a, j]
+                        if z > zero:
+                            acc += z
+                            cnt += 1.0
+                            gp += 1.0
+                            if want_grad:
+                                W[a, j] -= one
+            gp = _block_sum(gp, sv)
+            if t == 0 and want_grad:
+                W[a, p] += gp
+        acc = _block_sum(acc, sv)
+        cnt = _block_sum(cnt, sv)
+        if t == 0:
+            rowloss[a] = acc
+            rowcnt[a] = cnt
+        if want_grad:
+            cuda.syncthreads()  # thread 0's W[a, p] before the scaling
+            for j in range(t, N, nt):
+                W[a, j] = W[a, j] * _factor(Dm[a, j], metric, zero, one, two)
+        cuda.syncthreads()
+
+
+# ---------------------------------------------------------------------------
+# gradient assembly
+# ---------------------------------------------------------------------------
+@cuda.jit
+def _fill(A, v):
+    for e in range(cuda.grid(1), A.shape[0], cuda.gridsize(1)):
+        A[e] = v
+
+
+@cuda.jit
+def _hard_scatter(X, M, aux, sel, selc, metric, scale, G):
+    """Hard mining's entries (a, j, +-c) into G, one thread per (anchor,
+    coordinate), atomics (several anchors may pick the same row). L2 and
+    squared-L2: c (x_a - x_j) into row a, c (x_j - x_a) into row j; angular:
+    dL/dn (-c n_j into row a, -c n_a into row j; the normalization's Jacobian
+    follows in ``_normalize_jacobian``)."""
+    N = sel.shape[0]
+    kd = X.shape[1]
+    for e in range(cuda.grid(1), N * kd, cuda.gridsize(1)):
+        a = e // kd
+        k = e - a * kd
+        for side in range(2):
+            j = sel[a, side]
+            c = selc[a, side] * scale
+            if side == 1:
+                c = -c
+            if c == 0 or j == a:
+                continue
+            if metric == 2:
+                ra = aux[a]
+                rj = aux[j]
+                if 1 - M[a, j] * ra * rj < 0:
+                    continue
+                cuda.atomic.add(G, (a, k), -c * rj * X[j, k])
+                cuda.atomic.add(G, (j, k), -c * ra * X[a, k])
+            else:
+                u = X[a, k] - X[j, k]
+                cuda.atomic.add(G, (a, k), c * u)
+                cuda.atomic.add(G, (j, k), -(c * u))
+
+
+@cuda.jit
+def _hard_precomputed(sel, selc, scale, G):
+    a = cuda.grid(1)
+    if a < sel.shape[0]:
+        G[a, sel[a, 0]] += selc[a, 0] * scale
+        G[a, sel[a, 1]] -= selc[a, 1] * scale
+
+
+@cuda.jit
+def _normalize_jacobian(X, aux, G):
+    """G[i] (dL/dn_i) -> r_i (u - n_i (n_i . u)); the projection only where the
+    norm was not floored (CPU ``_normalize_jacobian``)."""
+    sv = cuda.shared.array(RT, float64)
+    N = G.shape[0]
+    kd = G.shape[1]
+    t = cuda.threadIdx.x
+    for i in range(cuda.blockIdx.x, N, cuda.gridDim.x):
+        ri = aux[i]
+        proj = ri <= 1e6
+        dot = 0.0
+        for k in range(t, kd, cuda.blockDim.x):
+            dot += X[i, k] * ri * G[i, k]
+        dot = _block_sum(dot, sv)
+        for k in range(t, kd, cuda.blockDim.x):
+            if proj:
+                G[i, k] = ri * (G[i, k] - dot * X[i, k] * ri)
+            else:
+                G[i, k] = ri * G[i, k]
+
+
+@cuda.jit
+def _symmetrize(W, M, aux, metric, S):
+    """S = W + W^T; angular: zero where the distance was clipped (1 - cos < 0)."""
+    N = W.shape[0]
+    for e in range(cuda.grid(1), N * N, cuda.gridsize(1)):
+        i = e // N
+        j = e - i * N
+        s = W[i, j] + W[j, i]
+        if metric == 2 and 1 - M[i, j] * aux[i] * aux[j] < 0:
+            s = 0
+        S[i, j] = s
+
+
+@cuda.jit
+def _row_sums(S, M, aux, metric, r, q):
+    """r[i] = sum_j S[i, j]; angular also q[i] = sum_j S[i, j] cos[i, j] (float64)."""
+    sv = cuda.shared.array(RT, float64)
+    N = S.shape[0]
+    t = cuda.threadIdx.x
+    for i in range(cuda.blockIdx.x, N, cuda.gridDim.x):
+        acc = 0.0
+        accq = 0.0
+        for j in range(t, N, cuda.blockDim.x):
+            s = S[i, j]
+            acc += s
+            if metric == 2:
+                accq += s * (M[i, j] * aux[i] * aux[j])
+        acc = _block_sum(acc, sv)
+        accq = _block_sum(accq, sv)
+        if t == 0:
+            r[i] = acc
+            q[i] = accq
+
+
+@cuda.jit
+def _scale_rows(X, aux, Y):
+    """Y = the normalized rows x_i * aux[i] (angular)."""
+    N = X.shape[0]
+    kd = X.shape[1]
+    for e in range(cuda.grid(1), N * kd, cuda.gridsize(1)):
+        i = e // kd
+        Y[i, e - i * kd] = X[i, e - i * kd] * aux[i]
+
+
+@cuda.jit
+def _finish_dense(Y, aux, r, q, P, metric, scale, G):
+    """L2/squared-L2: G = scale (r_i x_i - (S X)_i); angular (Y the normalized
+    rows): G = -scale r_i ((S N)_i - q_i n_i) (q only where the norm was not floored)."""
+    N = Y.shape[0]
+    kd = Y.shape[1]
+    for e in range(cuda.grid(1), N * kd, cuda.gridsize(1)):
+        i = e // kd
+        k = e - i * kd
+        if metric == 2:
+            qi = q[i] if aux[i] <= 1e6 else 0.0
+            G[i, k] = -scale * aux[i] * (P[i, k] - qi * Y[i, k])
+        else:
+            G[i, k] = scale * (r[i] * Y[i, k] - P[i, k])
+
+
+@cuda.jit
+def _scaled(W, scale, G):
+    N = W.shape[0]
+    for e in range(cuda.grid(1), N * N, cuda.gridsize(1)):
+        i = e // N
+        G[i, e - i * N] = W[i, e - i * N] * scale
+
+
+# ---------------------------------------------------------------------------
+# the call
+# ---------------------------------------------------------------------------
+def _grid(n):
+    return max(1, min((n + 255) // 256, MAX_BLOCKS))
+
+
+def run(mode, X, P, lab, prm_h, want_grad, stream):
+    """Distances and mining on device arrays: ``X`` the (N, D) embeddings, or
+    ``P`` the (N, N) distance matrix for "precomputed" (the other one None).
+    Returns the device buffers the gradient needs and the host
+    ``rowloss``/``rowcnt`` (float64; after the one synchronization)."""
+    metric = int(prm_h[P_METRIC])
+    src = P if metric == 3 else X
+    N = src.shape[0]
+    dt = np.dtype(src.dtype)
+    prm = cuda.to_device(np.asarray(prm_h, dt), stream=stream)
+    tpb = min(TPB, RT)
+    blocks = max(1, min(N, MAX_BLOCKS))
+    if metric == 3:
+        Dm = M = P
+        aux = cuda.device_array(1, dt, stream=stream)
+        X = cuda.device_array((1, 1), dt, stream=stream)
+    else:
+        M = cuda.device_array((N, N), dt, stream=stream)
+        _launch_mm(X, X, M, True, stream)
+        aux = cuda.device_array(N, dt, stream=stream)
+        _norms[_grid(N), 256, stream](M, metric, dt.type(1e-12), aux)
+        Dm = M
+        if mode != "hard":  # hard mining computes its distances as it goes
+            if metric == 2:
+                Dm = cuda.device_array((N, N), dt, stream=stream)
+            _distances[_grid(N * N), 256, stream](M, aux, X, prm, Dm)
+    rowloss = cuda.device_array(N, np.float64, stream=stream)
+    rowcnt = cuda.device_array(N, np.float64, stream=stream)
+    out = {"M": M, "Dm": Dm, "aux": aux}
+    if mode == "hard":
+        sel = cuda.device_array((N, 2), np.int64, stream=stream)
+        selc = cuda.device_array((N, 2), dt, stream=stream)
+        _mine_hard[blocks, tpb, stream](M, aux, X, lab, prm, rowloss, rowcnt, sel, selc)
+        out.update(sel=sel, selc=selc)
+    else:
+        W = cuda.device_array((N, N) if want_grad else (N, 1), dt, stream=stream)
+        kern = _mine_semihard if mode == "semihard" else _mine_batch_all
+        kern[blocks, tpb, stream](Dm, lab, prm, rowloss, rowcnt, W, bool(want_grad))
+        out["W"] = W
+    out["rowloss"] = rowloss.copy_to_host(stream=stream)
+    out["rowcnt"] = rowcnt.copy_to_host(stream=stream)
+    if not isinstance(stream, int):
+        stream.synchronize()
+    return out
+
+
+def fill(A, value, stream):
+    """Every element of the contiguous device array ``A`` set to ``value``."""
+    if A.size:
+        _fill[_grid(A.size), 256, stream](A.reshape(A.size), np.dtype(A.dtype).type(value))
+
+
+def gradient(mode, metric, X, bufs, scale, G, stream):
+    """The gradient into the device array ``G`` ((N, D); precomputed: (N, N))."""
+    dt = G.dtype
+    N = G.shape[0]
+    scale = dt.type(scale)
+    tpb = min(TPB, RT)
+    blocks = max(1, min(N, MAX_BLOCKS))
+    M, aux = bufs["M"], bufs["aux"]
+    if mode == "hard":
+        fill(G, 0, stream)
+        sel, selc = bufs["sel"], bufs["selc"]
+        if metric == 3:
+            _hard_precomputed[_grid(N), 256, stream](sel, selc, scale, G)
+            return
+        _hard_scatter[_grid(N * X.shape[1]), 256, stream](X, M, aux, sel, selc, metric, scale, G)
+        if metric == 2:
+            _normalize_jacobian[blocks, tpb, stream](X, aux, G)
+        return
+    W = bufs["W"]
+    if metric == 3:
+        _scaled[_grid(N * N), 256, stream](W, scale, G)
+        return
+    S = bufs["Dm"]  # the distances are no longer needed
+    _symmetrize[_grid(N * N), 256, stream](W, M, aux, metric, S)
+    r = cuda.device_array(N, np.float64, stream=stream)
+    q = cuda.device_array(N, np.float64, stream=stream)
+    _row_sums[blocks, tpb, stream](S, M, aux, metric, r, q)
+    Y = X
+    if metric == 2:
+        Y = cuda.device_array(X.shape, dt, stream=stream)
+        _scale_rows[_grid(X.size), 256, stream](X, aux, Y)
+    P = cuda.device_array(X.shape, dt, stream=stream)
+    _launch_mm(S, Y, P, False, stream)
+    _finish_dense[_grid(X.size), 256, stream](Y, aux, r, q, P, metric, scale, G)

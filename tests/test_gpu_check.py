@@ -1,0 +1,35 @@
+"""The PyTorch peers of ``benchmarks/gpu_check.py`` (run there on a GPU) are
+checked here on the CPU against fastloss' CPU backend, so that the GPU table
+compares like with like. Skipped where PyTorch is not installed (CI)."""
+
+import numpy as np
+import pytest
+
+from fastloss import losses as L
+
+torch = pytest.importorskip("torch")
+gpu_check = pytest.importorskip("benchmarks.gpu_check")
+
+
+def test_torch_batch_hard_matches_fastloss():
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((64, 8))
+    lab = np.repeat(np.arange(8), 8)  # every row has positives and negatives
+    rng.shuffle(lab)
+    ref_l, ref_g = L.TripletHardLoss(margin=1.0).value_and_grad(lab, x)
+    xt = torch.tensor(x, requires_grad=True)
+    lo = gpu_check.torch_batch_hard(xt, torch.tensor(lab), margin=1.0)
+    (g,) = torch.autograd.grad(lo, xt)
+    np.testing.assert_allclose(float(lo.detach()), ref_l, rtol=1e-10)
+    np.testing.assert_allclose(g.numpy(), ref_g, rtol=1e-8, atol=1e-12)
+
+
+def test_torch_giou_matches_fastloss():
+    t, p = gpu_check._boxes(257, torch.device("cpu"), seed=3)
+    t, p = t.double(), p.double()
+    ref_l, ref_g = L.GIoULoss(box_format="xyxy").value_and_grad(t.numpy(), p.numpy())
+    pp = p.clone().requires_grad_(True)
+    lo = gpu_check.torch_giou_loss(pp, t)
+    (g,) = torch.autograd.grad(lo, pp)
+    np.testing.assert_allclose(float(lo.detach()), ref_l, rtol=1e-10)
+    np.testing.assert_allclose(g.numpy(), ref_g, rtol=1e-7, atol=1e-12)
