@@ -52,14 +52,16 @@ def _launch_config(request):
 
     mods = (G, E, W, B, T)
     old = [(m.TPB, m.MAX_BLOCKS) for m in mods]
-    old_tile = (T.TT, T.RR, T.BK)
+    old_tile = (T.TT, T.RR, T.BK, T.SCRATCH_MAX)
     for m in mods:
         m.TPB, m.MAX_BLOCKS = 8, 3
-    T.TT, T.RR, T.BK = 2, 2, 3  # tiles of 4 x 4 entries, 3 columns deep: tails everywhere
+    # tiles of 4 x 4 entries, 3 columns deep (tails everywhere); (N, N) work
+    # buffers allocated per call, the small ones kept
+    T.TT, T.RR, T.BK, T.SCRATCH_MAX = 2, 2, 3, 40
     yield
     for m, (tpb, mb) in zip(mods, old):
         m.TPB, m.MAX_BLOCKS = tpb, mb
-    T.TT, T.RR, T.BK = old_tile
+    T.TT, T.RR, T.BK, T.SCRATCH_MAX = old_tile
 
 
 CASES = [
@@ -435,6 +437,21 @@ def test_triplet_under_cuda_match_cpu(cls, metric, soft, dt):
     np.testing.assert_allclose(l, ref_l, rtol=tol)
     np.testing.assert_allclose(g, ref_g, rtol=tol, atol=tol * 1e-2)
     assert type(g) is np.ndarray and g.dtype == dt and g.shape == y.shape
+
+
+@needs_cuda
+@pytest.mark.parametrize("N, D", [(13, 7), (4, 1), (1, 3)])
+def test_triplet_gram_is_exact_symmetric_product(N, D):
+    from numba import cuda
+
+    from fastloss.backends.numba_cuda import triplet as T
+
+    x = np.random.default_rng(N).standard_normal((N, D)).astype(np.float32)
+    M = cuda.device_array((N, N), np.float32)
+    T._launch_gram(cuda.to_device(x), M, 0)
+    m = M.copy_to_host()
+    np.testing.assert_array_equal(m, m.T)
+    np.testing.assert_allclose(m, x.astype(np.float64) @ x.T.astype(np.float64), rtol=1e-5, atol=1e-5)
 
 
 @needs_cuda

@@ -5,10 +5,11 @@ docstring states the TF Addons rules; the host path is ``fastloss/_triplet.py``)
 Per call (device arrays throughout; NumPy inputs under ``use_backend("cuda")``
 are copied in, and the gradient back):
 
-1. ``M = X X^T`` by a register-tiled product (``_mm``: a block of ``TT x TT``
-   threads computes a ``TT*RR`` square tile, each thread ``RR x RR`` entries,
-   ``BK`` columns of X staged in shared memory at a time). Every entry is the
-   same sequence of multiply-adds as its mirror image, so M is exactly symmetric.
+1. ``M = X X^T`` by a register-tiled product (``_make_gram``: a block of
+   ``TT x TT`` threads computes a ``TT*RR`` square tile, each thread ``RR x
+   RR`` entries, ``BK`` columns of X staged in shared memory at a time), from
+   the tiles on and above the diagonal only, each written to both places: M
+   is exactly symmetric.
 2. squared norms (or angular's reciprocal norms) from M's diagonal, then the
    distances (TF Addons' formulas, ``_dist``; near-duplicate pairs, whose Gram
    distance has lost its digits, recomputed from the embeddings; diagonal 0).
@@ -37,6 +38,8 @@ import math
 
 import numpy as np
 from numba import cuda, float64, from_dtype, int64
+
+from . import _streams
 
 TPB = 256  # threads per block of the row kernels (a power of two <= RT)
 RT = 256  # size of the row kernels' shared reduction buffers
@@ -154,8 +157,8 @@ def _make_mm(tt, rr, bk, trans_b, nbt):
         n_rows = A.shape[0]
         kd = A.shape[1]
         n_cols = B.shape[0] if trans_b else B.shape[1]
-        sa = cuda.shared.array((bk, tile), nbt)
-        sb = cuda.shared.array((bk, tile), nbt)
+        sa = cuda.shared.array((bk, tile + 1), nbt)  # +1: the staging stores hit distinct banks
+        sb = cuda.shared.array((bk, tile + 1), nbt)
         acc = cuda.local.array((rr, rr), nbt)
         ar = cuda.local.array(rr, nbt)
         br = cuda.local.array(rr, nbt)
@@ -208,6 +211,103 @@ def _make_mm(tt, rr, bk, trans_b, nbt):
                         C[i, j] = acc[r, s]
 
     return mm
+
+
+_GRAM = {}
+
+
+def _gram(dt):
+    key = (TT, RR, BK, np.dtype(dt).char)
+    k = _GRAM.get(key)
+    if k is None:
+        k = _GRAM[key] = _make_gram(TT, RR, BK, from_dtype(np.dtype(dt)))
+    return k
+
+
+def _make_gram(tt, rr, bk, nbt):
+    """``M = X X^T`` from the tiles on and above the diagonal only (half the
+    multiply-adds of ``_mm``): block ``b`` computes tile (bi, bj), bi <= bj,
+    writes it, and writes its mirror image (bi < bj) through a shared-memory
+    slab of ``tt`` columns at a time, so that those stores run along M's rows
+    too. Mirror entries are the same numbers: M is exactly symmetric."""
+    tile = tt * rr
+    nthreads = tt * tt
+
+    @cuda.jit
+    def gram(X, M, nb):
+        n = X.shape[0]
+        kd = X.shape[1]
+        sa = cuda.shared.array((bk, tile + 1), nbt)
+        sb = cuda.shared.array((bk, tile + 1), nbt)
+        sl = cuda.shared.array((tile, tt + 1), nbt)
+        acc = cuda.local.array((rr, rr), nbt)
+        ar = cuda.local.array(rr, nbt)
+        br = cuda.local.array(rr, nbt)
+        tx = cuda.threadIdx.x
+        ty = cuda.threadIdx.y
+        tid = ty * tt + tx
+        rem = cuda.blockIdx.x  # -> (bi, bj), row-major over the upper triangle
+        bi = 0
+        while rem >= nb - bi:
+            rem -= nb - bi
+            bi += 1
+        bj = bi + rem
+        i0 = bi * tile
+        j0 = bj * tile
+        for r in range(rr):
+            for s in range(rr):
+                acc[r, s] = 0
+        for k0 in range(0, kd, bk):
+            for e in range(tid, tile * bk, nthreads):
+                ii = e // bk
+                kk = e - ii * bk
+                kg = k0 + kk
+                i = i0 + ii
+                j = j0 + ii
+                sa[kk, ii] = X[i, kg] if (i < n and kg < kd) else 0
+                sb[kk, ii] = X[j, kg] if (j < n and kg < kd) else 0
+            cuda.syncthreads()
+            for kk in range(bk):
+                for r in range(rr):
+                    ar[r] = sa[kk, ty + r * tt]
+                for s in range(rr):
+                    br[s] = sb[kk, tx + s * tt]
+                for r in range(rr):
+                    for s in range(rr):
+                        acc[r, s] += ar[r] * br[s]
+            cuda.syncthreads()
+        for r in range(rr):
+            i = i0 + ty + r * tt
+            if i < n:
+                for s in range(rr):
+                    j = j0 + tx + s * tt
+                    if j < n:
+                        M[i, j] = acc[r, s]
+        if bi == bj:
+            return
+        for r in range(rr):  # rows i0 + r*tt .. + tt of the tile -> columns of the mirror
+            for s in range(rr):
+                sl[tx + s * tt, ty] = acc[r, s]
+            cuda.syncthreads()
+            for e in range(tid, tile * tt, nthreads):
+                jj = e // tt
+                c = e - jj * tt
+                j = j0 + jj
+                i = i0 + r * tt + c
+                if j < n and i < n:
+                    M[j, i] = sl[jj, c]
+            cuda.syncthreads()
+
+    return gram
+
+
+def _launch_gram(X, M, stream):
+    n = X.shape[0]
+    if n == 0:
+        return
+    tile = TT * RR
+    nb = (n + tile - 1) // tile
+    _gram(X.dtype)[nb * (nb + 1) // 2, (TT, TT), stream](X, M, nb)
 
 
 def _launch_mm(A, B, C, trans_b, stream):
@@ -662,6 +762,37 @@ def _scaled(W, scale, G):
 # ---------------------------------------------------------------------------
 # the call
 # ---------------------------------------------------------------------------
+# Work buffers up to this many elements are kept between calls (per stream,
+# ``_streams.scratch``): allocating and freeing device memory costs more than
+# a small batch's kernels. Larger ones (the (N, N) matrices from N = 2048 on)
+# are allocated per call and freed with it, not held.
+SCRATCH_MAX = 1 << 22
+
+
+def _buf(name, shape, dt, stream):
+    n = 1
+    for d in shape:
+        n *= d
+    if n <= SCRATCH_MAX:
+        return _streams.scratch("triplet_" + name, n, dt, stream).reshape(shape)
+    return cuda.device_array(shape, dt, stream=stream)
+
+
+_PRM = {}
+
+
+def _prm(prm_h, dt):
+    """The parameter vector on the device, one per distinct value (copied once,
+    synchronously; read-only afterwards)."""
+    key = (tuple(float(v) for v in prm_h), np.dtype(dt).char)
+    d = _PRM.get(key)
+    if d is None:
+        if len(_PRM) > 256:
+            _PRM.clear()
+        d = _PRM[key] = cuda.to_device(np.asarray(prm_h, dt))
+    return d
+
+
 def _grid(n):
     return max(1, min((n + 255) // 256, MAX_BLOCKS))
 
@@ -675,33 +806,33 @@ def run(mode, X, P, lab, prm_h, want_grad, stream):
     src = P if metric == 3 else X
     N = src.shape[0]
     dt = np.dtype(src.dtype)
-    prm = cuda.to_device(np.asarray(prm_h, dt), stream=stream)
+    prm = _prm(prm_h, dt)
     tpb = min(TPB, RT)
     blocks = max(1, min(N, MAX_BLOCKS))
     if metric == 3:
         Dm = M = P
-        aux = cuda.device_array(1, dt, stream=stream)
-        X = cuda.device_array((1, 1), dt, stream=stream)
+        aux = _buf("aux", (1,), dt, stream)
+        X = _buf("X", (1, 1), dt, stream)
     else:
-        M = cuda.device_array((N, N), dt, stream=stream)
-        _launch_mm(X, X, M, True, stream)
-        aux = cuda.device_array(N, dt, stream=stream)
+        M = _buf("M", (N, N), dt, stream)
+        _launch_gram(X, M, stream)
+        aux = _buf("aux", (N,), dt, stream)
         _norms[_grid(N), 256, stream](M, metric, dt.type(1e-12), aux)
         Dm = M
         if mode != "hard":  # hard mining computes its distances as it goes
             if metric == 2:
-                Dm = cuda.device_array((N, N), dt, stream=stream)
+                Dm = _buf("D", (N, N), dt, stream)
             _distances[_grid(N * N), 256, stream](M, aux, X, prm, Dm)
-    rowloss = cuda.device_array(N, np.float64, stream=stream)
-    rowcnt = cuda.device_array(N, np.float64, stream=stream)
+    rowloss = _buf("rowloss", (N,), np.float64, stream)
+    rowcnt = _buf("rowcnt", (N,), np.float64, stream)
     out = {"M": M, "Dm": Dm, "aux": aux}
     if mode == "hard":
-        sel = cuda.device_array((N, 2), np.int64, stream=stream)
-        selc = cuda.device_array((N, 2), dt, stream=stream)
+        sel = _buf("sel", (N, 2), np.int64, stream)
+        selc = _buf("selc", (N, 2), dt, stream)
         _mine_hard[blocks, tpb, stream](M, aux, X, lab, prm, rowloss, rowcnt, sel, selc)
         out.update(sel=sel, selc=selc)
     else:
-        W = cuda.device_array((N, N) if want_grad else (N, 1), dt, stream=stream)
+        W = _buf("W", (N, N) if want_grad else (N, 1), dt, stream)
         kern = _mine_semihard if mode == "semihard" else _mine_batch_all
         kern[blocks, tpb, stream](Dm, lab, prm, rowloss, rowcnt, W, bool(want_grad))
         out["W"] = W
@@ -742,13 +873,13 @@ def gradient(mode, metric, X, bufs, scale, G, stream):
         return
     S = bufs["Dm"]  # the distances are no longer needed
     _symmetrize[_grid(N * N), 256, stream](W, M, aux, metric, S)
-    r = cuda.device_array(N, np.float64, stream=stream)
-    q = cuda.device_array(N, np.float64, stream=stream)
+    r = _buf("r", (N,), np.float64, stream)
+    q = _buf("q", (N,), np.float64, stream)
     _row_sums[blocks, tpb, stream](S, M, aux, metric, r, q)
     Y = X
     if metric == 2:
-        Y = cuda.device_array(X.shape, dt, stream=stream)
+        Y = _buf("Y", X.shape, dt, stream)
         _scale_rows[_grid(X.size), 256, stream](X, aux, Y)
-    P = cuda.device_array(X.shape, dt, stream=stream)
+    P = _buf("P", X.shape, dt, stream)
     _launch_mm(S, Y, P, False, stream)
     _finish_dense[_grid(X.size), 256, stream](Y, aux, r, q, P, metric, scale, G)
