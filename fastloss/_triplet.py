@@ -372,7 +372,7 @@ def _compute_cuda(spec, y_true, y_pred, margin, soft, metric, sample_weight, red
             g = DV._device(grad_out, "grad_out", stream)
             if tuple(g.shape) != shape or np.dtype(g.dtype) != dt or not g.is_c_contiguous():
                 raise ValueError(f"`grad_out` must be a C-contiguous device array of shape {shape} and dtype {dt}")
-            grad_out = g
+            grad_out_user, grad_out = grad_out, g
         else:
             V.check_grad_out(grad_out, shape, dt, (y_true, y_pred, sample_weight))
             host_grad_out, grad_out = grad_out, None
@@ -395,13 +395,18 @@ def _compute_cuda(spec, y_true, y_pred, margin, soft, metric, sample_weight, red
     if not want_grad:
         return value, None
     scale = gscale / denom if denom > 0 else 0.0
-    G = grad_out if grad_out is not None else cuda.device_array(shape, dt, stream=stream)
+    if grad_out is not None:
+        res, G = grad_out_user, grad_out
+    elif on_dev:
+        res, G = DV.new_like(y_pred, shape, dt, stream)  # the caller's library's own array type
+    else:
+        res = G = cuda.device_array(shape, dt, stream=stream)
     if N == 0 or bad:
         CT.fill(G, np.nan if bad else 0.0, stream)
     else:
         CT.gradient(mode, code, emb, bufs, scale, G, stream)
     if on_dev:
-        return value, G
+        return value, res
     out = host_grad_out if host_grad_out is not None else np.empty(shape, dt)
     G.copy_to_host(out, stream=stream)
     if not isinstance(stream, int):

@@ -52,16 +52,18 @@ def _launch_config(request):
 
     mods = (G, E, W, B, T)
     old = [(m.TPB, m.MAX_BLOCKS) for m in mods]
-    old_tile = (T.TT, T.RR, T.BK, T.SCRATCH_MAX)
+    from fastloss.backends.numba_cuda import device as DV
+
+    old_tile = (T.TT, T.RR, T.BK, T.SCRATCH_MAX, DV.REDUCE_TPB)
     for m in mods:
         m.TPB, m.MAX_BLOCKS = 8, 3
     # tiles of 4 x 4 entries, 3 columns deep (tails everywhere); (N, N) work
     # buffers allocated per call, the small ones kept
-    T.TT, T.RR, T.BK, T.SCRATCH_MAX = 2, 2, 3, 40
+    T.TT, T.RR, T.BK, T.SCRATCH_MAX, DV.REDUCE_TPB = 2, 2, 3, 40, 8
     yield
     for m, (tpb, mb) in zip(mods, old):
         m.TPB, m.MAX_BLOCKS = tpb, mb
-    T.TT, T.RR, T.BK, T.SCRATCH_MAX = old_tile
+    T.TT, T.RR, T.BK, T.SCRATCH_MAX, DV.REDUCE_TPB = old_tile
 
 
 CASES = [
@@ -548,3 +550,18 @@ def test_row_and_elementwise_losses_on_a_stream_match():
     rl, rg = L.Huber().value_and_grad(x, x * 0.5)
     np.testing.assert_allclose(hl, rl, rtol=2e-5)
     np.testing.assert_allclose(hg, rg, rtol=2e-5, atol=1e-7)
+
+
+@needs_cuda
+@pytest.mark.parametrize("make, kind", CASES)
+def test_device_inputs_with_sample_weights_match_cpu(make, kind):
+    """The cross-entropy kernels' weighted total is summed on the device."""
+    from numba import cuda
+
+    y, x = _data(kind, 30, 12, np.float32, seed=7)  # rows over several reduction blocks
+    w = np.linspace(0.0, 2.0, 30).astype(np.float32)
+    obj = make()
+    ref_l, ref_g = obj.value_and_grad(y, x, sample_weight=w)
+    l, g = obj.value_and_grad(cuda.to_device(y), cuda.to_device(x), sample_weight=w)
+    np.testing.assert_allclose(l, ref_l, rtol=2e-5)
+    np.testing.assert_allclose(g.copy_to_host(), ref_g, rtol=2e-5, atol=1e-7)

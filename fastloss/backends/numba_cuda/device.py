@@ -16,7 +16,7 @@ the class axis; ``class_weight`` is taken on the host path only.
 """
 
 import numpy as np
-from numba import cuda
+from numba import cuda, float64
 
 from ... import _registry
 from ... import _validate as V
@@ -71,6 +71,64 @@ def _ones(dt):
     if dt.char not in _ONES:
         _ONES[dt.char] = cuda.to_device(np.ones(1, dt))
     return _ONES[dt.char]
+
+
+REDUCE_TPB = 256  # threads per block of _wsum (a power of two <= 256); tests shrink it
+
+
+@cuda.jit
+def _wsum(loss, w, ws, tot):
+    """tot[0] += sum_i loss[i] * w[i * ws] (float64; a block sum, then one atomic per block)."""
+    sh = cuda.shared.array(256, float64)
+    acc = 0.0
+    for i in range(cuda.grid(1), loss.shape[0], cuda.gridsize(1)):
+        acc += loss[i] * w[i * ws]
+    acc = EW._block_sum(acc, sh)
+    if cuda.threadIdx.x == 0:
+        cuda.atomic.add(tot, 0, acc)
+
+
+@cuda.jit
+def _zero1(tot):
+    tot[0] = 0.0
+
+
+def _weighted_total(loss, d_w, ws, st):
+    """A device array [sum(loss_i w_i)] (the cross-entropy kernels write per-row
+    losses only; this reads them on the device instead of copying them back)."""
+    tot = K._scratch("wtot", 1, np.float64, st)
+    _zero1[1, 1, st](tot)
+    R = loss.shape[0]
+    if R:
+        _wsum[max(1, min((R + REDUCE_TPB - 1) // REDUCE_TPB, 1024)), REDUCE_TPB, st](loss, d_w, ws, tot)
+    return tot
+
+
+def new_like(like, shape, dt, st):
+    """A new device array for a result: ``(what the caller gets, a Numba view
+    of it)``. For a PyTorch tensor or CuPy array ``like``, made by that library
+    (its caching allocator: no cuMemAlloc/cuMemFree per call, and the caller
+    gets its own type back); else a Numba device array."""
+    mod = type(like).__module__.partition(".")[0]
+    try:
+        if mod == "torch":
+            import torch
+
+            t = torch.empty(shape, dtype=getattr(torch, np.dtype(dt).name), device=like.device)
+            h = _handle(st)
+            if h != int(torch.cuda.current_stream(like.device).cuda_stream):
+                t.record_stream(torch.cuda.ExternalStream(h, device=like.device))  # written on our stream
+            return t, cuda.as_cuda_array(t, sync=False)
+        if mod == "cupy":
+            import cupy
+
+            with like.device:
+                a = cupy.empty(shape, dtype=dt)
+            return a, cuda.as_cuda_array(a, sync=False)
+    except Exception:  # an unexpected library version: Numba's own allocation below
+        pass
+    d = cuda.device_array(shape, dt, stream=st)
+    return d, d
 
 
 @cuda.jit
@@ -149,10 +207,10 @@ def compute(spec, y_true, y_pred, *, variant, params, sample_weight, class_weigh
             g = _device(grad_out, "grad_out", st)
             if tuple(g.shape) != tuple(yp.shape) or np.dtype(g.dtype) != dt or not g.is_c_contiguous():
                 raise ValueError(f"`grad_out` must be a C-contiguous device array of shape {tuple(yp.shape)} and dtype {dt}")
-            grad = g
+            grad = grad_out
         else:
-            grad = cuda.device_array(tuple(yp.shape), dt, stream=st)
-        grad2 = grad.reshape(R, C)
+            grad, g = new_like(y_pred, tuple(yp.shape), dt, st)
+        grad2 = g.reshape(R, C)
     else:
         grad = None
         grad2 = cuda.device_array((0, C), dt, stream=st)
@@ -164,20 +222,26 @@ def compute(spec, y_true, y_pred, *, variant, params, sample_weight, class_weigh
             info, tot = RW.run(kind, yt2, yp2, prm, d_w, ws, loss, grad2, want_grad, st)
         else:
             info = K.run(kind, yt2, yp2, prm, d_w, ws, loss, grad2, want_grad, st)
+            if reduction != "none" and S:  # the total on the device: 8 bytes come back, not R losses
+                tot = _weighted_total(loss, d_w, ws, st)
         info = info.copy_to_host(stream=st)
         if info[0]:
             first = int(info[1])
             raise ValueError(V.bad_labels_message(int(info[0]), C, int(yt2[first]), first, ignore_class))
-    return _reduce(reduction, loss, tot, S, R, out_shape, d_w, ws, w_rows, dt, factor, st), grad
+    return _reduce(reduction, loss, tot, S, R, out_shape, d_w, ws, w_rows, dt, factor, st, y_pred), grad
 
 
-def _reduce(reduction, loss, tot, S, R, out_shape, d_w, ws, w_rows, dt, factor, st):
+def _reduce(reduction, loss, tot, S, R, out_shape, d_w, ws, w_rows, dt, factor, st, like):
     """The returned loss: weighted per-sample losses on the device ("none"), or
     the reduced value from the kernel's device total (one 8-byte copy back)."""
     if reduction == "none" or not S:
-        out = cuda.device_array(R, dt, stream=st)
+        if not S:
+            out = cuda.device_array(R, dt, stream=st)
+            _scale[(R + 255) // 256 or 1, 256, st](loss, d_w, ws, out)
+            return dt.type(out.copy_to_host(stream=st)[0])
+        res, out = new_like(like, (R,), dt, st)
         _scale[(R + 255) // 256 or 1, 256, st](loss, d_w, ws, out)
-        return out.reshape(out_shape) if S else dt.type(out.copy_to_host(stream=st)[0])
+        return res.reshape(out_shape)
     if tot is not None:
         return dt.type(float(tot.copy_to_host(stream=st)[0]) * factor)
     lh = loss.copy_to_host(stream=st).astype(np.float64)
@@ -244,9 +308,9 @@ def _compute_boxes(kind, y_true, y_pred, params, sample_weight, class_weight, re
             g = _device(grad_out, "grad_out", st)
             if tuple(g.shape) != pshape or np.dtype(g.dtype) != dt or not g.is_c_contiguous():
                 raise ValueError(f"`grad_out` must be a C-contiguous device array of shape {pshape} and dtype {dt}")
-            grad = g
+            grad = grad_out
         else:
-            grad = cuda.device_array(pshape, dt, stream=st)
-        grad2 = grad.reshape(yp2.shape[0], 4)
+            grad, g = new_like(y_pred, pshape, dt, st)
+        grad2 = g.reshape(yp2.shape[0], 4)
     tot = BX.run(kind, yt2, yp2, prm, d_w, ws, loss, grad2, want_grad, st)
-    return _reduce(reduction, loss, tot, S, R, out_shape, d_w, ws, w_rows, dt, factor, st), grad
+    return _reduce(reduction, loss, tot, S, R, out_shape, d_w, ws, w_rows, dt, factor, st, y_pred), grad
