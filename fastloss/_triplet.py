@@ -385,8 +385,8 @@ def _compute_cuda(spec, y_true, y_pred, margin, soft, metric, sample_weight, red
     if N:
         prm = (margin, 1.0 if soft else 0.0, code, 0.0 if code >= 2 else _CUT[dt], 0.0, 1.0, 2.0)
         bufs = CT.run(mode, None if code == 3 else emb, emb if code == 3 else None, lab, prm, want_grad, stream)
-        total = float(np.sum(bufs["rowloss"]))
-        denom = float(N) if mode == "hard" else float(np.sum(bufs["rowcnt"]))
+        total = bufs["total"]
+        denom = float(N) if mode == "hard" else bufs["count"]
     else:
         bufs, total, denom = None, 0.0, 0.0
     bad = total != total

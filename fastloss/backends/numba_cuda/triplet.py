@@ -22,8 +22,9 @@ are copied in, and the gradient back):
    lowest column, as on the CPU): ``rowloss``/``rowcnt`` (float64) and either
    the coefficient row ``W[a, :]`` (semi-hard, batch-all) or ``sel``/``selc``
    (hard).
-4. the loss: ``rowloss``/``rowcnt`` copied back and summed (the one
-   synchronization the result needs: the gradient's scale is the mean's divisor).
+4. the loss: ``rowloss``/``rowcnt`` summed on the device and the two sums
+   copied back (the one synchronization the result needs: the gradient's scale
+   is the mean's divisor).
 5. gradient: hard mining scatters its two entries per anchor with atomics
    (O(N D)); the dense modes form ``S = W + W^T`` (over D's buffer, no longer
    needed), its row sums, and ``G = scale (r X - S X)`` by the same tiled
@@ -624,6 +625,23 @@ def _mine_batch_all(Dm, lab, prm, rowloss, rowcnt, W, want_grad):
 # gradient assembly
 # ---------------------------------------------------------------------------
 @cuda.jit
+def _sum_rows(rowloss, rowcnt, tot):
+    """tot += (sum rowloss, sum rowcnt): block sums, one atomic pair per block
+    (a NaN row makes the total NaN, as on the host)."""
+    sv = cuda.shared.array(RT, float64)
+    a = 0.0
+    c = 0.0
+    for i in range(cuda.grid(1), rowloss.shape[0], cuda.gridsize(1)):
+        a += rowloss[i]
+        c += rowcnt[i]
+    a = _block_sum(a, sv)
+    c = _block_sum(c, sv)
+    if cuda.threadIdx.x == 0:
+        cuda.atomic.add(tot, 0, a)
+        cuda.atomic.add(tot, 1, c)
+
+
+@cuda.jit
 def _fill(A, v):
     for e in range(cuda.grid(1), A.shape[0], cuda.gridsize(1)):
         A[e] = v
@@ -800,8 +818,9 @@ def _grid(n):
 def run(mode, X, P, lab, prm_h, want_grad, stream):
     """Distances and mining on device arrays: ``X`` the (N, D) embeddings, or
     ``P`` the (N, N) distance matrix for "precomputed" (the other one None).
-    Returns the device buffers the gradient needs and the host
-    ``rowloss``/``rowcnt`` (float64; after the one synchronization)."""
+    Returns the device buffers the gradient needs, and ``total``/``count``: the
+    sums of ``rowloss``/``rowcnt`` (float64, summed on the device; reading them
+    is the one synchronization)."""
     metric = int(prm_h[P_METRIC])
     src = P if metric == 3 else X
     N = src.shape[0]
@@ -836,8 +855,11 @@ def run(mode, X, P, lab, prm_h, want_grad, stream):
         kern = _mine_semihard if mode == "semihard" else _mine_batch_all
         kern[blocks, tpb, stream](Dm, lab, prm, rowloss, rowcnt, W, bool(want_grad))
         out["W"] = W
-    out["rowloss"] = rowloss.copy_to_host(stream=stream)
-    out["rowcnt"] = rowcnt.copy_to_host(stream=stream)
+    tot = _streams.scratch("triplet_tot", 2, np.float64, stream)
+    fill(tot, 0, stream)
+    tpb = min(TPB, RT)
+    _sum_rows[max(1, min((N + tpb - 1) // tpb, 1024)), tpb, stream](rowloss, rowcnt, tot)
+    out["total"], out["count"] = (float(v) for v in tot.copy_to_host(stream=stream))
     if not isinstance(stream, int):
         stream.synchronize()
     return out
