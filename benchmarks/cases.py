@@ -101,6 +101,7 @@ KERNEL_LABELS = {
     "giou": "GIoU",
     "triplet_semihard": "TripletSemiHard",
     "triplet_hard": "TripletHard",
+    "triplet_hard_gram": "TripletHard (Gram-matrix path)",  # GPU rows only (benchmarks/gpu_check.py)
 }
 
 TRIPLET_KERNELS = ("triplet_semihard", "triplet_hard")

@@ -425,7 +425,8 @@ TRIPLETS = [L.TripletSemiHardLoss, L.TripletHardLoss, L.TripletBatchAllLoss]
 @pytest.mark.parametrize("metric, soft, dt", [
     ("L2", False, np.float32),
     ("squared-L2", True, np.float32),
-    ("angular", False, np.float64),
+    ("angular", False, np.float32),
+    ("angular", True, np.float64),
     ("precomputed", True, np.float64),
 ])
 def test_triplet_under_cuda_match_cpu(cls, metric, soft, dt):
@@ -454,6 +455,29 @@ def test_triplet_gram_is_exact_symmetric_product(N, D):
     m = M.copy_to_host()
     np.testing.assert_array_equal(m, m.T)
     np.testing.assert_allclose(m, x.astype(np.float64) @ x.T.astype(np.float64), rtol=1e-5, atol=1e-5)
+
+
+@needs_cuda
+@pytest.mark.parametrize("metric", ["L2", "squared-L2", "angular"])
+def test_fused_batch_hard_matches_the_gram_matrix_path(metric, monkeypatch):
+    """float32 batch-hard mines inside the Gram kernel (no N x N matrix): the
+    same selections, losses and gradients as the Gram-matrix path."""
+    from fastloss.backends.numba_cuda import triplet as T
+
+    lab, x = _triplet_data(13, 4, np.float32, seed=8, classes=4)
+    if metric != "angular":  # (angular: 1 - cos of a near pair sits on the clip's edge, either side valid)
+        x[7] = x[6] * 1.0000001  # a near pair (recomputed)
+    lab[0] = 77  # a row without positives (the fallback in _hard_finish)
+    obj = L.TripletHardLoss(distance_metric=metric)
+    with fastloss.use_backend("cuda"):
+        l1, g1 = obj.value_and_grad(lab, x)
+        monkeypatch.setattr(T, "FUSED_HARD", False)
+        l2, g2 = obj.value_and_grad(lab, x)
+    np.testing.assert_allclose(l1, l2, rtol=1e-6)
+    np.testing.assert_allclose(g1, g2, rtol=1e-5, atol=1e-7)
+    ref_l, ref_g = obj.value_and_grad(lab, x)
+    np.testing.assert_allclose(l1, ref_l, rtol=2e-5)
+    np.testing.assert_allclose(g1, ref_g, rtol=2e-5, atol=1e-7)
 
 
 @needs_cuda

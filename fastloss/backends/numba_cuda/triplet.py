@@ -38,7 +38,7 @@ blocks and tiles in the CUDA simulator.
 import math
 
 import numpy as np
-from numba import cuda, float64, from_dtype, int64
+from numba import cuda, float32, float64, from_dtype, int64, uint32, uint64
 
 from . import _streams
 
@@ -46,6 +46,9 @@ TPB = 256  # threads per block of the row kernels (a power of two <= RT)
 RT = 256  # size of the row kernels' shared reduction buffers
 MAX_BLOCKS = 1 << 16  # tests shrink it to exercise the grid-stride loops
 TT, RR, BK = 16, 8, 8  # product tile: TT x TT threads, RR x RR entries each, BK-deep stages
+# float32 batch-hard (L2, squared-L2, angular) mines inside the Gram kernel, no
+# N x N matrix (``_make_fused_hard``); False: Gram matrix, then ``_mine_hard``
+FUSED_HARD = True
 
 NONE = 1 << 62  # "no candidate" column in the arg reductions
 
@@ -337,20 +340,20 @@ def _norms(M, metric, floor, aux):
 
 
 @cuda.jit(device=True, inline=True)
-def _dist(M, aux, X, a, j, metric, cut, zero, one, two):
-    """D[a, j] from the Gram matrix (``_dist_row`` of the CPU kernel): L2 /
-    squared-L2 ``max(|x_a|^2 + |x_j|^2 - 2 G[a, j], 0)`` (its root for L2),
-    recomputed as ``sum((x_a - x_j)**2)`` where the formula has lost its digits,
-    diagonal 0; angular ``max(1 - cos, 0)``; precomputed ``M[a, j]``."""
+def _dist_g(g, aux, X, a, j, metric, cut, zero, one, two):
+    """D[a, j] from the Gram entry ``g = x_a . x_j`` (``_dist_row`` of the CPU
+    kernel): L2 / squared-L2 ``max(|x_a|^2 + |x_j|^2 - 2 g, 0)`` (its root for
+    L2), recomputed as ``sum((x_a - x_j)**2)`` where the formula has lost its
+    digits, diagonal 0; angular ``max(1 - cos, 0)``; precomputed ``g`` itself."""
     if metric == 3:
-        return M[a, j]
+        return g
     if metric == 2:
-        v = one - M[a, j] * aux[a] * aux[j]
+        v = one - g * aux[a] * aux[j]
         return zero if v < zero else v
     if j == a:
         return zero
     t = aux[a] + aux[j]
-    v = t - two * M[a, j]
+    v = t - two * g
     if v < cut * t:  # near pair
         acc = zero
         for k in range(X.shape[1]):
@@ -361,6 +364,20 @@ def _dist(M, aux, X, a, j, metric, cut, zero, one, two):
     if metric == 0:
         v = math.sqrt(v)
     return v
+
+
+@cuda.jit(device=True, inline=True)
+def _dist(M, aux, X, a, j, metric, cut, zero, one, two):
+    return _dist_g(M[a, j], aux, X, a, j, metric, cut, zero, one, two)
+
+
+@cuda.jit(device=True, inline=True)
+def _dot(X, a, j, zero):
+    """x_a . x_j, the multiply-adds in the order of the Gram kernels (k ascending)."""
+    acc = zero
+    for k in range(X.shape[1]):
+        acc += X[a, k] * X[j, k]
+    return acc
 
 
 @cuda.jit
@@ -377,6 +394,273 @@ def _distances(M, aux, X, prm, Dm):
         a = e // N
         j = e - a * N
         Dm[a, j] = _dist(M, aux, X, a, j, metric, cut, zero, one, two)
+
+
+# ---------------------------------------------------------------------------
+# batch-hard without a distance matrix (float32): Gram tiles reduced in place
+# ---------------------------------------------------------------------------
+NOKEY = (1 << 64) - 1  # "no negative" key (no candidate reaches it)
+
+
+@cuda.jit(device=True, inline=True)
+def _fbits(v):
+    """The bits of float32 ``v`` (for v >= 0 their order is v's order)."""
+    a = cuda.local.array(1, float32)
+    a[0] = v
+    return a.view(np.uint32)[0]
+
+
+@cuda.jit(device=True, inline=True)
+def _bitsf(b):
+    a = cuda.local.array(1, uint32)
+    a[0] = b
+    return a.view(np.float32)[0]
+
+
+@cuda.jit(device=True, inline=True)
+def _pkey(d, j):
+    """Key of a positive candidate: atomic max picks the largest distance, then
+    the lowest column."""
+    return (uint64(_fbits(d)) << uint64(32)) | uint64(0xFFFFFFFF - j)
+
+
+@cuda.jit(device=True, inline=True)
+def _nkey(d, j):
+    """Key of a negative candidate: atomic min picks the smallest distance, then
+    the lowest column."""
+    return (uint64(_fbits(d)) << uint64(32)) | uint64(j)
+
+
+@cuda.jit
+def _row_norms(X, metric, floor, zero, aux):
+    """aux[i] from the rows directly (the Gram diagonal's multiply-adds)."""
+    i = cuda.grid(1)
+    if i < X.shape[0]:
+        v = _dot(X, i, i, zero)
+        if metric == 2:
+            aux[i] = 1 / math.sqrt(max(v, floor))
+        else:
+            aux[i] = v
+
+
+_FUSED = {}
+
+
+def _fused_hard(dt):
+    key = (TT, RR, BK, np.dtype(dt).char)
+    k = _FUSED.get(key)
+    if k is None:
+        k = _FUSED[key] = _make_fused_hard(TT, RR, BK)
+    return k
+
+
+def _make_fused_hard(tt, rr, bk):
+    """Batch-hard mining fused into the Gram product (float32): the tiles on
+    and above the diagonal as in ``_make_gram``, each entry turned into its
+    distance in registers and offered as a candidate to its row's anchor (and,
+    off the diagonal, to its column's anchor), reduced over the tile in shared
+    memory and merged into per-anchor keys by one 64-bit atomic per anchor and
+    tile: ``kp`` (hardest positive: distance bits, then the inverted column),
+    ``kn`` (hardest negative); ``nanf`` flags rows holding a NaN. No N x N
+    array exists."""
+    tile = tt * rr
+    nthreads = tt * tt
+
+    @cuda.jit
+    def fused(X, aux, lab, prm, kp, kn, nanf, nb):
+        n = X.shape[0]
+        kd = X.shape[1]
+        sa = cuda.shared.array((bk, tile + 1), float32)
+        sb = cuda.shared.array((bk, tile + 1), float32)
+        rk = cuda.shared.array((tile, tt), uint64)
+        rq = cuda.shared.array((tile, tt), uint64)
+        acc = cuda.local.array((rr, rr), float32)
+        ar = cuda.local.array(rr, float32)
+        br = cuda.local.array(rr, float32)
+        metric = int(prm[P_METRIC])
+        cut = prm[P_CUT]
+        zero = prm[P_ZERO]
+        one = prm[P_ONE]
+        two = prm[P_TWO]
+        tx = cuda.threadIdx.x
+        ty = cuda.threadIdx.y
+        tid = ty * tt + tx
+        rem = cuda.blockIdx.x
+        bi = 0
+        while rem >= nb - bi:
+            rem -= nb - bi
+            bi += 1
+        bj = bi + rem
+        i0 = bi * tile
+        j0 = bj * tile
+        for r in range(rr):
+            for s in range(rr):
+                acc[r, s] = 0
+        for k0 in range(0, kd, bk):
+            for e in range(tid, tile * bk, nthreads):
+                ii = e // bk
+                kk = e - ii * bk
+                kg = k0 + kk
+                i = i0 + ii
+                j = j0 + ii
+                sa[kk, ii] = X[i, kg] if (i < n and kg < kd) else 0
+                sb[kk, ii] = X[j, kg] if (j < n and kg < kd) else 0
+            cuda.syncthreads()
+            for kk in range(bk):
+                for r in range(rr):
+                    ar[r] = sa[kk, ty + r * tt]
+                for s in range(rr):
+                    br[s] = sb[kk, tx + s * tt]
+                for r in range(rr):
+                    for s in range(rr):
+                        acc[r, s] += ar[r] * br[s]
+            cuda.syncthreads()
+        # anchors i (the tile's rows) against the columns j
+        for r in range(rr):
+            i = i0 + ty + r * tt
+            bp = uint64(0)
+            bq = uint64(NOKEY)
+            if i < n:
+                li = lab[i]
+                for s in range(rr):
+                    j = j0 + tx + s * tt
+                    if j < n:
+                        d = _dist_g(acc[r, s], aux, X, i, j, metric, cut, zero, one, two)
+                        if d != d:
+                            nanf[i] = 1
+                        elif lab[j] == li:
+                            if j != i:
+                                bp = max(bp, _pkey(d, j))
+                        else:
+                            bq = min(bq, _nkey(d, j))
+            rk[ty + r * tt, tx] = bp
+            rq[ty + r * tt, tx] = bq
+        cuda.syncthreads()
+        for e in range(tid, tile, nthreads):
+            i = i0 + e
+            if i < n:
+                bp = rk[e, 0]
+                bq = rq[e, 0]
+                for c in range(1, tt):
+                    bp = max(bp, rk[e, c])
+                    bq = min(bq, rq[e, c])
+                if bp != 0:
+                    cuda.atomic.max(kp, i, bp)
+                if bq != NOKEY:
+                    cuda.atomic.min(kn, i, bq)
+        if bi == bj:  # a diagonal tile holds both (i, j) and (j, i)
+            return
+        cuda.syncthreads()
+        # anchors j (the tile's columns) against the rows i: the mirror entries
+        for s in range(rr):
+            j = j0 + tx + s * tt
+            bp = uint64(0)
+            bq = uint64(NOKEY)
+            if j < n:
+                lj = lab[j]
+                for r in range(rr):
+                    i = i0 + ty + r * tt
+                    if i < n:
+                        d = _dist_g(acc[r, s], aux, X, j, i, metric, cut, zero, one, two)
+                        if d != d:
+                            nanf[j] = 1
+                        elif lab[i] == lj:
+                            bp = max(bp, _pkey(d, i))
+                        else:
+                            bq = min(bq, _nkey(d, i))
+            rk[tx + s * tt, ty] = bp
+            rq[tx + s * tt, ty] = bq
+        cuda.syncthreads()
+        for e in range(tid, tile, nthreads):
+            j = j0 + e
+            if j < n:
+                bp = rk[e, 0]
+                bq = rq[e, 0]
+                for c in range(1, tt):
+                    bp = max(bp, rk[e, c])
+                    bq = min(bq, rq[e, c])
+                if bp != 0:
+                    cuda.atomic.max(kp, j, bp)
+                if bq != NOKEY:
+                    cuda.atomic.min(kn, j, bq)
+
+    return fused
+
+
+@cuda.jit
+def _hard_finish(X, aux, lab, prm, kp, kn, nanf, rowloss, rowcnt, sel, selc):
+    """Per anchor (one block each): the keys decoded into the hardest positive
+    and negative; rows without a positive or a negative get TFA's row
+    minimum / maximum from their distances computed here (rare: O(N D) per such
+    row); then the loss and the selection as in ``_mine_hard``."""
+    sv = cuda.shared.array(RT, float64)
+    sj = cuda.shared.array(RT, int64)
+    N = X.shape[0]
+    t = cuda.threadIdx.x
+    nt = cuda.blockDim.x
+    margin = prm[P_MARGIN]
+    soft = prm[P_SOFT] != 0
+    metric = int(prm[P_METRIC])
+    cut = prm[P_CUT]
+    zero = prm[P_ZERO]
+    one = prm[P_ONE]
+    two = prm[P_TWO]
+    for a in range(cuda.blockIdx.x, N, cuda.gridDim.x):
+        if nanf[a] != 0:
+            if t == 0:
+                rowloss[a] = math.nan
+                rowcnt[a] = 1.0
+                sel[a, 0] = a
+                sel[a, 1] = a
+                selc[a, 0] = zero
+                selc[a, 1] = zero
+            continue
+        p = kp[a]
+        q = kn[a]
+        hp = zero
+        hn = zero
+        pj = NONE
+        nj = NONE
+        if p != 0:
+            hp = _bitsf(uint32(p >> uint64(32)))
+            pj = int64(uint64(0xFFFFFFFF) - (p & uint64(0xFFFFFFFF)))
+        if q != NOKEY:
+            hn = _bitsf(uint32(q >> uint64(32)))
+            nj = int64(q & uint64(0xFFFFFFFF))
+        if p == 0 or q == NOKEY:
+            lov = 0.0
+            loj = NONE
+            hiv = 0.0
+            hij = NONE
+            for j in range(t, N, nt):
+                v = _dist_g(_dot(X, a, j, zero), aux, X, a, j, metric, cut, zero, one, two)
+                if loj == NONE or v < lov:
+                    lov = v
+                    loj = j
+                if hij == NONE or v > hiv:
+                    hiv = v
+                    hij = j
+            lov, loj = _block_arg(lov, loj, False, sv, sj)
+            hiv, hij = _block_arg(hiv, hij, True, sv, sj)
+            if p == 0:
+                pj = loj
+                hp = _dist_g(_dot(X, a, pj, zero), aux, X, a, pj, metric, cut, zero, one, two)
+            if q == NOKEY:
+                nj = hij
+                hn = _dist_g(_dot(X, a, nj, zero), aux, X, a, nj, metric, cut, zero, one, two)
+        if t == 0:
+            l, g = _hinge_or_soft(hp - hn + margin, hp - hn, soft, zero, one)
+            rowloss[a] = l
+            rowcnt[a] = 1.0
+            sel[a, 0] = pj
+            sel[a, 1] = nj
+            gp = g * _factor(hp, metric, zero, one, two)
+            gn = g * _factor(hn, metric, zero, one, two)
+            if pj == nj:
+                gp = zero
+                gn = zero
+            selc[a, 0] = gp
+            selc[a, 1] = gn
 
 
 # ---------------------------------------------------------------------------
@@ -648,7 +932,7 @@ def _fill(A, v):
 
 
 @cuda.jit
-def _hard_scatter(X, M, aux, sel, selc, metric, scale, G):
+def _hard_scatter(X, M, aux, sel, selc, metric, scale, have_m, G):
     """Hard mining's entries (a, j, +-c) into G, one thread per (anchor,
     coordinate), atomics (several anchors may pick the same row). L2 and
     squared-L2: c (x_a - x_j) into row a, c (x_j - x_a) into row j; angular:
@@ -669,7 +953,8 @@ def _hard_scatter(X, M, aux, sel, selc, metric, scale, G):
             if metric == 2:
                 ra = aux[a]
                 rj = aux[j]
-                if 1 - M[a, j] * ra * rj < 0:
+                g = M[a, j] if have_m else _dot(X, a, j, X[a, 0] * 0)
+                if 1 - g * ra * rj < 0:
                     continue
                 cuda.atomic.add(G, (a, k), -c * rj * X[j, k])
                 cuda.atomic.add(G, (j, k), -c * ra * X[a, k])
@@ -828,33 +1113,51 @@ def run(mode, X, P, lab, prm_h, want_grad, stream):
     prm = _prm(prm_h, dt)
     tpb = min(TPB, RT)
     blocks = max(1, min(N, MAX_BLOCKS))
-    if metric == 3:
-        Dm = M = P
-        aux = _buf("aux", (1,), dt, stream)
-        X = _buf("X", (1, 1), dt, stream)
-    else:
-        M = _buf("M", (N, N), dt, stream)
-        _launch_gram(X, M, stream)
-        aux = _buf("aux", (N,), dt, stream)
-        _norms[_grid(N), 256, stream](M, metric, dt.type(1e-12), aux)
-        Dm = M
-        if mode != "hard":  # hard mining computes its distances as it goes
-            if metric == 2:
-                Dm = _buf("D", (N, N), dt, stream)
-            _distances[_grid(N * N), 256, stream](M, aux, X, prm, Dm)
     rowloss = _buf("rowloss", (N,), np.float64, stream)
     rowcnt = _buf("rowcnt", (N,), np.float64, stream)
-    out = {"M": M, "Dm": Dm, "aux": aux}
-    if mode == "hard":
+    fused = FUSED_HARD and mode == "hard" and metric < 3 and dt == np.dtype(np.float32)
+    if fused:
+        aux = _buf("aux", (N,), dt, stream)
+        _row_norms[_grid(N), 256, stream](X, metric, dt.type(1e-12), dt.type(0), aux)
+        kp = _buf("kp", (N,), np.uint64, stream)
+        kn = _buf("kn", (N,), np.uint64, stream)
+        nanf = _buf("nanf", (N,), np.int32, stream)
+        fill(kp, 0, stream)
+        fill(kn, NOKEY, stream)
+        fill(nanf, 0, stream)
+        nb = (N + TT * RR - 1) // (TT * RR)
+        _fused_hard(dt)[nb * (nb + 1) // 2, (TT, TT), stream](X, aux, lab, prm, kp, kn, nanf, nb)
         sel = _buf("sel", (N, 2), np.int64, stream)
         selc = _buf("selc", (N, 2), dt, stream)
-        _mine_hard[blocks, tpb, stream](M, aux, X, lab, prm, rowloss, rowcnt, sel, selc)
-        out.update(sel=sel, selc=selc)
+        _hard_finish[blocks, tpb, stream](X, aux, lab, prm, kp, kn, nanf, rowloss, rowcnt, sel, selc)
+        M = _buf("M0", (1, 1), dt, stream)  # no Gram matrix: the gradient recomputes what it needs
+        out = {"M": M, "Dm": M, "aux": aux, "sel": sel, "selc": selc, "have_m": False}
     else:
-        W = _buf("W", (N, N) if want_grad else (N, 1), dt, stream)
-        kern = _mine_semihard if mode == "semihard" else _mine_batch_all
-        kern[blocks, tpb, stream](Dm, lab, prm, rowloss, rowcnt, W, bool(want_grad))
-        out["W"] = W
+        if metric == 3:
+            Dm = M = P
+            aux = _buf("aux", (1,), dt, stream)
+            X = _buf("X", (1, 1), dt, stream)
+        else:
+            M = _buf("M", (N, N), dt, stream)
+            _launch_gram(X, M, stream)
+            aux = _buf("aux", (N,), dt, stream)
+            _norms[_grid(N), 256, stream](M, metric, dt.type(1e-12), aux)
+            Dm = M
+            if mode != "hard":  # hard mining computes its distances as it goes
+                if metric == 2:
+                    Dm = _buf("D", (N, N), dt, stream)
+                _distances[_grid(N * N), 256, stream](M, aux, X, prm, Dm)
+        out = {"M": M, "Dm": Dm, "aux": aux, "have_m": True}
+        if mode == "hard":
+            sel = _buf("sel", (N, 2), np.int64, stream)
+            selc = _buf("selc", (N, 2), dt, stream)
+            _mine_hard[blocks, tpb, stream](M, aux, X, lab, prm, rowloss, rowcnt, sel, selc)
+            out.update(sel=sel, selc=selc)
+        else:
+            W = _buf("W", (N, N) if want_grad else (N, 1), dt, stream)
+            kern = _mine_semihard if mode == "semihard" else _mine_batch_all
+            kern[blocks, tpb, stream](Dm, lab, prm, rowloss, rowcnt, W, bool(want_grad))
+            out["W"] = W
     tot = _streams.scratch("triplet_tot", 2, np.float64, stream)
     fill(tot, 0, stream)
     tpb = min(TPB, RT)
@@ -885,7 +1188,7 @@ def gradient(mode, metric, X, bufs, scale, G, stream):
         if metric == 3:
             _hard_precomputed[_grid(N), 256, stream](sel, selc, scale, G)
             return
-        _hard_scatter[_grid(N * X.shape[1]), 256, stream](X, M, aux, sel, selc, metric, scale, G)
+        _hard_scatter[_grid(N * X.shape[1]), 256, stream](X, M, aux, sel, selc, metric, scale, bufs["have_m"], G)
         if metric == 2:
             _normalize_jacobian[blocks, tpb, stream](X, aux, G)
         return
