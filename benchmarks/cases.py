@@ -102,6 +102,7 @@ KERNEL_LABELS = {
     "triplet_semihard": "TripletSemiHard",
     "triplet_hard": "TripletHard",
     "triplet_hard_gram": "TripletHard (Gram-matrix path)",  # GPU rows only (benchmarks/gpu_check.py)
+    "scce_logits_twopass": "SCCE logits (two-pass kernels)",  # GPU rows only
 }
 
 TRIPLET_KERNELS = ("triplet_semihard", "triplet_hard")

@@ -54,16 +54,17 @@ def _launch_config(request):
     old = [(m.TPB, m.MAX_BLOCKS) for m in mods]
     from fastloss.backends.numba_cuda import device as DV
 
-    old_tile = (T.TT, T.RR, T.BK, T.SCRATCH_MAX, DV.REDUCE_TPB)
+    old_tile = (T.TT, T.RR, T.BK, T.SCRATCH_MAX, DV.REDUCE_TPB, G.RB_TPB, G.WARP_MAX_C)
     for m in mods:
         m.TPB, m.MAX_BLOCKS = 8, 3
     # tiles of 4 x 4 entries, 3 columns deep (tails everywhere); (N, N) work
     # buffers allocated per call, the small ones kept
-    T.TT, T.RR, T.BK, T.SCRATCH_MAX, DV.REDUCE_TPB = 2, 2, 3, 40, 8
+    # register-resident SCCE: warp mode up to 64 classes, block mode (8 threads) above
+    T.TT, T.RR, T.BK, T.SCRATCH_MAX, DV.REDUCE_TPB, G.RB_TPB, G.WARP_MAX_C = 2, 2, 3, 40, 8, 8, 64
     yield
     for m, (tpb, mb) in zip(mods, old):
         m.TPB, m.MAX_BLOCKS = tpb, mb
-    T.TT, T.RR, T.BK, T.SCRATCH_MAX, DV.REDUCE_TPB = old_tile
+    T.TT, T.RR, T.BK, T.SCRATCH_MAX, DV.REDUCE_TPB, G.RB_TPB, G.WARP_MAX_C = old_tile
 
 
 CASES = [
@@ -97,7 +98,7 @@ def _cuda_matches_cpu(obj, y, x, w, dt, l_atol=0.0, g_atol=1e-2):
 
 @needs_cuda
 @pytest.mark.parametrize("make, kind", CASES)
-@pytest.mark.parametrize("C", [5, 40])
+@pytest.mark.parametrize("C", [5, 40, 100])
 @pytest.mark.parametrize("dt", [np.float32, np.float64])
 def test_numpy_inputs_under_cuda_backend_match_cpu(make, kind, C, dt):
     y, x = _data(kind, 7, C, dt)
@@ -130,12 +131,39 @@ def test_device_bad_label_raises():
 
 
 @needs_cuda
-def test_nan_row_stays_in_its_row():
-    x = np.zeros((3, 40), np.float32)
+@pytest.mark.parametrize("C", [40, 100])
+def test_nan_row_stays_in_its_row(C):
+    x = np.zeros((3, C), np.float32)
     x[1, 7] = np.nan
     with fastloss.use_backend("cuda"):
         loss = L.SparseCategoricalCrossentropy(from_logits=True, reduction="none")([0, 1, 2], x)
     assert np.isnan(loss[1]) and np.isfinite(loss[[0, 2]]).all()
+
+
+@needs_cuda
+@pytest.mark.parametrize("C", [40, 100])
+def test_scce_register_kernel_matches_the_two_pass_kernels(C, monkeypatch):
+    """The register-resident SCCE kernel (warp mode at 40 classes, block mode at
+    100 in the shrunk launch) against the two-pass kernels, and rows with an
+    infinite logit (NaN, as on the CPU and in Keras) against the CPU."""
+    from fastloss.backends.numba_cuda import crossentropy as G
+
+    y, x = _data("sparse", 9, C, np.float32, seed=9)
+    obj = L.SparseCategoricalCrossentropy(from_logits=True, reduction="none", ignore_class=int(y[5]))
+    with fastloss.use_backend("cuda"):
+        l1, g1 = obj.value_and_grad(y, x)
+        monkeypatch.setattr(G, "REGS", False)
+        l2, g2 = obj.value_and_grad(y, x)
+        monkeypatch.setattr(G, "REGS", True)
+        x[2, 3] = np.inf
+        x[4, :] = -np.inf
+        l3, g3 = obj.value_and_grad(y, x)
+    np.testing.assert_allclose(l1, l2, rtol=2e-6)
+    np.testing.assert_allclose(g1, g2, rtol=2e-6, atol=1e-8)
+    ref_l, ref_g = obj.value_and_grad(y, x)
+    assert np.isnan(ref_l[[2, 4]]).all()
+    np.testing.assert_allclose(l3, ref_l, rtol=2e-5)  # NaN where the CPU has NaN
+    np.testing.assert_allclose(g3, ref_g, rtol=2e-5, atol=1e-7)
 
 
 @needs_cuda

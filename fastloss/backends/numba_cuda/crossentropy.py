@@ -21,7 +21,7 @@ would leave most threads idle.
 import math
 
 import numpy as np
-from numba import cuda
+from numba import cuda, from_dtype
 
 from numba import config as _config
 
@@ -297,6 +297,172 @@ def cce_logits_warp(y, x, factor, a, b, w, ws, loss, grad, want_grad, info):
                 grad[i, j] = math.exp(x[i, j] - m) * r - (y[i, j] * a + b) * sc
 
 
+# ---------------------------------------------------------------------------
+# Register-resident SCCE (one read of the row, one write of the gradient)
+# ---------------------------------------------------------------------------
+# A group of threads per row -- a warp (C <= WARP_MAX_C) or a whole block of
+# RB_TPB threads (C <= RB_TPB * REG_VPL_MAX) -- each thread holding up to
+# REG_VPL_MAX of the row's logits in registers: max, exp (once per element, kept), sum, then the
+# gradient from the kept exponentials. All arithmetic in the input's dtype
+# (the kernels above run their statistics in float64). Group reductions: warp
+# shuffles on a GPU, a shared-memory tree in the simulator (where a "warp" is
+# a block of 32 threads) and in block mode.
+REGS = True  # False: the kernels above (two reads of each row)
+REG_VPL_MAX = 64  # logits per thread at most (registers)
+RB_TPB = 512  # threads per block of the block mode (1024 would cap registers at 64 per thread)
+WARP_MAX_C = 32 * 32  # warp mode up to this many classes, block mode above; tests shrink it
+_REGS = {}
+
+
+def _vpl(C, group):
+    v = 1
+    while v * group < C:
+        v *= 2
+    return v
+
+
+def _regs_kernel(vpl, block_mode, dt):
+    key = (vpl, bool(block_mode), np.dtype(dt).char)
+    k = _REGS.get(key)
+    if k is None:
+        k = _REGS[key] = _make_regs(vpl, bool(block_mode), from_dtype(np.dtype(dt)))
+    return k
+
+
+def _make_regs(vpl, block_mode, nbt):
+    tree = block_mode or _SIM
+
+    @cuda.jit(device=True, inline=True)
+    def gmax(v, sh, lane, g):
+        if tree:
+            sh[lane] = v
+            cuda.syncthreads()
+            h = g >> 1
+            while h > 0:
+                if lane < h and sh[lane + h] > sh[lane]:
+                    sh[lane] = sh[lane + h]
+                cuda.syncthreads()
+                h >>= 1
+            v = sh[0]
+            cuda.syncthreads()
+            return v
+        off = 16
+        while off > 0:
+            o = cuda.shfl_xor_sync(0xFFFFFFFF, v, off)
+            if o > v:
+                v = o
+            off >>= 1
+        return v
+
+    @cuda.jit(device=True, inline=True)
+    def gsum(v, sh, lane, g):
+        if tree:
+            sh[lane] = v
+            cuda.syncthreads()
+            h = g >> 1
+            while h > 0:
+                if lane < h:
+                    sh[lane] += sh[lane + h]
+                cuda.syncthreads()
+                h >>= 1
+            v = sh[0]
+            cuda.syncthreads()
+            return v
+        off = 16
+        while off > 0:
+            v += cuda.shfl_xor_sync(0xFFFFFFFF, v, off)
+            off >>= 1
+        return v
+
+    @cuda.jit
+    def kern(x, lab, prm, w, ws, loss, grad, want_grad, info):
+        """prm (dtype): factor, ignore, has_ignore, -inf, 0, (unused)."""
+        R, C = x.shape
+        xv = cuda.local.array(vpl, nbt)
+        sh = cuda.shared.array(1024, nbt)
+        factor = prm[0]
+        ignore = prm[1]
+        has_ignore = prm[2] != 0
+        ninf = prm[3]
+        zero = prm[4]
+        if block_mode or _SIM:
+            g = cuda.blockDim.x
+            lane = cuda.threadIdx.x
+            first = cuda.blockIdx.x
+            step = cuda.gridDim.x
+            if not block_mode:  # the simulator's warp: a block of 32 threads
+                g = 32
+        else:
+            g = 32
+            lane = cuda.threadIdx.x & 31
+            first = (cuda.blockIdx.x * cuda.blockDim.x + cuda.threadIdx.x) >> 5
+            step = (cuda.gridDim.x * cuda.blockDim.x) >> 5
+        for i in range(first, R, step):
+            if _skip_label_row(lab, i, C, ignore, has_ignore, lane, g, loss, grad, want_grad, info):
+                continue
+            k = lab[i]
+            m = ninf
+            for v in range(vpl):
+                j = lane + v * g
+                if j < C:
+                    xx = x[i, j]
+                    xv[v] = xx
+                    if xx > m:
+                        m = xx
+            m = gmax(m, sh, lane, g)
+            s = zero
+            for v in range(vpl):
+                j = lane + v * g
+                if j < C:
+                    e = math.exp(xv[v] - m)  # an infinite logit: NaN, as on the CPU and in Keras
+                    xv[v] = e
+                    s += e
+            s = gsum(s, sh, lane, g)
+            if lane == 0:
+                loss[i] = math.log(s) - (x[i, k] - m)
+            if want_grad:
+                sc = w[i * ws] * factor
+                r = sc / s
+                for v in range(vpl):
+                    j = lane + v * g
+                    if j < C:
+                        gg = xv[v] * r
+                        if j == k:
+                            gg -= sc
+                        grad[i, j] = gg
+
+    return kern
+
+
+def _launch_regs(yp, yt, prm, w, ws, loss, grad, want_grad, info, stream):
+    """The register kernel for this row length, or False where it does not apply."""
+    R, C = yp.shape
+    dt = np.dtype(yp.dtype)
+    if C <= WARP_MAX_C:
+        vpl = _vpl(C, 32)
+        block_mode = False
+        if _SIM:
+            tpb, blocks = 32, max(1, min(R, MAX_BLOCKS))
+        else:
+            tpb, blocks = 256, max(1, min((R * 32 + 255) // 256, MAX_BLOCKS))
+    else:
+        tpb = min(RB_TPB, MAX_TPB)
+        vpl = _vpl(C, tpb)
+        if vpl > REG_VPL_MAX:
+            return False
+        block_mode = True
+        blocks = max(1, min(R, MAX_BLOCKS))
+    key = ("regs_prm", float(prm[0]), float(prm[8]), float(prm[9]), dt.char)
+    d_prm = _PRM.get(key)
+    if d_prm is None:
+        if len(_PRM) > 256:
+            _PRM.clear()
+        d_prm = _PRM[key] = cuda.to_device(np.array([prm[0], prm[8], prm[9], -np.inf, 0.0, 1.0], dt))
+    _regs_kernel(vpl, block_mode, dt)[blocks, tpb, stream](yp, yt, d_prm, w, ws, loss, grad, want_grad, info)
+    return True
+
+
+_PRM = {}
 _DEV = {}
 
 
@@ -351,6 +517,9 @@ def run(kind, yt, yp, prm, w, ws, loss, grad, want_grad, stream=0):
     R, C = yp.shape
     if R == 0:
         return info
+    if REGS and kind == "scce_logits" and C >= SMALL_C:
+        if _launch_regs(yp, yt, prm, w, ws, loss, grad, want_grad, info, stream):
+            return info
     use_warp = not _SIM and SMALL_C <= C <= WARP_ROW_MAX and TPB >= 32
     if use_warp:
         blocks = max(1, min((R * 32 + 255) // 256, MAX_BLOCKS))
