@@ -1,21 +1,30 @@
 """Parity and speed of fastloss' CUDA kernels on a real GPU, against PyTorch
-(and JAX when installed), loss + gradient w.r.t. the logits, float32.
+(and JAX when installed), loss + gradient, float32.
 
-Run on a machine with a GPU: ``python -m benchmarks.gpu_check [--out DIR]``.
-Prints a Markdown table and writes it (``GPU_REPORT.md``) and long-format CSV
+Run on a machine with a GPU: ``python -m benchmarks.gpu_check [--out DIR] [--profile]``.
+Prints Markdown tables and writes them (``GPU_REPORT.md``) and long-format CSV
 rows (``gpu_results.csv``: exactly ``benchmarks.report.COLUMNS``, ``device`` =
 ``cuda``) to ``--out`` when given; ``python -m benchmarks.report`` puts the rows
 of ``benchmarks/results/gpu_results.csv`` in the GPU section of its report.
 
+Cases: SCCE from logits (``--cases``; also timed with the previous two-pass
+kernels, ``scce_logits_twopass``), elementwise Huber / BCE (``--elementwise``),
+GIoU (``--boxes``; vs torchvision's loss where installed, else the same formula
+in PyTorch), batch-hard triplet (``--triplet``; vs ``torch_batch_hard``, cdist
+based; also timed on the Gram-matrix path, ``triplet_hard_gram``). The small
+sizes show the per-call overhead; ``--profile`` adds a cProfile of small calls
+(where the host time goes).
+
 * parity: fastloss on device inputs vs a float64 reference computed on the
   device by PyTorch (max relative error of the loss, max abs error of the
-  gradient relative to its max);
-* speed: median of CUDA-event-timed calls after warm-up (fastloss' call
-  includes its one synchronization: it returns the reduced loss to the host);
-  PyTorch ``F.cross_entropy`` + ``torch.autograd.grad``; JAX
-  ``jit(value_and_grad(optax-style softmax CE))``;
-* floor: (labels + logits read + gradient written) / device copy bandwidth,
-  the copy bandwidth measured here as (bytes read + bytes written) / time of a
+  gradient relative to its max); every triplet loss and metric vs the CPU
+  backend in float64 (``--triplet-parity``); calls on a PyTorch side stream and
+  under ``fastloss.cuda_stream`` vs the default stream; the gradient's type for
+  PyTorch inputs. A section that fails is reported in the checks table;
+* speed: median of synchronized calls after warm-up (fastloss' call includes
+  its one synchronization: it returns the reduced loss to the host);
+* floor: (bytes read + bytes written) / device copy bandwidth, the copy
+  bandwidth measured here as (bytes read + bytes written) / time of a
   device-to-device copy of 1 GiB (``floor_bytes`` and ``copy_bw_Bps`` columns,
   as in the CPU report).
 """
@@ -66,6 +75,8 @@ def main(argv=None):
     ap.add_argument("--boxes", default="4194304,256", help="GIoU box counts ('' for none)")
     ap.add_argument("--triplet", default="16384x128,4096x128,256x128",
                     help="batch-hard triplet NxD cases ('' for none)")
+    ap.add_argument("--profile", action="store_true",
+                    help="also profile the host side of small calls (cProfile; GPU_PROFILE.txt under --out)")
     ap.add_argument("--triplet-parity", default="1024x64",
                     help="NxD: every triplet loss and metric on the GPU vs the CPU backend in float64 ('' for none)")
     args = ap.parse_args(argv)
@@ -232,6 +243,13 @@ def main(argv=None):
               for c, e, note in checks]
     text = "\n".join(lines)
     print(text)
+    if args.profile:
+        prof = _host_profile(dev)
+        print(prof)
+        if args.out:
+            os.makedirs(args.out, exist_ok=True)
+            with open(os.path.join(args.out, "GPU_PROFILE.txt"), "w") as f:
+                f.write(prof)
     if args.out:
         os.makedirs(args.out, exist_ok=True)
         write_csv(rows, os.path.join(args.out, "gpu_results.csv"))
@@ -292,6 +310,55 @@ def _elementwise_rows(spec, dev, sync, bw, name, numba_version, numba_cuda_versi
                        date=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"))
             rows.append(row)
     return rows
+
+
+def _host_profile(dev, calls=300):
+    """Where a small call's host time goes: cProfile over ``calls`` calls each of
+    SCCE 256x10, Huber 256x1, GIoU 256 boxes and TripletHard 256x128 on device
+    inputs (grad_out given), top functions by own time, and the time per call
+    without the profiler."""
+    import cProfile
+    import io
+    import pstats
+
+    import torch
+
+    from fastloss import losses as L
+
+    g = torch.Generator(device=dev).manual_seed(2)
+    x = torch.randn(256, 10, device=dev, generator=g)
+    y = torch.randint(0, 10, (256,), device=dev, generator=g)
+    h = torch.randn(256, 1, device=dev, generator=g)
+    t, p = _boxes(256, dev)
+    e = torch.randn(256, 128, device=dev, generator=g)
+    lab = torch.randint(0, 16, (256,), device=dev, generator=g)
+    cases = [
+        ("SCCE 256x10", L.SparseCategoricalCrossentropy(from_logits=True), y, x),
+        ("Huber 256x1", L.Huber(), h, h * 0.5),
+        ("GIoU 256", L.GIoULoss(box_format="xyxy"), t, p),
+        ("TripletHard 256x128", L.TripletHardLoss(), lab, e),
+    ]
+    out = io.StringIO()
+    for name, obj, yt, yp in cases:
+        gout = torch.empty_like(yp)
+        for _ in range(5):
+            obj.value_and_grad(yt, yp, grad_out=gout)
+        torch.cuda.synchronize()
+        t0 = time.perf_counter()
+        for _ in range(calls):
+            obj.value_and_grad(yt, yp, grad_out=gout)
+        torch.cuda.synchronize()
+        per = (time.perf_counter() - t0) / calls * 1e6
+        pr = cProfile.Profile()
+        pr.enable()
+        for _ in range(calls):
+            obj.value_and_grad(yt, yp, grad_out=gout)
+        torch.cuda.synchronize()
+        pr.disable()
+        out.write(f"\n=== {name}: {per:.1f} us per call (no profiler) ===\n")
+        st = pstats.Stats(pr, stream=out)
+        st.sort_stats("tottime").print_stats(25)
+    return out.getvalue()
 
 
 def _row(kernel, prov, size, n, p, floor_bytes, bw, err, meta):

@@ -45,17 +45,29 @@ def on_device(x):
     return hasattr(x, "__cuda_array_interface__") or type(x).__name__ == "FakeCUDAArray"
 
 
+def _view(x):
+    """(Numba view of ``x``, the stream its producer named). The stream is taken
+    out of the interface first: left in, numba would wrap it in a new Stream
+    object on every call."""
+    desc = dict(x.__cuda_array_interface__)
+    h = desc.pop("stream", None)
+    return cuda.from_cuda_array_interface(desc, owner=x, sync=False), h
+
+
 def _device(x, name, stream=None):
-    """A Numba view of device array ``x`` (no copy). When ``x``'s producer named
-    a stream other than the call's, the call's stream waits for it on the
-    device (an event; the host does not wait)."""
+    """A Numba view of device array ``x`` (no copy; a Numba device array is used
+    as it is). When ``x``'s producer named a stream other than the call's, the
+    call's stream waits for it on the device (an event; the host does not wait)."""
     if type(x).__name__ == "FakeCUDAArray":
         return x
     try:
-        arr = cuda.as_cuda_array(x, sync=False)
+        if cuda.is_cuda_array(x) and type(x).__module__.startswith("numba"):
+            arr = x
+            h = _producer_stream(x)
+        else:
+            arr, h = _view(x)
     except Exception as exc:
         raise TypeError(f"`{name}` could not be viewed as a CUDA array: {exc}") from None
-    h = _producer_stream(x)
     if h and h != 1 and h != _handle(stream if stream is not None else 0):
         ev = cuda.event(timing=False)
         ev.record(_as_stream(h))
@@ -118,13 +130,13 @@ def new_like(like, shape, dt, st):
             h = _handle(st)
             if h != int(torch.cuda.current_stream(like.device).cuda_stream):
                 t.record_stream(torch.cuda.ExternalStream(h, device=like.device))  # written on our stream
-            return t, cuda.as_cuda_array(t, sync=False)
+            return t, _view(t)[0]
         if mod == "cupy":
             import cupy
 
             with like.device:
                 a = cupy.empty(shape, dtype=dt)
-            return a, cuda.as_cuda_array(a, sync=False)
+            return a, _view(a)[0]
     except Exception:  # an unexpected library version: Numba's own allocation below
         pass
     d = cuda.device_array(shape, dt, stream=st)
