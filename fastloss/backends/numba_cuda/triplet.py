@@ -228,29 +228,24 @@ def _gram(dt):
     return k
 
 
-def _make_gram(tt, rr, bk, nbt):
-    """``M = X X^T`` from the tiles on and above the diagonal only (half the
-    multiply-adds of ``_mm``): block ``b`` computes tile (bi, bj), bi <= bj,
-    writes it, and writes its mirror image (bi < bj) through a shared-memory
-    slab of ``tt`` columns at a time, so that those stores run along M's rows
-    too. Mirror entries are the same numbers: M is exactly symmetric."""
+def _make_upper_tile(tt, rr, bk):
+    """The device function both upper-triangle kernels start with: block
+    ``blockIdx.x`` -> tile (bi, bj), bi <= bj (row-major over the upper
+    triangle of ``nb x nb`` tiles), and ``acc[r, s] = x_i . x_j`` for
+    ``i = bi*tile + ty + r*tt``, ``j = bj*tile + tx + s*tt`` (zero-padded past
+    the edges), ``bk`` columns of X staged in shared memory at a time. Every
+    entry is the same sequence of multiply-adds as its mirror image."""
     tile = tt * rr
     nthreads = tt * tt
 
-    @cuda.jit
-    def gram(X, M, nb):
+    @cuda.jit(device=True, inline=True)
+    def upper_tile(X, nb, sa, sb, acc, ar, br):
         n = X.shape[0]
         kd = X.shape[1]
-        sa = cuda.shared.array((bk, tile + 1), nbt)
-        sb = cuda.shared.array((bk, tile + 1), nbt)
-        sl = cuda.shared.array((tile, tt + 1), nbt)
-        acc = cuda.local.array((rr, rr), nbt)
-        ar = cuda.local.array(rr, nbt)
-        br = cuda.local.array(rr, nbt)
         tx = cuda.threadIdx.x
         ty = cuda.threadIdx.y
         tid = ty * tt + tx
-        rem = cuda.blockIdx.x  # -> (bi, bj), row-major over the upper triangle
+        rem = cuda.blockIdx.x
         bi = 0
         while rem >= nb - bi:
             rem -= nb - bi
@@ -280,6 +275,36 @@ def _make_gram(tt, rr, bk, nbt):
                     for s in range(rr):
                         acc[r, s] += ar[r] * br[s]
             cuda.syncthreads()
+        return bi, bj
+
+    return upper_tile
+
+
+def _make_gram(tt, rr, bk, nbt):
+    """``M = X X^T`` from the tiles on and above the diagonal only (half the
+    multiply-adds of ``_mm``): block ``b`` computes tile (bi, bj), bi <= bj,
+    writes it, and writes its mirror image (bi < bj) through a shared-memory
+    slab of ``tt`` columns at a time, so that those stores run along M's rows
+    too. Mirror entries are the same numbers: M is exactly symmetric."""
+    tile = tt * rr
+    nthreads = tt * tt
+    upper_tile = _make_upper_tile(tt, rr, bk)
+
+    @cuda.jit
+    def gram(X, M, nb):
+        n = X.shape[0]
+        sa = cuda.shared.array((bk, tile + 1), nbt)
+        sb = cuda.shared.array((bk, tile + 1), nbt)
+        sl = cuda.shared.array((tile, tt + 1), nbt)
+        acc = cuda.local.array((rr, rr), nbt)
+        ar = cuda.local.array(rr, nbt)
+        br = cuda.local.array(rr, nbt)
+        tx = cuda.threadIdx.x
+        ty = cuda.threadIdx.y
+        tid = ty * tt + tx
+        bi, bj = upper_tile(X, nb, sa, sb, acc, ar, br)
+        i0 = bi * tile
+        j0 = bj * tile
         for r in range(rr):
             i = i0 + ty + r * tt
             if i < n:
@@ -465,11 +490,11 @@ def _make_fused_hard(tt, rr, bk):
     array exists."""
     tile = tt * rr
     nthreads = tt * tt
+    upper_tile = _make_upper_tile(tt, rr, bk)
 
     @cuda.jit
     def fused(X, aux, lab, prm, kp, kn, nanf, nb):
         n = X.shape[0]
-        kd = X.shape[1]
         sa = cuda.shared.array((bk, tile + 1), float32)
         sb = cuda.shared.array((bk, tile + 1), float32)
         rk = cuda.shared.array((tile, tt), uint64)
@@ -485,36 +510,9 @@ def _make_fused_hard(tt, rr, bk):
         tx = cuda.threadIdx.x
         ty = cuda.threadIdx.y
         tid = ty * tt + tx
-        rem = cuda.blockIdx.x
-        bi = 0
-        while rem >= nb - bi:
-            rem -= nb - bi
-            bi += 1
-        bj = bi + rem
+        bi, bj = upper_tile(X, nb, sa, sb, acc, ar, br)
         i0 = bi * tile
         j0 = bj * tile
-        for r in range(rr):
-            for s in range(rr):
-                acc[r, s] = 0
-        for k0 in range(0, kd, bk):
-            for e in range(tid, tile * bk, nthreads):
-                ii = e // bk
-                kk = e - ii * bk
-                kg = k0 + kk
-                i = i0 + ii
-                j = j0 + ii
-                sa[kk, ii] = X[i, kg] if (i < n and kg < kd) else 0
-                sb[kk, ii] = X[j, kg] if (j < n and kg < kd) else 0
-            cuda.syncthreads()
-            for kk in range(bk):
-                for r in range(rr):
-                    ar[r] = sa[kk, ty + r * tt]
-                for s in range(rr):
-                    br[s] = sb[kk, tx + s * tt]
-                for r in range(rr):
-                    for s in range(rr):
-                        acc[r, s] += ar[r] * br[s]
-            cuda.syncthreads()
         # anchors i (the tile's rows) against the columns j
         for r in range(rr):
             i = i0 + ty + r * tt
