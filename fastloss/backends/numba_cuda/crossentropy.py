@@ -375,13 +375,13 @@ def _make_regs(vpl, block_mode, nbt):
         return v
 
     @cuda.jit
-    def kern(x, lab, prm, w, ws, loss, grad, want_grad, info):
-        """prm (dtype): factor, ignore, has_ignore, -inf, 0, (unused)."""
+    def kern(x, lab, prm, ignore, w, ws, loss, grad, want_grad, info):
+        """prm (dtype): factor, (unused), has_ignore, -inf, 0; ``ignore`` a
+        float64 scalar (exact for any label)."""
         R, C = x.shape
         xv = cuda.local.array(vpl, nbt)
         sh = cuda.shared.array(1024, nbt)
         factor = prm[0]
-        ignore = prm[1]
         has_ignore = prm[2] != 0
         ninf = prm[3]
         zero = prm[4]
@@ -452,13 +452,14 @@ def _launch_regs(yp, yt, prm, w, ws, loss, grad, want_grad, info, stream):
             return False
         block_mode = True
         blocks = max(1, min(R, MAX_BLOCKS))
-    key = ("regs_prm", float(prm[0]), float(prm[8]), float(prm[9]), dt.char)
+    key = ("regs_prm", float(prm[0]), float(prm[9]), dt.char)
     d_prm = _PRM.get(key)
     if d_prm is None:
         if len(_PRM) > 256:
             _PRM.clear()
-        d_prm = _PRM[key] = cuda.to_device(np.array([prm[0], prm[8], prm[9], -np.inf, 0.0, 1.0], dt))
-    _regs_kernel(vpl, block_mode, dt)[blocks, tpb, stream](yp, yt, d_prm, w, ws, loss, grad, want_grad, info)
+        d_prm = _PRM[key] = cuda.to_device(np.array([prm[0], 0.0, prm[9], -np.inf, 0.0, 1.0], dt))
+    _regs_kernel(vpl, block_mode, dt)[blocks, tpb, stream](yp, yt, d_prm, float(prm[8]), w, ws, loss, grad, want_grad,
+                                                            info)
     return True
 
 
