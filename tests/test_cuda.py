@@ -142,14 +142,18 @@ def test_nan_row_stays_in_its_row(C):
 
 @needs_cuda
 @pytest.mark.parametrize("C", [40, 100])
-def test_scce_register_kernel_matches_the_two_pass_kernels(C, monkeypatch):
-    """The register-resident SCCE kernel (warp mode at 40 classes, block mode at
-    100 in the shrunk launch) against the two-pass kernels, and rows with an
-    infinite logit (NaN, as on the CPU and in Keras) against the CPU."""
+@pytest.mark.parametrize("kind", ["sparse", "dense"])
+def test_register_kernels_match_the_two_pass_kernels(C, kind, monkeypatch):
+    """The register-resident SCCE / CCE kernels (warp mode at 40 classes, block
+    mode at 100 in the shrunk launch) against the two-pass kernels, and rows with
+    an infinite logit (NaN, as on the CPU and in Keras) against the CPU."""
     from fastloss.backends.numba_cuda import crossentropy as G
 
-    y, x = _data("sparse", 9, C, np.float32, seed=9)
-    obj = L.SparseCategoricalCrossentropy(from_logits=True, reduction="none", ignore_class=int(y[5]))
+    y, x = _data(kind, 9, C, np.float32, seed=9)
+    if kind == "sparse":
+        obj = L.SparseCategoricalCrossentropy(from_logits=True, reduction="none", ignore_class=int(y[5]))
+    else:
+        obj = L.CategoricalCrossentropy(from_logits=True, reduction="none", label_smoothing=0.1)
     with fastloss.use_backend("cuda"):
         l1, g1 = obj.value_and_grad(y, x)
         monkeypatch.setattr(G, "REGS", False)

@@ -298,7 +298,8 @@ def cce_logits_warp(y, x, factor, a, b, w, ws, loss, grad, want_grad, info):
 
 
 # ---------------------------------------------------------------------------
-# Register-resident SCCE (one read of the row, one write of the gradient)
+# Register-resident SCCE / CCE from logits (one read of the row, one write of
+# the gradient)
 # ---------------------------------------------------------------------------
 # A group of threads per row -- a warp (C <= WARP_MAX_C) or a whole block of
 # RB_TPB threads (C <= RB_TPB * REG_VPL_MAX) -- each thread holding up to
@@ -321,15 +322,18 @@ def _vpl(C, group):
     return v
 
 
-def _regs_kernel(vpl, block_mode, dt):
-    key = (vpl, bool(block_mode), np.dtype(dt).char)
+def _regs_kernel(vpl, block_mode, dt, dense):
+    key = (vpl, bool(block_mode), np.dtype(dt).char, bool(dense))
     k = _REGS.get(key)
     if k is None:
-        k = _REGS[key] = _make_regs(vpl, bool(block_mode), from_dtype(np.dtype(dt)))
+        k = _REGS[key] = _make_regs(vpl, bool(block_mode), from_dtype(np.dtype(dt)), bool(dense))
     return k
 
 
-def _make_regs(vpl, block_mode, nbt):
+def _make_regs(vpl, block_mode, nbt, dense):
+    """The SCCE kernel, or (``dense``) the CCE one: y' = y a + b (label
+    smoothing), loss = sum(y') logsumexp(x) - sum(y' x), gradient
+    sum(y') softmax(x) - y'; y read once, kept beside x."""
     tree = block_mode or _SIM
 
     @cuda.jit(device=True, inline=True)
@@ -431,10 +435,70 @@ def _make_regs(vpl, block_mode, nbt):
                             gg -= sc
                         grad[i, j] = gg
 
-    return kern
+    @cuda.jit
+    def kern_dense(y, x, prm, w, ws, loss, grad, want_grad):
+        """prm (dtype): factor, a, b, -inf, 0."""
+        R, C = x.shape
+        xv = cuda.local.array(vpl, nbt)
+        yv = cuda.local.array(vpl, nbt)
+        sh = cuda.shared.array(1024, nbt)
+        factor = prm[0]
+        a = prm[1]
+        b = prm[2]
+        ninf = prm[3]
+        zero = prm[4]
+        if block_mode or _SIM:
+            g = cuda.blockDim.x
+            lane = cuda.threadIdx.x
+            first = cuda.blockIdx.x
+            step = cuda.gridDim.x
+            if not block_mode:
+                g = 32
+        else:
+            g = 32
+            lane = cuda.threadIdx.x & 31
+            first = (cuda.blockIdx.x * cuda.blockDim.x + cuda.threadIdx.x) >> 5
+            step = (cuda.gridDim.x * cuda.blockDim.x) >> 5
+        for i in range(first, R, step):
+            m = ninf
+            for v in range(vpl):
+                j = lane + v * g
+                if j < C:
+                    xx = x[i, j]
+                    xv[v] = xx
+                    if xx > m:
+                        m = xx
+            m = gmax(m, sh, lane, g)
+            s = zero
+            sy = zero
+            syx = zero
+            for v in range(vpl):
+                j = lane + v * g
+                if j < C:
+                    yy = y[i, j] * a + b
+                    yv[v] = yy
+                    sy += yy
+                    syx += yy * (xv[v] - m)
+                    e = math.exp(xv[v] - m)
+                    xv[v] = e
+                    s += e
+            s = gsum(s, sh, lane, g)
+            sy = gsum(sy, sh, lane, g)
+            syx = gsum(syx, sh, lane, g)
+            if lane == 0:
+                loss[i] = sy * math.log(s) - syx
+            if want_grad:
+                sc = w[i * ws] * factor
+                r = sc * sy / s
+                for v in range(vpl):
+                    j = lane + v * g
+                    if j < C:
+                        grad[i, j] = xv[v] * r - yv[v] * sc
+
+    return kern_dense if dense else kern
 
 
-def _launch_regs(yp, yt, prm, w, ws, loss, grad, want_grad, info, stream):
+def _launch_regs(kind, yp, yt, prm, w, ws, loss, grad, want_grad, info, stream):
     """The register kernel for this row length, or False where it does not apply."""
     R, C = yp.shape
     dt = np.dtype(yp.dtype)
@@ -452,14 +516,19 @@ def _launch_regs(yp, yt, prm, w, ws, loss, grad, want_grad, info, stream):
             return False
         block_mode = True
         blocks = max(1, min(R, MAX_BLOCKS))
-    key = ("regs_prm", float(prm[0]), float(prm[9]), dt.char)
+    dense = kind == "cce_logits"
+    vals = (prm[0], prm[3], prm[4]) if dense else (prm[0], 0.0, prm[9])
+    key = ("regs_prm", dense) + tuple(float(v) for v in vals) + (dt.char,)
     d_prm = _PRM.get(key)
     if d_prm is None:
         if len(_PRM) > 256:
             _PRM.clear()
-        d_prm = _PRM[key] = cuda.to_device(np.array([prm[0], 0.0, prm[9], -np.inf, 0.0, 1.0], dt))
-    _regs_kernel(vpl, block_mode, dt)[blocks, tpb, stream](yp, yt, d_prm, float(prm[8]), w, ws, loss, grad, want_grad,
-                                                            info)
+        d_prm = _PRM[key] = cuda.to_device(np.array(list(vals) + [-np.inf, 0.0], dt))
+    kern = _regs_kernel(vpl, block_mode, dt, dense)
+    if dense:
+        kern[blocks, tpb, stream](yt, yp, d_prm, w, ws, loss, grad, want_grad)
+    else:
+        kern[blocks, tpb, stream](yp, yt, d_prm, float(prm[8]), w, ws, loss, grad, want_grad, info)
     return True
 
 
@@ -518,8 +587,8 @@ def run(kind, yt, yp, prm, w, ws, loss, grad, want_grad, stream=0):
     R, C = yp.shape
     if R == 0:
         return info
-    if REGS and kind == "scce_logits" and C >= SMALL_C:
-        if _launch_regs(yp, yt, prm, w, ws, loss, grad, want_grad, info, stream):
+    if REGS and C >= SMALL_C and kind in ("scce_logits", "cce_logits"):
+        if _launch_regs(kind, yp, yt, prm, w, ws, loss, grad, want_grad, info, stream):
             return info
     use_warp = not _SIM and SMALL_C <= C <= WARP_ROW_MAX and TPB >= 32
     if use_warp:
