@@ -610,11 +610,14 @@ def test_row_and_elementwise_losses_on_a_stream_match():
 
 @needs_cuda
 @pytest.mark.parametrize("make, kind", CASES)
-def test_device_inputs_with_sample_weights_match_cpu(make, kind):
-    """The cross-entropy kernels' weighted total is summed on the device."""
+@pytest.mark.parametrize("C", [12, 40, 100])
+def test_device_inputs_with_sample_weights_match_cpu(make, kind, C):
+    """The cross-entropy kernels' weighted total is summed on the device (by
+    the register kernels themselves at 40 and 100 classes, by a reduction
+    kernel at 12)."""
     from numba import cuda
 
-    y, x = _data(kind, 30, 12, np.float32, seed=7)  # rows over several reduction blocks
+    y, x = _data(kind, 30, C, np.float32, seed=7)  # rows over several reduction blocks
     w = np.linspace(0.0, 2.0, 30).astype(np.float32)
     obj = make()
     ref_l, ref_g = obj.value_and_grad(y, x, sample_weight=w)

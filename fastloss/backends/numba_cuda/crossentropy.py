@@ -21,7 +21,7 @@ would leave most threads idle.
 import math
 
 import numpy as np
-from numba import cuda, from_dtype
+from numba import cuda, float64, from_dtype
 
 from numba import config as _config
 
@@ -322,6 +322,29 @@ def _vpl(C, group):
     return v
 
 
+@cuda.jit(device=True, inline=True)
+def _block_total(acc, sw, lane, g, tot):
+    """tot[0] += the block's sum of the groups' ``acc`` (held by each group's
+    lane 0): one atomic per block. After the row loop, reached by every thread."""
+    t = cuda.threadIdx.x
+    nwarps = cuda.blockDim.x // g
+    if lane == 0:
+        sw[t // g] = acc
+    cuda.syncthreads()
+    if t == 0:
+        a = 0.0
+        for q in range(nwarps):
+            a += sw[q]
+        cuda.atomic.add(tot, 0, a)
+
+
+@cuda.jit
+def _reset_info_tot(info, tot):
+    info[0] = 0
+    info[1] = 0x7FFFFFFFFFFFFFFF
+    tot[0] = 0.0
+
+
 def _regs_kernel(vpl, block_mode, dt, dense):
     key = (vpl, bool(block_mode), np.dtype(dt).char, bool(dense))
     k = _REGS.get(key)
@@ -379,12 +402,14 @@ def _make_regs(vpl, block_mode, nbt, dense):
         return v
 
     @cuda.jit
-    def kern(x, lab, prm, ignore, w, ws, loss, grad, want_grad, info):
+    def kern(x, lab, prm, ignore, w, ws, loss, grad, want_grad, info, tot):
         """prm (dtype): factor, (unused), has_ignore, -inf, 0; ``ignore`` a
-        float64 scalar (exact for any label)."""
+        float64 scalar (exact for any label); ``tot[0] += sum(loss_i w_i)``."""
         R, C = x.shape
         xv = cuda.local.array(vpl, nbt)
         sh = cuda.shared.array(1024, nbt)
+        sw = cuda.shared.array(32, float64)
+        acc = 0.0
         factor = prm[0]
         has_ignore = prm[2] != 0
         ninf = prm[3]
@@ -423,7 +448,9 @@ def _make_regs(vpl, block_mode, nbt, dense):
                     s += e
             s = gsum(s, sh, lane, g)
             if lane == 0:
-                loss[i] = math.log(s) - (x[i, k] - m)
+                li = math.log(s) - (x[i, k] - m)
+                loss[i] = li
+                acc += li * w[i * ws]
             if want_grad:
                 sc = w[i * ws] * factor
                 r = sc / s
@@ -434,14 +461,17 @@ def _make_regs(vpl, block_mode, nbt, dense):
                         if j == k:
                             gg -= sc
                         grad[i, j] = gg
+        _block_total(acc, sw, lane, g, tot)
 
     @cuda.jit
-    def kern_dense(y, x, prm, w, ws, loss, grad, want_grad):
-        """prm (dtype): factor, a, b, -inf, 0."""
+    def kern_dense(y, x, prm, w, ws, loss, grad, want_grad, tot):
+        """prm (dtype): factor, a, b, -inf, 0; ``tot[0] += sum(loss_i w_i)``."""
         R, C = x.shape
         xv = cuda.local.array(vpl, nbt)
         yv = cuda.local.array(vpl, nbt)
         sh = cuda.shared.array(1024, nbt)
+        sw = cuda.shared.array(32, float64)
+        acc = 0.0
         factor = prm[0]
         a = prm[1]
         b = prm[2]
@@ -486,7 +516,9 @@ def _make_regs(vpl, block_mode, nbt, dense):
             sy = gsum(sy, sh, lane, g)
             syx = gsum(syx, sh, lane, g)
             if lane == 0:
-                loss[i] = sy * math.log(s) - syx
+                li = sy * math.log(s) - syx
+                loss[i] = li
+                acc += li * w[i * ws]
             if want_grad:
                 sc = w[i * ws] * factor
                 r = sc * sy / s
@@ -494,11 +526,12 @@ def _make_regs(vpl, block_mode, nbt, dense):
                     j = lane + v * g
                     if j < C:
                         grad[i, j] = xv[v] * r - yv[v] * sc
+        _block_total(acc, sw, lane, g, tot)
 
     return kern_dense if dense else kern
 
 
-def _launch_regs(kind, yp, yt, prm, w, ws, loss, grad, want_grad, info, stream):
+def _launch_regs(kind, yp, yt, prm, w, ws, loss, grad, want_grad, info, tot, stream):
     """The register kernel for this row length, or False where it does not apply."""
     R, C = yp.shape
     dt = np.dtype(yp.dtype)
@@ -526,9 +559,9 @@ def _launch_regs(kind, yp, yt, prm, w, ws, loss, grad, want_grad, info, stream):
         d_prm = _PRM[key] = cuda.to_device(np.array(list(vals) + [-np.inf, 0.0], dt))
     kern = _regs_kernel(vpl, block_mode, dt, dense)
     if dense:
-        kern[blocks, tpb, stream](yt, yp, d_prm, w, ws, loss, grad, want_grad)
+        kern[blocks, tpb, stream](yt, yp, d_prm, w, ws, loss, grad, want_grad, tot)
     else:
-        kern[blocks, tpb, stream](yp, yt, d_prm, float(prm[8]), w, ws, loss, grad, want_grad, info)
+        kern[blocks, tpb, stream](yp, yt, d_prm, float(prm[8]), w, ws, loss, grad, want_grad, info, tot)
     return True
 
 
@@ -579,17 +612,21 @@ def _launch_rows(kernel, small_kernel, rows, cols, itemsize, args, stream=0):
 
 def run(kind, yt, yp, prm, w, ws, loss, grad, want_grad, stream=0):
     """Launch ``kind`` ("scce_logits"/"cce_logits") on device arrays (``prm``
-    is the host parameter vector). Returns the device ``info`` array
-    ``[n_bad, first_bad]``."""
+    is the host parameter vector). Returns ``(info, tot)``: the device arrays
+    ``[n_bad, first_bad]`` and ``[sum(loss_i w_i)]`` (``tot`` None where the
+    kernel did not sum: the caller sums the per-row losses)."""
     prm = np.asarray(prm, dtype=np.float64)
     info = _scratch("info", 2, np.int64, stream)
-    _reset_info[1, 1, stream](info)
     R, C = yp.shape
+    if REGS and R and C >= SMALL_C and kind in ("scce_logits", "cce_logits"):
+        tot = _scratch("tot", 1, np.float64, stream)
+        _reset_info_tot[1, 1, stream](info, tot)
+        if _launch_regs(kind, yp, yt, prm, w, ws, loss, grad, want_grad, info, tot, stream):
+            return info, tot
+    else:
+        _reset_info[1, 1, stream](info)
     if R == 0:
-        return info
-    if REGS and C >= SMALL_C and kind in ("scce_logits", "cce_logits"):
-        if _launch_regs(kind, yp, yt, prm, w, ws, loss, grad, want_grad, info, stream):
-            return info
+        return info, None
     use_warp = not _SIM and SMALL_C <= C <= WARP_ROW_MAX and TPB >= 32
     if use_warp:
         blocks = max(1, min((R * 32 + 255) // 256, MAX_BLOCKS))
@@ -599,7 +636,7 @@ def run(kind, yt, yp, prm, w, ws, loss, grad, want_grad, stream=0):
             cce_logits_warp[blocks, 256, stream](yt, yp, prm[0], prm[3], prm[4], w, ws, loss, grad, want_grad, info)
         else:
             raise ValueError(f"no CUDA kernel {kind!r}")
-        return info
+        return info, None
     d_prm = _scratch("prm", prm.size, np.float64, stream)
     d_prm.copy_to_device(prm, stream=stream)
     if kind == "scce_logits":
@@ -608,7 +645,7 @@ def run(kind, yt, yp, prm, w, ws, loss, grad, want_grad, stream=0):
         _launch_rows(cce_logits_rows, None, R, C, yp.dtype.itemsize, (yt, yp, d_prm, w, ws, loss, grad, want_grad, info), stream)
     else:
         raise ValueError(f"no CUDA kernel {kind!r}")
-    return info
+    return info, None
 
 
 def _host_entry(kind):
@@ -622,7 +659,7 @@ def _host_entry(kind):
         d_w = cuda.to_device(w, stream=st)
         d_loss = cuda.device_array(loss.shape, loss.dtype, stream=st)
         d_grad = cuda.device_array(grad.shape if want_grad else (0, yp.shape[1]), yp.dtype, stream=st)
-        info = run(kind, d_yt, d_yp, prm, d_w, ws, d_loss, d_grad, want_grad, st).copy_to_host(stream=st)
+        info = run(kind, d_yt, d_yp, prm, d_w, ws, d_loss, d_grad, want_grad, st)[0].copy_to_host(stream=st)
         d_loss.copy_to_host(loss, stream=st)
         if want_grad:
             d_grad.copy_to_host(grad, stream=st)

@@ -233,8 +233,9 @@ def compute(spec, y_true, y_pred, *, variant, params, sample_weight, class_weigh
         if mod is RW:  # row kernels: bad-label counts and the device-side total
             info, tot = RW.run(kind, yt2, yp2, prm, d_w, ws, loss, grad2, want_grad, st)
         else:
-            info = K.run(kind, yt2, yp2, prm, d_w, ws, loss, grad2, want_grad, st)
-            if reduction != "none" and S:  # the total on the device: 8 bytes come back, not R losses
+            info, tot = K.run(kind, yt2, yp2, prm, d_w, ws, loss, grad2, want_grad, st)
+            if tot is None and reduction != "none" and S:
+                # the total on the device: 8 bytes come back, not R losses
                 tot = _weighted_total(loss, d_w, ws, st)
         info = info.copy_to_host(stream=st)
         if info[0]:
