@@ -311,8 +311,9 @@ def _on_device(x):
 
 def _compute_cuda(spec, y_true, y_pred, margin, soft, metric, sample_weight, reduction, want_grad, grad_out, dtype):
     """The CUDA path (``backends/numba_cuda/triplet.py``): device inputs (viewed
-    without a copy; the gradient returned as a device array), or NumPy inputs
-    under ``use_backend("cuda")`` (copied in, the gradient copied back)."""
+    without a copy; the gradient returned on the device, as the caller's own
+    array type), or NumPy inputs under ``use_backend("cuda")`` (copied in, the
+    gradient copied back)."""
     from numba import cuda
 
     from .backends.numba_cuda import device as DV
@@ -368,12 +369,14 @@ def _compute_cuda(spec, y_true, y_pred, margin, soft, metric, sample_weight, red
     w, gscale = _weights(sample_weight, dt, reduction)
     host_grad_out = None
     if want_grad and grad_out is not None:
-        if _on_device(grad_out):
+        if on_dev:  # a host array is refused here (TypeError)
             g = DV._device(grad_out, "grad_out", stream)
             if tuple(g.shape) != shape or np.dtype(g.dtype) != dt or not g.is_c_contiguous():
                 raise ValueError(f"`grad_out` must be a C-contiguous device array of shape {shape} and dtype {dt}")
             grad_out_user, grad_out = grad_out, g
         else:
+            if _on_device(grad_out):
+                raise TypeError("`grad_out` must be a NumPy array for NumPy inputs (the gradient is copied into it)")
             V.check_grad_out(grad_out, shape, dt, (y_true, y_pred, sample_weight))
             host_grad_out, grad_out = grad_out, None
     if not on_dev:

@@ -571,6 +571,10 @@ def test_triplet_cuda_errors():
         L.TripletHardLoss()(cuda.to_device(lab[:5]), cuda.to_device(x))
     with pytest.raises(ValueError, match="2-D embeddings"):
         L.TripletHardLoss()(cuda.to_device(lab), cuda.to_device(x.ravel()))
+    with pytest.raises(TypeError, match="grad_out"):  # a host buffer for device inputs
+        L.TripletHardLoss().value_and_grad(cuda.to_device(lab), cuda.to_device(x), grad_out=np.empty_like(x))
+    with fastloss.use_backend("cuda"), pytest.raises(TypeError, match="grad_out"):
+        L.TripletHardLoss().value_and_grad(lab, x, grad_out=cuda.device_array_like(x))
 
 
 @needs_cuda
