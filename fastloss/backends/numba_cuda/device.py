@@ -3,11 +3,13 @@
 Anything with ``__cuda_array_interface__`` (CuPy arrays, PyTorch CUDA tensors,
 Numba device arrays) is viewed without a copy. The kernel writes the
 per-sample loss and the scaled gradient on the device; the gradient (and the
-per-sample losses for ``reduction="none"``) are returned as Numba device
-arrays, which CuPy (``cupy.asarray``) and PyTorch (``torch.as_tensor``) take
-back without a copy. A reduced loss comes back as a NumPy scalar: reading it
-(and the kernel's bad-label count, which must raise before anything is
-returned) is the one synchronization per call.
+per-sample losses for ``reduction="none"``) are returned as the caller's own
+array type, allocated by its library (``new_like``: a PyTorch tensor for
+PyTorch inputs, a CuPy array for CuPy inputs, else a Numba device array). A
+reduced loss comes back as a NumPy scalar: reading it (and the kernel's
+bad-label count, which must raise before anything is returned) is the one
+synchronization per call. The kernels run on the caller's stream
+(``_streams.current_stream``).
 
 Validation, weights and the reduction factor are the CPU path's own
 (``fastloss._core.reduction_factor``, ``fastloss._validate``); only the array
