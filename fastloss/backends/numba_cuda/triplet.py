@@ -38,7 +38,8 @@ blocks and tiles in the CUDA simulator.
 import math
 
 import numpy as np
-from numba import cuda, float32, float64, from_dtype, int64, uint32, uint64
+from numba import config as _config
+from numba import cuda, float32, float64, from_dtype, int32, int64, uint32, uint64
 
 from . import _streams
 
@@ -51,6 +52,7 @@ TT, RR, BK = 16, 8, 8  # product tile: TT x TT threads, RR x RR entries each, BK
 FUSED_HARD = True
 
 NONE = 1 << 62  # "no candidate" column in the arg reductions
+_SIM = bool(_config.ENABLE_CUDASIM)
 
 # prm layout (dtype of the embeddings): margin, soft, metric, cut, 0, 1, 2
 P_MARGIN, P_SOFT, P_METRIC, P_CUT, P_ZERO, P_ONE, P_TWO = range(7)
@@ -155,14 +157,16 @@ def _mm(dt, trans_b):
 def _make_mm(tt, rr, bk, trans_b, nbt):
     tile = tt * rr
     nthreads = tt * tt
+    pad = tile + 1  # shared-array shapes must be plain constants
+    ttp = tt + 1
 
     @cuda.jit
     def mm(A, B, C):
         n_rows = A.shape[0]
         kd = A.shape[1]
         n_cols = B.shape[0] if trans_b else B.shape[1]
-        sa = cuda.shared.array((bk, tile + 1), nbt)  # +1: the staging stores hit distinct banks
-        sb = cuda.shared.array((bk, tile + 1), nbt)
+        sa = cuda.shared.array((bk, pad), nbt)  # tile + 1: the staging stores hit distinct banks
+        sb = cuda.shared.array((bk, pad), nbt)
         acc = cuda.local.array((rr, rr), nbt)
         ar = cuda.local.array(rr, nbt)
         br = cuda.local.array(rr, nbt)
@@ -237,6 +241,8 @@ def _make_upper_tile(tt, rr, bk):
     entry is the same sequence of multiply-adds as its mirror image."""
     tile = tt * rr
     nthreads = tt * tt
+    pad = tile + 1  # shared-array shapes must be plain constants
+    ttp = tt + 1
 
     @cuda.jit(device=True, inline=True)
     def upper_tile(X, nb, sa, sb, acc, ar, br):
@@ -288,14 +294,16 @@ def _make_gram(tt, rr, bk, nbt):
     too. Mirror entries are the same numbers: M is exactly symmetric."""
     tile = tt * rr
     nthreads = tt * tt
+    pad = tile + 1  # shared-array shapes must be plain constants
+    ttp = tt + 1
     upper_tile = _make_upper_tile(tt, rr, bk)
 
     @cuda.jit
     def gram(X, M, nb):
         n = X.shape[0]
-        sa = cuda.shared.array((bk, tile + 1), nbt)
-        sb = cuda.shared.array((bk, tile + 1), nbt)
-        sl = cuda.shared.array((tile, tt + 1), nbt)
+        sa = cuda.shared.array((bk, pad), nbt)
+        sb = cuda.shared.array((bk, pad), nbt)
+        sl = cuda.shared.array((tile, ttp), nbt)
         acc = cuda.local.array((rr, rr), nbt)
         ar = cuda.local.array(rr, nbt)
         br = cuda.local.array(rr, nbt)
@@ -427,19 +435,32 @@ def _distances(M, aux, X, prm, Dm):
 NOKEY = (1 << 64) - 1  # "no negative" key (no candidate reaches it)
 
 
-@cuda.jit(device=True, inline=True)
-def _fbits(v):
-    """The bits of float32 ``v`` (for v >= 0 their order is v's order)."""
-    a = cuda.local.array(1, float32)
-    a[0] = v
-    return a.view(np.uint32)[0]
+if _SIM:  # the simulator runs Python: a float's bits through a local array's view
 
+    @cuda.jit(device=True, inline=True)
+    def _fbits(v):
+        """The bits of float32 ``v`` (for v >= 0 their order is v's order)."""
+        a = cuda.local.array(1, float32)
+        a[0] = v
+        return a.view(np.uint32)[0]
 
-@cuda.jit(device=True, inline=True)
-def _bitsf(b):
-    a = cuda.local.array(1, uint32)
-    a[0] = b
-    return a.view(np.float32)[0]
+    @cuda.jit(device=True, inline=True)
+    def _bitsf(b):
+        a = cuda.local.array(1, uint32)
+        a[0] = b
+        return a.view(np.float32)[0]
+
+else:  # libdevice's bit casts (a local array's view needs a device to compile)
+    from numba.cuda import libdevice as _libdevice
+
+    @cuda.jit(device=True, inline=True)
+    def _fbits(v):
+        """The bits of float32 ``v`` (for v >= 0 their order is v's order)."""
+        return uint32(_libdevice.float_as_int(v))
+
+    @cuda.jit(device=True, inline=True)
+    def _bitsf(b):
+        return _libdevice.int_as_float(int32(b))
 
 
 @cuda.jit(device=True, inline=True)
@@ -490,13 +511,15 @@ def _make_fused_hard(tt, rr, bk):
     array exists."""
     tile = tt * rr
     nthreads = tt * tt
+    pad = tile + 1  # shared-array shapes must be plain constants
+    ttp = tt + 1
     upper_tile = _make_upper_tile(tt, rr, bk)
 
     @cuda.jit
     def fused(X, aux, lab, prm, kp, kn, nanf, nb):
         n = X.shape[0]
-        sa = cuda.shared.array((bk, tile + 1), float32)
-        sb = cuda.shared.array((bk, tile + 1), float32)
+        sa = cuda.shared.array((bk, pad), float32)
+        sb = cuda.shared.array((bk, pad), float32)
         rk = cuda.shared.array((tile, tt), uint64)
         rq = cuda.shared.array((tile, tt), uint64)
         acc = cuda.local.array((rr, rr), float32)

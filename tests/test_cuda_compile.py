@@ -1,0 +1,135 @@
+"""Compile the CUDA kernels to PTX for a Hopper GPU (sm_90) without a GPU.
+
+The simulator (tests/test_cuda.py) runs the kernels as Python, so it cannot
+catch what only the real compiler sees: typing that differs from Python's
+(an int64 mixed with a uint64 becomes a float64), operations the CUDA target
+lacks, warp intrinsics the simulator never runs (the shuffle kernels). This
+module types and lowers every kernel of the triplet and register cross-entropy
+paths, and the device path's helpers, for float32 and float64 through
+``numba.cuda.compile_ptx`` (NVVM; no driver, no device).
+
+Needs numba-cuda with NVVM, e.g. in a virtual environment of its own (NumPy < 2.5):
+``pip install numba-cuda "cuda-bindings==12.*" nvidia-cuda-nvcc-cu12 nvidia-cuda-nvrtc-cu12
+nvidia-cuda-runtime-cu12``, then ``python -m pytest tests/test_cuda_compile.py``;
+skipped where those are missing (CI) or under the simulator.
+"""
+
+import os
+
+import numpy as np
+import pytest
+
+if os.environ.get("NUMBA_ENABLE_CUDASIM") == "1":
+    pytest.skip("the simulator does not compile", allow_module_level=True)
+
+
+def _compiler():
+    """numba.cuda when it can compile a kernel that calls an inlined device
+    function without a driver (numba-cuda with NVVM; numba's own CUDA target
+    needs a driver for that; every device function here is inlined), else
+    skip the module."""
+    import importlib.util
+
+    if importlib.util.find_spec("numba_cuda") is None:
+        pytest.skip("numba-cuda is not installed", allow_module_level=True)
+    try:
+        import numba
+        from numba import cuda
+
+        @cuda.jit(device=True, inline=True)
+        def one():
+            return 1.0
+
+        def probe(a):
+            a[0] = one()
+
+        cuda.compile_ptx(probe, (numba.typeof(np.zeros(1, np.float32)),), cc=(9, 0))
+        return cuda
+    except Exception as exc:  # no NVVM, ...
+        pytest.skip(f"no CUDA compiler here ({type(exc).__name__}: {str(exc)[:120]})", allow_module_level=True)
+
+
+cuda = _compiler()
+
+from numba import typeof  # noqa: E402
+
+from fastloss.backends.numba_cuda import crossentropy as G  # noqa: E402
+from fastloss.backends.numba_cuda import device as DV  # noqa: E402
+from fastloss.backends.numba_cuda import triplet as T  # noqa: E402
+
+
+def _sig(*args):
+    return tuple(typeof(a) for a in args)
+
+
+def _ptx(kernel, *args):
+    fn = getattr(kernel, "py_func", kernel)
+    ptx, _ = cuda.compile_ptx(fn, _sig(*args), cc=(9, 0))
+    assert ".entry" in ptx
+
+
+def _arr(dt, *shape):
+    return np.zeros(shape, dt)
+
+
+@pytest.mark.parametrize("dt", [np.float32, np.float64])
+def test_triplet_kernels_compile(dt):
+    N, D = 8, 4
+    f, i8, f8 = (lambda *s: _arr(dt, *s)), (lambda *s: _arr(np.int64, *s)), (lambda *s: _arr(np.float64, *s))
+    X, M, aux, prm = f(N, D), f(N, N), f(N), f(7)
+    lab = i8(N)
+    rowloss, rowcnt = f8(N), f8(N)
+    sel, selc = i8(N, 2), f(N, 2)
+    _ptx(T._norms, M, 0, dt(1e-12), aux)
+    _ptx(T._distances, M, aux, X, prm, M)
+    _ptx(T._mine_hard, M, aux, X, lab, prm, rowloss, rowcnt, sel, selc)
+    _ptx(T._mine_hard, M, aux, X, lab.astype(np.int32), prm, rowloss, rowcnt, sel, selc)  # device labels
+    _ptx(T._mine_semihard, M, lab, prm, rowloss, rowcnt, M, True)
+    _ptx(T._mine_batch_all, M, lab, prm, rowloss, rowcnt, M, True)
+    _ptx(T._sum_rows, rowloss, rowcnt, f8(2))
+    _ptx(T._fill, f(N * N), dt(0))
+    _ptx(T._fill, _arr(np.uint64, N), np.uint64(T.NOKEY))
+    _ptx(T._hard_scatter, X, M, aux, sel, selc, 0, dt(1), True, X)
+    _ptx(T._hard_scatter, X, M, aux, sel, selc, 2, dt(1), False, X)
+    _ptx(T._hard_precomputed, sel, selc, dt(1), M)
+    _ptx(T._normalize_jacobian, X, aux, X)
+    _ptx(T._symmetrize, M, M, aux, 2, M)
+    _ptx(T._row_sums, M, M, aux, 2, f8(N), f8(N))
+    _ptx(T._scale_rows, X, aux, X)
+    _ptx(T._finish_dense, X, aux, f8(N), f8(N), X, 0, dt(1), X)
+    _ptx(T._scaled, M, dt(1), M)
+    _ptx(T._row_norms, X, 0, dt(1e-12), dt(0), aux)
+    _ptx(T._make_gram(T.TT, T.RR, T.BK, typeof(np.zeros(1, dt)).dtype), X, M, 1)
+    _ptx(T._make_mm(T.TT, T.RR, T.BK, False, typeof(np.zeros(1, dt)).dtype), M, X, X)
+    _ptx(T._make_mm(T.TT, T.RR, T.BK, True, typeof(np.zeros(1, dt)).dtype), X, X, M)
+
+
+def test_fused_batch_hard_kernels_compile():
+    """float32 only (64-bit keys of float32 distance bits and a column)."""
+    N, D = 8, 4
+    X, aux, prm = _arr(np.float32, N, D), _arr(np.float32, N), _arr(np.float32, 7)
+    lab, kp, nanf = _arr(np.int64, N), _arr(np.uint64, N), _arr(np.int32, N)
+    _ptx(T._make_fused_hard(T.TT, T.RR, T.BK), X, aux, lab, prm, kp, kp, nanf, 1)
+    _ptx(T._hard_finish, X, aux, lab, prm, kp, kp, nanf, _arr(np.float64, N), _arr(np.float64, N),
+         _arr(np.int64, N, 2), _arr(np.float32, N, 2))
+
+
+@pytest.mark.parametrize("dt", [np.float32, np.float64])
+@pytest.mark.parametrize("block_mode", [False, True])
+def test_register_cross_entropy_kernels_compile(dt, block_mode):
+    R, C = 4, 100
+    x, w, loss = _arr(dt, R, C), _arr(dt, 1), _arr(dt, R)
+    info, tot = _arr(np.int64, 2), _arr(np.float64, 1)
+    prm = _arr(dt, 6)
+    scce = G._make_regs(4, block_mode, typeof(np.zeros(1, dt)).dtype, False)
+    _ptx(scce, x, _arr(np.int64, R), prm, 0.0, w, 0, loss, x, True, info, tot)
+    cce = G._make_regs(4, block_mode, typeof(np.zeros(1, dt)).dtype, True)
+    _ptx(cce, x, x, prm, w, 0, loss, x, True, tot)
+    _ptx(G._reset_info_tot, info, tot)
+
+
+def test_device_path_helpers_compile():
+    loss, w, tot = _arr(np.float32, 8), _arr(np.float32, 8), _arr(np.float64, 1)
+    _ptx(DV._wsum, loss, w, 1, tot)
+    _ptx(DV._zero1, tot)
+    _ptx(DV._scale, loss, w, 1, loss)
