@@ -133,3 +133,34 @@ def test_device_path_helpers_compile():
     _ptx(DV._wsum, loss, w, 1, tot)
     _ptx(DV._zero1, tot)
     _ptx(DV._scale, loss, w, 1, loss)
+
+
+@pytest.mark.parametrize("dt", [np.float32, np.float64])
+def test_the_other_kernels_compile(dt):
+    """Cross-entropy (two-pass, thread-per-row and warp-shuffle kernels),
+    elementwise, row and box kernels, with the argument types their launches
+    pass (scalars as Python floats)."""
+    from fastloss.backends.numba_cuda import boxes as B
+    from fastloss.backends.numba_cuda import elementwise as E
+    from fastloss.backends.numba_cuda import rows as W
+
+    R, C = 4, 40
+    x, w, loss = _arr(dt, R, C), _arr(dt, 1), _arr(dt, R)
+    lab, info, tot = _arr(np.int64, R), _arr(np.int64, 2), _arr(np.float64, 1)
+    prm = _arr(np.float64, 10)
+    for k in (G.scce_logits_rows, G.scce_logits_thread_per_row):
+        _ptx(k, x, lab, prm, w, 0, loss, x, True, info)
+    _ptx(G.cce_logits_rows, x, x, prm, w, 0, loss, x, True, info)
+    _ptx(G.scce_logits_warp, x, lab, 1.0, 0.0, False, w, 0, loss, x, True, info)
+    _ptx(G.cce_logits_warp, x, x, 1.0, 1.0, 0.0, w, 0, loss, x, True, info)
+    _ptx(G._reset_info, info)
+    for kind in E.KINDS:
+        for k in E._kernels(kind):
+            _ptx(k, x, x, 1.0, 1e-7, 1 - 1e-7, 1.0, 0.0, 0.25, 2.0, 0.0, w, 0, loss, x, True, tot, info)
+    for kind in W.KINDS:
+        y = lab if kind == "scce_probs" else x
+        _ptx(getattr(W, kind), y, x, 1.0, 1e-7, 1 - 1e-7, 1.0, 0.0, 0.25, 2.0, 0.0, 0.0, False, w, 0, loss, x, True,
+             tot, info)
+    b = _arr(dt, R, 4)
+    for k in B._KERNELS.values():
+        _ptx(k, b, b, 1.0, 1e-7, 0.0, w, 0, loss, b, True, tot, _arr(np.float64, 4))
