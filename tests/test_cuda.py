@@ -54,17 +54,18 @@ def _launch_config(request):
     old = [(m.TPB, m.MAX_BLOCKS) for m in mods]
     from fastloss.backends.numba_cuda import device as DV
 
-    old_tile = (T.TT, T.RR, T.BK, T.SCRATCH_MAX, DV.REDUCE_TPB, G.RB_TPB, G.WARP_MAX_C)
+    old_tile = (T.TT, T.RR, T.BK, T.SCRATCH_MAX, DV.REDUCE_TPB, G.RB_TPB, G.WARP_MAX_C, T.FTT, T.FRR, T.FBK)
     for m in mods:
         m.TPB, m.MAX_BLOCKS = 8, 3
     # tiles of 4 x 4 entries, 3 columns deep (tails everywhere); (N, N) work
     # buffers allocated per call, the small ones kept
     # register-resident SCCE: warp mode up to 64 classes, block mode (8 threads) above
     T.TT, T.RR, T.BK, T.SCRATCH_MAX, DV.REDUCE_TPB, G.RB_TPB, G.WARP_MAX_C = 2, 2, 3, 40, 8, 8, 64
+    T.FTT, T.FRR, T.FBK = 2, 2, 3
     yield
     for m, (tpb, mb) in zip(mods, old):
         m.TPB, m.MAX_BLOCKS = tpb, mb
-    T.TT, T.RR, T.BK, T.SCRATCH_MAX, DV.REDUCE_TPB, G.RB_TPB, G.WARP_MAX_C = old_tile
+    (T.TT, T.RR, T.BK, T.SCRATCH_MAX, DV.REDUCE_TPB, G.RB_TPB, G.WARP_MAX_C, T.FTT, T.FRR, T.FBK) = old_tile
 
 
 CASES = [

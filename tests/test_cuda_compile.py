@@ -109,8 +109,8 @@ def test_fused_batch_hard_kernels_compile():
     N, D = 8, 4
     X, aux, prm = _arr(np.float32, N, D), _arr(np.float32, N), _arr(np.float32, 7)
     lab, kp, nanf = _arr(np.int64, N), _arr(np.uint64, N), _arr(np.int32, N)
-    _ptx(T._make_fused_hard(T.TT, T.RR, T.BK), X, aux, lab, prm, kp, kp, nanf, 1)
-    _ptx(T._hard_finish, X, aux, lab, prm, kp, kp, nanf, _arr(np.float64, N), _arr(np.float64, N),
+    _ptx(T._make_fused_hard(T.FTT, T.FRR, T.FBK), X, aux, lab, prm, kp, kp, nanf, nanf, 1)
+    _ptx(T._hard_finish, X, aux, lab, prm, kp, kp, nanf, nanf, _arr(np.float64, N), _arr(np.float64, N),
          _arr(np.int64, N, 2), _arr(np.float32, N, 2))
 
 
@@ -164,3 +164,64 @@ def test_the_other_kernels_compile(dt):
     b = _arr(dt, R, 4)
     for k in B._KERNELS.values():
         _ptx(k, b, b, 1.0, 1e-7, 0.0, w, 0, loss, b, True, tot, _arr(np.float64, 4))
+
+
+def _ptxas():
+    import shutil
+
+    try:
+        import nvidia.cuda_nvcc as nv
+
+        path = os.path.join(list(nv.__path__)[0], "bin", "ptxas")
+        if os.path.exists(path):
+            return path
+    except ImportError:
+        pass
+    return shutil.which("ptxas")
+
+
+@pytest.mark.parametrize("name", ["gram", "mm", "fused_hard", "scce_warp", "cce_warp", "scce_block", "cce_block"])
+def test_hot_kernels_keep_accumulators_in_registers(name, tmp_path):
+    """ptxas (sm_90) on the hot kernels at their launch settings: no stack
+    frame (a local array left on the stack turns every multiply-add into a
+    local-memory access), no spills, and registers x threads per block within
+    the 64K register file (else the launch fails)."""
+    import subprocess
+
+    ptxas = _ptxas()
+    if ptxas is None:
+        pytest.skip("no ptxas (nvidia-cuda-nvcc-cu12)")
+    f4 = np.float32
+    N, D, R, C = 8, 4, 4, 1000
+    X, M, aux, prm = _arr(f4, N, D), _arr(f4, N, N), _arr(f4, N), _arr(f4, 7)
+    x, w, loss = _arr(f4, R, C), _arr(f4, 1), _arr(f4, R)
+    info, tot, lab = _arr(np.int64, 2), _arr(np.float64, 1), _arr(np.int64, R)
+    nbt = typeof(np.zeros(1, f4)).dtype
+    cases = {
+        "gram": (T._make_gram(T.TT, T.RR, T.BK, nbt), (X, M, 1), T.TT * T.TT),
+        "mm": (T._make_mm(T.TT, T.RR, T.BK, False, nbt), (M, X, X), T.TT * T.TT),
+        "fused_hard": (T._make_fused_hard(T.FTT, T.FRR, T.FBK),
+                       (X, aux, _arr(np.int64, N), prm, _arr(np.uint64, N), _arr(np.uint64, N), _arr(np.int32, N),
+                        _arr(np.int32, N), 1), T.FTT * T.FTT),
+        "scce_warp": (G._make_regs(G.WARP_MAX_C // 32, False, nbt, False),
+                      (x, lab, _arr(f4, 6), 0.0, w, 0, loss, x, True, info, tot), 256),
+        "cce_warp": (G._make_regs(G.WARP_MAX_C // 32, False, nbt, True), (x, x, _arr(f4, 6), w, 0, loss, x, True, tot),
+                     256),
+        "scce_block": (G._make_regs(G.REG_VPL_MAX, True, nbt, False),
+                       (x, lab, _arr(f4, 6), 0.0, w, 0, loss, x, True, info, tot), G.RB_TPB),
+        "cce_block": (G._make_regs(G.REG_VPL_MAX, True, nbt, True), (x, x, _arr(f4, 6), w, 0, loss, x, True, tot),
+                      G.RB_TPB),
+    }
+    kern, args, threads = cases[name]
+    ptx, _ = cuda.compile_ptx(kern.py_func, _sig(*args), cc=(9, 0))
+    src = tmp_path / "k.ptx"
+    src.write_text(ptx)
+    out = subprocess.run([ptxas, "-arch=sm_90", "-O3", "-v", str(src), "-o", os.devnull],
+                         capture_output=True, text=True, check=True).stderr
+    import re
+
+    regs = int(re.search(r"Used (\d+) registers", out).group(1))
+    stack = int(re.search(r"(\d+) bytes stack frame", out).group(1))
+    spills = int(re.search(r"(\d+) bytes spill stores", out).group(1))
+    assert stack == 0 and spills == 0, out
+    assert regs * threads <= 65536, f"{regs} registers x {threads} threads: {out}"

@@ -302,15 +302,19 @@ def cce_logits_warp(y, x, factor, a, b, w, ws, loss, grad, want_grad, info):
 # the gradient)
 # ---------------------------------------------------------------------------
 # A group of threads per row -- a warp (C <= WARP_MAX_C) or a whole block of
-# RB_TPB threads (C <= RB_TPB * REG_VPL_MAX) -- each thread holding up to
-# REG_VPL_MAX of the row's logits in registers: max, exp (once per element, kept), sum, then the
+# RB_TPB threads (C <= RB_TPB * REG_VPL_MAX) -- each thread holding its share
+# of the row's logits in registers: max, exp (once per element, kept), sum, then the
 # gradient from the kept exponentials. All arithmetic in the input's dtype
 # (the kernels above run their statistics in float64). Group reductions: warp
 # shuffles on a GPU, a shared-memory tree in the simulator (where a "warp" is
 # a block of 32 threads) and in block mode.
 REGS = True  # False: the kernels above (two reads of each row)
-REG_VPL_MAX = 64  # logits per thread at most (registers)
-RB_TPB = 512  # threads per block of the block mode (1024 would cap registers at 64 per thread)
+# Registers (ptxas -v for sm_90, float32): warp mode with 32 logits per lane
+# uses 104 (SCCE) / 119 (CCE) per thread, block mode with 16 per thread
+# 154 / 148 -- a 256-thread block fits the 64K register file, a 512-thread
+# one does not (the launch would fail); 64 per thread spills.
+REG_VPL_MAX = 16  # logits per thread at most in block mode
+RB_TPB = 256  # threads per block of the block mode (C <= 4096); tests shrink it
 WARP_MAX_C = 32 * 32  # warp mode up to this many classes, block mode above; tests shrink it
 _REGS = {}
 

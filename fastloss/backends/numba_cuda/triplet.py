@@ -47,6 +47,11 @@ TPB = 256  # threads per block of the row kernels (a power of two <= RT)
 RT = 256  # size of the row kernels' shared reduction buffers
 MAX_BLOCKS = 1 << 16  # tests shrink it to exercise the grid-stride loops
 TT, RR, BK = 16, 8, 8  # product tile: TT x TT threads, RR x RR entries each, BK-deep stages
+# The fused batch-hard kernel's tile: its per-entry epilogue (distance, keys)
+# over 8 x 8 entries is more than the compiler unrolls, and the accumulators
+# then live on the stack (ptxas -v, sm_90: 256-byte stack frame); 4 x 4
+# unrolls (78 registers, no stack). Tests shrink both tiles.
+FTT, FRR, FBK = 16, 4, 8
 # float32 batch-hard (L2, squared-L2, angular) mines inside the Gram kernel, no
 # N x N matrix (``_make_fused_hard``); False: Gram matrix, then ``_mine_hard``
 FUSED_HARD = True
@@ -158,7 +163,6 @@ def _make_mm(tt, rr, bk, trans_b, nbt):
     tile = tt * rr
     nthreads = tt * tt
     pad = tile + 1  # shared-array shapes must be plain constants
-    ttp = tt + 1
 
     @cuda.jit
     def mm(A, B, C):
@@ -242,7 +246,6 @@ def _make_upper_tile(tt, rr, bk):
     tile = tt * rr
     nthreads = tt * tt
     pad = tile + 1  # shared-array shapes must be plain constants
-    ttp = tt + 1
 
     @cuda.jit(device=True, inline=True)
     def upper_tile(X, nb, sa, sb, acc, ar, br):
@@ -289,13 +292,11 @@ def _make_upper_tile(tt, rr, bk):
 def _make_gram(tt, rr, bk, nbt):
     """``M = X X^T`` from the tiles on and above the diagonal only (half the
     multiply-adds of ``_mm``): block ``b`` computes tile (bi, bj), bi <= bj,
-    writes it, and writes its mirror image (bi < bj) through a shared-memory
-    slab of ``tt`` columns at a time, so that those stores run along M's rows
-    too. Mirror entries are the same numbers: M is exactly symmetric."""
+    writes it, and writes its mirror image (bi < bj). Mirror entries are the
+    same numbers: M is exactly symmetric."""
     tile = tt * rr
     nthreads = tt * tt
     pad = tile + 1  # shared-array shapes must be plain constants
-    ttp = tt + 1
     upper_tile = _make_upper_tile(tt, rr, bk)
 
     @cuda.jit
@@ -303,7 +304,6 @@ def _make_gram(tt, rr, bk, nbt):
         n = X.shape[0]
         sa = cuda.shared.array((bk, pad), nbt)
         sb = cuda.shared.array((bk, pad), nbt)
-        sl = cuda.shared.array((tile, ttp), nbt)
         acc = cuda.local.array((rr, rr), nbt)
         ar = cuda.local.array(rr, nbt)
         br = cuda.local.array(rr, nbt)
@@ -322,18 +322,16 @@ def _make_gram(tt, rr, bk, nbt):
                         M[i, j] = acc[r, s]
         if bi == bj:
             return
-        for r in range(rr):  # rows i0 + r*tt .. + tt of the tile -> columns of the mirror
-            for s in range(rr):
-                sl[tx + s * tt, ty] = acc[r, s]
-            cuda.syncthreads()
-            for e in range(tid, tile * tt, nthreads):
-                jj = e // tt
-                c = e - jj * tt
-                j = j0 + jj
-                i = i0 + r * tt + c
-                if j < n and i < n:
-                    M[j, i] = sl[jj, c]
-            cuda.syncthreads()
+        # the mirror image, straight from the registers (loops the compiler
+        # unrolls: acc stays in registers; a shared-memory slab staged per r
+        # kept acc on the stack)
+        for r in range(rr):
+            i = i0 + ty + r * tt
+            if i < n:
+                for s in range(rr):
+                    j = j0 + tx + s * tt
+                    if j < n:
+                        M[j, i] = acc[r, s]
 
     return gram
 
@@ -402,6 +400,26 @@ def _dist_g(g, aux, X, a, j, metric, cut, zero, one, two):
 @cuda.jit(device=True, inline=True)
 def _dist(M, aux, X, a, j, metric, cut, zero, one, two):
     return _dist_g(M[a, j], aux, X, a, j, metric, cut, zero, one, two)
+
+
+@cuda.jit(device=True, inline=True)
+def _dist_gram(g, aux, a, j, metric, cut, zero, one, two):
+    """``_dist_g`` without the exact recompute (no loop: the fused kernel's
+    unrolled epilogue keeps its accumulators in registers only without one):
+    ``(d, near)``, ``near`` where the recompute would apply (then ``d`` is not
+    to be used)."""
+    if metric == 2:
+        v = one - g * aux[a] * aux[j]
+        return (zero if v < zero else v), False
+    if j == a:
+        return zero, False
+    t = aux[a] + aux[j]
+    v = t - two * g
+    near = v < cut * t
+    v = zero if v <= zero else v
+    if metric == 0:
+        v = math.sqrt(v)
+    return v, near
 
 
 @cuda.jit(device=True, inline=True)
@@ -493,10 +511,10 @@ _FUSED = {}
 
 
 def _fused_hard(dt):
-    key = (TT, RR, BK, np.dtype(dt).char)
+    key = (FTT, FRR, FBK, np.dtype(dt).char)
     k = _FUSED.get(key)
     if k is None:
-        k = _FUSED[key] = _make_fused_hard(TT, RR, BK)
+        k = _FUSED[key] = _make_fused_hard(FTT, FRR, FBK)
     return k
 
 
@@ -507,16 +525,16 @@ def _make_fused_hard(tt, rr, bk):
     off the diagonal, to its column's anchor), reduced over the tile in shared
     memory and merged into per-anchor keys by one 64-bit atomic per anchor and
     tile: ``kp`` (hardest positive: distance bits, then the inverted column),
-    ``kn`` (hardest negative); ``nanf`` flags rows holding a NaN. No N x N
-    array exists."""
+    ``kn`` (hardest negative); ``nanf`` flags rows holding a NaN, ``nearf``
+    rows with a near-duplicate pair (its distance needs the exact recompute:
+    ``_hard_finish`` mines those rows again, exactly). No N x N array exists."""
     tile = tt * rr
     nthreads = tt * tt
     pad = tile + 1  # shared-array shapes must be plain constants
-    ttp = tt + 1
     upper_tile = _make_upper_tile(tt, rr, bk)
 
     @cuda.jit
-    def fused(X, aux, lab, prm, kp, kn, nanf, nb):
+    def fused(X, aux, lab, prm, kp, kn, nanf, nearf, nb):
         n = X.shape[0]
         sa = cuda.shared.array((bk, pad), float32)
         sb = cuda.shared.array((bk, pad), float32)
@@ -546,9 +564,11 @@ def _make_fused_hard(tt, rr, bk):
                 for s in range(rr):
                     j = j0 + tx + s * tt
                     if j < n:
-                        d = _dist_g(acc[r, s], aux, X, i, j, metric, cut, zero, one, two)
+                        d, nr = _dist_gram(acc[r, s], aux, i, j, metric, cut, zero, one, two)
                         if d != d:
                             nanf[i] = 1
+                        elif nr:
+                            nearf[i] = 1
                         elif lab[j] == li:
                             if j != i:
                                 bp = max(bp, _pkey(d, j))
@@ -582,9 +602,11 @@ def _make_fused_hard(tt, rr, bk):
                 for r in range(rr):
                     i = i0 + ty + r * tt
                     if i < n:
-                        d = _dist_g(acc[r, s], aux, X, j, i, metric, cut, zero, one, two)
+                        d, nr = _dist_gram(acc[r, s], aux, j, i, metric, cut, zero, one, two)
                         if d != d:
                             nanf[j] = 1
+                        elif nr:
+                            nearf[j] = 1
                         elif lab[i] == lj:
                             bp = max(bp, _pkey(d, i))
                         else:
@@ -609,11 +631,12 @@ def _make_fused_hard(tt, rr, bk):
 
 
 @cuda.jit
-def _hard_finish(X, aux, lab, prm, kp, kn, nanf, rowloss, rowcnt, sel, selc):
+def _hard_finish(X, aux, lab, prm, kp, kn, nanf, nearf, rowloss, rowcnt, sel, selc):
     """Per anchor (one block each): the keys decoded into the hardest positive
-    and negative; rows without a positive or a negative get TFA's row
-    minimum / maximum from their distances computed here (rare: O(N D) per such
-    row); then the loss and the selection as in ``_mine_hard``."""
+    and negative. A row with a near-duplicate pair, or without a positive or a
+    negative (TFA's row minimum / maximum fallbacks), is mined again from its
+    distances computed here, exactly (rare: O(N D) per such row). Then the
+    loss and the selection as in ``_mine_hard``."""
     sv = cuda.shared.array(RT, float64)
     sj = cuda.shared.array(RT, int64)
     N = X.shape[0]
@@ -642,33 +665,44 @@ def _hard_finish(X, aux, lab, prm, kp, kn, nanf, rowloss, rowcnt, sel, selc):
         hn = zero
         pj = NONE
         nj = NONE
-        if p != 0:
-            hp = _bitsf(uint32(p >> uint64(32)))
-            pj = int64(uint64(0xFFFFFFFF) - (p & uint64(0xFFFFFFFF)))
-        if q != NOKEY:
-            hn = _bitsf(uint32(q >> uint64(32)))
-            nj = int64(q & uint64(0xFFFFFFFF))
-        if p == 0 or q == NOKEY:
+        if nearf[a] != 0 or p == 0 or q == NOKEY:
+            la = lab[a]
+            pv = 0.0
+            nv = 0.0
             lov = 0.0
             loj = NONE
             hiv = 0.0
             hij = NONE
             for j in range(t, N, nt):
                 v = _dist_g(_dot(X, a, j, zero), aux, X, a, j, metric, cut, zero, one, two)
+                if lab[j] == la:
+                    if j != a and (pj == NONE or v > pv):
+                        pv = v
+                        pj = j
+                elif nj == NONE or v < nv:
+                    nv = v
+                    nj = j
                 if loj == NONE or v < lov:
                     lov = v
                     loj = j
                 if hij == NONE or v > hiv:
                     hiv = v
                     hij = j
+            pv, pj = _block_arg(pv, pj, True, sv, sj)
+            nv, nj = _block_arg(nv, nj, False, sv, sj)
             lov, loj = _block_arg(lov, loj, False, sv, sj)
             hiv, hij = _block_arg(hiv, hij, True, sv, sj)
-            if p == 0:
+            if pj == NONE:
                 pj = loj
-                hp = _dist_g(_dot(X, a, pj, zero), aux, X, a, pj, metric, cut, zero, one, two)
-            if q == NOKEY:
+            if nj == NONE:
                 nj = hij
-                hn = _dist_g(_dot(X, a, nj, zero), aux, X, a, nj, metric, cut, zero, one, two)
+            hp = _dist_g(_dot(X, a, pj, zero), aux, X, a, pj, metric, cut, zero, one, two)
+            hn = _dist_g(_dot(X, a, nj, zero), aux, X, a, nj, metric, cut, zero, one, two)
+        else:
+            hp = _bitsf(uint32(p >> uint64(32)))
+            pj = int64(uint64(0xFFFFFFFF) - (p & uint64(0xFFFFFFFF)))
+            hn = _bitsf(uint32(q >> uint64(32)))
+            nj = int64(q & uint64(0xFFFFFFFF))
         if t == 0:
             l, g = _hinge_or_soft(hp - hn + margin, hp - hn, soft, zero, one)
             rowloss[a] = l
@@ -1143,14 +1177,16 @@ def run(mode, X, P, lab, prm_h, want_grad, stream):
         kp = _buf("kp", (N,), np.uint64, stream)
         kn = _buf("kn", (N,), np.uint64, stream)
         nanf = _buf("nanf", (N,), np.int32, stream)
+        nearf = _buf("nearf", (N,), np.int32, stream)
         fill(kp, 0, stream)
         fill(kn, NOKEY, stream)
         fill(nanf, 0, stream)
-        nb = (N + TT * RR - 1) // (TT * RR)
-        _fused_hard(dt)[nb * (nb + 1) // 2, (TT, TT), stream](X, aux, lab, prm, kp, kn, nanf, nb)
+        fill(nearf, 0, stream)
+        nb = (N + FTT * FRR - 1) // (FTT * FRR)
+        _fused_hard(dt)[nb * (nb + 1) // 2, (FTT, FTT), stream](X, aux, lab, prm, kp, kn, nanf, nearf, nb)
         sel = _buf("sel", (N, 2), np.int64, stream)
         selc = _buf("selc", (N, 2), dt, stream)
-        _hard_finish[blocks, tpb, stream](X, aux, lab, prm, kp, kn, nanf, rowloss, rowcnt, sel, selc)
+        _hard_finish[blocks, tpb, stream](X, aux, lab, prm, kp, kn, nanf, nearf, rowloss, rowcnt, sel, selc)
         M = _buf("M0", (1, 1), dt, stream)  # no Gram matrix: the gradient recomputes what it needs
         out = {"M": M, "Dm": M, "aux": aux, "sel": sel, "selc": selc, "have_m": False}
     else:
