@@ -148,9 +148,10 @@ def test_the_other_kernels_compile(dt):
     x, w, loss = _arr(dt, R, C), _arr(dt, 1), _arr(dt, R)
     lab, info, tot = _arr(np.int64, R), _arr(np.int64, 2), _arr(np.float64, 1)
     prm = _arr(np.float64, 10)
-    for k in (G.scce_logits_rows, G.scce_logits_thread_per_row):
+    scce_rows, cce_rows = G._make_block_rows(typeof(np.zeros(1, dt)).dtype)
+    for k in (scce_rows, G.scce_logits_thread_per_row):
         _ptx(k, x, lab, prm, w, 0, loss, x, True, info)
-    _ptx(G.cce_logits_rows, x, x, prm, w, 0, loss, x, True, info)
+    _ptx(cce_rows, x, x, prm, w, 0, loss, x, True, info)
     _ptx(G.scce_logits_warp, x, lab, 1.0, 0.0, False, w, 0, loss, x, True, info)
     _ptx(G.cce_logits_warp, x, x, 1.0, 1.0, 0.0, w, 0, loss, x, True, info)
     _ptx(G._reset_info, info)
@@ -180,7 +181,8 @@ def _ptxas():
     return shutil.which("ptxas")
 
 
-@pytest.mark.parametrize("name", ["gram", "mm", "fused_hard", "scce_warp", "cce_warp", "scce_block", "cce_block"])
+@pytest.mark.parametrize("name", ["gram", "mm", "fused_hard", "scce_warp", "cce_warp", "scce_block", "cce_block",
+                                  "scce_rows", "cce_rows"])
 def test_hot_kernels_keep_accumulators_in_registers(name, tmp_path):
     """ptxas (sm_90) on the hot kernels at their launch settings: no stack
     frame (a local array left on the stack turns every multiply-add into a
@@ -211,6 +213,9 @@ def test_hot_kernels_keep_accumulators_in_registers(name, tmp_path):
                        (x, lab, _arr(f4, 6), 0.0, w, 0, loss, x, True, info, tot), G.RB_TPB),
         "cce_block": (G._make_regs(G.REG_VPL_MAX, True, nbt, True), (x, x, _arr(f4, 6), w, 0, loss, x, True, tot),
                       G.RB_TPB),
+        # the online-softmax block kernels beyond 4096 classes: 512 threads (_launch_rows)
+        "scce_rows": (G._make_block_rows(nbt)[0], (x, lab, _arr(np.float64, 10), w, 0, loss, x, True, info), 512),
+        "cce_rows": (G._make_block_rows(nbt)[1], (x, x, _arr(np.float64, 10), w, 0, loss, x, True, info), 512),
     }
     kern, args, threads = cases[name]
     ptx, _ = cuda.compile_ptx(kern.py_func, _sig(*args), cc=(9, 0))

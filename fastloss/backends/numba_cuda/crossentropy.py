@@ -46,17 +46,19 @@ def _merge(m1, s1, m2, s2):
 
 
 @cuda.jit(device=True, inline=True)
-def _block_softmax_stats(x, i, C, sm, ss):
+def _block_softmax_stats(x, i, C, sm, ss, ninf, zero, one):
     """(max, sum exp(x - max)) of row i, reduced across the block by a tree in
-    shared memory (blockDim.x a power of two <= MAX_TPB)."""
+    shared memory (blockDim.x a power of two <= MAX_TPB); ``ninf``/``zero``/
+    ``one`` and the shared arrays of the input's dtype: the arithmetic stays in
+    it (float64 literals would turn every exp into a float64 one)."""
     tid = cuda.threadIdx.x
     nt = cuda.blockDim.x
-    m = -math.inf
-    s = 0.0
+    m = ninf
+    s = zero
     for j in range(tid, C, nt):
         v = x[i, j]
         if v > m:
-            s = s * math.exp(m - v) + 1.0
+            s = s * math.exp(m - v) + one
             m = v
         elif v == v:
             s += math.exp(v - m)
@@ -120,32 +122,6 @@ def _skip_label_row(lab, i, C, ignore, has_ignore, t, step, loss, grad, want_gra
 
 
 @cuda.jit
-def scce_logits_rows(x, lab, prm, w, ws, loss, grad, want_grad, info):
-    R, C = x.shape
-    sm = cuda.shared.array(MAX_TPB, np.float64)
-    ss = cuda.shared.array(MAX_TPB, np.float64)
-    factor = prm[0]
-    ignore = prm[8]
-    has_ignore = prm[9] != 0.0
-    tid = cuda.threadIdx.x
-    for i in range(cuda.blockIdx.x, R, cuda.gridDim.x):
-        if _skip_label_row(lab, i, C, ignore, has_ignore, tid, cuda.blockDim.x, loss, grad, want_grad, info):
-            continue
-        k = lab[i]
-        m, s = _block_softmax_stats(x, i, C, sm, ss)
-        if tid == 0:
-            loss[i] = math.log(s) - (x[i, k] - m)
-        if want_grad:
-            sc = w[i * ws] * factor
-            r = sc / s
-            for j in range(tid, C, cuda.blockDim.x):
-                g = math.exp(x[i, j] - m) * r
-                if j == k:
-                    g -= sc
-                grad[i, j] = g
-
-
-@cuda.jit
 def scce_logits_thread_per_row(x, lab, prm, w, ws, loss, grad, want_grad, info):
     R, C = x.shape
     factor = prm[0]
@@ -170,35 +146,84 @@ def scce_logits_thread_per_row(x, lab, prm, w, ws, loss, grad, want_grad, info):
             grad[i, k] -= sc
 
 
-@cuda.jit
-def cce_logits_rows(y, x, prm, w, ws, loss, grad, want_grad, info):
-    """loss = sum(y') logsumexp(x) - sum(y' x); grad = sum(y') softmax - y'."""
-    R, C = x.shape
-    sm = cuda.shared.array(MAX_TPB, np.float64)
-    ss = cuda.shared.array(MAX_TPB, np.float64)
-    factor = prm[0]
-    a = prm[3]
-    b = prm[4]
-    tid = cuda.threadIdx.x
-    nt = cuda.blockDim.x
-    for i in range(cuda.blockIdx.x, R, cuda.gridDim.x):
-        m, s = _block_softmax_stats(x, i, C, sm, ss)
-        # sum(y') and sum(y' (x - m)), reduced the same way (as a (value, 0) pair trick
-        # would be wrong here: plain sums through the shared arrays)
-        sy = 0.0
-        syx = 0.0
-        for j in range(tid, C, nt):
-            yy = y[i, j] * a + b
-            sy += yy
-            syx += yy * (x[i, j] - m)
-        sy, syx = _block_sum2(sy, syx, sm, ss)
-        if tid == 0:
-            loss[i] = sy * math.log(s) - syx
-        if want_grad:
-            sc = w[i * ws] * factor
-            r = sc * sy / s
+_BLOCK_ROWS = {}
+
+
+def _block_rows(dt):
+    """(scce, cce) block-per-row kernels for dtype ``dt``."""
+    key = np.dtype(dt).char
+    ks = _BLOCK_ROWS.get(key)
+    if ks is None:
+        ks = _BLOCK_ROWS[key] = _make_block_rows(from_dtype(np.dtype(dt)))
+    return ks
+
+
+def _make_block_rows(nbt):
+    """A block per row, two reads of it: statistics by an online softmax, then
+    the gradient (the row should still be in L2, see ``_launch_rows``); the
+    arithmetic in the input's dtype (``nbt``)."""
+
+    @cuda.jit
+    def scce_rows(x, lab, prm, w, ws, loss, grad, want_grad, info):
+        R, C = x.shape
+        sm = cuda.shared.array(MAX_TPB, nbt)
+        ss = cuda.shared.array(MAX_TPB, nbt)
+        factor = nbt(prm[0])
+        ninf = nbt(-math.inf)
+        zero = nbt(0.0)
+        one = nbt(1.0)
+        ignore = prm[8]
+        has_ignore = prm[9] != 0.0
+        tid = cuda.threadIdx.x
+        for i in range(cuda.blockIdx.x, R, cuda.gridDim.x):
+            if _skip_label_row(lab, i, C, ignore, has_ignore, tid, cuda.blockDim.x, loss, grad, want_grad, info):
+                continue
+            k = lab[i]
+            m, s = _block_softmax_stats(x, i, C, sm, ss, ninf, zero, one)
+            if tid == 0:
+                loss[i] = math.log(s) - (x[i, k] - m)
+            if want_grad:
+                sc = w[i * ws] * factor
+                r = sc / s
+                for j in range(tid, C, cuda.blockDim.x):
+                    g = math.exp(x[i, j] - m) * r
+                    if j == k:
+                        g -= sc
+                    grad[i, j] = g
+
+    @cuda.jit
+    def cce_rows(y, x, prm, w, ws, loss, grad, want_grad, info):
+        """loss = sum(y') logsumexp(x) - sum(y' x); grad = sum(y') softmax - y'."""
+        R, C = x.shape
+        sm = cuda.shared.array(MAX_TPB, nbt)
+        ss = cuda.shared.array(MAX_TPB, nbt)
+        factor = nbt(prm[0])
+        a = nbt(prm[3])
+        b = nbt(prm[4])
+        ninf = nbt(-math.inf)
+        zero = nbt(0.0)
+        one = nbt(1.0)
+        tid = cuda.threadIdx.x
+        nt = cuda.blockDim.x
+        for i in range(cuda.blockIdx.x, R, cuda.gridDim.x):
+            m, s = _block_softmax_stats(x, i, C, sm, ss, ninf, zero, one)
+            # sum(y') and sum(y' (x - m)): plain sums through the same shared arrays
+            sy = zero
+            syx = zero
             for j in range(tid, C, nt):
-                grad[i, j] = math.exp(x[i, j] - m) * r - (y[i, j] * a + b) * sc
+                yy = y[i, j] * a + b
+                sy += yy
+                syx += yy * (x[i, j] - m)
+            sy, syx = _block_sum2(sy, syx, sm, ss)
+            if tid == 0:
+                loss[i] = sy * math.log(s) - syx
+            if want_grad:
+                sc = w[i * ws] * factor
+                r = sc * sy / s
+                for j in range(tid, C, nt):
+                    grad[i, j] = math.exp(x[i, j] - m) * r - (y[i, j] * a + b) * sc
+
+    return scce_rows, cce_rows
 
 
 # ---------------------------------------------------------------------------
@@ -644,9 +669,9 @@ def run(kind, yt, yp, prm, w, ws, loss, grad, want_grad, stream=0):
     d_prm = _scratch("prm", prm.size, np.float64, stream)
     d_prm.copy_to_device(prm, stream=stream)
     if kind == "scce_logits":
-        _launch_rows(scce_logits_rows, scce_logits_thread_per_row, R, C, yp.dtype.itemsize, (yp, yt, d_prm, w, ws, loss, grad, want_grad, info), stream)
+        _launch_rows(_block_rows(yp.dtype)[0], scce_logits_thread_per_row, R, C, yp.dtype.itemsize, (yp, yt, d_prm, w, ws, loss, grad, want_grad, info), stream)
     elif kind == "cce_logits":
-        _launch_rows(cce_logits_rows, None, R, C, yp.dtype.itemsize, (yt, yp, d_prm, w, ws, loss, grad, want_grad, info), stream)
+        _launch_rows(_block_rows(yp.dtype)[1], None, R, C, yp.dtype.itemsize, (yt, yp, d_prm, w, ws, loss, grad, want_grad, info), stream)
     else:
         raise ValueError(f"no CUDA kernel {kind!r}")
     return info, None
