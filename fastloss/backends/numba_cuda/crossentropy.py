@@ -26,6 +26,7 @@ from numba import cuda, float64, from_dtype
 from numba import config as _config
 
 from . import _streams
+from .elementwise import _block_sum as _ew_block_sum
 
 _SIM = bool(_config.ENABLE_CUDASIM)
 
@@ -412,18 +413,8 @@ def _make_regs(vpl, block_mode, nbt, dense):
 
     @cuda.jit(device=True, inline=True)
     def gsum(v, sh, lane, g):
-        if tree:
-            sh[lane] = v
-            cuda.syncthreads()
-            h = g >> 1
-            while h > 0:
-                if lane < h:
-                    sh[lane] += sh[lane + h]
-                cuda.syncthreads()
-                h >>= 1
-            v = sh[0]
-            cuda.syncthreads()
-            return v
+        if tree:  # the group is the whole block here (the simulator's warp: a 32-thread block)
+            return _ew_block_sum(v, sh)
         off = 16
         while off > 0:
             v += cuda.shfl_xor_sync(0xFFFFFFFF, v, off)

@@ -42,6 +42,7 @@ from numba import config as _config
 from numba import cuda, float32, float64, from_dtype, int32, int64, uint32, uint64
 
 from . import _streams
+from .elementwise import _block_sum  # the block-wide sum every CUDA module uses
 
 TPB = 256  # threads per block of the row kernels (a power of two <= RT)
 RT = 256  # size of the row kernels' shared reduction buffers
@@ -97,22 +98,6 @@ def _block_arg(v, j, want_max, sv, sj):
     j = sj[0]
     cuda.syncthreads()
     return v, j
-
-
-@cuda.jit(device=True, inline=True)
-def _block_sum(v, sv):
-    t = cuda.threadIdx.x
-    sv[t] = v
-    cuda.syncthreads()
-    h = cuda.blockDim.x >> 1
-    while h > 0:
-        if t < h:
-            sv[t] += sv[t + h]
-        cuda.syncthreads()
-        h >>= 1
-    v = sv[0]
-    cuda.syncthreads()
-    return v
 
 
 @cuda.jit(device=True, inline=True)
@@ -495,6 +480,22 @@ def _nkey(d, j):
     return (uint64(_fbits(d)) << uint64(32)) | uint64(j)
 
 
+@cuda.jit(device=True, inline=True)
+def _offer(d, nr, same, j, a, bp, bq, nanf, nearf):
+    """Entry (a, j) of the fused kernel offered to anchor a's thread-local keys
+    ``(bp, bq)``: NaN and near-duplicate entries flag the row instead."""
+    if d != d:
+        nanf[a] = 1
+    elif nr:
+        nearf[a] = 1
+    elif same:
+        if j != a:
+            bp = max(bp, _pkey(d, j))
+    else:
+        bq = min(bq, _nkey(d, j))
+    return bp, bq
+
+
 @cuda.jit
 def _row_norms(X, metric, floor, zero, aux):
     """aux[i] from the rows directly (the Gram diagonal's multiply-adds)."""
@@ -533,6 +534,23 @@ def _make_fused_hard(tt, rr, bk):
     pad = tile + 1  # shared-array shapes must be plain constants
     upper_tile = _make_upper_tile(tt, rr, bk)
 
+    @cuda.jit(device=True, inline=True)
+    def keys_out(rk, rq, base, n, tid, kp, kn):
+        """The tile's per-anchor keys (rows base .. base + tile of rk / rq, one
+        column per contributing thread) merged, then into kp / kn by one atomic each."""
+        for e in range(tid, tile, nthreads):
+            a = base + e
+            if a < n:
+                bp = rk[e, 0]
+                bq = rq[e, 0]
+                for c in range(1, tt):
+                    bp = max(bp, rk[e, c])
+                    bq = min(bq, rq[e, c])
+                if bp != 0:
+                    cuda.atomic.max(kp, a, bp)
+                if bq != NOKEY:
+                    cuda.atomic.min(kn, a, bq)
+
     @cuda.jit
     def fused(X, aux, lab, prm, kp, kn, nanf, nearf, nb):
         n = X.shape[0]
@@ -565,30 +583,11 @@ def _make_fused_hard(tt, rr, bk):
                     j = j0 + tx + s * tt
                     if j < n:
                         d, nr = _dist_gram(acc[r, s], aux, i, j, metric, cut, zero, one, two)
-                        if d != d:
-                            nanf[i] = 1
-                        elif nr:
-                            nearf[i] = 1
-                        elif lab[j] == li:
-                            if j != i:
-                                bp = max(bp, _pkey(d, j))
-                        else:
-                            bq = min(bq, _nkey(d, j))
+                        bp, bq = _offer(d, nr, lab[j] == li, j, i, bp, bq, nanf, nearf)
             rk[ty + r * tt, tx] = bp
             rq[ty + r * tt, tx] = bq
         cuda.syncthreads()
-        for e in range(tid, tile, nthreads):
-            i = i0 + e
-            if i < n:
-                bp = rk[e, 0]
-                bq = rq[e, 0]
-                for c in range(1, tt):
-                    bp = max(bp, rk[e, c])
-                    bq = min(bq, rq[e, c])
-                if bp != 0:
-                    cuda.atomic.max(kp, i, bp)
-                if bq != NOKEY:
-                    cuda.atomic.min(kn, i, bq)
+        keys_out(rk, rq, i0, n, tid, kp, kn)
         if bi == bj:  # a diagonal tile holds both (i, j) and (j, i)
             return
         cuda.syncthreads()
@@ -603,29 +602,11 @@ def _make_fused_hard(tt, rr, bk):
                     i = i0 + ty + r * tt
                     if i < n:
                         d, nr = _dist_gram(acc[r, s], aux, j, i, metric, cut, zero, one, two)
-                        if d != d:
-                            nanf[j] = 1
-                        elif nr:
-                            nearf[j] = 1
-                        elif lab[i] == lj:
-                            bp = max(bp, _pkey(d, i))
-                        else:
-                            bq = min(bq, _nkey(d, i))
+                        bp, bq = _offer(d, nr, lab[i] == lj, i, j, bp, bq, nanf, nearf)
             rk[tx + s * tt, ty] = bp
             rq[tx + s * tt, ty] = bq
         cuda.syncthreads()
-        for e in range(tid, tile, nthreads):
-            j = j0 + e
-            if j < n:
-                bp = rk[e, 0]
-                bq = rq[e, 0]
-                for c in range(1, tt):
-                    bp = max(bp, rk[e, c])
-                    bq = min(bq, rq[e, c])
-                if bp != 0:
-                    cuda.atomic.max(kp, j, bp)
-                if bq != NOKEY:
-                    cuda.atomic.min(kn, j, bq)
+        keys_out(rk, rq, j0, n, tid, kp, kn)
 
     return fused
 
@@ -652,50 +633,25 @@ def _hard_finish(X, aux, lab, prm, kp, kn, nanf, nearf, rowloss, rowcnt, sel, se
     for a in range(cuda.blockIdx.x, N, cuda.gridDim.x):
         if nanf[a] != 0:
             if t == 0:
-                rowloss[a] = math.nan
-                rowcnt[a] = 1.0
-                sel[a, 0] = a
-                sel[a, 1] = a
-                selc[a, 0] = zero
-                selc[a, 1] = zero
+                _write_nan_row(a, zero, rowloss, rowcnt, sel, selc)
             continue
         p = kp[a]
         q = kn[a]
-        hp = zero
-        hn = zero
-        pj = NONE
-        nj = NONE
         if nearf[a] != 0 or p == 0 or q == NOKEY:
             la = lab[a]
             pv = 0.0
+            pj = NONE
             nv = 0.0
+            nj = NONE
             lov = 0.0
             loj = NONE
             hiv = 0.0
             hij = NONE
             for j in range(t, N, nt):
                 v = _dist_g(_dot(X, a, j, zero), aux, X, a, j, metric, cut, zero, one, two)
-                if lab[j] == la:
-                    if j != a and (pj == NONE or v > pv):
-                        pv = v
-                        pj = j
-                elif nj == NONE or v < nv:
-                    nv = v
-                    nj = j
-                if loj == NONE or v < lov:
-                    lov = v
-                    loj = j
-                if hij == NONE or v > hiv:
-                    hiv = v
-                    hij = j
-            pv, pj = _block_arg(pv, pj, True, sv, sj)
-            nv, nj = _block_arg(nv, nj, False, sv, sj)
-            lov, loj = _block_arg(lov, loj, False, sv, sj)
-            hiv, hij = _block_arg(hiv, hij, True, sv, sj)
-            if pj == NONE:
-                pj = loj
-            if nj == NONE:
-                nj = hij
+                pv, pj, nv, nj, lov, loj, hiv, hij = _hard_candidates(
+                    v, j, lab[j] == la, a, pv, pj, nv, nj, lov, loj, hiv, hij)
+            pj, nj = _hard_pick(pv, pj, nv, nj, lov, loj, hiv, hij, sv, sj)
             hp = _dist_g(_dot(X, a, pj, zero), aux, X, a, pj, metric, cut, zero, one, two)
             hn = _dist_g(_dot(X, a, nj, zero), aux, X, a, nj, metric, cut, zero, one, two)
         else:
@@ -704,23 +660,76 @@ def _hard_finish(X, aux, lab, prm, kp, kn, nanf, nearf, rowloss, rowcnt, sel, se
             hn = _bitsf(uint32(q >> uint64(32)))
             nj = int64(q & uint64(0xFFFFFFFF))
         if t == 0:
-            l, g = _hinge_or_soft(hp - hn + margin, hp - hn, soft, zero, one)
-            rowloss[a] = l
-            rowcnt[a] = 1.0
-            sel[a, 0] = pj
-            sel[a, 1] = nj
-            gp = g * _factor(hp, metric, zero, one, two)
-            gn = g * _factor(hn, metric, zero, one, two)
-            if pj == nj:
-                gp = zero
-                gn = zero
-            selc[a, 0] = gp
-            selc[a, 1] = gn
+            _write_hard(a, hp, hn, pj, nj, margin, soft, metric, zero, one, rowloss, rowcnt, sel, selc)
 
 
 # ---------------------------------------------------------------------------
 # mining: one block per anchor row
 # ---------------------------------------------------------------------------
+@cuda.jit(device=True, inline=True)
+def _hard_candidates(v, j, same, a, pv, pj, nv, nj, lov, loj, hiv, hij):
+    """Column j (distance v, ``same``: its label is the anchor's) offered to a
+    thread's running hard-mining candidates: the farthest positive, the nearest
+    negative, the row's minimum and maximum (lowest column on ties)."""
+    if same:
+        if j != a and (pj == NONE or v > pv):
+            pv = v
+            pj = j
+    elif nj == NONE or v < nv:
+        nv = v
+        nj = j
+    if loj == NONE or v < lov:
+        lov = v
+        loj = j
+    if hij == NONE or v > hiv:
+        hiv = v
+        hij = j
+    return pv, pj, nv, nj, lov, loj, hiv, hij
+
+
+@cuda.jit(device=True, inline=True)
+def _hard_pick(pv, pj, nv, nj, lov, loj, hiv, hij, sv, sj):
+    """The block's (positive column, negative column); TFA's masked maximum
+    gives the row minimum without a positive, its masked minimum the row
+    maximum without a negative."""
+    pv, pj = _block_arg(pv, pj, True, sv, sj)
+    nv, nj = _block_arg(nv, nj, False, sv, sj)
+    if pj == NONE:
+        lov, pj = _block_arg(lov, loj, False, sv, sj)
+    if nj == NONE:
+        hiv, nj = _block_arg(hiv, hij, True, sv, sj)
+    return pj, nj
+
+
+@cuda.jit(device=True, inline=True)
+def _write_hard(a, hp, hn, pj, nj, margin, soft, metric, zero, one, rowloss, rowcnt, sel, selc):
+    """Anchor a's loss and selection (one thread): ``+selc`` on the positive,
+    ``-selc`` on the negative, each with its metric factor."""
+    two = one + one
+    l, g = _hinge_or_soft(hp - hn + margin, hp - hn, soft, zero, one)
+    rowloss[a] = l
+    rowcnt[a] = 1.0
+    sel[a, 0] = pj
+    sel[a, 1] = nj
+    gp = g * _factor(hp, metric, zero, one, two)
+    gn = g * _factor(hn, metric, zero, one, two)
+    if pj == nj:  # both fallbacks on one entry: the terms cancel
+        gp = zero
+        gn = zero
+    selc[a, 0] = gp
+    selc[a, 1] = gn
+
+
+@cuda.jit(device=True, inline=True)
+def _write_nan_row(a, zero, rowloss, rowcnt, sel, selc):
+    rowloss[a] = math.nan
+    rowcnt[a] = 1.0
+    sel[a, 0] = a
+    sel[a, 1] = a
+    selc[a, 0] = zero
+    selc[a, 1] = zero
+
+
 @cuda.jit
 def _mine_hard(M, aux, X, lab, prm, rowloss, rowcnt, sel, selc):
     """Hard mining reads each distance once: computed here from the Gram
@@ -753,50 +762,18 @@ def _mine_hard(M, aux, X, lab, prm, rowloss, rowcnt, sel, selc):
             if v != v:
                 nan += 1.0
                 continue
-            if lab[j] == la:
-                if j != a and (pj == NONE or v > pv):
-                    pv = v
-                    pj = j
-            elif nj == NONE or v < nv:
-                nv = v
-                nj = j
-            if loj == NONE or v < lov:
-                lov = v
-                loj = j
-            if hij == NONE or v > hiv:
-                hiv = v
-                hij = j
+            pv, pj, nv, nj, lov, loj, hiv, hij = _hard_candidates(
+                v, j, lab[j] == la, a, pv, pj, nv, nj, lov, loj, hiv, hij)
         nan = _block_sum(nan, sv)
         if nan > 0:
             if t == 0:
-                rowloss[a] = math.nan
-                rowcnt[a] = 1.0
-                sel[a, 0] = a
-                sel[a, 1] = a
-                selc[a, 0] = zero
-                selc[a, 1] = zero
+                _write_nan_row(a, zero, rowloss, rowcnt, sel, selc)
             continue
-        pv, pj = _block_arg(pv, pj, True, sv, sj)
-        nv, nj = _block_arg(nv, nj, False, sv, sj)
-        if pj == NONE:  # no positive: TFA's masked maximum gives the row minimum
-            lov, pj = _block_arg(lov, loj, False, sv, sj)
-        if nj == NONE:  # no negative: the row maximum
-            hiv, nj = _block_arg(hiv, hij, True, sv, sj)
+        pj, nj = _hard_pick(pv, pj, nv, nj, lov, loj, hiv, hij, sv, sj)
         if t == 0:
             hp = _dist(M, aux, X, a, pj, metric, cut, zero, one, two)
             hn = _dist(M, aux, X, a, nj, metric, cut, zero, one, two)
-            l, g = _hinge_or_soft(hp - hn + margin, hp - hn, soft, zero, one)
-            rowloss[a] = l
-            rowcnt[a] = 1.0
-            sel[a, 0] = pj
-            sel[a, 1] = nj
-            gp = g * _factor(hp, metric, zero, one, two)
-            gn = g * _factor(hn, metric, zero, one, two)
-            if pj == nj:  # both fallbacks on one entry: the terms cancel
-                gp = zero
-                gn = zero
-            selc[a, 0] = gp
-            selc[a, 1] = gn
+            _write_hard(a, hp, hn, pj, nj, margin, soft, metric, zero, one, rowloss, rowcnt, sel, selc)
 
 
 @cuda.jit
