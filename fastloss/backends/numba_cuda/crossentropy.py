@@ -421,6 +421,31 @@ def _make_regs(vpl, block_mode, nbt, dense):
             off >>= 1
         return v
 
+    @cuda.jit(device=True, inline=True)
+    def group():
+        """(threads per row, this thread's lane in it, its first row, row step)."""
+        if block_mode or _SIM:
+            if block_mode:
+                g = cuda.blockDim.x
+            else:  # the simulator's warp: a block of 32 threads
+                g = 32
+            return g, cuda.threadIdx.x, cuda.blockIdx.x, cuda.gridDim.x
+        return (32, cuda.threadIdx.x & 31, (cuda.blockIdx.x * cuda.blockDim.x + cuda.threadIdx.x) >> 5,
+                (cuda.gridDim.x * cuda.blockDim.x) >> 5)
+
+    @cuda.jit(device=True, inline=True)
+    def load_max(x, i, C, xv, sh, lane, g, ninf):
+        """Row i's logits of this lane into xv (one read of the row); the row max."""
+        m = ninf
+        for v in range(vpl):
+            j = lane + v * g
+            if j < C:
+                xx = x[i, j]
+                xv[v] = xx
+                if xx > m:
+                    m = xx
+        return gmax(m, sh, lane, g)
+
     @cuda.jit
     def kern(x, lab, prm, ignore, w, ws, loss, grad, want_grad, info, tot):
         """prm (dtype): factor, (unused), has_ignore, -inf, 0; ``ignore`` a
@@ -434,31 +459,12 @@ def _make_regs(vpl, block_mode, nbt, dense):
         has_ignore = prm[2] != 0
         ninf = prm[3]
         zero = prm[4]
-        if block_mode or _SIM:
-            g = cuda.blockDim.x
-            lane = cuda.threadIdx.x
-            first = cuda.blockIdx.x
-            step = cuda.gridDim.x
-            if not block_mode:  # the simulator's warp: a block of 32 threads
-                g = 32
-        else:
-            g = 32
-            lane = cuda.threadIdx.x & 31
-            first = (cuda.blockIdx.x * cuda.blockDim.x + cuda.threadIdx.x) >> 5
-            step = (cuda.gridDim.x * cuda.blockDim.x) >> 5
+        g, lane, first, step = group()
         for i in range(first, R, step):
             if _skip_label_row(lab, i, C, ignore, has_ignore, lane, g, loss, grad, want_grad, info):
                 continue
             k = lab[i]
-            m = ninf
-            for v in range(vpl):
-                j = lane + v * g
-                if j < C:
-                    xx = x[i, j]
-                    xv[v] = xx
-                    if xx > m:
-                        m = xx
-            m = gmax(m, sh, lane, g)
+            m = load_max(x, i, C, xv, sh, lane, g, ninf)
             s = zero
             for v in range(vpl):
                 j = lane + v * g
@@ -497,28 +503,9 @@ def _make_regs(vpl, block_mode, nbt, dense):
         b = prm[2]
         ninf = prm[3]
         zero = prm[4]
-        if block_mode or _SIM:
-            g = cuda.blockDim.x
-            lane = cuda.threadIdx.x
-            first = cuda.blockIdx.x
-            step = cuda.gridDim.x
-            if not block_mode:
-                g = 32
-        else:
-            g = 32
-            lane = cuda.threadIdx.x & 31
-            first = (cuda.blockIdx.x * cuda.blockDim.x + cuda.threadIdx.x) >> 5
-            step = (cuda.gridDim.x * cuda.blockDim.x) >> 5
+        g, lane, first, step = group()
         for i in range(first, R, step):
-            m = ninf
-            for v in range(vpl):
-                j = lane + v * g
-                if j < C:
-                    xx = x[i, j]
-                    xv[v] = xx
-                    if xx > m:
-                        m = xx
-            m = gmax(m, sh, lane, g)
+            m = load_max(x, i, C, xv, sh, lane, g, ninf)
             s = zero
             sy = zero
             syx = zero
