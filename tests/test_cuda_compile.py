@@ -93,8 +93,7 @@ def test_triplet_kernels_compile(dt):
     _ptx(T._hard_scatter, X, M, aux, sel, selc, 2, dt(1), False, X)
     _ptx(T._hard_precomputed, sel, selc, dt(1), M)
     _ptx(T._normalize_jacobian, X, aux, X)
-    _ptx(T._symmetrize, M, M, aux, 2, M)
-    _ptx(T._row_sums, M, M, aux, 2, f8(N), f8(N))
+    _ptx(T._symmetrize_sums, M, M, aux, 2, M, f8(N), f8(N))
     _ptx(T._scale_rows, X, aux, X)
     _ptx(T._finish_dense, X, aux, f8(N), f8(N), X, 0, dt(1), X)
     _ptx(T._scaled, M, dt(1), M)
@@ -109,6 +108,7 @@ def test_fused_batch_hard_kernels_compile():
     N, D = 8, 4
     X, aux, prm = _arr(np.float32, N, D), _arr(np.float32, N), _arr(np.float32, 7)
     lab, kp, nanf = _arr(np.int64, N), _arr(np.uint64, N), _arr(np.int32, N)
+    _ptx(T._reset_keys, kp, kp, nanf, nanf)
     _ptx(T._make_fused_hard(T.FTT, T.FRR, T.FBK), X, aux, lab, prm, kp, kp, nanf, nanf, 1)
     _ptx(T._hard_finish, X, aux, lab, prm, kp, kp, nanf, nanf, _arr(np.float64, N), _arr(np.float64, N),
          _arr(np.int64, N, 2), _arr(np.float32, N, 2))

@@ -497,6 +497,16 @@ def _offer(d, nr, same, j, a, bp, bq, nanf, nearf):
 
 
 @cuda.jit
+def _reset_keys(kp, kn, nanf, nearf):
+    """The fused kernel's per-anchor keys and flags before it runs (one launch)."""
+    for a in range(cuda.grid(1), kp.shape[0], cuda.gridsize(1)):
+        kp[a] = 0
+        kn[a] = NOKEY
+        nanf[a] = 0
+        nearf[a] = 0
+
+
+@cuda.jit
 def _row_norms(X, metric, floor, zero, aux):
     """aux[i] from the rows directly (the Gram diagonal's multiply-adds)."""
     i = cuda.grid(1)
@@ -1027,32 +1037,25 @@ def _normalize_jacobian(X, aux, G):
 
 
 @cuda.jit
-def _symmetrize(W, M, aux, metric, S):
-    """S = W + W^T; angular: zero where the distance was clipped (1 - cos < 0)."""
-    N = W.shape[0]
-    for e in range(cuda.grid(1), N * N, cuda.gridsize(1)):
-        i = e // N
-        j = e - i * N
-        s = W[i, j] + W[j, i]
-        if metric == 2 and 1 - M[i, j] * aux[i] * aux[j] < 0:
-            s = 0
-        S[i, j] = s
-
-
-@cuda.jit
-def _row_sums(S, M, aux, metric, r, q):
-    """r[i] = sum_j S[i, j]; angular also q[i] = sum_j S[i, j] cos[i, j] (float64)."""
+def _symmetrize_sums(W, M, aux, metric, S, r, q):
+    """One pass, a block per row: S = W + W^T (angular: zero where the distance
+    was clipped, 1 - cos < 0), r[i] = sum_j S[i, j] and, angular,
+    q[i] = sum_j S[i, j] cos[i, j] (float64)."""
     sv = cuda.shared.array(RT, float64)
-    N = S.shape[0]
+    N = W.shape[0]
     t = cuda.threadIdx.x
     for i in range(cuda.blockIdx.x, N, cuda.gridDim.x):
         acc = 0.0
         accq = 0.0
         for j in range(t, N, cuda.blockDim.x):
-            s = S[i, j]
-            acc += s
+            s = W[i, j] + W[j, i]
             if metric == 2:
-                accq += s * (M[i, j] * aux[i] * aux[j])
+                c = M[i, j] * aux[i] * aux[j]
+                if 1 - c < 0:
+                    s = 0
+                accq += s * c
+            S[i, j] = s
+            acc += s
         acc = _block_sum(acc, sv)
         accq = _block_sum(accq, sv)
         if t == 0:
@@ -1155,10 +1158,7 @@ def run(mode, X, P, lab, prm_h, want_grad, stream):
         kn = _buf("kn", (N,), np.uint64, stream)
         nanf = _buf("nanf", (N,), np.int32, stream)
         nearf = _buf("nearf", (N,), np.int32, stream)
-        fill(kp, 0, stream)
-        fill(kn, NOKEY, stream)
-        fill(nanf, 0, stream)
-        fill(nearf, 0, stream)
+        _reset_keys[_grid(N), 256, stream](kp, kn, nanf, nearf)
         nb = (N + FTT * FRR - 1) // (FTT * FRR)
         _fused_hard(dt)[nb * (nb + 1) // 2, (FTT, FTT), stream](X, aux, lab, prm, kp, kn, nanf, nearf, nb)
         sel = _buf("sel", (N, 2), np.int64, stream)
@@ -1231,10 +1231,9 @@ def gradient(mode, metric, X, bufs, scale, G, stream):
         _scaled[_grid(N * N), 256, stream](W, scale, G)
         return
     S = bufs["Dm"]  # the distances are no longer needed
-    _symmetrize[_grid(N * N), 256, stream](W, M, aux, metric, S)
     r = _buf("r", (N,), np.float64, stream)
     q = _buf("q", (N,), np.float64, stream)
-    _row_sums[blocks, tpb, stream](S, M, aux, metric, r, q)
+    _symmetrize_sums[blocks, tpb, stream](W, M, aux, metric, S, r, q)
     Y = X
     if metric == 2:
         Y = _buf("Y", X.shape, dt, stream)
