@@ -147,8 +147,9 @@ def test_nan_row_stays_in_its_row(C):
 @pytest.mark.parametrize("dt", [np.float32, np.float64])
 def test_register_kernels_match_the_two_pass_kernels(C, kind, dt, monkeypatch):
     """The register-resident SCCE / CCE kernels (warp mode at 40 classes, block
-    mode at 100 in the shrunk launch) against the two-pass block kernels, and
-    rows with an infinite logit (NaN, as on the CPU and in Keras) against the CPU."""
+    mode at 100 in the shrunk launch) and the two-pass block kernels, each
+    against the CPU backend, and rows with an infinite logit (NaN, as on the
+    CPU and in Keras)."""
     from fastloss.backends.numba_cuda import crossentropy as G
 
     y, x = _data(kind, 9, C, dt, seed=9)
@@ -156,6 +157,7 @@ def test_register_kernels_match_the_two_pass_kernels(C, kind, dt, monkeypatch):
         obj = L.SparseCategoricalCrossentropy(from_logits=True, reduction="none", ignore_class=int(y[5]))
     else:
         obj = L.CategoricalCrossentropy(from_logits=True, reduction="none", label_smoothing=0.1)
+    cpu_l, cpu_g = obj.value_and_grad(y, x)  # the CPU backend on the finite data
     with fastloss.use_backend("cuda"):
         l1, g1 = obj.value_and_grad(y, x)
         monkeypatch.setattr(G, "REGS", False)
@@ -164,8 +166,12 @@ def test_register_kernels_match_the_two_pass_kernels(C, kind, dt, monkeypatch):
         x[2, 3] = np.inf
         x[4, :] = -np.inf
         l3, g3 = obj.value_and_grad(y, x)
+    tol = 2e-5 if dt == np.float32 else 1e-10
+    for l, g in ((l1, g1), (l2, g2)):  # each kernel against the CPU backend
+        np.testing.assert_allclose(l, cpu_l, rtol=tol)
+        np.testing.assert_allclose(g, cpu_g, rtol=tol, atol=tol * 1e-2)
     tol = 2e-6 if dt == np.float32 else 1e-12
-    np.testing.assert_allclose(l1, l2, rtol=tol)
+    np.testing.assert_allclose(l1, l2, rtol=tol)  # and the two kernels closer still to each other
     np.testing.assert_allclose(g1, g2, rtol=tol, atol=tol * 1e-2)
     ref_l, ref_g = obj.value_and_grad(y, x)
     assert np.isnan(ref_l[[2, 4]]).all()
