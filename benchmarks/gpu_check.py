@@ -49,6 +49,7 @@ def _rel_err(loss, grad, ref_loss, ref_grad):
     import torch
 
     g = torch.as_tensor(grad, device=ref_grad.device).double()
+    loss = loss.detach() if hasattr(loss, "detach") else loss
     rel_loss = abs(float(loss) - ref_loss.item()) / abs(ref_loss.item())
     return max(rel_loss, ((g - ref_grad).abs().max() / ref_grad.abs().max()).item())
 
@@ -281,23 +282,7 @@ def _elementwise_rows(spec, dev, sync, bw, name, numba_version, numba_cuda_versi
         else:
             t = torch.randint(0, 2, (R, K), device=dev, generator=g).float()
             x = torch.rand(R, K, device=dev, generator=g) * 0.98 + 0.01
-        gout = torch.empty_like(x)
-        loss, grad = obj.value_and_grad(t, x)
-        x64 = x.double().requires_grad_(True)
-        ref = tfn(x64, t.double())
-        (rg,) = torch.autograd.grad(ref, x64)
-        err = _rel_err(loss, torch.as_tensor(grad, device=dev), ref, rg)
-
-        def tc():
-            xx = x.detach().requires_grad_(True)
-            lo = tfn(xx, t)
-            (gg,) = torch.autograd.grad(lo, xx)
-            return lo, gg
-
-        res = {"fastloss grad_out=": _median_ms(lambda: obj.value_and_grad(t, x, grad_out=gout), sync),
-               "fastloss": _median_ms(lambda: obj.value_and_grad(t, x), sync),
-               "PyTorch": _median_ms(tc, sync)}
-        errs = {"fastloss": err, "fastloss grad_out=": err, "PyTorch": _rel_err(*tc(), ref, rg)}
+        res, errs, _ = _vs_peer(obj, t, x, lambda xx: tfn(xx, t.double()), lambda xx: tfn(xx, t), sync)
         for prov, (p50, p20, p80) in res.items():
             row = dict.fromkeys(COLUMNS, "")
             row.update(kernel=kernel, provider=PROVIDERS[prov], backend="cuda" if prov.startswith("fastloss") else "",
@@ -310,6 +295,33 @@ def _elementwise_rows(spec, dev, sync, bw, name, numba_version, numba_cuda_versi
                        date=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"))
             rows.append(row)
     return rows
+
+
+def _vs_peer(obj, yt, yp, ref_fn, peer_fn, sync):
+    """fastloss (``grad_out=`` and allocating) and a PyTorch peer, timed on the
+    same inputs; the errors of both against ``ref_fn`` evaluated in float64
+    with autograd. ``ref_fn``/``peer_fn`` map y_pred (float64 / as given) to the
+    loss. Returns ``(timings, errors, (ref, ref_grad))``."""
+    import torch
+
+    # a device buffer on the GPU; on the CPU (tests/test_gpu_check.py) fastloss takes NumPy ones
+    gout = torch.empty_like(yp) if yp.is_cuda else np.empty(tuple(yp.shape), str(yp.dtype).removeprefix("torch."))
+    loss, grad = obj.value_and_grad(yt, yp)
+    x64 = yp.detach().double().requires_grad_(True)
+    ref = ref_fn(x64)
+    (rg,) = torch.autograd.grad(ref, x64)
+    err = _rel_err(loss, torch.as_tensor(grad, device=yp.device), ref, rg)
+
+    def tc():
+        xx = yp.detach().requires_grad_(True)
+        lo = peer_fn(xx)
+        (gg,) = torch.autograd.grad(lo, xx)
+        return lo, gg
+
+    res = {"fastloss grad_out=": _median_ms(lambda: obj.value_and_grad(yt, yp, grad_out=gout), sync),
+           "fastloss": _median_ms(lambda: obj.value_and_grad(yt, yp), sync), "PyTorch": _median_ms(tc, sync)}
+    errs = {"fastloss": err, "fastloss grad_out=": err, "PyTorch": _rel_err(*tc(), ref, rg)}
+    return res, errs, (ref, rg)
 
 
 def _host_profile(dev, calls=300):
@@ -422,22 +434,7 @@ def _box_rows(spec, dev, sync, bw, meta):
     for item in [c for c in spec.split(",") if c]:
         n = int(item)
         t, p = _boxes(n, dev)
-        gout = torch.empty_like(p)
-        loss, grad = obj.value_and_grad(t, p)
-        p64 = p.double().requires_grad_(True)
-        ref = torch_giou_loss(p64, t.double())
-        (rg,) = torch.autograd.grad(ref, p64)
-        err = _rel_err(loss, torch.as_tensor(grad, device=dev), ref, rg)
-
-        def tc():
-            pp = p.detach().requires_grad_(True)
-            lo = peer(pp, t)
-            (gg,) = torch.autograd.grad(lo, pp)
-            return lo, gg
-
-        res = {"fastloss grad_out=": _median_ms(lambda: obj.value_and_grad(t, p, grad_out=gout), sync),
-               "fastloss": _median_ms(lambda: obj.value_and_grad(t, p), sync), "PyTorch": _median_ms(tc, sync)}
-        errs = {"fastloss": err, "fastloss grad_out=": err, "PyTorch": _rel_err(*tc(), ref, rg)}
+        res, errs, _ = _vs_peer(obj, t, p, lambda pp: torch_giou_loss(pp, t.double()), lambda pp: peer(pp, t), sync)
         rows += [_row("giou", k, str(n), n * 4, v, 3 * n * 16, bw, errs[k], meta) for k, v in res.items()]
     return rows
 
@@ -474,21 +471,8 @@ def _triplet_rows(spec, dev, sync, bw, meta):
         x = torch.randn(N, D, device=dev, generator=g)
         y = torch.randint(0, max(2, N // 16), (N,), device=dev, generator=g)
         gout = torch.empty_like(x)
-        loss, grad = obj.value_and_grad(y, x)
-        x64 = x.double().requires_grad_(True)
-        ref = torch_batch_hard(x64, y)
-        (rg,) = torch.autograd.grad(ref, x64)
-        err = _rel_err(loss, torch.as_tensor(grad, device=dev), ref, rg)
-
-        def tc():
-            xx = x.detach().requires_grad_(True)
-            lo = torch_batch_hard(xx, y)
-            (gg,) = torch.autograd.grad(lo, xx)
-            return lo, gg
-
-        res = {"fastloss grad_out=": _median_ms(lambda: obj.value_and_grad(y, x, grad_out=gout), sync),
-               "fastloss": _median_ms(lambda: obj.value_and_grad(y, x), sync), "PyTorch": _median_ms(tc, sync)}
-        errs = {"fastloss": err, "fastloss grad_out=": err, "PyTorch": _rel_err(*tc(), ref, rg)}
+        res, errs, (ref, rg) = _vs_peer(obj, y, x, lambda xx: torch_batch_hard(xx, y),
+                                        lambda xx: torch_batch_hard(xx, y), sync)
         rows += [_row("triplet_hard", k, item, N * D, v, 2 * N * D * 4, bw, errs[k], meta) for k, v in res.items()]
         # the other kernel path: the Gram matrix written, then mined (FUSED_HARD off)
         from fastloss.backends.numba_cuda import triplet as T

@@ -33,3 +33,20 @@ def test_torch_giou_matches_fastloss():
     (g,) = torch.autograd.grad(lo, pp)
     np.testing.assert_allclose(float(lo.detach()), ref_l, rtol=1e-10)
     np.testing.assert_allclose(g.numpy(), ref_g, rtol=1e-7, atol=1e-12)
+
+
+def test_vs_peer_on_the_cpu():
+    """The timing/parity helper every gpu_check section uses, run with CPU
+    tensors: both sides measured, both errors small against the float64
+    autograd reference."""
+    import torch.nn.functional as F
+
+    g = torch.Generator().manual_seed(4)
+    t = torch.randn(64, 3, generator=g)
+    x = torch.randn(64, 3, generator=g) * 2
+    res, errs, (ref, rg) = gpu_check._vs_peer(
+        L.Huber(), t, x, lambda xx: F.huber_loss(xx, t.double()), lambda xx: F.huber_loss(xx, t), lambda: None)
+    assert set(res) == {"fastloss", "fastloss grad_out=", "PyTorch"}
+    assert all(p50 > 0 for p50, _, _ in res.values())
+    assert errs["fastloss"] < 1e-6 and errs["PyTorch"] < 1e-6
+    assert rg.shape == x.shape and ref.dtype == torch.float64
