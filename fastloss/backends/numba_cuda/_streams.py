@@ -80,6 +80,16 @@ def sync(stream):
         stream.synchronize()
 
 
+def stage(yt, yp, w, loss, grad, want_grad):
+    """A host-entry kernel's NumPy arguments on the device, on the call's stream:
+    ``(stream, d_yt, d_yp, d_w, d_loss, d_grad)`` (``d_grad`` empty without
+    ``want_grad``)."""
+    st = current_stream()
+    return (st, cuda.to_device(yt, stream=st), cuda.to_device(yp, stream=st), cuda.to_device(w, stream=st),
+            cuda.device_array(loss.shape, loss.dtype, stream=st),
+            cuda.device_array(grad.shape if want_grad else (0, yp.shape[1]), yp.dtype, stream=st))
+
+
 _SCRATCH = {}
 
 

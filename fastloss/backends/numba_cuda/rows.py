@@ -329,12 +329,7 @@ def _host_entry(kind):
     """The registry's kernel contract for NumPy inputs under use_backend("cuda")."""
 
     def kernel(yt, yp, prm, w, ws, loss, grad, want_grad, nch):
-        st = _streams.current_stream()
-        d_yt = cuda.to_device(yt, stream=st)
-        d_yp = cuda.to_device(yp, stream=st)
-        d_w = cuda.to_device(w, stream=st)
-        d_loss = cuda.device_array(loss.shape, loss.dtype, stream=st)
-        d_grad = cuda.device_array(grad.shape if want_grad else (0, yp.shape[1]), yp.dtype, stream=st)
+        st, d_yt, d_yp, d_w, d_loss, d_grad = _streams.stage(yt, yp, w, loss, grad, want_grad)
         info, tot = run(kind, d_yt, d_yp, prm, d_w, ws, d_loss, d_grad, want_grad, st)
         info = info.copy_to_host(stream=st)
         d_loss.copy_to_host(loss, stream=st)
