@@ -123,6 +123,37 @@ def test_device_inputs_match_cpu(make, kind, reduction):
 
 
 @needs_cuda
+@pytest.mark.parametrize("C", [5, 40])
+@pytest.mark.parametrize("make, kind, probs", [
+    (lambda: L.SparseCategoricalCrossentropy(from_logits=True), "sparse", False),
+    (lambda: L.CategoricalCrossentropy(from_logits=True), "dense", False),
+    (lambda: L.SparseCategoricalCrossentropy(), "sparse", True),
+    (lambda: L.CosineSimilarity(), "dense", False),
+], ids=["scce_logits", "cce_logits", "scce_probs", "cosine"])
+def test_reduced_device_call_reads_back_once(make, kind, probs, C, monkeypatch):
+    """The bad-label check and the reduced total come back in ONE copy (the
+    call's one synchronization), on every cross-entropy path: register kernels
+    (40 classes), thread per row (5), the row kernels."""
+    from numba import cuda
+
+    obj = make()
+    y, x = _data(kind, 9, C, np.float32, seed=2)
+    if probs:
+        x = np.abs(x) + 0.1
+        x /= x.sum(-1, keepdims=True)
+    ref = obj(y, x)
+    dy, dx = cuda.to_device(y), cuda.to_device(x)
+    cls = type(dx)
+    calls = []
+    orig = cls.copy_to_host
+    monkeypatch.setattr(cls, "copy_to_host", lambda self, *a, **k: calls.append(1) or orig(self, *a, **k))
+    loss, g = obj.value_and_grad(dy, dx)
+    assert len(calls) == 1
+    monkeypatch.undo()
+    np.testing.assert_allclose(loss, ref, rtol=2e-5)
+
+
+@needs_cuda
 def test_device_bad_label_raises():
     from numba import cuda
 

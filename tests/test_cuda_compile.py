@@ -131,7 +131,6 @@ def test_register_cross_entropy_kernels_compile(dt, block_mode):
 def test_device_path_helpers_compile():
     loss, w, tot = _arr(np.float32, 8), _arr(np.float32, 8), _arr(np.float64, 1)
     _ptx(DV._wsum, loss, w, 1, tot)
-    _ptx(DV._zero1, tot)
     _ptx(DV._scale, loss, w, 1, loss)
 
 
@@ -154,7 +153,6 @@ def test_the_other_kernels_compile(dt):
     _ptx(cce_rows, x, x, prm, w, 0, loss, x, True, info)
     _ptx(G.scce_logits_warp, x, lab, 1.0, 0.0, False, w, 0, loss, x, True, info)
     _ptx(G.cce_logits_warp, x, x, 1.0, 1.0, 0.0, w, 0, loss, x, True, info)
-    _ptx(G._reset_info, info)
     for kind in E.KINDS:
         for k in E._kernels(kind):
             _ptx(k, x, x, 1.0, 1e-7, 1 - 1e-7, 1.0, 0.0, 0.25, 2.0, 0.0, w, 0, loss, x, True, tot, info)

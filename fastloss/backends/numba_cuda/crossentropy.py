@@ -580,10 +580,22 @@ def _scratch(name, n, dtype, stream=0):
     return _streams.scratch(name, n, dtype, stream)
 
 
-@cuda.jit
-def _reset_info(info):
-    info[0] = 0
-    info[1] = 0x7FFFFFFFFFFFFFFF
+def status(stream=0):
+    """The per-stream buffer that a call reads back, so that ONE copy (the
+    call's synchronization) brings back both the bad-label check and the
+    reduced total: int64 ``[n_bad, first_bad, bits of the float64 total]``.
+    Returns ``(buffer, info, tot)``, ``info``/``tot`` views of it that the
+    kernels write (``info[0]`` the bad-label count, ``info[1]`` the first bad
+    row; ``tot[0]`` the float64 ``sum(loss_i w_i)``, accumulated by atomics;
+    ``_reset_info_tot`` resets both)."""
+    buf = _scratch("status", 3, np.int64, stream)
+    return buf, buf[:2], buf[2:].view(np.float64)
+
+
+def read_status(buf, stream=0):
+    """``(n_bad, first_bad, total)`` from a ``status`` buffer: one 24-byte copy."""
+    h = buf.copy_to_host(stream=stream)
+    return int(h[0]), int(h[1]), float(h[2:].view(np.float64)[0])
 
 
 
@@ -619,21 +631,19 @@ def _launch_rows(kernel, small_kernel, rows, cols, itemsize, args, stream=0):
 
 def run(kind, yt, yp, prm, w, ws, loss, grad, want_grad, stream=0):
     """Launch ``kind`` ("scce_logits"/"cce_logits") on device arrays (``prm``
-    is the host parameter vector). Returns ``(info, tot)``: the device arrays
-    ``[n_bad, first_bad]`` and ``[sum(loss_i w_i)]`` (``tot`` None where the
-    kernel did not sum: the caller sums the per-row losses)."""
+    is the host parameter vector). Returns ``(buf, info, tot)`` (``status``:
+    ``info`` = ``[n_bad, first_bad]``, ``tot`` = ``[sum(loss_i w_i)]``, both
+    reset here; ``tot`` None where the kernel did not sum: the caller sums the
+    per-row losses into ``buf``'s total, or on the host)."""
     prm = np.asarray(prm, dtype=np.float64)
-    info = _scratch("info", 2, np.int64, stream)
+    buf, info, tot = status(stream)
+    _reset_info_tot[1, 1, stream](info, tot)
     R, C = yp.shape
     if REGS and R and C >= SMALL_C and kind in ("scce_logits", "cce_logits"):
-        tot = _scratch("tot", 1, np.float64, stream)
-        _reset_info_tot[1, 1, stream](info, tot)
         if _launch_regs(kind, yp, yt, prm, w, ws, loss, grad, want_grad, info, tot, stream):
-            return info, tot
-    else:
-        _reset_info[1, 1, stream](info)
+            return buf, info, tot
     if R == 0:
-        return info, None
+        return buf, info, None
     use_warp = not _SIM and SMALL_C <= C <= WARP_ROW_MAX and TPB >= 32
     if use_warp:
         blocks = max(1, min((R * 32 + 255) // 256, MAX_BLOCKS))
@@ -643,7 +653,7 @@ def run(kind, yt, yp, prm, w, ws, loss, grad, want_grad, stream=0):
             cce_logits_warp[blocks, 256, stream](yt, yp, prm[0], prm[3], prm[4], w, ws, loss, grad, want_grad, info)
         else:
             raise ValueError(f"no CUDA kernel {kind!r}")
-        return info, None
+        return buf, info, None
     d_prm = _scratch("prm", prm.size, np.float64, stream)
     d_prm.copy_to_device(prm, stream=stream)
     if kind == "scce_logits":
@@ -652,7 +662,7 @@ def run(kind, yt, yp, prm, w, ws, loss, grad, want_grad, stream=0):
         _launch_rows(_block_rows(yp.dtype)[1], None, R, C, yp.dtype.itemsize, (yt, yp, d_prm, w, ws, loss, grad, want_grad, info), stream)
     else:
         raise ValueError(f"no CUDA kernel {kind!r}")
-    return info, None
+    return buf, info, None
 
 
 def _host_entry(kind):
@@ -661,7 +671,7 @@ def _host_entry(kind):
 
     def kernel(yt, yp, prm, w, ws, loss, grad, want_grad, nch):
         st, d_yt, d_yp, d_w, d_loss, d_grad = _streams.stage(yt, yp, w, loss, grad, want_grad)
-        info = run(kind, d_yt, d_yp, prm, d_w, ws, d_loss, d_grad, want_grad, st)[0].copy_to_host(stream=st)
+        info = run(kind, d_yt, d_yp, prm, d_w, ws, d_loss, d_grad, want_grad, st)[1].copy_to_host(stream=st)
         d_loss.copy_to_host(loss, stream=st)
         if want_grad:
             d_grad.copy_to_host(grad, stream=st)

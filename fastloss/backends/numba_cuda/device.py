@@ -102,16 +102,10 @@ def _wsum(loss, w, ws, tot):
         cuda.atomic.add(tot, 0, acc)
 
 
-@cuda.jit
-def _zero1(tot):
-    tot[0] = 0.0
-
-
-def _weighted_total(loss, d_w, ws, st):
-    """A device array [sum(loss_i w_i)] (the cross-entropy kernels write per-row
-    losses only; this reads them on the device instead of copying them back)."""
-    tot = K._scratch("wtot", 1, np.float64, st)
-    _zero1[1, 1, st](tot)
+def _weighted_total(loss, d_w, ws, st, tot):
+    """``tot[0] += sum(loss_i w_i)`` on the device (``tot`` zeroed by the caller;
+    the kernels that write per-row losses only: this reads them on the device
+    instead of copying them back)."""
     R = loss.shape[0]
     if R:
         _wsum[max(1, min((R + REDUCE_TPB - 1) // REDUCE_TPB, 1024)), REDUCE_TPB, st](loss, d_w, ws, tot)
@@ -228,27 +222,33 @@ def compute(spec, y_true, y_pred, *, variant, params, sample_weight, class_weigh
     else:
         grad = None
         grad2 = cuda.device_array((0, C), dt, stream=st)
-    tot = None
+    total = None
     if mod is EW:  # elementwise: the kernel also summed loss * w on the device
         tot = EW.run(kind, yt2, yp2, prm, d_w, ws, loss, grad2, want_grad, st)
+        if reduction != "none" and S:
+            total = float(tot.copy_to_host(stream=st)[0])
     else:
+        # bad-label count and the weighted total in one buffer: one copy back
         if mod is RW:  # row kernels: bad-label counts and the device-side total
-            info, tot = RW.run(kind, yt2, yp2, prm, d_w, ws, loss, grad2, want_grad, st)
+            buf, info, tot = RW.run(kind, yt2, yp2, prm, d_w, ws, loss, grad2, want_grad, st)
         else:
-            info, tot = K.run(kind, yt2, yp2, prm, d_w, ws, loss, grad2, want_grad, st)
+            buf, info, tot = K.run(kind, yt2, yp2, prm, d_w, ws, loss, grad2, want_grad, st)
             if tot is None and reduction != "none" and S:
-                # the total on the device: 8 bytes come back, not R losses
-                tot = _weighted_total(loss, d_w, ws, st)
-        info = info.copy_to_host(stream=st)
-        if info[0]:
-            first = int(info[1])
-            raise ValueError(V.bad_labels_message(int(info[0]), C, int(yt2[first]), first, ignore_class))
-    return _reduce(reduction, loss, tot, S, R, out_shape, d_w, ws, w_rows, dt, factor, st, y_pred), grad
+                # the total on the device, into the same per-stream status buffer
+                # (zeroed by K.run): 8 bytes come back, not R losses
+                tot = _weighted_total(loss, d_w, ws, st, K.status(st)[2])
+        n_bad, first, total = K.read_status(buf, st)
+        if n_bad:
+            raise ValueError(V.bad_labels_message(n_bad, C, int(yt2[first]), first, ignore_class))
+        if tot is None:
+            total = None
+    return _reduce(reduction, loss, total, S, R, out_shape, d_w, ws, w_rows, dt, factor, st, y_pred), grad
 
 
-def _reduce(reduction, loss, tot, S, R, out_shape, d_w, ws, w_rows, dt, factor, st, like):
+def _reduce(reduction, loss, total, S, R, out_shape, d_w, ws, w_rows, dt, factor, st, like):
     """The returned loss: weighted per-sample losses on the device ("none"), or
-    the reduced value from the kernel's device total (one 8-byte copy back)."""
+    the reduced value from ``total``, the kernel's device total already read
+    back (None: the per-sample losses are copied back and summed here)."""
     if reduction == "none" or not S:
         if not S:
             out = cuda.device_array(R, dt, stream=st)
@@ -257,8 +257,8 @@ def _reduce(reduction, loss, tot, S, R, out_shape, d_w, ws, w_rows, dt, factor, 
         res, out = new_like(like, (R,), dt, st)
         _scale[(R + 255) // 256 or 1, 256, st](loss, d_w, ws, out)
         return res.reshape(out_shape)
-    if tot is not None:
-        return dt.type(float(tot.copy_to_host(stream=st)[0]) * factor)
+    if total is not None:
+        return dt.type(total * factor)
     lh = loss.copy_to_host(stream=st).astype(np.float64)
     total = float(np.dot(lh, w_rows.astype(np.float64))) if ws else float(lh.sum()) * float(w_rows[0])
     return dt.type(total * factor)
@@ -328,4 +328,5 @@ def _compute_boxes(kind, y_true, y_pred, params, sample_weight, class_weight, re
             grad, g = new_like(y_pred, pshape, dt, st)
         grad2 = g.reshape(yp2.shape[0], 4)
     tot = BX.run(kind, yt2, yp2, prm, d_w, ws, loss, grad2, want_grad, st)
-    return _reduce(reduction, loss, tot, S, R, out_shape, d_w, ws, w_rows, dt, factor, st, y_pred), grad
+    total = float(tot.copy_to_host(stream=st)[0]) if (reduction != "none" and S) else None
+    return _reduce(reduction, loss, total, S, R, out_shape, d_w, ws, w_rows, dt, factor, st, y_pred), grad

@@ -23,7 +23,7 @@ from numba import cuda
 
 from . import _streams
 
-from .crossentropy import _reset_info, _scratch, _skip_label_row
+from .crossentropy import _reset_info_tot, _skip_label_row, read_status, status
 from .elementwise import _block_sum as _bsum
 from .elementwise import _clip, _pow
 
@@ -296,24 +296,17 @@ def categorical_hinge(y, p, fac, eps, ome, a, b, alpha, gamma, flag, ignore, has
 KINDS = ("cce_probs", "scce_probs", "categorical_focal", "cosine_similarity", "categorical_hinge")
 
 
-@cuda.jit
-def _reset_tot(tot):
-    tot[0] = 0.0
-
-
 def run(kind, yt, yp, prm, w, ws, loss, grad, want_grad, stream=0):
     """Launch row loss ``kind`` on device arrays (``prm``: the host parameter
-    vector). Returns the device arrays ``(info, tot)``: ``[n_bad, first_bad]``
-    and ``[sum(loss_i w_i)]``."""
+    vector). Returns ``(buf, info, tot)``: the ``crossentropy.status`` buffer
+    and its views ``[n_bad, first_bad]`` and ``[sum(loss_i w_i)]``."""
     if kind not in KINDS:
         raise ValueError(f"no CUDA row kernel {kind!r}; known: {list(KINDS)}")
-    info = _scratch("info", 2, np.int64, stream)
-    tot = _scratch("tot", 1, np.float64, stream)
-    _reset_info[1, 1, stream](info)
-    _reset_tot[1, 1, stream](tot)
+    buf, info, tot = status(stream)
+    _reset_info_tot[1, 1, stream](info, tot)
     R, C = yp.shape
     if R == 0:
-        return info, tot
+        return buf, info, tot
     tpb = TPB
     while tpb > 32 and tpb // 2 >= C:  # no idle half-blocks on short rows
         tpb //= 2
@@ -322,7 +315,7 @@ def run(kind, yt, yp, prm, w, ws, loss, grad, want_grad, stream=0):
         yt, yp, p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7], p[8], p[9] != 0.0,
         w, ws, loss, grad, want_grad, tot, info,
     )
-    return info, tot
+    return buf, info, tot
 
 
 def _host_entry(kind):
@@ -330,14 +323,13 @@ def _host_entry(kind):
 
     def kernel(yt, yp, prm, w, ws, loss, grad, want_grad, nch):
         st, d_yt, d_yp, d_w, d_loss, d_grad = _streams.stage(yt, yp, w, loss, grad, want_grad)
-        info, tot = run(kind, d_yt, d_yp, prm, d_w, ws, d_loss, d_grad, want_grad, st)
-        info = info.copy_to_host(stream=st)
+        buf = run(kind, d_yt, d_yp, prm, d_w, ws, d_loss, d_grad, want_grad, st)[0]
         d_loss.copy_to_host(loss, stream=st)
         if want_grad:
             d_grad.copy_to_host(grad, stream=st)
-        tot = tot.copy_to_host(stream=st)
+        n_bad, first, total = read_status(buf, st)
         _streams.sync(st)
-        return ((float(info[0]), float(info[1]) if info[0] else -1.0, float(tot[0])),)
+        return ((float(n_bad), float(first) if n_bad else -1.0, total),)
 
     kernel.__name__ = kernel.__qualname__ = f"{kind}_host"
     return kernel
