@@ -78,16 +78,16 @@ def main(argv=None):
                     help="batch-hard triplet NxD cases ('' for none)")
     ap.add_argument("--profile", action="store_true",
                     help="also profile the host side of small calls (cProfile; GPU_PROFILE.txt under --out)")
+    ap.add_argument("--kernels", action="store_true",
+                    help="also break each timed case's device time down by kernel and copy (torch.profiler/CUPTI; "
+                         "GPU_KERNELS.md under --out)")
     ap.add_argument("--triplet-parity", default="1024x64",
                     help="NxD: every triplet loss and metric on the GPU vs the CPU backend in float64 ('' for none)")
     args = ap.parse_args(argv)
 
     import torch
-    import torch.nn.functional as F
-    from numba import cuda
 
     import fastloss
-    from fastloss import losses as L
 
     dev = torch.device("cuda")
     sync = torch.cuda.synchronize
@@ -124,9 +124,46 @@ def main(argv=None):
     except ImportError:
         numba_version = ""
 
+    meta = dict(machine=name, cores=os.cpu_count(), python=platform.python_version(), numpy=np.__version__,
+                numba=numba_version, numba_cuda=numba_cuda_version, fastloss=getattr(fastloss, "__version__", ""),
+                torch=torch.__version__)
+    checks = []
+
+    def safe(fn, *a):
+        """One section's rows; a failure is reported in the checks table, not fatal."""
+        try:
+            return fn(*a)
+        except Exception as exc:  # noqa: BLE001 - the report says what failed
+            checks.append((fn.__name__, f"FAILED: {type(exc).__name__}: {str(exc)[:300]}", ""))
+            return []
+
+    def _scce_rows():
+        return _scce_section(args.cases, dev, sync, bw, name, numba_version, numba_cuda_version, have_jax,
+                             jvg if have_jax else None)
+
+    rows = safe(_scce_rows)
+    rows += safe(_elementwise_rows, args.elementwise, dev, sync, bw, name, numba_version, numba_cuda_version)
+    rows += safe(_box_rows, args.boxes, dev, sync, bw, meta)
+    rows += safe(_triplet_rows, args.triplet, dev, sync, bw, meta)
+    checks += safe(_stream_checks, dev)
+    checks += safe(_triplet_parity, args.triplet_parity, dev)
+    _write(args, rows, checks, name, bw, dev)
+
+
+def _scce_section(cases, dev, sync, bw, name, numba_version, numba_cuda_version, have_jax, jvg):
+    """SCCE from logits vs PyTorch (and JAX), plus the two-pass kernels (REGS off)."""
+    import torch
+    import torch.nn.functional as F
+
+    import fastloss
+    from fastloss import losses as L
+
+    if have_jax:
+        import jax
+        import jax.numpy as jnp
     scce = L.SparseCategoricalCrossentropy(from_logits=True)
     rows = []
-    for size in args.cases.split(","):
+    for size in cases.split(","):
         R, C = (int(v) for v in size.split("x"))
         g = torch.Generator(device=dev).manual_seed(0)
         x = torch.randn(R, C, device=dev, generator=g) * 3
@@ -209,26 +246,11 @@ def main(argv=None):
                                           "torch")}
         rows.append(_row("scce_logits_twopass", "fastloss grad_out=", size, R * C, two_pass["p"],
                          two_pass["floor_bytes"], bw, two_pass["err"], meta0))
+    return rows
 
-    rows += _elementwise_rows(args.elementwise, dev, sync, bw, name, numba_version, numba_cuda_version)
-    meta = dict(machine=name, cores=os.cpu_count(), python=platform.python_version(), numpy=np.__version__,
-                numba=numba_version, numba_cuda=numba_cuda_version, fastloss=getattr(fastloss, "__version__", ""),
-                torch=torch.__version__)
-    checks = []
 
-    def safe(fn, *a):
-        """One section's rows; a failure is reported in the checks table, not fatal."""
-        try:
-            return fn(*a)
-        except Exception as exc:  # noqa: BLE001 - the report says what failed
-            checks.append((fn.__name__, f"FAILED: {type(exc).__name__}: {str(exc)[:300]}", ""))
-            return []
-
-    rows += safe(_box_rows, args.boxes, dev, sync, bw, meta)
-    rows += safe(_triplet_rows, args.triplet, dev, sync, bw, meta)
-    checks += safe(_stream_checks, dev)
-    checks += safe(_triplet_parity, args.triplet_parity, dev)
-
+def _write(args, rows, checks, name, bw, dev):
+    """Print the tables; write them, the CSV rows and the profiles under ``--out``."""
     head = f"GPU: {name}; device copy {bw / 1e12:.2f} TB/s ((read + written) / time); python {platform.python_version()}"
     lines = [head, "", "| case | provider | p50 | floor fraction | max rel err |", "|---|---|---|---|---|"]
     for r in rows:
@@ -244,18 +266,23 @@ def main(argv=None):
               for c, e, note in checks]
     text = "\n".join(lines)
     print(text)
-    if args.profile:
-        prof = _host_profile(dev)
-        print(prof)
-        if args.out:
-            os.makedirs(args.out, exist_ok=True)
-            with open(os.path.join(args.out, "GPU_PROFILE.txt"), "w") as f:
-                f.write(prof)
     if args.out:
         os.makedirs(args.out, exist_ok=True)
         write_csv(rows, os.path.join(args.out, "gpu_results.csv"))
         with open(os.path.join(args.out, "GPU_REPORT.md"), "w") as f:
             f.write("# fastloss on a GPU\n\n" + text + "\n")
+    for flag, fn, fname in ((args.kernels, _kernel_breakdown, "GPU_KERNELS.md"),
+                            (args.profile, _host_profile, "GPU_PROFILE.txt")):
+        if not flag:
+            continue
+        try:
+            out = fn(dev)
+        except Exception as exc:  # noqa: BLE001 - the tables above are already written
+            out = f"{fn.__name__} FAILED: {type(exc).__name__}: {exc}"
+        print(out)
+        if args.out:
+            with open(os.path.join(args.out, fname), "w") as f:
+                f.write(out)
 
 
 def _elementwise_rows(spec, dev, sync, bw, name, numba_version, numba_cuda_version):
@@ -371,6 +398,101 @@ def _host_profile(dev, calls=300):
         st = pstats.Stats(pr, stream=out)
         st.sort_stats("tottime").print_stats(25)
     return out.getvalue()
+
+
+def _short_kernel_name(name):
+    """``module.function`` out of an Itanium-mangled Numba kernel name
+    (``_ZN8fastloss...12crossentropy10_make_regs12_3clocals_3e10kern_24241E5Array...``
+    -> ``_make_regs.kern``); other names as they are."""
+    if not name.startswith("_ZN"):
+        return name
+    parts, i = [], 3
+    while i < len(name) and name[i].isdigit():
+        j = i
+        while j < len(name) and name[j].isdigit():
+            j += 1
+        n = int(name[i:j])
+        parts.append(name[j:j + n])
+        i = j + n
+    parts = [p.split("_24")[0] for p in parts if p != "_3clocals_3e"]  # "$N" suffixes, "<locals>"
+    return ".".join(parts[-2:]) if parts else name
+
+
+def kernel_table(events, calls):
+    """Markdown rows ``| name | launches per call | device us per call |`` from
+    ``(name, count, device_us_total)`` triples (``torch.profiler``'s averages of
+    ``calls`` calls), slowest first, and the device time per call summed. Numba
+    kernels carry their Python name inside the mangled one (``_ZN...scce_rows...``):
+    it is cut out so that the table reads."""
+    rows, total = [], 0.0
+    for name, count, dev_us in events:
+        if dev_us <= 0:
+            continue
+        rows.append((dev_us / calls, count / calls, _short_kernel_name(name)[:70]))
+        total += dev_us / calls
+    rows.sort(reverse=True)
+    lines = [f"| {n} | {c:g} | {t:.1f} |" for t, c, n in rows]
+    return lines, total
+
+
+def _kernel_breakdown(dev, calls=10):
+    """Each case's device time per call by kernel and copy (torch.profiler's CUDA
+    activities: CUPTI records Numba's launches as well as PyTorch's), beside the
+    wall time per call without the profiler. Wall minus device is the host's
+    share: launches, argument marshalling, the one synchronization."""
+    import torch
+    from torch.profiler import ProfilerActivity, profile
+
+    from fastloss import losses as L
+
+    g = torch.Generator(device=dev).manual_seed(5)
+
+    def ce(R, C):
+        return torch.randint(0, C, (R,), device=dev, generator=g), torch.randn(R, C, device=dev, generator=g)
+
+    def trip(N, D):
+        return torch.randint(0, max(2, N // 16), (N,), device=dev, generator=g), torch.randn(N, D, device=dev, generator=g)
+
+    scce = L.SparseCategoricalCrossentropy(from_logits=True)
+    cases = [
+        ("SCCE logits 8192x32000", scce, ce(8192, 32000)),
+        ("SCCE logits 65536x1000", scce, ce(65536, 1000)),
+        ("SCCE logits 1048576x10", scce, ce(1048576, 10)),
+        ("SCCE logits 256x10", scce, ce(256, 10)),
+        ("Huber 4194304x1", L.Huber(), (torch.randn(4194304, 1, device=dev, generator=g),
+                                        torch.randn(4194304, 1, device=dev, generator=g))),
+        ("GIoU 4194304", L.GIoULoss(box_format="xyxy"), _boxes(4194304, dev)),
+        ("TripletHard 16384x128", L.TripletHardLoss(), trip(16384, 128)),
+        ("TripletHard 256x128", L.TripletHardLoss(), trip(256, 128)),
+    ]
+    out = [f"# Device time by kernel ({calls} calls each, grad_out given)", ""]
+    for title, obj, (yt, yp) in cases:
+        gout = torch.empty_like(yp)
+        for _ in range(3):
+            obj.value_and_grad(yt, yp, grad_out=gout)
+        torch.cuda.synchronize()
+        t0 = time.perf_counter()
+        for _ in range(calls):
+            obj.value_and_grad(yt, yp, grad_out=gout)
+        torch.cuda.synchronize()
+        wall = (time.perf_counter() - t0) / calls * 1e6
+        with profile(activities=[ProfilerActivity.CUDA]) as prof:
+            for _ in range(calls):
+                obj.value_and_grad(yt, yp, grad_out=gout)
+            torch.cuda.synchronize()
+        evs = []
+        for e in prof.key_averages():
+            us = getattr(e, "device_time_total", None)
+            if us is None:
+                us = getattr(e, "cuda_time_total", 0.0)
+            evs.append((e.key, e.count, float(us)))
+        lines, total = kernel_table(evs, calls)
+        out += [f"## {title}: wall {wall:.1f} us per call, device {total:.1f} us "
+                f"(host share {max(0.0, wall - total):.1f} us)", "",
+                "| kernel or copy | per call | device us per call |", "|---|---|---|"] + lines + [""]
+        del yt, yp, gout
+        torch.cuda.empty_cache()
+    return "\n".join(out)
 
 
 def _row(kernel, prov, size, n, p, floor_bytes, bw, err, meta):
