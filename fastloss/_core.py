@@ -419,6 +419,14 @@ def grad_hess(
             f"grad_hess is available for {', '.join(_gh_losses()) or 'no loss'}; "
             f"not for {name}{which}"
         )
+    if hasattr(y_pred, "__cuda_array_interface__") or type(y_pred).__name__ == "FakeCUDAArray":
+        # lives on a GPU (or in Numba's CUDA simulator): the device path
+        from .backends.numba_cuda import device
+
+        return device.grad_hess(
+            spec, y_true, y_pred, variant=variant, params=params, sample_weight=sample_weight,
+            class_weight=class_weight, axis=axis, dtype=dtype, ignore_class=ignore_class,
+        )
     (dt, yp, yp2, yt2, ax, moved, grad_shape, S, R, K, sparse, masked, valid,
      w_rows, ws, out_shape, w_kept) = _prepare(
         spec, y_true, y_pred, sample_weight, class_weight, axis, dtype, ignore_class

@@ -137,6 +137,16 @@ REGISTRY.update(
 )
 
 
+# ---- grad_hess on CUDA --------------------------------------------------------------
+# Every CPU grad_hess kernel ("gh"/"gh_logits") has a CUDA twin of the same name.
+_CUDA_GH = "fastloss.backends.numba_cuda.gradhess"
+for _spec in REGISTRY.values():
+    for _v, _path in _spec.kernels["numba"].items():
+        if _v in ("gh", "gh_logits"):
+            _spec.kernels.setdefault("cuda", {})[_v] = f"{_CUDA_GH}:{_path.partition(':')[2]}"
+del _spec, _v, _path
+
+
 # ---- bounding boxes (numba_cpu/boxes.py) -------------------------------------------
 # layout "boxes": y_true and y_pred hold boxes of 4 numbers along the last axis and
 # broadcast against each other (see _core._prepare_boxes).

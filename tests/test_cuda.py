@@ -668,3 +668,93 @@ def test_device_inputs_with_sample_weights_match_cpu(make, kind, C):
     l, g = obj.value_and_grad(cuda.to_device(y), cuda.to_device(x), sample_weight=w)
     np.testing.assert_allclose(l, ref_l, rtol=2e-5)
     np.testing.assert_allclose(g.copy_to_host(), ref_g, rtol=2e-5, atol=1e-7)
+
+
+# ---------------------------------------------------------------------------
+# grad_hess (gradient boosting) on CUDA
+# ---------------------------------------------------------------------------
+GH_CASES = [
+    (lambda: L.BinaryCrossentropy(), "probs01"),
+    (lambda: L.BinaryCrossentropy(from_logits=True, label_smoothing=0.1), "bin"),
+    (lambda: L.Poisson(), "pos"),
+    (lambda: L.MeanSquaredError(), "reg"),
+    (lambda: L.MeanAbsoluteError(), "reg"),
+    (lambda: L.MeanAbsolutePercentageError(), "reg"),
+    (lambda: L.MeanSquaredLogarithmicError(), "pos"),
+    (lambda: L.Huber(delta=0.7), "reg"),
+    (lambda: L.LogCosh(), "reg"),
+    (lambda: L.Hinge(), "bin"),  # {0, 1} labels: mapped to {-1, 1} batch-wide
+    (lambda: L.SquaredHinge(), "pm"),
+    (lambda: L.CategoricalCrossentropy(from_logits=True, label_smoothing=0.1), "onehot"),
+    (lambda: L.SparseCategoricalCrossentropy(from_logits=True), "sparse"),
+    (lambda: L.SparseCategoricalCrossentropy(from_logits=True, ignore_class=1), "sparse"),
+]
+GH_IDS = ["bce", "bce_logits_ls", "poisson", "mse", "mae", "mape", "msle", "huber", "log_cosh", "hinge",
+          "squared_hinge", "cce_logits_ls", "scce_logits", "scce_logits_ignore"]
+
+
+def _gh_data(kind, R, K, dt, seed):
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((R, K)).astype(dt)
+    if kind == "probs01":
+        return rng.integers(0, 2, (R, K)).astype(dt), rng.uniform(0.02, 0.98, (R, K)).astype(dt)
+    if kind == "bin":
+        return rng.integers(0, 2, (R, K)).astype(dt), x
+    if kind == "pos":
+        return np.abs(rng.standard_normal((R, K))).astype(dt), np.abs(x)
+    if kind == "pm":
+        return rng.choice([-1.0, 1.0], (R, K)).astype(dt), x
+    if kind == "onehot":
+        return np.eye(K, dtype=dt)[rng.integers(0, K, R)], x
+    if kind == "sparse":
+        return rng.integers(0, K, R), x
+    return rng.standard_normal((R, K)).astype(dt), x
+
+
+@needs_cuda
+@pytest.mark.parametrize("make, kind", GH_CASES, ids=GH_IDS)
+@pytest.mark.parametrize("K", [1, 7, 40])
+@pytest.mark.parametrize("dt", [np.float32, np.float64])
+def test_grad_hess_on_cuda_matches_cpu(make, kind, K, dt):
+    """NumPy inputs under use_backend("cuda") and device inputs against the
+    CPU backend's grad_hess (itself checked against finite differences in
+    test_grad_hess.py), with per-row weights."""
+    from numba import cuda
+
+    if kind in ("onehot", "sparse") and K == 1:
+        K = 2
+    y, x = _gh_data(kind, 9, K, dt, seed=K)
+    w = np.linspace(0.5, 2.0, 9)
+    obj = make()
+    ref_g, ref_h = obj.grad_hess(y, x, sample_weight=w)
+    with fastloss.use_backend("cuda"):
+        g1, h1 = obj.grad_hess(y, x, sample_weight=w)
+    g2, h2 = obj.grad_hess(cuda.to_device(y), cuda.to_device(x), sample_weight=w)
+    g2, h2 = g2.copy_to_host(), h2.copy_to_host()
+    tol = 2e-5 if dt == np.float32 else 1e-12
+    for g, h in ((g1, h1), (g2, h2)):
+        assert g.dtype == dt and h.dtype == dt and g.shape == x.shape and h.shape == x.shape
+        np.testing.assert_allclose(g, ref_g, rtol=tol, atol=tol)
+        np.testing.assert_allclose(h, ref_h, rtol=tol, atol=tol)
+
+
+@needs_cuda
+def test_grad_hess_on_device_bad_label_and_no_read_back(monkeypatch):
+    """SCCE: a bad label raises (the kernel's count, one copy back). An
+    elementwise grad_hess on device inputs copies nothing back: it returns
+    while the kernel runs."""
+    from numba import cuda
+
+    x = cuda.to_device(np.zeros((4, 3), np.float32))
+    with pytest.raises(ValueError, match="label"):
+        L.SparseCategoricalCrossentropy(from_logits=True).grad_hess(cuda.to_device(np.array([0, 1, 3, 2])), x)
+    y = cuda.to_device(np.ones((4, 3), np.float32))
+    cls = type(x)
+    calls = []
+    orig = cls.copy_to_host
+    monkeypatch.setattr(cls, "copy_to_host", lambda self, *a, **k: calls.append(1) or orig(self, *a, **k))
+    g, h = L.BinaryCrossentropy(from_logits=True).grad_hess(y, x)
+    assert calls == []
+    monkeypatch.undo()
+    np.testing.assert_allclose(g.copy_to_host(), np.full((4, 3), -0.5 / 3, np.float32), rtol=1e-6)
+    np.testing.assert_allclose(h.copy_to_host(), np.full((4, 3), 0.25 / 3, np.float32), rtol=1e-6)

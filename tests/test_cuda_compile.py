@@ -128,6 +128,21 @@ def test_register_cross_entropy_kernels_compile(dt, block_mode):
     _ptx(G._reset_info_tot, info, tot)
 
 
+@pytest.mark.parametrize("dt", [np.float32, np.float64])
+def test_grad_hess_kernels_compile(dt):
+    """Every CUDA grad_hess kernel (boosting), with the argument types run() passes."""
+    from fastloss.backends.numba_cuda import gradhess as GH
+
+    R, C = 4, 40
+    x, w = _arr(dt, R, C), _arr(dt, 1)
+    for kind in GH._ELEMENTWISE:
+        _ptx(GH._elementwise(kind), x, x, 1.0, 1e-7, 1 - 1e-7, 1.0, 0.0, 0.25, 2.0, 0.0, w, 0, x, x,
+             _arr(np.int64, 1))
+    scce, cce = GH._make_softmax(typeof(np.zeros(1, dt)).dtype)
+    _ptx(scce, x, _arr(np.int64, R), 1.0, 0.0, False, w, 0, x, x, _arr(np.int64, 2))
+    _ptx(cce, x, x, 1.0, 1.0, 0.0, w, 0, x, x)
+
+
 def test_device_path_helpers_compile():
     loss, w, tot = _arr(np.float32, 8), _arr(np.float32, 8), _arr(np.float64, 1)
     _ptx(DV._wsum, loss, w, 1, tot)

@@ -25,6 +25,7 @@ from ... import _validate as V
 from . import boxes as BX
 from . import crossentropy as K
 from . import elementwise as EW
+from . import gradhess as GH
 from . import rows as RW
 from ._streams import _as_stream, _handle, _producer_stream, current_stream
 
@@ -146,14 +147,11 @@ def _scale(loss, w, ws, out):
         out[i] = loss[i] * w[i * ws]
 
 
-def compute(spec, y_true, y_pred, *, variant, params, sample_weight, class_weight, reduction, want_grad, grad_out, axis, dtype, ignore_class, factor_fn):
-    from ..._core import _prm
-
-    mod, kind = _kind(spec, variant)
-    st = current_stream(y_pred)
-    if mod is BX:
-        return _compute_boxes(kind, y_true, y_pred, params, sample_weight, class_weight, reduction, want_grad,
-                              grad_out, dtype, factor_fn, st)
+def _inputs(spec, y_true, y_pred, sample_weight, class_weight, axis, dtype, ignore_class, st):
+    """The checks and views every dense/sparse device call makes:
+    ``(yp, dt, S, C, R, yp2, yt2, w_rows, ws, out_shape, w_kept)`` (``yp2``/``yt2``
+    the (R, C) / (R,) views; ``w_rows``/``ws`` the host sample weights, as
+    ``_validate.sample_weights`` gives them)."""
     yp = _device(y_pred, "y_pred", st)
     dt = np.dtype(yp.dtype)
     if dt not in (np.dtype(np.float32), np.dtype(np.float64)):
@@ -202,6 +200,20 @@ def compute(spec, y_true, y_pred, *, variant, params, sample_weight, class_weigh
     out_shape, w_rows, ws, w_kept = S, np.ones(1, dt), 0, None
     if sample_weight is not None:
         w_rows, ws, out_shape, w_kept = V.sample_weights(sample_weight, S, dt)
+    return yp, dt, S, C, R, yp2, yt2, w_rows, ws, out_shape, w_kept
+
+
+def compute(spec, y_true, y_pred, *, variant, params, sample_weight, class_weight, reduction, want_grad, grad_out, axis, dtype, ignore_class, factor_fn):
+    from ..._core import _prm
+
+    mod, kind = _kind(spec, variant)
+    st = current_stream(y_pred)
+    if mod is BX:
+        return _compute_boxes(kind, y_true, y_pred, params, sample_weight, class_weight, reduction, want_grad,
+                              grad_out, dtype, factor_fn, st)
+    yp, dt, S, C, R, yp2, yt2, w_rows, ws, out_shape, w_kept = _inputs(
+        spec, y_true, y_pred, sample_weight, class_weight, axis, dtype, ignore_class, st)
+    sparse = spec.layout == "sparse"
     valid = None
     if sparse and ignore_class is not None:
         valid = yt2.copy_to_host(stream=st) != ignore_class
@@ -243,6 +255,31 @@ def compute(spec, y_true, y_pred, *, variant, params, sample_weight, class_weigh
         if tot is None:
             total = None
     return _reduce(reduction, loss, total, S, R, out_shape, d_w, ws, w_rows, dt, factor, st, y_pred), grad
+
+
+def grad_hess(spec, y_true, y_pred, *, variant, params, sample_weight, class_weight, axis, dtype, ignore_class):
+    """``(grad, hess)`` of ``sum_i w_i loss_i`` for device inputs
+    (``fastloss._core.grad_hess``), both the caller's array type, y_pred's
+    shape. Elementwise losses return without waiting for the kernel; SCCE
+    reads back its bad-label count (the one synchronization)."""
+    from ..._core import _prm
+
+    if variant not in spec.kernels.get("cuda", {}):
+        raise ValueError(f"grad_hess of {spec.name} ({variant}) has no CUDA kernel")
+    kind = spec.kernels["cuda"][variant].partition(":")[2]
+    st = current_stream(y_pred)
+    yp, dt, S, C, R, yp2, yt2, w_rows, ws, out_shape, w_kept = _inputs(
+        spec, y_true, y_pred, sample_weight, class_weight, axis, dtype, ignore_class, st)
+    prm = _prm(1.0, C, params, ignore_class, dt)
+    d_w = _ones(dt) if (ws == 0 and sample_weight is None) else cuda.to_device(np.ascontiguousarray(w_rows), stream=st)
+    grad, g = new_like(y_pred, tuple(yp.shape), dt, st)
+    hess, h = new_like(y_pred, tuple(yp.shape), dt, st)
+    buf = GH.run(kind, yt2, yp2, prm, d_w, ws, g.reshape(R, C), h.reshape(R, C), st)
+    if buf is not None:
+        n_bad, first, _ = K.read_status(buf, st)
+        if n_bad:
+            raise ValueError(V.bad_labels_message(n_bad, C, int(yt2[first]), first, ignore_class))
+    return grad, hess
 
 
 def _reduce(reduction, loss, total, S, R, out_shape, d_w, ws, w_rows, dt, factor, st, like):
