@@ -38,9 +38,30 @@ def _as_numeric(x, name):
     return a
 
 
+def _np_dtype(dt):
+    """The NumPy dtype behind an array's ``dtype`` attribute: NumPy's own,
+    TensorFlow's (``tf.float64.as_numpy_dtype``) or one known by its name
+    (PyTorch's ``torch.float64``); None where none fits (``torch.bfloat16``).
+    TensorFlow's DType compares equal to NumPy's, so it must be converted, not
+    compared: ``np.empty(n, tf.float64)`` fails."""
+    conv = getattr(dt, "as_numpy_dtype", None)
+    if conv is not None:
+        dt = conv
+    try:
+        return np.dtype(dt)
+    except TypeError:
+        pass
+    try:
+        return np.dtype(str(dt).rpartition(".")[2])
+    except TypeError:
+        return None
+
+
 def compute_dtype(y_pred, dtype=None):
     """float32 in -> float32, float64 in -> float64, any other number -> float32,
-    unless ``dtype`` ('float32'/'float64') asks for one."""
+    unless ``dtype`` ('float32'/'float64') asks for one. Arrays of other
+    libraries count by their dtype too (a float64 PyTorch CPU tensor or
+    TensorFlow tensor is float64)."""
     if dtype is not None:
         try:
             dt = np.dtype(dtype)
@@ -50,8 +71,10 @@ def compute_dtype(y_pred, dtype=None):
             raise ValueError(f"`dtype` must be 'float32' or 'float64'; got {dtype!r}")
         return dt
     dt = getattr(y_pred, "dtype", None)
-    if dt is not None and dt in _FLOATS:
-        return dt
+    if dt is not None:
+        dt = _np_dtype(dt)
+        if dt in _FLOATS:
+            return dt
     return _FLOATS[0]
 
 

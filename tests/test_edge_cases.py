@@ -242,3 +242,60 @@ def test_tiny_sample_weights_mean_with_sample_weight(make, dt, tiny):
         rtol = 1e-3
     np.testing.assert_allclose(v1, v0, rtol=rtol)
     np.testing.assert_allclose(g1, g0, rtol=rtol, atol=1e-12)
+
+
+class _ForeignArray:
+    """An array of another library: a dtype object NumPy cannot read (named
+    like ``torch.float64``), values through ``__array__``."""
+
+    class _DType:
+        def __init__(self, name):
+            self.name = name
+
+        def __str__(self):
+            return f"otherlib.{self.name}"
+
+    def __init__(self, a):
+        self._a = np.asarray(a)
+        self.dtype = self._DType(self._a.dtype.name)
+        self.shape = self._a.shape
+
+    def __array__(self, dtype=None, copy=None):
+        return self._a if dtype is None else self._a.astype(dtype)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_arrays_of_other_libraries_keep_their_float_dtype(dtype):
+    """float64 in -> float64 out also for arrays that are not NumPy's (a
+    PyTorch CPU tensor's dtype is ``torch.float64``): their values were
+    computed in float32 before."""
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((5, 4)).astype(dtype)
+    y = rng.standard_normal((5, 4)).astype(dtype)
+    lab = np.array([0, 3, 1, 2, 2])
+    for obj, yt in ((L.MeanSquaredError(), y), (L.SparseCategoricalCrossentropy(from_logits=True), lab)):
+        ref_l, ref_g = obj.value_and_grad(yt, x)
+        loss, grad = obj.value_and_grad(_ForeignArray(yt), _ForeignArray(x))
+        assert np.asarray(loss).dtype == dtype and grad.dtype == dtype
+        np.testing.assert_array_equal(loss, ref_l)
+        np.testing.assert_array_equal(grad, ref_g)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_tensorflow_tensors_as_inputs(dtype):
+    """TF tensors (a drop-in for Keras takes them): their DType compares equal
+    to NumPy's but is not one; every call with a TF tensor raised TypeError."""
+    tf = pytest.importorskip("tensorflow")
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((5, 4)).astype(dtype)
+    y = (rng.uniform(size=(5, 4)) > 0.5).astype(dtype)
+    lab = np.array([0, 3, 1, 2, 2])
+    for obj, yt in ((L.BinaryCrossentropy(from_logits=True), y), (L.SparseCategoricalCrossentropy(from_logits=True), lab),
+                    (L.Huber(), y)):
+        ref_l, ref_g = obj.value_and_grad(yt, x)
+        loss, grad = obj.value_and_grad(tf.constant(yt), tf.constant(x))
+        assert np.asarray(loss).dtype == dtype and grad.dtype == dtype
+        np.testing.assert_array_equal(loss, ref_l)
+        np.testing.assert_array_equal(grad, ref_g)
+        g2, h2 = obj.grad_hess(tf.constant(yt), tf.constant(x))
+        assert g2.dtype == dtype and h2.dtype == dtype
