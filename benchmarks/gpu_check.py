@@ -147,6 +147,7 @@ def main(argv=None):
     rows += safe(_triplet_rows, args.triplet, dev, sync, bw, meta)
     checks += safe(_stream_checks, dev)
     checks += safe(_triplet_parity, args.triplet_parity, dev)
+    checks += safe(_grad_hess_parity, dev)
     _write(args, rows, checks, name, bw, dev)
 
 
@@ -643,6 +644,38 @@ def _stream_checks(dev):
     s2.synchronize()
     rl, rg = L.Huber().value_and_grad(x0, x0 * 0.5)
     out.append(("Huber 4096x1000 under fastloss.cuda_stream", _rel_err(l2, torch.as_tensor(g2, device=dev), torch.tensor(float(rl)), torch.as_tensor(rg, device=dev)), ""))
+    return out
+
+
+def _grad_hess_parity(dev):
+    """grad_hess (boosting) on device inputs against the CPU backend, float64,
+    on shapes boosting uses: (n, 1) scores and (n, C) multi-class scores."""
+    import torch
+
+    from fastloss import losses as L
+
+    rng = np.random.default_rng(3)
+    n = 1 << 20
+    x1 = rng.standard_normal((n, 1))
+    y01 = rng.integers(0, 2, (n, 1)).astype(np.float64)
+    xc = rng.standard_normal((65536, 10))
+    lab = rng.integers(0, 10, 65536)
+    cases = [
+        ("BinaryCrossentropy(from_logits=True)", L.BinaryCrossentropy(from_logits=True), y01, x1),
+        ("Huber", L.Huber(), rng.standard_normal((n, 1)), x1),
+        ("MeanSquaredLogarithmicError", L.MeanSquaredLogarithmicError(), np.abs(x1) * 2, np.abs(x1)),
+        ("SparseCategoricalCrossentropy(from_logits=True)", L.SparseCategoricalCrossentropy(from_logits=True), lab, xc),
+        ("CategoricalCrossentropy(from_logits=True)", L.CategoricalCrossentropy(from_logits=True),
+         np.eye(10)[lab], xc),
+    ]
+    out = []
+    for title, obj, y, x in cases:
+        rg, rh = obj.grad_hess(y, x)
+        dg, dh = obj.grad_hess(torch.as_tensor(y, device=dev), torch.as_tensor(x, device=dev))
+        dg, dh = torch.as_tensor(dg, device=dev).cpu().numpy(), torch.as_tensor(dh, device=dev).cpu().numpy()
+        err = max(float(np.abs(dg - rg).max() / max(np.abs(rg).max(), 1e-300)),
+                  float(np.abs(dh - rh).max() / max(np.abs(rh).max(), 1e-300)))
+        out.append((f"grad_hess {title} {x.shape[0]}x{x.shape[1]} float64", err, "vs the CPU backend"))
     return out
 
 
