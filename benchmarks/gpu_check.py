@@ -352,6 +352,21 @@ def _vs_peer(obj, yt, yp, ref_fn, peer_fn, sync):
     return res, errs, (ref, rg)
 
 
+def _wall_us(obj, yt, yp, gout, calls, warm):
+    """Microseconds per ``value_and_grad(grad_out=gout)`` call, back to back
+    after ``warm`` calls, synchronized at the end (no profiler running)."""
+    import torch
+
+    for _ in range(warm):
+        obj.value_and_grad(yt, yp, grad_out=gout)
+    torch.cuda.synchronize()
+    t0 = time.perf_counter()
+    for _ in range(calls):
+        obj.value_and_grad(yt, yp, grad_out=gout)
+    torch.cuda.synchronize()
+    return (time.perf_counter() - t0) / calls * 1e6
+
+
 def _host_profile(dev, calls=300):
     """Where a small call's host time goes: cProfile over ``calls`` calls each of
     SCCE 256x10, Huber 256x1, GIoU 256 boxes and TripletHard 256x128 on device
@@ -381,14 +396,7 @@ def _host_profile(dev, calls=300):
     out = io.StringIO()
     for name, obj, yt, yp in cases:
         gout = torch.empty_like(yp)
-        for _ in range(5):
-            obj.value_and_grad(yt, yp, grad_out=gout)
-        torch.cuda.synchronize()
-        t0 = time.perf_counter()
-        for _ in range(calls):
-            obj.value_and_grad(yt, yp, grad_out=gout)
-        torch.cuda.synchronize()
-        per = (time.perf_counter() - t0) / calls * 1e6
+        per = _wall_us(obj, yt, yp, gout, calls, warm=5)
         pr = cProfile.Profile()
         pr.enable()
         for _ in range(calls):
@@ -469,14 +477,7 @@ def _kernel_breakdown(dev, calls=10):
     out = [f"# Device time by kernel ({calls} calls each, grad_out given)", ""]
     for title, obj, (yt, yp) in cases:
         gout = torch.empty_like(yp)
-        for _ in range(3):
-            obj.value_and_grad(yt, yp, grad_out=gout)
-        torch.cuda.synchronize()
-        t0 = time.perf_counter()
-        for _ in range(calls):
-            obj.value_and_grad(yt, yp, grad_out=gout)
-        torch.cuda.synchronize()
-        wall = (time.perf_counter() - t0) / calls * 1e6
+        wall = _wall_us(obj, yt, yp, gout, calls, warm=3)
         with profile(activities=[ProfilerActivity.CUDA]) as prof:
             for _ in range(calls):
                 obj.value_and_grad(yt, yp, grad_out=gout)

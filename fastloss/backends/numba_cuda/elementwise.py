@@ -229,14 +229,20 @@ def e_mape(y, p, eps, ome, alpha, gamma, flag):
 
 
 @cuda.jit(device=True, inline=True)
-def e_msle(y, p, eps, ome, alpha, gamma, flag):
+def msle_parts(y, p, eps):
+    """(d = log1p(max(p, eps)) - log1p(max(y, eps)), max(p, eps))."""
     pc = p
     if p < eps:
         pc = eps
     yc = y
     if y < eps:
         yc = eps
-    d = math.log1p(pc) - math.log1p(yc)
+    return math.log1p(pc) - math.log1p(yc), pc
+
+
+@cuda.jit(device=True, inline=True)
+def e_msle(y, p, eps, ome, alpha, gamma, flag):
+    d, pc = msle_parts(y, p, eps)
     g = (d + d) / (1.0 + pc)
     if p < eps:
         g = 0.0

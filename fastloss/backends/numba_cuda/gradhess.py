@@ -87,13 +87,7 @@ def h_mape(y, p, eps, ome, alpha, gamma, flag):
 
 @cuda.jit(device=True, inline=True)
 def h_msle(y, p, eps, ome, alpha, gamma, flag):
-    pc = p
-    if p < eps:
-        pc = eps
-    yc = y
-    if y < eps:
-        yc = eps
-    d = math.log1p(pc) - math.log1p(yc)
+    d, pc = E.msle_parts(y, p, eps)
     r = 1.0 / (1.0 + pc)
     g = (d + d) * r
     h = 2.0 * (1.0 - d) * (r * r)
