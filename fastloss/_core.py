@@ -140,6 +140,7 @@ def _prepare(spec, y_true, y_pred, sample_weight, class_weight, axis, dtype, ign
     yp = V.as_float(y_pred, "y_pred", dt)
     if yp.ndim == 0:
         raise ValueError("`y_pred` must have at least one dimension; got a scalar")
+    grad_shape = yp.shape  # the gradient's, also where Keras' rank fix below reshapes y_pred
     sparse = spec.layout == "sparse"
     if sparse:
         yt = V.as_labels(y_true)
@@ -161,7 +162,6 @@ def _prepare(spec, y_true, y_pred, sample_weight, class_weight, axis, dtype, ign
                 f"and y_pred {np.shape(y_pred)}"
             )
         ax = V.check_axis(axis, yp.ndim)
-    grad_shape = yp.shape
     moved = ax != yp.ndim - 1
     if moved:
         yp = np.moveaxis(yp, ax, -1)
@@ -169,7 +169,7 @@ def _prepare(spec, y_true, y_pred, sample_weight, class_weight, axis, dtype, ign
             yt = np.moveaxis(yt, ax, -1)
     K = yp.shape[-1]
     if K == 0:
-        raise ValueError(f"`y_pred` has an empty class/last axis (shape {grad_shape}); nothing to average over")
+        raise ValueError(f"`y_pred` has an empty class/last axis (shape {yp.shape}); nothing to average over")
     S = yp.shape[:-1]
     R = 1
     for d in S:
@@ -279,7 +279,7 @@ def compute(
     # sums its gradient, one row per chunk) or a copy to R rows (``expand``;
     # the gradient is summed back to y_pred's shape here).
     summed = yp2.shape[0] != R
-    expand = not moved and yp.shape != grad_shape
+    expand = spec.layout == "boxes" and not moved and yp.shape != grad_shape
     if want_grad:
         if grad_out is not None:
             V.check_grad_out(grad_out, grad_shape, dt, (y_true, y_pred, sample_weight))
@@ -330,7 +330,7 @@ def compute(
         grad[...] = g.reshape(grad_shape)
     elif want_grad:
         if moved:
-            g = np.moveaxis(grad2.reshape(yp.shape), -1, ax)
+            g = np.moveaxis(grad2.reshape(yp.shape), -1, ax).reshape(grad_shape)
             if grad_out is not None:
                 grad_out[...] = g
                 grad = grad_out
@@ -450,7 +450,7 @@ def grad_hess(
     if moved:
         shape = yp.shape
         return (
-            np.ascontiguousarray(np.moveaxis(grad2.reshape(shape), -1, ax)),
-            np.ascontiguousarray(np.moveaxis(hess2.reshape(shape), -1, ax)),
+            np.ascontiguousarray(np.moveaxis(grad2.reshape(shape), -1, ax)).reshape(grad_shape),
+            np.ascontiguousarray(np.moveaxis(hess2.reshape(shape), -1, ax)).reshape(grad_shape),
         )
     return grad2.reshape(grad_shape), hess2.reshape(grad_shape)

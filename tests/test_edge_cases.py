@@ -299,3 +299,39 @@ def test_tensorflow_tensors_as_inputs(dtype):
         np.testing.assert_array_equal(grad, ref_g)
         g2, h2 = obj.grad_hess(tf.constant(yt), tf.constant(x))
         assert g2.dtype == dtype and h2.dtype == dtype
+
+
+@pytest.mark.parametrize("make", [L.MeanSquaredError, L.BinaryCrossentropy, L.Hinge, L.KLDivergence,
+                                  L.CosineSimilarity, L.CategoricalCrossentropy])
+def test_gradient_keeps_y_pred_shape_through_the_rank_fix(make):
+    """Keras squeezes or expands y_pred by one trailing axis to y_true's rank;
+    the gradient is still y_pred's shape (it came back in the fixed shape,
+    so ``yp - lr * g`` broadcast and ``grad_out=np.empty_like(yp)`` raised)."""
+    rng = np.random.default_rng(7)
+    yt = rng.uniform(0.1, 0.9, (4, 3))
+    yp = rng.uniform(0.1, 0.9, (4, 3)).astype(np.float32)
+    obj = make()
+    # y_pred one rank above y_true (a trailing 1): the same as squeezing it first
+    ref_v, ref_g = obj.value_and_grad(yt, yp)
+    v, g = obj.value_and_grad(yt, yp[..., None])
+    assert g.shape == (4, 3, 1)
+    np.testing.assert_array_equal(v, ref_v)
+    np.testing.assert_array_equal(g[..., 0], ref_g)
+    buf = np.empty((4, 3, 1), np.float32)
+    assert obj.value_and_grad(yt, yp[..., None], grad_out=buf)[1] is buf
+    np.testing.assert_array_equal(buf[..., 0], ref_g)
+    # y_pred one rank below y_true, whose last axis is 1
+    ref_v, ref_g = obj.value_and_grad(yt[:, :1], yp[:, :1])
+    v, g = obj.value_and_grad(yt[:, :1], yp[:, 0])
+    assert g.shape == (4,)
+    np.testing.assert_array_equal(v, ref_v)
+    np.testing.assert_array_equal(g, ref_g[:, 0])
+
+
+def test_grad_hess_keeps_y_pred_shape_through_the_rank_fix():
+    yt = np.array([[0.0], [1.0], [1.0]])
+    yp = np.array([0.2, 0.7, 0.4])
+    g, h = L.MeanSquaredError().grad_hess(yt, yp)
+    assert g.shape == h.shape == (3,)
+    np.testing.assert_allclose(g, 2 * (yp - yt[:, 0]), rtol=1e-12)  # d/dp (p - y)^2, one element per row
+    np.testing.assert_allclose(h, [2.0, 2.0, 2.0], rtol=1e-12)
