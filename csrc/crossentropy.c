@@ -94,11 +94,25 @@ FL_INLINE void FN(e_bfocal)(T y, T p, FN(fl_par) P, int sq, T *l, T *g) {
     FN(binary_focal_core)(y, p, L(1.0) - p, P, P.flag != L(0.0), sq, l, g);
 }
 
+/* from_logits: Keras 3 on TensorFlow takes the cross-entropy from the logits
+ * themselves (its sigmoid keeps them: no clip) and the focal factor from
+ * sigmoid(x); d/dx = wb ((d/dx (1 - p_t)**gamma) ce + (1 - p_t)**gamma (p - y)). */
 FL_INLINE void FN(e_bfocal_logits)(T y, T x, FN(fl_par) P, int sq, T *l, T *g) {
-    T p, q, gg;
-    FN(sigmoid_pair)(x, &p, &q);
-    FN(binary_focal_core)(y, p, q, P, P.flag != L(0.0), sq, l, &gg);
-    *g = gg * (p * q);
+    T zero = L(0.0), one = L(1.0);
+    T u = EXP(-ABS(x));
+    T relu = x > zero ? x : zero;
+    T ce = relu - x * y + LOG1P(u);
+    T s = one / (one + u);
+    int pos = x >= zero;
+    T p = pos ? s : u * s;
+    T q = pos ? u * s : s;
+    T m = y * q + (one - y) * p;
+    T f, dfm;
+    FN(focal_pow)(m, P.gamma, sq, &f, &dfm);
+    T wb = one;
+    if (P.flag != zero) wb = y * P.alpha + (one - y) * (one - P.alpha);
+    *l = wb * f * ce;
+    *g = wb * (dfm * (one - y - y) * (p * q) * ce + f * (p - y));
 }
 
 /* TF Addons' alpha factor, modulating factor and d(modulating)/d prob;

@@ -375,11 +375,17 @@ class SparseCategoricalCrossentropy(Loss):
 class BinaryFocalCrossentropy(_FromLogits):
     """Binary focal cross-entropy, Keras 3's ``BinaryFocalCrossentropy``.
 
-    With ``p = sigmoid(x)`` if ``from_logits`` (then the probability path,
-    clip included), ``p_t = y p + (1 - y)(1 - p)``:
+    With ``p_t = y p + (1 - y)(1 - p)``:
 
     ``loss = mean_axis[ w (1 - p_t)**gamma bce(y, p) ]``,
     ``w = y alpha + (1 - y)(1 - alpha)`` if ``apply_class_balancing`` else 1.
+
+    ``from_logits``: ``p = sigmoid(x)`` for the focal factor, and ``bce`` taken
+    from the logits themselves, ``max(x, 0) - x y + log1p(exp(-|x|))``, with
+    no clip: what Keras 3 computes on its TensorFlow backend (its sigmoid keeps
+    the logits). A confidently wrong logit keeps its loss and gradient (x = -20
+    for y = 1 costs 20; through the clipped probability it would stop at 16.1
+    with a gradient of ~0, as Keras' JAX and PyTorch backends give).
 
     ``gamma = 0`` gives ``BinaryCrossentropy`` exactly (value and gradient).
 

@@ -136,8 +136,12 @@ def binary_focal_crossentropy(
     if label_smoothing:
         y = y * (1.0 - label_smoothing) + 0.5 * label_smoothing
     if from_logits:
+        # Keras 3 on TensorFlow: its sigmoid keeps the logits and the
+        # cross-entropy is taken from them (no clip)
+        bce = _bce_logits_elem(y, p)
         p = _sigmoid(p)
-    bce = _bce_elem(y, p)
+    else:
+        bce = _bce_elem(y, p)
     p_t = y * p + (1.0 - y) * (1.0 - p)
     f = np.power(1.0 - p_t, gamma) * bce
     if apply_class_balancing:

@@ -19,14 +19,16 @@ def test_binary_focal_gamma0_equals_bce(dtype, from_logits, ls, reduction):
     rng = np.random.default_rng(1)
     yt = rng.integers(0, 2, (6, 5)).astype(np.float64)
     yp = (rng.normal(0, 3, (6, 5)) if from_logits else rng.uniform(0.02, 0.98, (6, 5))).astype(dtype)
+    if from_logits:  # far outside the probabilities' clip [eps, 1 - eps] too
+        yp[0] = [-40.0, -20.0, 17.0, 20.0, 40.0]
     sw = rng.uniform(0.5, 1.5, 6)
     f = L.BinaryFocalCrossentropy(gamma=0.0, from_logits=from_logits, label_smoothing=ls, reduction=reduction)
     b = L.BinaryCrossentropy(from_logits=from_logits, label_smoothing=ls, reduction=reduction)
     lf, gf = f.value_and_grad(yt, yp, sample_weight=sw)
     lb, gb = b.value_and_grad(yt, yp, sample_weight=sw)
     if dtype == np.float64:
-        # BCE from logits uses the log-sum-exp form, focal the clipped-sigmoid form: equal to
-        # rounding while the sigmoid stays inside [eps, 1 - eps] (|x| <= ~15).
+        # from logits both take the cross-entropy from the logits (Keras 3 on TensorFlow), so the
+        # identity holds at any logit, also where a clipped sigmoid would have saturated.
         np.testing.assert_allclose(lf, lb, rtol=1e-10, atol=1e-12)
         np.testing.assert_allclose(gf, gb, rtol=1e-10, atol=1e-12)
     else:

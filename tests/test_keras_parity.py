@@ -128,3 +128,24 @@ def test_matches_keras_edge_probabilities():
         fv, fg = fcls(reduction="none").value_and_grad(yt, yp)
         np.testing.assert_allclose(fv, kv, rtol=1e-5, atol=1e-6)
         np.testing.assert_allclose(fg, kg, rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.parametrize("kw", [dict(), dict(gamma=0.0), dict(gamma=1.5, apply_class_balancing=True, alpha=0.4),
+                                dict(label_smoothing=0.1)])
+def test_binary_focal_from_logits_large_logits(kw):
+    """Keras 3 on TensorFlow takes the focal loss' cross-entropy from the
+    logits (its sigmoid keeps them): no clip, so a confidently wrong logit
+    keeps its full loss and gradient (a clipped sigmoid stops at 16.1 and a
+    gradient of ~0). Values and gradients at |logit| up to 40, float64."""
+    yt = np.array([[1.0, 0.0, 1.0, 0.0, 1.0, 0.0], [0.0, 1.0, 1.0, 0.0, 0.0, 1.0]])
+    yp = np.array([[-20.0, 20.0, -40.0, 40.0, 17.0, -17.0], [3.0, -2.0, 0.5, -0.5, 25.0, 30.0]])
+    x = tf.constant(yp)
+    kobj = KL.BinaryFocalCrossentropy(from_logits=True, reduction="none", dtype="float64", **kw)
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        kv = kobj(tf.constant(yt), x)
+        s = tf.reduce_sum(kv)
+    kg = tape.gradient(s, x).numpy()
+    fv, fg = L.BinaryFocalCrossentropy(from_logits=True, reduction="none", **kw).value_and_grad(yt, yp)
+    np.testing.assert_allclose(fv, kv.numpy(), rtol=1e-12)
+    np.testing.assert_allclose(fg, kg, rtol=1e-10, atol=1e-15)

@@ -157,9 +157,30 @@ def _e_bfocal(y, p, eps, ome, alpha, gamma, flag, sq):
 
 @njit(**INLINE)
 def _e_bfocal_logits(y, x, eps, ome, alpha, gamma, flag, sq):
-    p, q = _sigmoid_pair(x)
-    l, g = _binary_focal_core(y, p, q, eps, ome, alpha, gamma, flag != lit(x, 0.0), sq)
-    return l, g * (p * q)
+    """from_logits: Keras 3 on TensorFlow takes the cross-entropy from the
+    logits themselves (its sigmoid keeps them, so nothing is clipped: a logit
+    of -20 for a positive costs 20, not 16.1, and keeps its gradient) and the
+    focal factor from sigmoid(x):
+
+    loss = wb (1 - p_t)**gamma ce(x),  ce(x) = max(x, 0) - x y + log1p(exp(-|x|)),
+    d/dx = wb ((1 - 2y) p q d/dm m**gamma ce + (1 - p_t)**gamma (p - y)),
+    m = 1 - p_t = y q + (1 - y) p, p = sigmoid(x), q = sigmoid(-x).
+    gamma = 0 is BinaryCrossentropy(from_logits=True) exactly.
+    """
+    zero = lit(x, 0.0)
+    one = lit(x, 1.0)
+    u = fexp(-abs(x))
+    relu = x if x > zero else zero
+    ce = relu - x * y + flog1p(u)
+    s = one / (one + u)
+    p = s if x >= zero else u * s
+    q = u * s if x >= zero else s
+    m = y * q + (one - y) * p
+    f, dfm = _focal_pow(m, gamma, sq)
+    wb = one
+    if flag != zero:
+        wb = y * alpha + (one - y) * (one - alpha)
+    return wb * f * ce, wb * (dfm * (one - y - y) * (p * q) * ce + f * (p - y))
 
 
 @njit(**INLINE)

@@ -145,9 +145,21 @@ def e_bfocal(y, p, eps, ome, alpha, gamma, flag):
 
 @cuda.jit(device=True, inline=True)
 def e_bfocal_logits(y, x, eps, ome, alpha, gamma, flag):
-    p, q = _sigmoid_pair(x)
-    l, g = _binary_focal_core(y, p, q, eps, ome, alpha, gamma, flag != 0.0)
-    return l, g * (p * q)
+    """Keras 3 on TensorFlow: the cross-entropy from the logits (no clip), the
+    focal factor from sigmoid(x) (see the CPU twin)."""
+    u = math.exp(-abs(x))
+    relu = x if x > 0.0 else 0.0
+    ce = relu - x * y + math.log1p(u)
+    s = 1.0 / (1.0 + u)
+    p = s if x >= 0.0 else u * s
+    q = u * s if x >= 0.0 else s
+    m = y * q + (1.0 - y) * p
+    f = _pow(m, gamma)
+    df = gamma * _pow(m, gamma - 1.0) * (1.0 - y - y)
+    wb = 1.0
+    if flag != 0.0:
+        wb = y * alpha + (1.0 - y) * (1.0 - alpha)
+    return wb * f * ce, wb * (df * (p * q) * ce + f * (p - y))
 
 
 @cuda.jit(device=True, inline=True)
