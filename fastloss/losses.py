@@ -109,9 +109,7 @@ class Loss:
         self.name = name
         self.reduction = standardize_reduction(reduction)
         if dtype is not None:
-            dt = np.dtype(dtype)
-            if dt not in (np.dtype(np.float32), np.dtype(np.float64)):
-                raise ValueError(f"`dtype` must be 'float32' or 'float64'; got {dtype!r}")
+            _validate.compute_dtype(None, dtype)  # 'float32'/'float64', else a clear ValueError/TypeError
         self.dtype = dtype
         if class_weight is not None and not isinstance(class_weight, dict):
             class_weight = np.asarray(class_weight)

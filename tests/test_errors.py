@@ -201,6 +201,9 @@ def test_empty_class_axis():
 def test_bad_dtype_argument():
     with pytest.raises(ValueError, match="dtype"):
         L.BinaryCrossentropy(dtype="int32")
+    # Keras' policy names are not NumPy dtypes: the same clear message, not NumPy's
+    with pytest.raises(TypeError, match="`dtype` must be 'float32' or 'float64'"):
+        L.BinaryCrossentropy(dtype="mixed_float16")
 
 
 def test_ignore_class_type():
