@@ -29,6 +29,10 @@ Where fastloss differs from the original, on purpose:
   inf/NaN gradients; fastloss takes it as 0, the value of the one-sided limit
   of the *loss* slope for ``gamma >= 1`` and the usual subgradient choice, so the
   gradient stays finite. ``gamma < 0`` is a ValueError (TF Addons also refuses it).
+* ``BinaryFocalCrossentropy(from_logits=True)`` follows Keras 3 on its
+  TensorFlow backend: the cross-entropy from the logits, no clip. Keras' JAX
+  and PyTorch backends clip the sigmoid to ``[eps, 1 - eps]``; they give a
+  smaller loss and ~0 gradient for logits past ~16 on the wrong side.
 * Sigmoids are evaluated as ``sigmoid(x)`` and ``sigmoid(-x)`` separately, so
   ``1 - p`` keeps full relative precision for large logits (float32 TF loses
   digits there).
