@@ -51,6 +51,18 @@ FL_INLINE void FN(e_bce_logits)(T y, T x, FN(fl_par) P, int sq, T *l, T *g) {
     *g = sig - y;
 }
 
+/* max(x, 0) - x y + log1p(exp(-|x|)), sigmoid(x), sigmoid(-x) from one exp. */
+FL_INLINE void FN(ce_logits_pq)(T y, T x, T *ce, T *p, T *q) {
+    T zero = L(0.0), one = L(1.0);
+    T u = EXP(-ABS(x));
+    T relu = x > zero ? x : zero;
+    *ce = relu - x * y + LOG1P(u);
+    T s = one / (one + u);
+    int pos = x >= zero;
+    *p = pos ? s : u * s;
+    *q = pos ? u * s : s;
+}
+
 /* (m**gamma, d/dm m**gamma); sq: gamma == 2, the branch-free square. */
 FL_INLINE void FN(focal_pow)(T m, T gamma, int sq, T *f, T *df) {
     if (sq) {
@@ -99,13 +111,8 @@ FL_INLINE void FN(e_bfocal)(T y, T p, FN(fl_par) P, int sq, T *l, T *g) {
  * sigmoid(x); d/dx = wb ((d/dx (1 - p_t)**gamma) ce + (1 - p_t)**gamma (p - y)). */
 FL_INLINE void FN(e_bfocal_logits)(T y, T x, FN(fl_par) P, int sq, T *l, T *g) {
     T zero = L(0.0), one = L(1.0);
-    T u = EXP(-ABS(x));
-    T relu = x > zero ? x : zero;
-    T ce = relu - x * y + LOG1P(u);
-    T s = one / (one + u);
-    int pos = x >= zero;
-    T p = pos ? s : u * s;
-    T q = pos ? u * s : s;
+    T ce, p, q;
+    FN(ce_logits_pq)(y, x, &ce, &p, &q);
     T m = y * q + (one - y) * p;
     T f, dfm;
     FN(focal_pow)(m, P.gamma, sq, &f, &dfm);
@@ -148,14 +155,8 @@ FL_INLINE void FN(e_sfocal)(T y, T p, FN(fl_par) P, int sq, T *l, T *g) {
 }
 
 FL_INLINE void FN(e_sfocal_logits)(T y, T x, FN(fl_par) P, int sq, T *l, T *g) {
-    T zero = L(0.0), one = L(1.0);
-    T u = EXP(-ABS(x));
-    T relu = x > zero ? x : zero;
-    T ce = relu - x * y + LOG1P(u);
-    T s = one / (one + u);
-    int pos = x >= zero;
-    T p = pos ? s : u * s;
-    T q = pos ? u * s : s;
+    T ce, p, q;
+    FN(ce_logits_pq)(y, x, &ce, &p, &q);
     T af, mf, dmf;
     FN(tfa_factors)(y, p, q, P.alpha, P.gamma, sq, &af, &mf, &dmf);
     *l = af * mf * ce;

@@ -105,6 +105,19 @@ def _e_bce_logits(y, x, eps, ome, alpha, gamma, flag):
 
 
 @njit(**INLINE)
+def _ce_logits_pq(y, x):
+    """(max(x, 0) - x y + log1p(exp(-|x|)), sigmoid(x), sigmoid(-x)) from one exp."""
+    zero = lit(x, 0.0)
+    one = lit(x, 1.0)
+    u = fexp(-abs(x))
+    relu = x if x > zero else zero
+    s = one / (one + u)
+    p = s if x >= zero else u * s  # selects, not branches: the loops stay vectorized
+    q = u * s if x >= zero else s
+    return relu - x * y + flog1p(u), p, q
+
+
+@njit(**INLINE)
 def _focal_pow(m, gamma, sq):
     """(m**gamma, d/dm m**gamma). ``sq`` (gamma == 2, the default, known when
     the loop is entered) takes the branch-free square: vectorized code would
@@ -169,12 +182,7 @@ def _e_bfocal_logits(y, x, eps, ome, alpha, gamma, flag, sq):
     """
     zero = lit(x, 0.0)
     one = lit(x, 1.0)
-    u = fexp(-abs(x))
-    relu = x if x > zero else zero
-    ce = relu - x * y + flog1p(u)
-    s = one / (one + u)
-    p = s if x >= zero else u * s
-    q = u * s if x >= zero else s
+    ce, p, q = _ce_logits_pq(y, x)
     m = y * q + (one - y) * p
     f, dfm = _focal_pow(m, gamma, sq)
     wb = one
@@ -221,14 +229,7 @@ def _e_sfocal(y, p, eps, ome, alpha, gamma, flag, sq):
 
 @njit(**INLINE)
 def _e_sfocal_logits(y, x, eps, ome, alpha, gamma, flag, sq):
-    zero = lit(x, 0.0)
-    one = lit(x, 1.0)
-    u = fexp(-abs(x))
-    relu = x if x > zero else zero
-    ce = relu - x * y + flog1p(u)
-    s = one / (one + u)
-    p = s if x >= zero else u * s
-    q = u * s if x >= zero else s
+    ce, p, q = _ce_logits_pq(y, x)
     af, mf, dmf = _tfa_factors(y, p, q, alpha, gamma, sq)
     # d ce/dx = p - y ; d prob/dx = p q
     return af * mf * ce, af * (dmf * (p * q) * ce + mf * (p - y))

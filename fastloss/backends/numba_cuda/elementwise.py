@@ -95,6 +95,17 @@ def _sigmoid_pair(x):
 
 
 @cuda.jit(device=True, inline=True)
+def _ce_logits_pq(y, x):
+    """(max(x, 0) - x y + log1p(exp(-|x|)), sigmoid(x), sigmoid(-x)) from one exp."""
+    u = math.exp(-abs(x))
+    relu = x if x > 0.0 else 0.0
+    s = 1.0 / (1.0 + u)
+    p = s if x >= 0.0 else u * s
+    q = u * s if x >= 0.0 else s
+    return relu - x * y + math.log1p(u), p, q
+
+
+@cuda.jit(device=True, inline=True)
 def e_bce(y, p, eps, ome, alpha, gamma, flag):
     pc = _clip(p, eps, ome)
     l = -(y * math.log(pc) + (1.0 - y) * math.log(1.0 - pc))
@@ -147,12 +158,7 @@ def e_bfocal(y, p, eps, ome, alpha, gamma, flag):
 def e_bfocal_logits(y, x, eps, ome, alpha, gamma, flag):
     """Keras 3 on TensorFlow: the cross-entropy from the logits (no clip), the
     focal factor from sigmoid(x) (see the CPU twin)."""
-    u = math.exp(-abs(x))
-    relu = x if x > 0.0 else 0.0
-    ce = relu - x * y + math.log1p(u)
-    s = 1.0 / (1.0 + u)
-    p = s if x >= 0.0 else u * s
-    q = u * s if x >= 0.0 else s
+    ce, p, q = _ce_logits_pq(y, x)
     m = y * q + (1.0 - y) * p
     f = _pow(m, gamma)
     df = gamma * _pow(m, gamma - 1.0) * (1.0 - y - y)
@@ -193,12 +199,7 @@ def e_sfocal(y, p, eps, ome, alpha, gamma, flag):
 
 @cuda.jit(device=True, inline=True)
 def e_sfocal_logits(y, x, eps, ome, alpha, gamma, flag):
-    u = math.exp(-abs(x))
-    relu = x if x > 0.0 else 0.0
-    ce = relu - x * y + math.log1p(u)
-    s = 1.0 / (1.0 + u)
-    p = s if x >= 0.0 else u * s
-    q = u * s if x >= 0.0 else s
+    ce, p, q = _ce_logits_pq(y, x)
     af, mf, dmf = _tfa_factors(y, p, q, alpha, gamma)
     return af * mf * ce, af * (dmf * (p * q) * ce + mf * (p - y))
 
