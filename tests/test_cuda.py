@@ -8,7 +8,6 @@ blocks loop over rows (grid-stride). On a machine with a GPU the same tests run
 on the device directly.
 """
 
-import importlib.util
 import os
 import subprocess
 import sys
@@ -26,11 +25,8 @@ SIM_CHILD = os.environ.get("FASTLOSS_CUDA_SIM_CHILD") == "1"
 @pytest.mark.skipif(ON_DEVICE or SIM_CHILD, reason="runs the CUDA tests in the simulator when there is no GPU")
 def test_cuda_kernels_in_simulator():
     env = dict(os.environ, NUMBA_ENABLE_CUDASIM="1", FASTLOSS_CUDA_SIM_CHILD="1")
-    # The file is the suite's longest (~390 tests) and, under --dist loadfile, its last: on two
-    # workers where xdist is installed, so that CI's tail does not run on one core.
-    par = ["-n", "2"] if importlib.util.find_spec("xdist") is not None else []
     r = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:randomly", "-p", "no:cacheprovider", *par, __file__],
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:randomly", "-p", "no:cacheprovider", __file__],
         env=env, capture_output=True, text=True, timeout=900,
     )
     assert r.returncode == 0, r.stdout[-4000:] + r.stderr[-2000:]
