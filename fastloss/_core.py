@@ -125,11 +125,14 @@ def _rescaled_weights(w_rows, w_kept):
 def _prepare(spec, y_true, y_pred, sample_weight, class_weight, axis, dtype, ignore_class):
     """Validation and coercion shared by ``compute`` and ``grad_hess``.
 
-    Returns ``(dt, yp, yp2, yt2, ax, moved, grad_shape, S, R, K, sparse, masked,
-    valid, w_rows, ws, out_shape, w_kept)``: the compute dtype; y_pred with the
-    class axis moved last; the C-contiguous kernel inputs ``(R, K)`` (y_true as
-    ``(R,)`` int64 labels for sparse losses); the class axis and whether it was
-    moved; y_pred's shape; the per-sample shape ``S`` (``R`` = its size); the
+    Returns ``(dt, yp, yp2, yt2, ax, moved, grad_shape, bcast, S, R, K, sparse,
+    masked, valid, w_rows, ws, out_shape, w_kept)``: the compute dtype; y_pred
+    with the class axis moved last; the C-contiguous kernel inputs ``(R, K)``
+    (y_true as ``(R,)`` int64 labels for sparse losses); the class axis and
+    whether it was moved; y_pred's shape; None, or the shape the gradient is
+    summed to when y_pred broadcasts against y_true (y_true broadcasting
+    against y_pred is only a copy, as Keras' ops broadcast it); the per-sample
+    shape ``S`` (``R`` = its size); the
     ignore_class mask; the per-row weights ``w_rows`` with stride ``ws`` (0: one
     weight for every row); the weighted loss' shape and the weights as Keras
     sums them for ``"mean_with_sample_weight"``.
@@ -141,6 +144,7 @@ def _prepare(spec, y_true, y_pred, sample_weight, class_weight, axis, dtype, ign
     if yp.ndim == 0:
         raise ValueError("`y_pred` must have at least one dimension; got a scalar")
     grad_shape = yp.shape  # the gradient's, also where Keras' rank fix below reshapes y_pred
+    bcast = None  # y_pred's shape (rank-fixed) when it broadcasts against y_true: the gradient is summed to it
     sparse = spec.layout == "sparse"
     if sparse:
         yt = V.as_labels(y_true)
@@ -156,11 +160,13 @@ def _prepare(spec, y_true, y_pred, sample_weight, class_weight, axis, dtype, ign
     else:
         yt = V.as_real(y_true, "y_true")
         yt, yp = V.squeeze_or_expand(yt, yp)
-        if yt.shape != yp.shape:
-            raise ValueError(
-                f"`y_true` and `y_pred` must have the same shape; got y_true {np.shape(y_true)} "
-                f"and y_pred {np.shape(y_pred)}"
-            )
+        if yt.shape != yp.shape:  # as Keras' ops broadcast them (the registry's LossSpec.broadcast)
+            b = V.broadcast_shape(yt.shape, yp.shape, spec.broadcast, axis, spec.name, np.shape(y_true), grad_shape)
+            if yt.shape != b:
+                yt = np.broadcast_to(yt, b)
+            if yp.shape != b:
+                bcast = yp.shape
+                yp = np.broadcast_to(yp, b)
         ax = V.check_axis(axis, yp.ndim)
     moved = ax != yp.ndim - 1
     if moved:
@@ -205,7 +211,7 @@ def _prepare(spec, y_true, y_pred, sample_weight, class_weight, axis, dtype, ign
             w_kept = w_rows
     if w_rows is None:
         w_rows, ws = _ONE[dt.char], 0
-    return (dt, yp, yp2, yt2, ax, moved, grad_shape, S, R, K, sparse, masked, valid,
+    return (dt, yp, yp2, yt2, ax, moved, grad_shape, bcast, S, R, K, sparse, masked, valid,
             w_rows, ws, out_shape, w_kept)
 
 
@@ -231,7 +237,8 @@ def _prepare_boxes(y_true, y_pred, sample_weight, class_weight, dt):
     else:
         w_rows, ws = _ONE[dt.char], 0
     ax = yp.ndim - 1
-    return (dt, yp, yp2, yt2, ax, False, grad_shape, S, R, 4, False, False, None,
+    bcast = grad_shape if yp.shape != grad_shape else None  # broadcast to a copy: its gradient is summed back
+    return (dt, yp, yp2, yt2, ax, False, grad_shape, bcast, S, R, 4, False, False, None,
             w_rows, ws, out_shape, w_kept)
 
 
@@ -262,7 +269,7 @@ def compute(
             class_weight=class_weight, reduction=reduction, want_grad=want_grad, grad_out=grad_out,
             axis=axis, dtype=dtype, ignore_class=ignore_class, factor_fn=weights_and_factor,
         )
-    (dt, yp, yp2, yt2, ax, moved, grad_shape, S, R, K, sparse, masked, valid,
+    (dt, yp, yp2, yt2, ax, moved, grad_shape, bcast, S, R, K, sparse, masked, valid,
      w_rows, ws, out_shape, w_kept) = _prepare(
         spec, y_true, y_pred, sample_weight, class_weight, axis, dtype, ignore_class
     )
@@ -279,7 +286,7 @@ def compute(
     # sums its gradient, one row per chunk) or a copy to R rows (``expand``;
     # the gradient is summed back to y_pred's shape here).
     summed = yp2.shape[0] != R
-    expand = spec.layout == "boxes" and not moved and yp.shape != grad_shape
+    expand = bcast is not None
     if want_grad:
         if grad_out is not None:
             V.check_grad_out(grad_out, grad_shape, dt, (y_true, y_pred, sample_weight))
@@ -321,23 +328,23 @@ def compute(
         value = dt.type(total * factor)
 
     grad = None
-    if want_grad and (summed or expand):
+    if want_grad and (summed or expand or moved):
         if summed:
             g = grad2.sum(axis=0, dtype=np.float64)
         else:
-            g = V.sum_to_shape(grad2.reshape(yp.shape), grad_shape)
-        grad = grad_out if grad_out is not None else np.empty(grad_shape, dt)
-        grad[...] = g.reshape(grad_shape)
-    elif want_grad:
-        if moved:
-            g = np.moveaxis(grad2.reshape(yp.shape), -1, ax).reshape(grad_shape)
-            if grad_out is not None:
-                grad_out[...] = g
-                grad = grad_out
-            else:
-                grad = np.ascontiguousarray(g)
+            g = grad2.reshape(yp.shape)
+            if moved:
+                g = np.moveaxis(g, -1, ax)
+            if expand:
+                g = V.sum_to_shape(g, bcast)
+        g = g.reshape(grad_shape)
+        if grad_out is not None:
+            grad_out[...] = g
+            grad = grad_out
         else:
-            grad = grad_out if grad_out is not None else grad2.reshape(grad_shape)
+            grad = np.ascontiguousarray(g, dtype=dt)
+    elif want_grad:
+        grad = grad_out if grad_out is not None else grad2.reshape(grad_shape)
     return value, grad
 
 
@@ -427,10 +434,16 @@ def grad_hess(
             spec, y_true, y_pred, variant=variant, params=params, sample_weight=sample_weight,
             class_weight=class_weight, axis=axis, dtype=dtype, ignore_class=ignore_class,
         )
-    (dt, yp, yp2, yt2, ax, moved, grad_shape, S, R, K, sparse, masked, valid,
+    (dt, yp, yp2, yt2, ax, moved, grad_shape, bcast, S, R, K, sparse, masked, valid,
      w_rows, ws, out_shape, w_kept) = _prepare(
         spec, y_true, y_pred, sample_weight, class_weight, axis, dtype, ignore_class
     )
+    if bcast is not None:
+        raise ValueError(
+            f"grad_hess needs y_pred to have the full shape: y_pred of shape {np.shape(y_pred)} broadcasts "
+            f"against y_true of shape {np.shape(y_true)}, and the Hessian of a broadcast prediction is not "
+            f"a per-element diagonal; broadcast y_pred first (np.broadcast_to(y_pred, shape).copy())"
+        )
     grad2 = np.empty((R, K), dt)
     hess2 = np.empty((R, K), dt)
     if R:

@@ -29,6 +29,10 @@ class LossSpec:
     reference: str  # function name in tests/reference.py
     dtypes: tuple = ("float32", "float64")
     rtol: dict = field(default_factory=lambda: dict(TOLERANCES))
+    # dense layout: how y_true and y_pred of different shapes broadcast (as in
+    # Keras 3 on TensorFlow; see _validate.broadcast_shape): "all", "none",
+    # "class" (leading axes only: both inputs keep their class axis)
+    broadcast: str = "all"
 
 
 _CUDA_XE = "fastloss.backends.numba_cuda.crossentropy"
@@ -41,7 +45,7 @@ _C_RG = "fastloss.backends.cffi_c.regression"
 _C_BX = "fastloss.backends.cffi_c.boxes"
 
 
-def _xe(name, layout, variants, reference, cuda=None, cuda_ew=None, cuda_rw=None):
+def _xe(name, layout, variants, reference, cuda=None, cuda_ew=None, cuda_rw=None, broadcast="none"):
     kernels = {
         "numba": {v: f"{_NUMBA_XE}:{k}" for v, k in variants.items()},
         "c": {v: f"{_C_XE}:{k}" for v, k in variants.items()},
@@ -52,7 +56,8 @@ def _xe(name, layout, variants, reference, cuda=None, cuda_ew=None, cuda_rw=None
         kernels["cuda"] = {v: f"{_CUDA_EW}:{variants[v]}" for v in cuda_ew}
     if cuda_rw:  # row kernels (block per row); merged with the logits kernels above
         kernels.setdefault("cuda", {}).update({v: f"{_CUDA_RW}:{variants[v]}_host" for v in cuda_rw})
-    return LossSpec(name=name, family="crossentropy", layout=layout, kernels=kernels, reference=reference)
+    return LossSpec(name=name, family="crossentropy", layout=layout, kernels=kernels, reference=reference,
+                    broadcast=broadcast)
 
 
 REGISTRY = {
@@ -88,6 +93,7 @@ REGISTRY = {
             {"probs": "categorical_focal", "logits": "categorical_focal"},
             "categorical_focal_crossentropy",
             cuda_rw=("probs", "logits"),
+            broadcast="class",
         ),
         _xe(
             "sigmoid_focal_crossentropy",
@@ -96,8 +102,9 @@ REGISTRY = {
             "sigmoid_focal_crossentropy",
             cuda_ew=("probs", "logits"),
         ),
-        _xe("kl_divergence", "dense", {"probs": "kl_divergence"}, "kl_divergence", cuda_ew=("probs",)),
-        _xe("poisson", "dense", {"probs": "poisson", "gh": "poisson_gh"}, "poisson", cuda_ew=("probs",)),
+        _xe("kl_divergence", "dense", {"probs": "kl_divergence"}, "kl_divergence", cuda_ew=("probs",), broadcast="all"),
+        _xe("poisson", "dense", {"probs": "poisson", "gh": "poisson_gh"}, "poisson", cuda_ew=("probs",),
+            broadcast="all"),
     )
 }
 
@@ -105,7 +112,7 @@ REGISTRY = {
 _NUMBA_RG = "fastloss.backends.numba_cpu.regression"
 
 
-def _rg(name, kernel, gh=True, cuda="ew"):
+def _rg(name, kernel, gh=True, cuda="ew", broadcast="all"):
     names = {"probs": kernel}
     if gh:
         names["gh"] = f"{kernel}_gh"
@@ -117,7 +124,8 @@ def _rg(name, kernel, gh=True, cuda="ew"):
         kernels["cuda"] = {"probs": f"{_CUDA_EW}:{kernel}"}
     else:  # row kernels
         kernels["cuda"] = {"probs": f"{_CUDA_RW}:{kernel}_host"}
-    return LossSpec(name=name, family="regression", layout="dense", kernels=kernels, reference=name)
+    return LossSpec(name=name, family="regression", layout="dense", kernels=kernels, reference=name,
+                    broadcast=broadcast)
 
 
 REGISTRY.update(
@@ -131,7 +139,7 @@ REGISTRY.update(
         _rg("log_cosh", "log_cosh"),
         _rg("hinge", "hinge"),
         _rg("squared_hinge", "squared_hinge"),
-        _rg("cosine_similarity", "cosine_similarity", gh=False, cuda="rows"),
+        _rg("cosine_similarity", "cosine_similarity", gh=False, cuda="rows", broadcast="class"),
         _rg("categorical_hinge", "categorical_hinge", gh=False, cuda="rows"),
     )
 )

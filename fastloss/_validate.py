@@ -112,6 +112,43 @@ def squeeze_or_expand(x1, x2):
     return x1, x2
 
 
+# How y_true and y_pred of different shapes broadcast, per loss (the
+# registry's ``LossSpec.broadcast``), as Keras 3 on TensorFlow does: "all" for
+# losses built from elementwise terms; "none" where Keras' cross-entropy ops
+# refuse different shapes; "class" where Keras works along the class axis of
+# each input before broadcasting (cosine similarity normalizes both;
+# categorical focal normalizes y_pred and counts label smoothing's classes on
+# y_true), so neither may broadcast along that axis (only the leading ones).
+_BROADCAST_NEEDS = {"class": ("y_true", "y_pred")}
+
+
+def broadcast_shape(st, sp, mode, axis, loss, shape_true, shape_pred):
+    """The shape y_true (rank-fixed shape ``st``) and y_pred (``sp``) broadcast
+    to for loss ``loss`` (its ``broadcast`` mode, see above), or a
+    ``ValueError`` naming the shapes the caller passed (``shape_true``/
+    ``shape_pred``)."""
+    got = f"got y_true {tuple(shape_true)} and y_pred {tuple(shape_pred)}"
+    if mode == "none":
+        raise ValueError(
+            f"`y_true` and `y_pred` must have the same shape for {loss} (Keras' cross-entropy does not "
+            f"broadcast them either); {got}"
+        )
+    try:
+        b = tuple(np.broadcast_shapes(st, sp))
+    except ValueError:
+        raise ValueError(
+            f"`y_true` and `y_pred` must have the same shape, or shapes that broadcast against each other; {got}"
+        ) from None
+    ax = check_axis(axis, len(b)) - len(b)  # the class axis, counted from the end
+    for name, shape in (("y_true", st), ("y_pred", sp)):
+        if name in _BROADCAST_NEEDS.get(mode, ()) and (len(shape) < -ax or shape[ax] != b[ax]):
+            raise ValueError(
+                f"`{name}` must not broadcast along the class axis for {loss} (Keras normalizes or counts "
+                f"classes along each input's own class axis first); its size there must be {b[ax]}; {got}"
+            )
+    return b
+
+
 def check_axis(axis, ndim, name="axis"):
     if isinstance(axis, bool):
         raise TypeError(f"`{name}` must be an int; got {axis!r}")

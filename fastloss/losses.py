@@ -17,6 +17,18 @@ Calling conventions (the same for every class)::
 ``reduction="none"``); ``grad`` is d(loss, summed if it is an array)/d y_pred,
 same shape and dtype as (float) y_pred, written by the same kernel pass.
 
+Shapes: y_true and y_pred have the same shape, up to Keras' rank fix (one
+trailing axis of size 1 squeezed or added), or shapes that broadcast against
+each other where Keras 3 on TensorFlow broadcasts them: losses of elementwise
+terms (MSE, MAE, MAPE, MSLE, Huber, LogCosh, hinge losses, KL divergence,
+Poisson) broadcast either input (a target row for a batch, a scalar target, a
+prediction row against many targets: its gradient is summed over the rows it
+was broadcast to); categorical focal and cosine similarity broadcast along the
+leading axes only (Keras works along each input's own class axis before
+broadcasting, which fastloss refuses rather than imitates); the binary,
+categorical and focal cross-entropies take equal shapes only, as Keras' ops
+do. ``grad_hess`` takes a broadcast y_true but not a broadcast y_pred.
+
 Where fastloss differs from the original, on purpose:
 
 * float64 inputs are computed in float64 (Keras computes in ``floatx()``).

@@ -302,6 +302,33 @@ def test_elementwise_device_inputs_match_cpu(make, kind, reduction):
 
 
 @needs_cuda
+def test_host_y_true_broadcasts_to_device_y_pred():
+    """A host y_true of a shape that broadcasts to the device y_pred's (a
+    target row, a scalar) gives the CPU values of the tiled target; losses
+    that do not broadcast (cross-entropy) and a y_pred smaller than the
+    broadcast shape are refused."""
+    from numba import cuda
+
+    rng = np.random.default_rng(4)
+    x = rng.uniform(0.1, 0.9, (6, 5))
+    for yt in (rng.uniform(0.1, 0.9, (1, 5)), np.float64(0.3)):
+        for obj in (L.MeanSquaredError(), L.Huber(reduction="none"), L.CategoricalFocalCrossentropy(reduction="sum")):
+            if isinstance(obj, L.CategoricalFocalCrossentropy) and np.ndim(yt) == 0:
+                with pytest.raises(ValueError, match="must not broadcast along the class axis"):
+                    obj.value_and_grad(yt, cuda.to_device(x))
+                continue
+            l, g = obj.value_and_grad(yt, cuda.to_device(x))
+            rl, rg = obj.value_and_grad(np.broadcast_to(yt, x.shape).copy(), x)
+            to_host = lambda a: a.copy_to_host() if hasattr(a, "copy_to_host") else np.asarray(a)
+            np.testing.assert_allclose(to_host(l), rl, rtol=1e-12)
+            np.testing.assert_allclose(to_host(g), rg, rtol=1e-12, atol=1e-15)
+    with pytest.raises(ValueError, match="same shape for binary_crossentropy"):
+        L.BinaryCrossentropy()(x[:1], cuda.to_device(x))
+    with pytest.raises(ValueError, match=r"device `y_pred` must have the broadcast shape \(6, 5\)"):
+        L.MeanSquaredError()(x, cuda.to_device(x[:1]))
+
+
+@needs_cuda
 @pytest.mark.parametrize("K", [1, 40])
 def test_elementwise_nan_stays_in_its_row(K):
     y = np.zeros((3, K), np.float32)

@@ -315,7 +315,7 @@ def test_non_scalar_return_is_a_type_error():
         (lambda: huber_given(reduction="avg"), ValueError, "reduction"),
         (lambda: huber_given(axis=1.5), TypeError, "axis"),
         (lambda: fastloss.CustomLoss(), TypeError, "base class"),
-        (lambda: huber_given()([[1.0, 2.0]], [[1.0]]), ValueError, "same shape"),
+        (lambda: huber_given()([[1.0, 2.0]], [[1.0, 2.0, 3.0]]), ValueError, "same shape"),
     ],
 )
 def test_argument_errors(call, exc, match):

@@ -335,3 +335,82 @@ def test_grad_hess_keeps_y_pred_shape_through_the_rank_fix():
     assert g.shape == h.shape == (3,)
     np.testing.assert_allclose(g, 2 * (yp - yt[:, 0]), rtol=1e-12)  # d/dp (p - y)^2, one element per row
     np.testing.assert_allclose(h, [2.0, 2.0, 2.0], rtol=1e-12)
+
+
+
+# (y_true's shape, y_pred's shape) and which loss kinds broadcast them: all of
+# these for losses of elementwise terms; only along the leading axes for
+# categorical focal and cosine similarity (Keras works along each input's own
+# class axis first).
+BROADCAST_CASES = [((1, 5), (4, 5), "all class"), ((), (4, 5), "all"), ((4, 1), (4, 5), "all"),
+                   ((4, 5), (1, 5), "all class"), ((4, 5), (5,), "all class"), ((2, 4, 5), (4, 1), "all")]
+BROADCAST_MAKERS = [
+    (L.MeanSquaredError, "all"), (L.MeanAbsoluteError, "all"), (L.Huber, "all"), (L.LogCosh, "all"),
+    (L.MeanAbsolutePercentageError, "all"), (L.MeanSquaredLogarithmicError, "all"), (L.KLDivergence, "all"),
+    (L.Poisson, "all"), (L.Hinge, "all"), (L.SquaredHinge, "all"), (L.CategoricalHinge, "all"),
+    (L.CategoricalFocalCrossentropy, "class"),
+    (lambda **k: L.CategoricalFocalCrossentropy(from_logits=True, label_smoothing=0.1, **k), "class"),
+    (L.CosineSimilarity, "class"),
+    (L.BinaryCrossentropy, "none"), (lambda **k: L.BinaryCrossentropy(from_logits=True, **k), "none"),
+    (L.CategoricalCrossentropy, "none"), (L.BinaryFocalCrossentropy, "none"), (L.SigmoidFocalCrossEntropy, "none"),
+]
+
+
+@pytest.mark.parametrize("maker", BROADCAST_MAKERS, ids=lambda m: f"{getattr(m[0], '__name__', 'lambda')}-{m[1]}")
+@pytest.mark.parametrize("case", BROADCAST_CASES, ids=lambda c: f"{c[0]}-{c[1]}")
+@pytest.mark.parametrize("reduction", ["none", "sum", "mean_with_sample_weight"])
+def test_broadcast_shapes_equal_explicit_tiling(maker, case, reduction):
+    """Shapes that broadcast give the loss of the explicitly tiled inputs; a
+    broadcast y_pred's gradient is the tiled gradient summed over the axes it
+    was broadcast along (the adjoint of broadcasting). Inputs are left as they
+    were. A loss that does not broadcast such shapes says so by name."""
+    make, kind = maker
+    st, sp, kinds = case
+    rng = np.random.default_rng(11)
+    yt = rng.uniform(0.05, 0.95, st)
+    yp = rng.uniform(0.05, 0.95, sp)
+    b = np.broadcast_shapes(st, sp)
+    w = rng.uniform(0.5, 2.0, b[:-1])
+    obj = make(reduction=reduction)
+    if kind not in kinds.split():
+        with pytest.raises(ValueError, match="same shape for|must not broadcast along the class axis"):
+            obj.value_and_grad(yt, yp, sample_weight=w)
+        return
+    yt0, yp0 = np.copy(yt), yp.copy()
+    v, g = obj.value_and_grad(yt, yp, sample_weight=w)
+    tv, tg = obj.value_and_grad(np.broadcast_to(yt, b).copy(), np.broadcast_to(yp, b).copy(), sample_weight=w)
+    np.testing.assert_allclose(v, tv, rtol=1e-12, atol=1e-15)
+    lead = len(b) - len(sp)
+    want = tg.sum(axis=tuple(range(lead))) if lead else tg
+    want = want.sum(axis=tuple(i for i, d in enumerate(sp) if d == 1 and want.shape[i] != 1), keepdims=True)
+    assert g.shape == yp.shape and g.dtype == yp.dtype
+    np.testing.assert_allclose(g, want, rtol=1e-11, atol=1e-14)
+    np.testing.assert_array_equal(yt, yt0)
+    np.testing.assert_array_equal(yp, yp0)
+    buf = np.empty_like(yp)
+    assert obj.value_and_grad(yt, yp, sample_weight=w, grad_out=buf)[1] is buf
+    np.testing.assert_array_equal(buf, g)
+
+
+def test_broadcast_errors():
+    mse = L.MeanSquaredError()
+    with pytest.raises(ValueError, match=r"same shape, or shapes that broadcast.*\(3, 4\).*\(3, 5\)"):
+        mse(np.zeros((3, 4)), np.zeros((3, 5)))
+    with pytest.raises(ValueError, match=r"same shape for binary_crossentropy.*\(1, 4\).*\(3, 4\)"):
+        L.BinaryCrossentropy()(np.zeros((1, 4)), np.full((3, 4), 0.5))
+    # y_true broadcasting is fine for grad_hess; a broadcast y_pred is refused by name
+    g, h = mse.grad_hess(np.zeros((1, 4)), np.ones((3, 4)))
+    np.testing.assert_allclose(g, np.full((3, 4), 2.0 / 4))
+    np.testing.assert_allclose(h, np.full((3, 4), 2.0 / 4))
+    with pytest.raises(ValueError, match=r"grad_hess needs y_pred to have the full shape.*\(1, 4\).*\(3, 4\)"):
+        mse.grad_hess(np.zeros((3, 4)), np.ones((1, 4)))
+    # the class axis elsewhere than last: broadcasting happens before the axis is moved,
+    # and the class-axis rule follows `axis` (here axis 0 is the class axis: 3 classes)
+    cfce = L.CategoricalFocalCrossentropy(axis=0, reduction="none")
+    yp = np.random.default_rng(1).uniform(0.1, 0.9, (3, 4))
+    v, g = cfce.value_and_grad(np.array([[1.0], [0.0], [0.0]]), yp)
+    tv, tg = cfce.value_and_grad(np.tile([[1.0], [0.0], [0.0]], (1, 4)), yp)
+    np.testing.assert_array_equal(v, tv)
+    np.testing.assert_array_equal(g, tg)
+    with pytest.raises(ValueError, match=r"`y_true` must not broadcast along the class axis for categorical_focal.*must be 3"):
+        cfce(np.ones((1, 4)), yp)

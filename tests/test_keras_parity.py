@@ -149,3 +149,62 @@ def test_binary_focal_from_logits_large_logits(kw):
     fv, fg = L.BinaryFocalCrossentropy(from_logits=True, reduction="none", **kw).value_and_grad(yt, yp)
     np.testing.assert_allclose(fv, kv.numpy(), rtol=1e-12)
     np.testing.assert_allclose(fg, kg, rtol=1e-10, atol=1e-15)
+
+
+
+# Keras classes (with kwargs) and whether Keras 3 on TensorFlow broadcasts
+# their inputs: its cross-entropy ops refuse different shapes.
+BROADCAST_CLASSES = [
+    ("MeanSquaredError", {}), ("MeanAbsoluteError", {}), ("MeanAbsolutePercentageError", {}),
+    ("MeanSquaredLogarithmicError", {}), ("Huber", dict(delta=0.5)), ("LogCosh", {}), ("Hinge", {}),
+    ("SquaredHinge", {}), ("CategoricalHinge", {}), ("KLDivergence", {}), ("Poisson", {}),
+    ("CosineSimilarity", {}), ("CategoricalFocalCrossentropy", {}),
+    ("CategoricalFocalCrossentropy", dict(from_logits=True, label_smoothing=0.1)),
+    ("BinaryCrossentropy", {}), ("BinaryCrossentropy", dict(from_logits=True)), ("CategoricalCrossentropy", {}),
+    ("BinaryFocalCrossentropy", dict(from_logits=True)), ("CategoricalCrossentropy", dict(from_logits=True)),
+]
+# (y_true's shape, y_pred's shape): a target row for the batch, a scalar
+# target, a per-row target against many columns, a prediction row broadcast
+# against the batch (its gradient is the sum over the rows), Keras' rank fix
+# (a trailing 1) before the broadcast, a one-column prediction.
+BROADCAST_SHAPES = [((1, 5), (4, 5)), ((), (4, 5)), ((4, 1), (4, 5)), ((4, 5), (1, 5)), ((3, 4, 5), (4, 5)),
+                    ((3, 4, 1), (1, 4)), ((4, 5), (5,)), ((2, 4, 5), (4, 1))]
+# Keras works along these inputs' own class axis BEFORE broadcasting (cosine
+# normalizes both, so a one-column input becomes all ones; categorical focal
+# normalizes y_pred and takes label smoothing's class count from y_true):
+# fastloss refuses a broadcast along the class axis there.
+REFUSED_CLASS_AXIS = {(n, i) for n in ("CosineSimilarity", "CategoricalFocalCrossentropy") for i in (1, 2, 7)}
+
+
+@pytest.mark.parametrize("shape_i", range(len(BROADCAST_SHAPES)), ids=lambda i: str(BROADCAST_SHAPES[i]))
+@pytest.mark.parametrize("pair", BROADCAST_CLASSES, ids=lambda p: p[0] + ("_logits" if p[1].get("from_logits") else ""))
+def test_matches_keras_broadcast_shapes(pair, shape_i):
+    """y_true and y_pred of shapes that broadcast, as Keras 3 on TensorFlow
+    broadcasts them: values and gradients (summed over a broadcast y_pred)
+    match; where Keras refuses (its cross-entropy ops), fastloss does too."""
+    name, kw = pair
+    st, sp = BROADCAST_SHAPES[shape_i]
+    rng = np.random.default_rng(7)
+    yt = rng.uniform(0.05, 0.95, st).astype(np.float32)
+    if name.endswith("Hinge"):
+        yt = np.round(yt)
+    yp = (rng.normal(size=sp) if kw.get("from_logits") or name == "CosineSimilarity"
+          else rng.uniform(0.05, 0.95, sp)).astype(np.float32)
+    fobj = getattr(L, name)(reduction="none", **kw)
+    try:
+        kv, kg = _keras_value_and_grad(getattr(KL, name)(reduction="none", **kw), yt, yp, None)
+    except (ValueError, IndexError):  # Keras refuses these shapes (or fails on them)
+        with pytest.raises(ValueError, match="same shape|must not broadcast along the class axis"):
+            fobj.value_and_grad(yt, yp)
+        return
+    if (name, shape_i) in REFUSED_CLASS_AXIS:
+        with pytest.raises(ValueError, match="must not broadcast along the class axis"):
+            fobj.value_and_grad(yt, yp)
+        return
+    fv, fg = fobj.value_and_grad(yt, yp)
+    assert np.shape(fv) == np.shape(kv) and fg.shape == yp.shape
+    np.testing.assert_allclose(fv, kv, rtol=2e-5, atol=1e-6)
+    np.testing.assert_allclose(fg, kg, rtol=1e-4, atol=1e-6)
+    fs, fgs = getattr(L, name)(reduction="sum_over_batch_size", **kw).value_and_grad(yt, yp)
+    np.testing.assert_allclose(fs, np.mean(kv), rtol=2e-5, atol=1e-6)
+    np.testing.assert_allclose(fgs * np.size(kv), kg, rtol=1e-4, atol=1e-5)

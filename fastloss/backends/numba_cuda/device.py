@@ -190,9 +190,20 @@ def _inputs(spec, y_true, y_pred, sample_weight, class_weight, axis, dtype, igno
             yt = cuda.to_device(np.ascontiguousarray(yt, dtype=np.int64), stream=st)
         yt2 = yt.reshape(R)
     else:
-        yt = _device(y_true, "y_true", st) if on_dev else cuda.to_device(np.ascontiguousarray(V.as_float(y_true, "y_true", dt)), stream=st)
+        if on_dev:
+            yt = _device(y_true, "y_true", st)
+        else:  # a host y_true may broadcast to y_pred's shape (one target row for a batch, a scalar)
+            yt = V.as_float(y_true, "y_true", dt)
+            if yt.shape != tuple(yp.shape):
+                b = V.broadcast_shape(yt.shape, tuple(yp.shape), spec.broadcast, axis, spec.name, yt.shape,
+                                      tuple(yp.shape))
+                if b != tuple(yp.shape):
+                    raise ValueError(f"device `y_pred` must have the broadcast shape {b} of y_true and y_pred; "
+                                     f"got {tuple(yp.shape)} (broadcast it on the device first)")
+                yt = np.broadcast_to(yt, b)
+            yt = cuda.to_device(np.ascontiguousarray(yt), stream=st)
         if tuple(yt.shape) != tuple(yp.shape) or np.dtype(yt.dtype) != dt:
-            raise ValueError(f"`y_true` must match y_pred's shape {tuple(yp.shape)} and dtype {dt}; got {tuple(yt.shape)} {yt.dtype}")
+            raise ValueError(f"`y_true` must match y_pred's shape {tuple(yp.shape)} and dtype {dt} (a host y_true may broadcast to that shape); got {tuple(yt.shape)} {yt.dtype}")
         yt2 = yt.reshape(R, C)
 
     if sample_weight is not None and on_device(sample_weight):
