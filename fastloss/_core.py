@@ -27,10 +27,11 @@ from ._config import EPSILON, PARALLEL_MIN_ELEMENTS
 
 _nthreads = None
 _NO_PARAMS = {}
-# Read-only unit weight, one per dtype: the "no sample_weight" case.
+# The unit weight, one per dtype: the "no sample_weight" case. Writable, like
+# the weights built from a caller's (no kernel writes its weights): Numba types
+# a read-only array apart, so a read-only one here made every kernel compile a
+# second time for its first call with weights.
 _ONE = {c: np.ones(1, c) for c in "fd"}
-for _a in _ONE.values():
-    _a.flags.writeable = False
 
 
 def _threads():

@@ -242,6 +242,8 @@ def sample_weights(sample_weight, value_shape, dt):
             f"that broadcasts to it"
         )
     rows = np.ascontiguousarray(np.broadcast_to(w2, out_shape)).reshape(n)
+    if not rows.flags.writeable:  # broadcast_to's read-only view of w2 (only size-1 axes added): w2 itself,
+        rows = np.ascontiguousarray(w2).reshape(n)  # so that the kernels see the same array type as with a copy
     return rows, 1, tuple(out_shape), w2
 
 

@@ -168,6 +168,11 @@ def test_inputs_not_modified(case):
     c64 = yp64.copy()
     case.make("sum").value_and_grad(yt, yp64)
     np.testing.assert_array_equal(yp64, c64)
+    # the shared unit weight of calls without sample_weight (writable, so that
+    # kernels see one array type) is still 1
+    from fastloss import _core
+
+    assert all(a.tolist() == [1.0] for a in _core._ONE.values())
 
 
 def test_integer_y_pred_accepted():
