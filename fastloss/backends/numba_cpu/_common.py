@@ -106,15 +106,15 @@ def elementwise_rows(flat, row_mean, yt, yp, prm, w, ws, loss, grad, want_grad, 
         r1 = min(hi, r0 + rows_per_block)
         e0 = r0 * K
         e1 = r1 * K
-        if want_grad:
-            flat(ytf[e0:e1], ypf[e0:e1], gf[e0:e1], lbuf, a, b, eps, ome, alpha, gamma, flag, sc)
-            if ws != 0:
-                for i in range(r0, r1):
-                    wi = w[i]
-                    for j in range(K):
-                        grad[i, j] *= wi
-        else:
-            flat(ytf[e0:e1], ypf[e0:e1], gf, lbuf, a, b, eps, ome, alpha, gamma, flag, sc)
+        # One call site: the flat loop is inlined here, and a second call for
+        # the no-gradient case doubled every elementwise kernel's compile time.
+        gs = gf[e0:e1] if want_grad else gf[: e1 - e0]
+        flat(ytf[e0:e1], ypf[e0:e1], gs, lbuf, a, b, eps, ome, alpha, gamma, flag, sc)
+        if want_grad and ws != 0:
+            for i in range(r0, r1):
+                wi = w[i]
+                for j in range(K):
+                    grad[i, j] *= wi
         # Indices below come from range(n) on views (lb, ls): Numba then knows
         # they are >= 0 and emits no wraparound select, which would keep these
         # loops from vectorizing (2x slower end to end for K == 1).
