@@ -119,7 +119,6 @@ def squeeze_or_expand(x1, x2):
 # each input before broadcasting (cosine similarity normalizes both;
 # categorical focal normalizes y_pred and counts label smoothing's classes on
 # y_true), so neither may broadcast along that axis (only the leading ones).
-_BROADCAST_NEEDS = {"class": ("y_true", "y_pred")}
 
 
 def broadcast_shape(st, sp, mode, axis, loss, shape_true, shape_pred):
@@ -141,7 +140,7 @@ def broadcast_shape(st, sp, mode, axis, loss, shape_true, shape_pred):
         ) from None
     ax = check_axis(axis, len(b)) - len(b)  # the class axis, counted from the end
     for name, shape in (("y_true", st), ("y_pred", sp)):
-        if name in _BROADCAST_NEEDS.get(mode, ()) and (len(shape) < -ax or shape[ax] != b[ax]):
+        if mode == "class" and (len(shape) < -ax or shape[ax] != b[ax]):
             raise ValueError(
                 f"`{name}` must not broadcast along the class axis for {loss} (Keras normalizes or counts "
                 f"classes along each input's own class axis first); its size there must be {b[ax]}; {got}"

@@ -156,8 +156,8 @@ def test_mining_small_serial_and_parallel(mode, metric, soft, dt):
 @pytest.mark.parametrize("dt", [np.float32, np.float64])
 @pytest.mark.parametrize("mode", MODES)
 def test_mining_large_parallel(mode, dt):
-    """A large batch (2048; 1024 for batch-all, whose work grows as N^3: ~40 s
-    a call at 2048), on the chunk count the path uses there (2 on this
+    """A large batch (2048; 1024 for batch-all, whose work grows as N^3: its
+    float64 case took ~42 s here at 2048), on the chunk count the path uses there (2 on this
     machine: at least 2), the sorted semi-hard path included."""
     rng = np.random.default_rng(5)
     N = 1024 if mode == "batch_all" else 2048
