@@ -437,15 +437,21 @@ FL_ENTRY(cce_probs, rows_cce_probs, T)
 
 /* Keras CategoricalFocalCrossentropy; prm[P_FLAG] != 0 means logits.
  * p = softmax(x) (logits) -> q = p / sum(p) -> c = clip(q) ->
- * loss = sum_j alpha (1 - c_j)**gamma (-y'_j log c_j). */
+ * loss = sum_j alpha_j (1 - c_j)**gamma (-y'_j log c_j), alpha_j =
+ * prm[P_AVEC + j * prm[P_AVEC_STEP]] (one alpha, or one per class). */
 FL_CLONES static int FN(rows_categorical_focal)(FL_ROWS_ARGS(T)) {
     (void)R;
     int64_t C = K;
     T zero = L(0.0), one = L(1.0);
     T eps = prm[P_EPS], ome = prm[P_OME];
     T a = prm[P_LS_A], b = prm[P_LS_B];
-    T alpha = prm[P_ALPHA], gamma = prm[P_GAMMA];
+    T gamma = prm[P_GAMMA];
     int logits = prm[P_FLAG] != zero;
+    int64_t astep = prm[P_AVEC_STEP] != zero;
+    /* alpha_j contiguous (av[j * astep] in the loop vectorizes less well) */
+    T *av = (T *)malloc(sizeof(T) * (size_t)C);
+    if (!av) return FL_ENOMEM;
+    for (int64_t j = 0; j < C; j++) av[j] = prm[P_AVEC + j * astep];
     double tot = 0.0;
     for (int64_t i = lo; i < hi; i++) {
         const T *x = yp + i * C;
@@ -468,10 +474,11 @@ FL_CLONES static int FN(rows_categorical_focal)(FL_ROWS_ARGS(T)) {
             T qc = FN(fl_clip)(q, eps, ome);
             T lc = LOG(qc);
             T f = FN(fl_pow)(one - qc, gamma);
-            acc += alpha * f * (-yy * lc);
+            T al = av[j];
+            acc += al * f * (-yy * lc);
             if (want_grad) {
                 T df = -gamma * FN(fl_pow)(one - qc, gamma - one);
-                T gq = alpha * (df * (-yy * lc) + f * (-yy / qc));
+                T gq = al * (df * (-yy * lc) + f * (-yy / qc));
                 if (q < eps) gq = zero;
                 if (q > ome) gq = zero;
                 g[j] = gq;
@@ -496,6 +503,7 @@ FL_CLONES static int FN(rows_categorical_focal)(FL_ROWS_ARGS(T)) {
             }
         }
     }
+    free(av);
     info[0] = 0.0;
     info[1] = -1.0;
     info[2] = tot;

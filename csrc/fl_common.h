@@ -58,7 +58,11 @@
 #define P_FLAG 7
 #define P_IGNORE 8
 #define P_HAS_IGNORE 9
-#define FL_NPRM 10
+/* Categorical focal's alpha for class j: prm[P_AVEC + j * prm[P_AVEC_STEP]], step 0
+ * (one alpha) or 1 (one per class: prm has P_AVEC + K entries). */
+#define P_AVEC_STEP 10
+#define P_AVEC 11
+#define FL_NPRM 12 /* the fixed slots */
 
 /* Rows are processed in blocks of about this many elements (scratch in L1/L2). */
 #define FL_BLOCK 4096

@@ -302,7 +302,7 @@ def compute(
     loss = np.empty(R, dt)
     total = 0.0
     if R:
-        prm = _prm(factor, K, params, ignore_class, dt)
+        prm = _prm(factor, K, params, ignore_class, dt, moved)
         fn = _backend.pick_kernel(spec, variant, R * K)
         t0 = time.perf_counter()
         info = fn(yt2, yp2, prm, w_rows, ws, loss, grad2, want_grad, nch)
@@ -349,12 +349,22 @@ def compute(
     return value, grad
 
 
-def _prm(factor, K, params, ignore_class, dt):
-    """The kernels' parameter vector (layout: numba_cpu/_common.py, F_SCALE and P_*)."""
+def _prm(factor, K, params, ignore_class, dt, moved=False):
+    """The kernels' parameter vector (layout: numba_cpu/_common.py, F_SCALE and
+    P_*): the fixed slots, then categorical focal's alpha, one number or one per
+    class (a tuple); ``moved``: the class axis is not y_pred's last."""
     p = params or _NO_PARAMS
     eps = float(p.get("eps", EPSILON))
     ls = float(p.get("label_smoothing", 0.0))
     ls_b = (ls / K if p.get("ls_per_class") else 0.5 * ls) if ls else 0.0
+    alpha = p.get("alpha", 0.0)
+    if isinstance(alpha, tuple) and len(alpha) == 1:
+        alpha = alpha[0]
+    if isinstance(alpha, tuple):
+        V.class_alpha(len(alpha), K, moved)
+        avec, astep, alpha = alpha, 1.0, 0.0
+    else:
+        avec, astep = (alpha,), 0.0
     return np.array(
         (
             factor,
@@ -362,12 +372,14 @@ def _prm(factor, K, params, ignore_class, dt):
             1.0 - eps,
             1.0 - ls,
             ls_b,
-            p.get("alpha", 0.0),
+            alpha,
             p.get("gamma", 0.0),
             p.get("flag", 0.0),
             0.0 if ignore_class is None else ignore_class,
             0.0 if ignore_class is None else 1.0,
-        ),
+            astep,
+        )
+        + avec,
         dt,
     )
 
@@ -448,7 +460,7 @@ def grad_hess(
     grad2 = np.empty((R, K), dt)
     hess2 = np.empty((R, K), dt)
     if R:
-        prm = _prm(1.0, K, params, ignore_class, dt)
+        prm = _prm(1.0, K, params, ignore_class, dt, moved)
         fn = _backend.pick_kernel(spec, variant, R * K)
         wanted = _chunks(R, K)
         pkey = (spec.name, variant, dt.char, "gh")

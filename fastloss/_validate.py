@@ -148,6 +148,19 @@ def broadcast_shape(st, sp, mode, axis, loss, shape_true, shape_pred):
     return b
 
 
+def class_alpha(n_alpha, K, moved):
+    """A per-class ``alpha`` of ``n_alpha`` values for ``K`` classes (categorical
+    focal); ``moved``: the class axis is not y_pred's last, along which Keras
+    multiplies a list alpha whatever ``axis`` is."""
+    if moved:
+        raise ValueError(
+            "a per-class `alpha` (a sequence) needs the class axis last (axis=-1): Keras multiplies it "
+            "along y_pred's last axis whatever `axis` is; move the class axis last, or give one number"
+        )
+    if n_alpha != K:
+        raise ValueError(f"`alpha` has {n_alpha} values; y_pred has {K} classes (give one per class, or one number)")
+
+
 def check_axis(axis, ndim, name="axis"):
     if isinstance(axis, bool):
         raise TypeError(f"`{name}` must be an int; got {axis!r}")

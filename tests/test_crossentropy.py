@@ -359,3 +359,104 @@ def test_mean_with_sample_weight_zero_weights_gives_zero():
     loss, grad = obj.value_and_grad(yt, yp, sample_weight=[0.0, 0.0])
     assert float(loss) == 0.0
     assert np.all(grad == 0)
+
+
+# --------------------------------------------------------------------------- per-class alpha (categorical focal)
+
+ALPHA5 = (0.1, 0.4, 1.0, 2.5, 0.75)  # one per class, K = 5
+CFCE_KW = {
+    "probs": dict(),
+    "probs_g0": dict(gamma=0.0),
+    "logits_ls_g1": dict(from_logits=True, label_smoothing=0.1, gamma=1.0),
+}
+
+
+def _cfce_inputs(rng, shape, logits, soft=False):
+    """make_inputs' categorical (y_true, y_pred): probabilities in [0.05, 1],
+    rows not normalized (away from the clip), or logits."""
+    from _cases import CASE_BY_ID
+
+    return make_inputs(CASE_BY_ID["cfce_logits_ls" if logits else "cfce"], rng, shape, np.float64, soft)
+
+
+@pytest.mark.parametrize("weight", WEIGHTS)
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+@pytest.mark.parametrize("kw_id", list(CFCE_KW))
+def test_categorical_focal_per_class_alpha(kw_id, reduction, weight):
+    """alpha given per class: value against the float64 reference (which
+    multiplies the list along the class axis, as Keras does), gradient against
+    finite differences; float32 close to float64; soft labels and 3-D input."""
+    kw = CFCE_KW[kw_id]
+    rng = _rng("cfce_alpha", kw_id, reduction, weight)
+    obj = L.CategoricalFocalCrossentropy(alpha=list(ALPHA5), reduction=reduction, **kw)
+    for shape, soft in (((6, 5), False), ((6, 5), True), ((2, 3, 5), False)):
+        yt, yp = _cfce_inputs(rng, shape, kw.get("from_logits", False), soft)
+        sw = make_weight(weight, shape[:-1], rng)
+        ref = lambda x: R.reduce(R.categorical_focal_crossentropy(yt, x, alpha=np.array(ALPHA5), **kw), sw, reduction)
+        loss, grad = obj.value_and_grad(yt, yp, sample_weight=sw)
+        np.testing.assert_allclose(loss, ref(yp), rtol=1e-10, atol=1e-12)
+        np.testing.assert_allclose(grad, R.fd_grad(ref, yp), rtol=1e-6, atol=1e-8)
+        loss32, grad32 = obj.value_and_grad(yt, yp.astype(np.float32), sample_weight=sw)
+        assert grad32.dtype == np.float32 and np.asarray(loss32).dtype == np.float32
+        np.testing.assert_allclose(loss32, ref(yp.astype(np.float32)), rtol=2e-5, atol=2e-6)
+
+
+@pytest.mark.parametrize("kw_id", list(CFCE_KW))
+def test_categorical_focal_alpha_identities(kw_id):
+    """(1) alpha = [a] * K is alpha = a, bit for bit; so is a one-element list.
+    (2) One-hot labels without label smoothing: only the true class' term is
+    nonzero, so alpha per class is alpha = 1 with class_weight {j: alpha_j}
+    (the per-sample weight of the label's class), value and gradient."""
+    kw = CFCE_KW[kw_id]
+    rng = _rng("cfce_alpha_id", kw_id)
+    yt, yp = _cfce_inputs(rng, (7, 5), kw.get("from_logits", False))
+    sw = rng.uniform(0.2, 2.0, 7)
+    for red in ("sum", "none", "sum_over_batch_size"):
+        same = L.CategoricalFocalCrossentropy(alpha=[0.3] * 5, reduction=red, **kw).value_and_grad(yt, yp, sw)
+        one = L.CategoricalFocalCrossentropy(alpha=[0.3], reduction=red, **kw).value_and_grad(yt, yp, sw)
+        scalar = L.CategoricalFocalCrossentropy(alpha=0.3, reduction=red, **kw).value_and_grad(yt, yp, sw)
+        for got in (same, one):
+            np.testing.assert_array_equal(got[0], scalar[0])
+            np.testing.assert_array_equal(got[1], scalar[1])
+        if kw.get("label_smoothing"):
+            continue
+        per = L.CategoricalFocalCrossentropy(alpha=ALPHA5, reduction=red, **kw).value_and_grad(yt, yp, sw)
+        cw = L.CategoricalFocalCrossentropy(alpha=1.0, reduction=red, class_weight=dict(enumerate(ALPHA5)), **kw)
+        cwv = cw.value_and_grad(yt, yp, sw)
+        np.testing.assert_allclose(per[0], cwv[0], rtol=1e-13)
+        np.testing.assert_allclose(per[1], cwv[1], rtol=1e-12, atol=1e-16)
+
+
+def test_categorical_focal_per_class_alpha_parallel_path():
+    """A batch big enough for the multi-chunk kernel path."""
+    rng = np.random.default_rng(11)
+    alpha = rng.uniform(0.1, 3.0, 16)
+    for logits in (False, True):
+        yt, yp = _cfce_inputs(rng, (3000, 16), logits)
+        sw = rng.uniform(0.1, 2.0, 3000)
+        obj = L.CategoricalFocalCrossentropy(alpha=alpha, from_logits=logits, reduction="none")
+        loss, grad = obj.value_and_grad(yt, yp, sample_weight=sw)
+        want = R.categorical_focal_crossentropy(yt, yp, alpha=alpha, from_logits=logits) * sw
+        np.testing.assert_allclose(loss, want, rtol=1e-10, atol=1e-14)
+        small = obj.value_and_grad(yt[:7], yp[:7], sample_weight=sw[:7])[1]
+        np.testing.assert_allclose(grad[:7], small, rtol=1e-12, atol=1e-15)
+
+
+def test_categorical_focal_alpha_config_and_inputs():
+    """A per-class alpha is kept as given (a list in get_config, as Keras keeps
+    it), round-trips through from_config, and the caller's list and array are
+    left alone; the functional form takes it too."""
+    al = [0.5, 1.0, 2.0]
+    arr = np.array(al)
+    obj = L.CategoricalFocalCrossentropy(alpha=arr, reduction="none")
+    cfg = obj.get_config()
+    assert cfg["alpha"] == al and type(cfg["alpha"]) is list
+    again = L.CategoricalFocalCrossentropy.from_config(cfg)
+    yt = np.eye(3)[[0, 2, 1, 1]]
+    yp = np.random.default_rng(0).dirichlet(np.ones(3), 4)
+    np.testing.assert_array_equal(again(yt, yp), obj(yt, yp))
+    np.testing.assert_array_equal(fastloss.categorical_focal_crossentropy(yt, yp, alpha=al), obj(yt, yp))
+    arr[0] = 9.0  # the object took a copy
+    np.testing.assert_array_equal(obj(yt, yp), again(yt, yp))
+    assert al == [0.5, 1.0, 2.0]
+    assert "alpha=[0.5, 1.0, 2.0]" in repr(obj)

@@ -414,6 +414,29 @@ def test_row_losses_device_inputs_match_cpu(make, kind):
 
 
 @needs_cuda
+@pytest.mark.parametrize("logits", [False, True])
+@pytest.mark.parametrize("K", [3, 40])
+@pytest.mark.parametrize("dt", [np.float32, np.float64])
+def test_categorical_focal_per_class_alpha_under_cuda_matches_cpu(logits, K, dt):
+    """alpha per class reaches the device kernel (NumPy inputs under the cuda
+    backend, then device inputs); one-number alpha afterwards on the same
+    stream still reads the scalar."""
+    from numba import cuda
+
+    y, x = _row_data("onehot_logits" if logits else "onehot", 9, K, dt, seed=3)
+    alpha = np.linspace(0.1, 3.0, K)
+    obj = L.CategoricalFocalCrossentropy(alpha=alpha, from_logits=logits, label_smoothing=0.05, gamma=1.5)
+    _cuda_matches_cpu(obj, y, x, np.linspace(0.5, 2.0, 9), dt, l_atol=1e-3)
+    obj.reduction = "none"
+    ref_l, ref_g = obj.value_and_grad(y, x)
+    l, g = obj.value_and_grad(cuda.to_device(y), cuda.to_device(x))
+    tol = 2e-5 if dt == np.float32 else 1e-10
+    np.testing.assert_allclose(l.copy_to_host(), ref_l, rtol=tol, atol=tol * 1e-3)
+    np.testing.assert_allclose(g.copy_to_host(), ref_g, rtol=tol, atol=tol * 1e-2)
+    _cuda_matches_cpu(L.CategoricalFocalCrossentropy(alpha=0.7, from_logits=logits), y, x, None, dt, l_atol=1e-3)
+
+
+@needs_cuda
 def test_scce_probs_bad_label_raises_on_cuda():
     with fastloss.use_backend("cuda"), pytest.raises(ValueError, match="label"):
         L.SparseCategoricalCrossentropy()(np.array([0, 5, 1]), np.full((3, 3), 1 / 3))

@@ -173,8 +173,9 @@ def test_the_other_kernels_compile(dt):
             _ptx(k, x, x, 1.0, 1e-7, 1 - 1e-7, 1.0, 0.0, 0.25, 2.0, 0.0, w, 0, loss, x, True, tot, info)
     for kind in W.KINDS:
         y = lab if kind == "scce_probs" else x
-        _ptx(getattr(W, kind), y, x, 1.0, 1e-7, 1 - 1e-7, 1.0, 0.0, 0.25, 2.0, 0.0, 0.0, False, w, 0, loss, x, True,
-             tot, info)
+        alpha = (_arr(np.float64, C), True) if kind == "categorical_focal" else ()  # its per-class alpha
+        _ptx(getattr(W, kind), y, x, 1.0, 1e-7, 1 - 1e-7, 1.0, 0.0, 0.25, 2.0, 0.0, 0.0, False, *alpha, w, 0, loss, x,
+             True, tot, info)
     b = _arr(dt, R, 4)
     for k in B._KERNELS.values():
         _ptx(k, b, b, 1.0, 1e-7, 0.0, w, 0, loss, b, True, tot, _arr(np.float64, 4))

@@ -126,6 +126,53 @@ def test_bad_gamma_alpha_type(cls):
         cls(alpha="x")
 
 
+@pytest.mark.parametrize("cls", [L.BinaryFocalCrossentropy, L.SigmoidFocalCrossEntropy])
+def test_binary_focal_alpha_is_one_number(cls):
+    """Keras' binary focal and TFA's sigmoid focal take one alpha (the
+    positive class' share); a list is refused, not broadcast."""
+    with pytest.raises(TypeError, match="alpha"):
+        cls(alpha=[0.25, 0.75])
+
+
+@pytest.mark.parametrize(
+    "alpha, exc, match",
+    [
+        ("0.5", TypeError, "alpha"),
+        ([[0.1, 0.2, 0.3]], TypeError, "1-D"),
+        (["a", "b", "c"], TypeError, "alpha"),
+        ([True, False, True], TypeError, "alpha"),
+        ({0: 0.5}, TypeError, "alpha"),
+        ([], ValueError, "empty"),
+        ([0.1, float("nan"), 0.3], ValueError, "finite"),
+        ([0.1, float("inf"), 0.3], ValueError, "finite"),
+    ],
+)
+def test_categorical_focal_bad_alpha_at_construction(alpha, exc, match):
+    with pytest.raises(exc, match=match):
+        L.CategoricalFocalCrossentropy(alpha=alpha)
+
+
+def test_categorical_focal_alpha_per_class_mismatch_at_call():
+    """A per-class alpha must have one value per class, and the class axis
+    last: Keras multiplies a list along the last axis whatever `axis` is, so
+    fastloss refuses rather than weight another axis."""
+    yt = np.eye(3)[[0, 1, 2, 1]]
+    yp = np.full((4, 3), 1.0 / 3)
+    with pytest.raises(ValueError, match=r"`alpha` has 2 values; y_pred has 3 classes"):
+        L.CategoricalFocalCrossentropy(alpha=[0.5, 0.5])(yt, yp)
+    with pytest.raises(ValueError, match=r"`alpha` has 4 values; y_pred has 3 classes"):
+        L.CategoricalFocalCrossentropy(alpha=[0.5] * 4).value_and_grad(yt, yp)
+    yt3 = np.moveaxis(np.eye(3)[np.zeros((2, 3), int)], -1, 1)  # (2, 3 classes, 3)
+    yp3 = np.full((2, 3, 3), 1.0 / 3)
+    with pytest.raises(ValueError, match="class axis last"):
+        L.CategoricalFocalCrossentropy(alpha=[0.2, 0.3, 0.5], axis=1)(yt3, yp3)
+    # one number (or a one-element list) is fine on any axis
+    v1 = L.CategoricalFocalCrossentropy(alpha=[0.4], axis=1)(yt3, yp3)
+    assert v1 == L.CategoricalFocalCrossentropy(alpha=0.4, axis=1)(yt3, yp3)
+    # 2-D inputs with axis=1 have the class axis last
+    assert np.isfinite(L.CategoricalFocalCrossentropy(alpha=[0.2, 0.3, 0.5], axis=1)(yt, yp))
+
+
 @pytest.mark.parametrize(
     "cls",
     [

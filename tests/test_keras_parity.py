@@ -119,6 +119,29 @@ def test_matches_keras_axis_3d(cid, kcls, kkw, axis):
     np.testing.assert_allclose(fg, kg, rtol=1e-4, atol=1e-6)
 
 
+@pytest.mark.parametrize("weighted", [False, True])
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+@pytest.mark.parametrize("cid,kw", [
+    ("cfce", dict(alpha=[0.1, 0.4, 1.0, 2.5, 0.75])),
+    ("cfce", dict(alpha=[0.6])),
+    ("cfce_logits_ls", dict(alpha=[2.0, 0.5, 0.25, 1.0, 0.1], gamma=1.5)),
+], ids=["probs", "one_element", "logits_ls"])
+def test_matches_keras_categorical_focal_per_class_alpha(cid, kw, reduction, weighted):
+    """Keras 3 takes CategoricalFocalCrossentropy's alpha as a list, one per
+    class (multiplied along the last axis)."""
+    case = CASE_BY_ID[cid]
+    rng = np.random.default_rng(abs(hash((cid, str(kw), reduction, weighted))) % 2**32)
+    yt, yp = make_inputs(case, rng, (6, 5), np.float32)
+    yt = yt.astype(np.float32)
+    sw = rng.uniform(0.2, 2.0, 6).astype(np.float32) if weighted else None
+    kkw = {**case.kw, **kw}
+    kv, kg = _keras_value_and_grad(KL.CategoricalFocalCrossentropy(reduction=reduction, **kkw), yt, yp, sw)
+    fv, fg = L.CategoricalFocalCrossentropy(reduction=reduction, **kkw).value_and_grad(yt, yp, sample_weight=sw)
+    assert np.shape(fv) == np.shape(kv)
+    np.testing.assert_allclose(fv, kv, rtol=2e-5, atol=1e-6)
+    np.testing.assert_allclose(fg, kg, rtol=1e-4, atol=1e-6)
+
+
 def test_matches_keras_edge_probabilities():
     """Exact 0/1 probabilities: values and clip-gated gradients match TF."""
     yt = np.array([[1.0, 0.0, 1.0, 0.0], [0.0, 1.0, 1.0, 0.0]], np.float32)

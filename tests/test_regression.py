@@ -497,7 +497,7 @@ def _gh(case, yt, yp, w=None, nch=1):
     dt = yp.dtype
     R_, K = yp.shape
     yt = np.ascontiguousarray(yt, dtype=dt)
-    prm = np.array((1.0, EPSILON, 1.0 - EPSILON, 1.0, 0.0, case.kw.get("delta", 0.0), 0.0, 0.0, 0.0, 0.0), dt)
+    prm = np.array((1.0, EPSILON, 1.0 - EPSILON, 1.0, 0.0, case.kw.get("delta", 0.0), 0.0, 0.0, 0.0, 0.0, 0.0, 0.0), dt)
     if case.cls is L.Huber and "delta" not in case.kw:
         prm[5] = 1.0
     if w is None:

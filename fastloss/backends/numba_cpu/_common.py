@@ -34,6 +34,12 @@ P_GAMMA = 6
 P_FLAG = 7  # loss-specific switch (class balancing, logits, ...)
 P_IGNORE = 8  # ignore_class label value (sparse)
 P_HAS_IGNORE = 9
+# Categorical focal's alpha for class j: prm[P_AVEC + j * prm[P_AVEC_STEP]]. The
+# step is 0 for one alpha (prm[P_AVEC] = prm[P_ALPHA]), 1 for one per class
+# (prm then has P_AVEC + K entries). The kernels copy the K alphas into a
+# contiguous array first: a per-element branch or stepped load cost 5-80%.
+P_AVEC_STEP = 10
+P_AVEC = 11
 
 # Rows are processed in blocks of about this many elements, so a block's
 # scratch and gradient stay in L1/L2 between the passes over it.

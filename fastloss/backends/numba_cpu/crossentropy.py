@@ -37,10 +37,11 @@ from ._common import (
     F_SCALE,
     INLINE,
     JIT,
-    P_ALPHA,
+    P_AVEC,
     P_EPS,
     P_FLAG,
     P_GAMMA,
+    P_AVEC_STEP,
     P_HAS_IGNORE,
     P_IGNORE,
     P_LS_A,
@@ -605,7 +606,8 @@ def categorical_focal_rows(yt, yp, prm, w, ws, loss, grad, want_grad, lo, hi):
     """Keras CategoricalFocalCrossentropy; prm[P_FLAG] != 0 means logits.
 
     p = softmax(x) (logits) -> q = p / sum(p) -> c = clip(q) ->
-    loss = sum_j alpha (1 - c_j)**gamma (-y'_j log c_j).
+    loss = sum_j alpha_j (1 - c_j)**gamma (-y'_j log c_j);
+    alpha_j = prm[P_AVEC + j * prm[P_AVEC_STEP]] (one alpha, or one per class).
     """
     R, C = yp.shape
     zero = prm[0] - prm[0]
@@ -614,9 +616,12 @@ def categorical_focal_rows(yt, yp, prm, w, ws, loss, grad, want_grad, lo, hi):
     ome = prm[P_OME]
     a = prm[P_LS_A]
     b = prm[P_LS_B]
-    alpha = prm[P_ALPHA]
     gamma = prm[P_GAMMA]
     logits = prm[P_FLAG] != zero
+    astep = np.int64(prm[P_AVEC_STEP])
+    alphas = np.empty(C, yp.dtype)  # a contiguous copy: prm[P_AVEC + j * astep] in the loop does not vectorize
+    for j in range(C):
+        alphas[j] = prm[P_AVEC + j * astep]
     tot = 0.0
     for i in range(lo, hi):
         m = zero
@@ -639,10 +644,11 @@ def categorical_focal_rows(yt, yp, prm, w, ws, loss, grad, want_grad, lo, hi):
             qc = clip(q, eps, ome)
             lc = flog(qc)
             f = fpow(one - qc, gamma)
-            acc += alpha * f * (-y * lc)
+            al = alphas[j]
+            acc += al * f * (-y * lc)
             if want_grad:
                 df = -gamma * fpow(one - qc, gamma - one)
-                gq = alpha * (df * (-y * lc) + f * (-y / qc))
+                gq = al * (df * (-y * lc) + f * (-y / qc))
                 if q < eps:
                     gq = zero
                 if q > ome:

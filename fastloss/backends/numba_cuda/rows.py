@@ -148,10 +148,11 @@ def _focal_gq(yy, q, eps, ome, alpha, gamma):
 
 
 @cuda.jit
-def categorical_focal(y, x, fac, eps, ome, a, b, alpha, gamma, flag, ignore, has_ignore, w, ws, loss, grad, want_grad, tot, info):
+def categorical_focal(y, x, fac, eps, ome, a, b, alpha, gamma, flag, ignore, has_ignore, av, has_av, w, ws, loss, grad, want_grad, tot, info):
     """Keras: p = softmax(x) if logits (flag != 0) else x; q = p / sum(p);
-    loss = sum_j alpha (1 - clip(q_j))**gamma (-y'_j log clip(q_j)); the
-    gradient goes back through the normalisation (and the softmax)."""
+    loss = sum_j alpha_j (1 - clip(q_j))**gamma (-y'_j log clip(q_j)), alpha_j
+    = av[j] if has_av (per class) else alpha; the gradient goes back through
+    the normalisation (and the softmax)."""
     R, C = x.shape
     sh = cuda.shared.array(MAX_TPB, np.float64)
     t = cuda.threadIdx.x
@@ -181,7 +182,7 @@ def categorical_focal(y, x, fac, eps, ome, a, b, alpha, gamma, flag, ignore, has
         for j in range(t, C, nt):
             pj = math.exp(x[i, j] - m) * inv_s if logits else x[i, j]
             q = pj / S
-            l, gq = _focal_gq(y[i, j] * a + b, q, eps, ome, alpha, gamma)
+            l, gq = _focal_gq(y[i, j] * a + b, q, eps, ome, av[j] if has_av else alpha, gamma)
             acc += l
             dot += gq * q
         acc = _bsum(acc, sh)
@@ -194,17 +195,17 @@ def categorical_focal(y, x, fac, eps, ome, a, b, alpha, gamma, flag, ignore, has
                 dp = 0.0
                 for j in range(t, C, nt):
                     pj = math.exp(x[i, j] - m) * inv_s
-                    l, gq = _focal_gq(y[i, j] * a + b, pj / S, eps, ome, alpha, gamma)
+                    l, gq = _focal_gq(y[i, j] * a + b, pj / S, eps, ome, av[j] if has_av else alpha, gamma)
                     dp += (gq - dot) / S * pj
                 dotp = _bsum(dp, sh)
                 for j in range(t, C, nt):
                     pj = math.exp(x[i, j] - m) * inv_s
-                    l, gq = _focal_gq(y[i, j] * a + b, pj / S, eps, ome, alpha, gamma)
+                    l, gq = _focal_gq(y[i, j] * a + b, pj / S, eps, ome, av[j] if has_av else alpha, gamma)
                     grad[i, j] = pj * ((gq - dot) / S - dotp) * sc
             else:
                 r = sc / S
                 for j in range(t, C, nt):
-                    l, gq = _focal_gq(y[i, j] * a + b, x[i, j] / S, eps, ome, alpha, gamma)
+                    l, gq = _focal_gq(y[i, j] * a + b, x[i, j] / S, eps, ome, av[j] if has_av else alpha, gamma)
                     grad[i, j] = (gq - dot) * r
     if t == 0:
         cuda.atomic.add(tot, 0, part)
@@ -311,11 +312,22 @@ def run(kind, yt, yp, prm, w, ws, loss, grad, want_grad, stream=0):
     while tpb > 32 and tpb // 2 >= C:  # no idle half-blocks on short rows
         tpb //= 2
     p = [float(v) for v in prm[:10]]
-    globals()[kind][max(1, min(R, MAX_BLOCKS)), tpb, stream](
-        yt, yp, p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7], p[8], p[9] != 0.0,
-        w, ws, loss, grad, want_grad, tot, info,
-    )
+    args = (yt, yp, p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7], p[8], p[9] != 0.0)
+    if kind == "categorical_focal":
+        args += _class_alpha(prm, C, stream)
+    globals()[kind][max(1, min(R, MAX_BLOCKS)), tpb, stream](*args, w, ws, loss, grad, want_grad, tot, info)
     return buf, info, tot
+
+
+def _class_alpha(prm, C, stream):
+    """``(av, has_av)`` for categorical focal: its per-class alphas (prm's tail,
+    in the compute dtype as on the CPU) in a per-stream device buffer, or an
+    unused one-element buffer when alpha is one number."""
+    if len(prm) > 10 and prm[10] != 0:  # P_AVEC_STEP (numba_cpu/_common.py)
+        av = _streams.scratch("class_alpha", C, np.float64, stream)
+        av.copy_to_device(np.ascontiguousarray(prm[11 : 11 + C], dtype=np.float64), stream=stream)
+        return av, True
+    return _streams.scratch("class_alpha", 1, np.float64, stream), False
 
 
 def _host_entry(kind):
