@@ -601,6 +601,34 @@ def cce_probs_rows(yt, yp, prm, w, ws, loss, grad, want_grad, lo, hi):
     return 0, -1, tot
 
 
+@njit(**INLINE)
+def _cfocal_terms(yt, yp, grad, want_grad, i, m, inv_s, S, logits, a, b, eps, ome, alphas, gamma, sq):
+    """Row i's categorical focal loss and ``sum_j (dl/dq_j) q_j`` (its d/dq_j
+    into grad[i]); ``sq``: gamma == 2, its own loop (_focal_pow)."""
+    zero = lit(S, 0.0)
+    one = lit(S, 1.0)
+    acc = zero
+    dot = zero
+    for j in range(yp.shape[1]):
+        pj = fexp(yp[i, j] - m) * inv_s if logits else yp[i, j]
+        y = lit(zero, yt[i, j]) * a + b
+        q = pj / S
+        qc = clip(q, eps, ome)
+        lc = flog(qc)
+        f, dfm = _focal_pow(one - qc, gamma, sq)
+        al = alphas[j]
+        acc += al * f * (-y * lc)
+        if want_grad:
+            gq = al * (f * (-y / qc) - dfm * (-y * lc))
+            if q < eps:
+                gq = zero
+            if q > ome:
+                gq = zero
+            grad[i, j] = gq
+            dot += gq * q
+    return acc, dot
+
+
 @njit(**JIT)
 def categorical_focal_rows(yt, yp, prm, w, ws, loss, grad, want_grad, lo, hi):
     """Keras CategoricalFocalCrossentropy; prm[P_FLAG] != 0 means logits.
@@ -622,6 +650,7 @@ def categorical_focal_rows(yt, yp, prm, w, ws, loss, grad, want_grad, lo, hi):
     alphas = np.empty(C, yp.dtype)  # a contiguous copy: prm[P_AVEC + j * astep] in the loop does not vectorize
     for j in range(C):
         alphas[j] = prm[P_AVEC + j * astep]
+    sq = gamma == lit(gamma, 2.0)
     tot = 0.0
     for i in range(lo, hi):
         m = zero
@@ -635,26 +664,10 @@ def categorical_focal_rows(yt, yp, prm, w, ws, loss, grad, want_grad, lo, hi):
         S = zero
         for j in range(C):
             S += fexp(yp[i, j] - m) * inv_s if logits else yp[i, j]
-        acc = zero
-        dot = zero
-        for j in range(C):
-            pj = fexp(yp[i, j] - m) * inv_s if logits else yp[i, j]
-            y = lit(zero, yt[i, j]) * a + b
-            q = pj / S
-            qc = clip(q, eps, ome)
-            lc = flog(qc)
-            f = fpow(one - qc, gamma)
-            al = alphas[j]
-            acc += al * f * (-y * lc)
-            if want_grad:
-                df = -gamma * fpow(one - qc, gamma - one)
-                gq = al * (df * (-y * lc) + f * (-y / qc))
-                if q < eps:
-                    gq = zero
-                if q > ome:
-                    gq = zero
-                grad[i, j] = gq
-                dot += gq * q
+        if sq:
+            acc, dot = _cfocal_terms(yt, yp, grad, want_grad, i, m, inv_s, S, logits, a, b, eps, ome, alphas, gamma, True)
+        else:
+            acc, dot = _cfocal_terms(yt, yp, grad, want_grad, i, m, inv_s, S, logits, a, b, eps, ome, alphas, gamma, False)
         loss[i] = acc
         tot += np.float64(acc) * np.float64(w[i * ws])
         if want_grad:
