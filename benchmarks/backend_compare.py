@@ -33,6 +33,15 @@ CASES = [
     ("binary_crossentropy", "probs", 4096, 256, "binary", "probs", None),
     ("binary_crossentropy", "logits", 1 << 20, 1, "binary", "normal", None),
     ("sigmoid_focal_crossentropy", "probs", 1 << 20, 1, "binary", "probs", {"alpha": 0.25, "gamma": 2.0}),
+    ("sigmoid_focal_crossentropy", "probs", 1 << 20, 1, "binary", "probs", {"alpha": 0.25, "gamma": 1.5}),
+    ("binary_focal_crossentropy", "probs", 1 << 20, 1, "binary", "probs", {"alpha": 0.25, "gamma": 1.5}),
+    # categorical focal: Keras' default gamma 2 (its own loop) and a general power
+    ("categorical_focal_crossentropy", "probs", 16384, 100, "onehot", "probs",
+     {"alpha": 0.25, "gamma": 2.0, "ls_per_class": True}),
+    ("categorical_focal_crossentropy", "probs", 16384, 100, "onehot", "probs",
+     {"alpha": 0.25, "gamma": 1.5, "ls_per_class": True}),
+    ("categorical_focal_crossentropy", "logits", 16384, 100, "onehot", "normal",
+     {"alpha": 0.25, "gamma": 2.0, "ls_per_class": True, "flag": 1.0}),
     ("huber", "probs", 1 << 22, 1, "real", "normal", {"alpha": 1.0}),
     ("huber", "probs", 16384, 256, "real", "normal", {"alpha": 1.0}),
     ("log_cosh", "probs", 1 << 22, 1, "real", "normal", None),
@@ -98,6 +107,8 @@ def run(threads, repeats, backends, only=None):
             calls[b]()  # warm-up (Numba: load/compile)
         best = _best_of(calls, repeats)
         tag = f" {labels[6:]}" if labels.startswith("boxes_") else ""
+        if params and "gamma" in params:
+            tag += f" gamma {params['gamma']:g}"
         rows.append((f"{name}/{variant} {R}x{K}{tag}", threads, best))
     return rows
 
