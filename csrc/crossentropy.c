@@ -465,12 +465,11 @@ FL_INLINE void FN(categorical_focal_body)(const T *restrict yt, const T *restric
                                           const T *restrict prm, const T *restrict w, int64_t ws,
                                           T *restrict loss, T *restrict grad, int want_grad,
                                           int64_t C, int64_t lo, int64_t hi, const T *restrict av,
-                                          int sq, double *tot_out) {
+                                          int sq, int logits, double *tot_out) {
     T zero = L(0.0), one = L(1.0);
     T eps = prm[P_EPS], ome = prm[P_OME];
     T a = prm[P_LS_A], b = prm[P_LS_B];
     T gamma = prm[P_GAMMA];
-    int logits = prm[P_FLAG] != zero;
     double tot = 0.0;
     for (int64_t i = lo; i < hi; i++) {
         const T *x = yp + i * C;
@@ -537,10 +536,15 @@ FL_CLONES static int FN(rows_categorical_focal)(FL_ROWS_ARGS(T)) {
     if (!av) return FL_ENOMEM;
     for (int64_t j = 0; j < C; j++) av[j] = prm[P_AVEC + j * astep];
     double tot = 0.0;
-    if (prm[P_GAMMA] == L(2.0))
-        FN(categorical_focal_body)(yt, yp, prm, w, ws, loss, grad, want_grad, C, lo, hi, av, 1, &tot);
+    int sq = prm[P_GAMMA] == L(2.0), logits = prm[P_FLAG] != L(0.0);
+    if (sq && logits)
+        FN(categorical_focal_body)(yt, yp, prm, w, ws, loss, grad, want_grad, C, lo, hi, av, 1, 1, &tot);
+    else if (sq)
+        FN(categorical_focal_body)(yt, yp, prm, w, ws, loss, grad, want_grad, C, lo, hi, av, 1, 0, &tot);
+    else if (logits)
+        FN(categorical_focal_body)(yt, yp, prm, w, ws, loss, grad, want_grad, C, lo, hi, av, 0, 1, &tot);
     else
-        FN(categorical_focal_body)(yt, yp, prm, w, ws, loss, grad, want_grad, C, lo, hi, av, 0, &tot);
+        FN(categorical_focal_body)(yt, yp, prm, w, ws, loss, grad, want_grad, C, lo, hi, av, 0, 0, &tot);
     free(av);
     info[0] = 0.0;
     info[1] = -1.0;
