@@ -662,12 +662,22 @@ def categorical_focal_rows(yt, yp, prm, w, ws, loss, grad, want_grad, lo, hi):
                 s += fexp(yp[i, j] - m)
             inv_s = one / s
         S = zero
-        for j in range(C):
-            S += fexp(yp[i, j] - m) * inv_s if logits else yp[i, j]
-        if sq:
-            acc, dot = _cfocal_terms(yt, yp, grad, want_grad, i, m, inv_s, S, logits, a, b, eps, ome, alphas, gamma, True)
+        if logits:
+            for j in range(C):
+                S += fexp(yp[i, j] - m) * inv_s
         else:
-            acc, dot = _cfocal_terms(yt, yp, grad, want_grad, i, m, inv_s, S, logits, a, b, eps, ome, alphas, gamma, False)
+            for j in range(C):
+                S += yp[i, j]
+        # gamma == 2 and logits are constants of each loop: vectorized, an
+        # if-converted branch would run both sides for every element
+        if sq and logits:
+            acc, dot = _cfocal_terms(yt, yp, grad, want_grad, i, m, inv_s, S, True, a, b, eps, ome, alphas, gamma, True)
+        elif sq:
+            acc, dot = _cfocal_terms(yt, yp, grad, want_grad, i, m, inv_s, S, False, a, b, eps, ome, alphas, gamma, True)
+        elif logits:
+            acc, dot = _cfocal_terms(yt, yp, grad, want_grad, i, m, inv_s, S, True, a, b, eps, ome, alphas, gamma, False)
+        else:
+            acc, dot = _cfocal_terms(yt, yp, grad, want_grad, i, m, inv_s, S, False, a, b, eps, ome, alphas, gamma, False)
         loss[i] = acc
         tot += np.float64(acc) * np.float64(w[i * ws])
         if want_grad:
