@@ -459,13 +459,14 @@ FL_ENTRY(cce_probs, rows_cce_probs, T)
  * p = softmax(x) (logits) -> q = p / sum(p) -> c = clip(q) ->
  * loss = sum_j alpha_j (1 - c_j)**gamma (-y'_j log c_j), alpha_j =
  * prm[P_AVEC + j * prm[P_AVEC_STEP]] (one alpha, or one per class; av holds
- * them contiguous). sq: gamma == 2, a body of its own (the square needs no
- * exp/log, and a vectorized loop would compute both branches of fl_pow). */
+ * them contiguous). sq: gamma == 2, and logits: constants of each body (a
+ * vectorized loop computes both sides of a branch). Logits: the row's softmax
+ * is computed once into pb (one exp per element, not five). */
 FL_INLINE void FN(categorical_focal_body)(const T *restrict yt, const T *restrict yp,
                                           const T *restrict prm, const T *restrict w, int64_t ws,
                                           T *restrict loss, T *restrict grad, int want_grad,
                                           int64_t C, int64_t lo, int64_t hi, const T *restrict av,
-                                          int sq, int logits, double *tot_out) {
+                                          T *restrict pb, int sq, int logits, double *tot_out) {
     T zero = L(0.0), one = L(1.0);
     T eps = prm[P_EPS], ome = prm[P_OME];
     T a = prm[P_LS_A], b = prm[P_LS_B];
@@ -475,21 +476,27 @@ FL_INLINE void FN(categorical_focal_body)(const T *restrict yt, const T *restric
         const T *x = yp + i * C;
         const T *y = yt + i * C;
         T *g = grad + i * C;
-        T m = zero, inv_s = one;
+        const T *p = x; /* the probabilities: y_pred, or softmax(x) in pb */
         if (logits) {
-            m = FN(fl_row_max)(x, C);
+            T m = FN(fl_row_max)(x, C);
             T s = zero;
             FL_PRAGMA(omp simd reduction(+ : s))
-            for (int64_t j = 0; j < C; j++) s += EXP(x[j] - m);
-            inv_s = one / s;
+            for (int64_t j = 0; j < C; j++) {
+                T e = EXP(x[j] - m);
+                pb[j] = e;
+                s += e;
+            }
+            T inv_s = one / s;
+            for (int64_t j = 0; j < C; j++) pb[j] = pb[j] * inv_s;
+            p = pb;
         }
         T S = zero;
         FL_PRAGMA(omp simd reduction(+ : S))
-        for (int64_t j = 0; j < C; j++) S += logits ? EXP(x[j] - m) * inv_s : x[j];
+        for (int64_t j = 0; j < C; j++) S += p[j];
         T acc = zero, dot = zero;
         FL_PRAGMA(omp simd reduction(+ : acc, dot))
         for (int64_t j = 0; j < C; j++) {
-            T pj = logits ? EXP(x[j] - m) * inv_s : x[j];
+            T pj = p[j];
             T yy = y[j] * a + b;
             T q = pj / S;
             T qc = FN(fl_clip)(q, eps, ome);
@@ -516,9 +523,9 @@ FL_INLINE void FN(categorical_focal_body)(const T *restrict yt, const T *restric
                 for (int64_t j = 0; j < C; j++) {
                     T dp = (g[j] - dot) / S;
                     g[j] = dp;
-                    dotp += dp * (EXP(x[j] - m) * inv_s);
+                    dotp += dp * p[j];
                 }
-                for (int64_t j = 0; j < C; j++) g[j] = (EXP(x[j] - m) * inv_s) * (g[j] - dotp) * sc;
+                for (int64_t j = 0; j < C; j++) g[j] = p[j] * (g[j] - dotp) * sc;
             } else {
                 T r = sc / S;
                 for (int64_t j = 0; j < C; j++) g[j] = (g[j] - dot) * r;
@@ -532,19 +539,20 @@ FL_CLONES static int FN(rows_categorical_focal)(FL_ROWS_ARGS(T)) {
     (void)R;
     int64_t C = K;
     int64_t astep = prm[P_AVEC_STEP] != L(0.0);
-    T *av = (T *)malloc(sizeof(T) * (size_t)C);
+    T *av = (T *)malloc(sizeof(T) * (size_t)C * 2); /* alphas, then a softmax row */
     if (!av) return FL_ENOMEM;
+    T *pb = av + C;
     for (int64_t j = 0; j < C; j++) av[j] = prm[P_AVEC + j * astep];
     double tot = 0.0;
     int sq = prm[P_GAMMA] == L(2.0), logits = prm[P_FLAG] != L(0.0);
     if (sq && logits)
-        FN(categorical_focal_body)(yt, yp, prm, w, ws, loss, grad, want_grad, C, lo, hi, av, 1, 1, &tot);
+        FN(categorical_focal_body)(yt, yp, prm, w, ws, loss, grad, want_grad, C, lo, hi, av, pb, 1, 1, &tot);
     else if (sq)
-        FN(categorical_focal_body)(yt, yp, prm, w, ws, loss, grad, want_grad, C, lo, hi, av, 1, 0, &tot);
+        FN(categorical_focal_body)(yt, yp, prm, w, ws, loss, grad, want_grad, C, lo, hi, av, pb, 1, 0, &tot);
     else if (logits)
-        FN(categorical_focal_body)(yt, yp, prm, w, ws, loss, grad, want_grad, C, lo, hi, av, 0, 1, &tot);
+        FN(categorical_focal_body)(yt, yp, prm, w, ws, loss, grad, want_grad, C, lo, hi, av, pb, 0, 1, &tot);
     else
-        FN(categorical_focal_body)(yt, yp, prm, w, ws, loss, grad, want_grad, C, lo, hi, av, 0, 0, &tot);
+        FN(categorical_focal_body)(yt, yp, prm, w, ws, loss, grad, want_grad, C, lo, hi, av, pb, 0, 0, &tot);
     free(av);
     info[0] = 0.0;
     info[1] = -1.0;
