@@ -602,15 +602,16 @@ def cce_probs_rows(yt, yp, prm, w, ws, loss, grad, want_grad, lo, hi):
 
 
 @njit(**INLINE)
-def _cfocal_terms(yt, yp, grad, want_grad, i, m, inv_s, S, logits, a, b, eps, ome, alphas, gamma, sq):
+def _cfocal_terms(yt, yp, grad, want_grad, i, pb, S, logits, a, b, eps, ome, alphas, gamma, sq):
     """Row i's categorical focal loss and ``sum_j (dl/dq_j) q_j`` (its d/dq_j
-    into grad[i]); ``sq``: gamma == 2, its own loop (_focal_pow)."""
+    into grad[i]); the probabilities are yp[i], or the row's softmax in pb
+    (``logits``); ``sq``: gamma == 2, its own loop (_focal_pow)."""
     zero = lit(S, 0.0)
     one = lit(S, 1.0)
     acc = zero
     dot = zero
     for j in range(yp.shape[1]):
-        pj = fexp(yp[i, j] - m) * inv_s if logits else yp[i, j]
+        pj = pb[j] if logits else yp[i, j]
         y = lit(zero, yt[i, j]) * a + b
         q = pj / S
         qc = clip(q, eps, ome)
@@ -651,33 +652,34 @@ def categorical_focal_rows(yt, yp, prm, w, ws, loss, grad, want_grad, lo, hi):
     for j in range(C):
         alphas[j] = prm[P_AVEC + j * astep]
     sq = gamma == lit(gamma, 2.0)
+    pb = np.empty(C if logits else 0, yp.dtype)  # a row's softmax: one exp per element
     tot = 0.0
     for i in range(lo, hi):
-        m = zero
-        inv_s = one
+        S = zero
         if logits:
             m = row_max(yp, i)
             s = zero
             for j in range(C):
-                s += fexp(yp[i, j] - m)
+                e = fexp(yp[i, j] - m)
+                pb[j] = e
+                s += e
             inv_s = one / s
-        S = zero
-        if logits:
             for j in range(C):
-                S += fexp(yp[i, j] - m) * inv_s
+                pb[j] = pb[j] * inv_s
+                S += pb[j]
         else:
             for j in range(C):
                 S += yp[i, j]
         # gamma == 2 and logits are constants of each loop: vectorized, an
         # if-converted branch would run both sides for every element
         if sq and logits:
-            acc, dot = _cfocal_terms(yt, yp, grad, want_grad, i, m, inv_s, S, True, a, b, eps, ome, alphas, gamma, True)
+            acc, dot = _cfocal_terms(yt, yp, grad, want_grad, i, pb, S, True, a, b, eps, ome, alphas, gamma, True)
         elif sq:
-            acc, dot = _cfocal_terms(yt, yp, grad, want_grad, i, m, inv_s, S, False, a, b, eps, ome, alphas, gamma, True)
+            acc, dot = _cfocal_terms(yt, yp, grad, want_grad, i, pb, S, False, a, b, eps, ome, alphas, gamma, True)
         elif logits:
-            acc, dot = _cfocal_terms(yt, yp, grad, want_grad, i, m, inv_s, S, True, a, b, eps, ome, alphas, gamma, False)
+            acc, dot = _cfocal_terms(yt, yp, grad, want_grad, i, pb, S, True, a, b, eps, ome, alphas, gamma, False)
         else:
-            acc, dot = _cfocal_terms(yt, yp, grad, want_grad, i, m, inv_s, S, False, a, b, eps, ome, alphas, gamma, False)
+            acc, dot = _cfocal_terms(yt, yp, grad, want_grad, i, pb, S, False, a, b, eps, ome, alphas, gamma, False)
         loss[i] = acc
         tot += np.float64(acc) * np.float64(w[i * ws])
         if want_grad:
@@ -687,9 +689,9 @@ def categorical_focal_rows(yt, yp, prm, w, ws, loss, grad, want_grad, lo, hi):
                 for j in range(C):
                     dp = (grad[i, j] - dot) / S
                     grad[i, j] = dp
-                    dotp += dp * (fexp(yp[i, j] - m) * inv_s)
+                    dotp += dp * pb[j]
                 for j in range(C):
-                    grad[i, j] = (fexp(yp[i, j] - m) * inv_s) * (grad[i, j] - dotp) * sc
+                    grad[i, j] = pb[j] * (grad[i, j] - dotp) * sc
             else:
                 r = sc / S
                 for j in range(C):
