@@ -281,7 +281,7 @@ def compute(
 
     # ---- kernel --------------------------------------------------------------
     wanted = _chunks(R, K)
-    pkey = (spec.name, variant, dt.char, bool(want_grad))
+    pkey = _guard_key(spec, variant, dt, want_grad, params, R * K) if wanted > 1 else None
     nch = _parallel.chunks(pkey, wanted)
     # Box losses may broadcast y_pred: one box (the kernel reads one row and
     # sums its gradient, one row per chunk) or a copy to R rows (``expand``;
@@ -347,6 +347,21 @@ def compute(
     elif want_grad:
         grad = grad_out if grad_out is not None else grad2.reshape(grad_shape)
     return value, grad
+
+
+def _guard_key(spec, variant, dt, mode, params, n_elements):
+    """The parallel guard's kernel key (its serial rate, _parallel.py): one per
+    kernel, backend and loss parameters. The parameters can change a kernel's
+    speed severalfold (categorical focal: gamma 1.5 vs 2, label smoothing
+    turning off the one-hot rows' shortcut; C and Numba differ too), and a
+    serial rate measured on the cheaper setting made every parallel call of
+    the dearer one look stalled (2x slower, serial, for good)."""
+    try:
+        pk = tuple(sorted(params.items())) if params else ()
+        hash(pk)
+    except TypeError:  # an unhashable parameter (custom losses): the kernel alone
+        pk = ()
+    return (spec.name, variant, dt.char, mode, _backend.choose(spec, variant, n_elements), pk)
 
 
 def _prm(factor, K, params, ignore_class, dt, moved=False):
@@ -463,7 +478,7 @@ def grad_hess(
         prm = _prm(1.0, K, params, ignore_class, dt, moved)
         fn = _backend.pick_kernel(spec, variant, R * K)
         wanted = _chunks(R, K)
-        pkey = (spec.name, variant, dt.char, "gh")
+        pkey = _guard_key(spec, variant, dt, "gh", params, R * K) if wanted > 1 else None
         nch = _parallel.chunks(pkey, wanted)
         t0 = time.perf_counter()
         info = fn(yt2, yp2, prm, w_rows, ws, grad2, hess2, nch)

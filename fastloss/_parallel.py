@@ -25,7 +25,12 @@ step instead of 0.27 ms serially (README, "Threads"). So, per kernel (``key``):
   per switch) and doubles with each stall in a row up to ``BACKOFF_MAX_S`` (a
   loop that calls a NumPy product before every loss stalls every time); a
   parallel call that did not stall resets it;
-* serial calls made instead of parallel ones keep the serial rate current.
+* a serial call made instead of a parallel one (in such a while) measures
+  the rate anew and replaces it: a kernel can have become dearer since its
+  first calls (categorical focal with one-hot labels, then soft ones: 3.7x at
+  gamma 1.5), and judged against the old rate every parallel call would look
+  stalled and the kernel would stay serial, 2x slower, for good. (Kernels are
+  keyed by their loss parameters and backend too, ``_core._guard_key``.)
 
 In a loop that keeps stalling this costs one stalled call per ``BACKOFF_MAX_S``;
 where nothing competes for the cores, only the first two calls of each kernel.
@@ -76,10 +81,11 @@ def record(key, wanted, used, work, seconds):
         return
     rate = seconds / work
     if used <= 1:
-        _serial_calls[key] = _serial_calls.get(key, 0) + 1
+        n = _serial_calls.get(key, 0)
+        _serial_calls[key] = n + 1
         best = _serial_rate.get(key)
-        if best is None or rate < best:
-            _serial_rate[key] = rate
+        if best is None or rate < best or n >= CALIBRATION_CALLS:
+            _serial_rate[key] = rate  # calibration: the faster call; later, the latest one
     else:
         n = _parallel_calls.get(key, 0) + 1
         _parallel_calls[key] = n

@@ -163,7 +163,7 @@ def compute_triplet(
         backend = _backend.choose(spec, "mine")
 
     wanted = min(N, _threads()) if N * N >= PARALLEL_MIN_ENTRIES else 1
-    pkey = (spec.name, dt.char, code, bool(want_grad))
+    pkey = (spec.name, dt.char, code, bool(want_grad), backend)
     nch = _parallel.chunks(pkey, wanted)
     t0 = time.perf_counter()
 

@@ -72,14 +72,35 @@ def test_decisions(guard, monkeypatch):
     assert guard._backoff == guard.BACKOFF_MAX_S
 
 
-def test_faster_serial_timings_lower_the_rate(guard):
+def test_faster_calibration_call_sets_the_rate(guard):
     k = ("mse", "probs", "d", False)
-    guard.record(k, 2, 1, 1000, 4e-3)
     guard.record(k, 2, 1, 1000, 2e-3)
-    guard.record(k, 2, 1, 1000, 9e-3)  # a disturbed serial call does not raise it
+    guard.record(k, 2, 1, 1000, 9e-3)  # a disturbed calibration call does not raise it
     guard.record(k, 2, 2, 1000, 1.0)  # first parallel call: not judged
     guard.record(k, 2, 2, 1000, 3.5e-3)  # 1.75 x the best serial rate: a stall
     assert guard.stalls == 1
+
+
+def test_a_dearer_kernel_is_measured_again(guard, monkeypatch):
+    """A kernel that became 4x dearer after its calibration (categorical focal:
+    one-hot labels, then soft ones) looks stalled twice; the serial call of the
+    back-off measures it again, and threads are back for good."""
+    k = ("categorical_focal", "probs", "f", True)
+    guard.record(k, 2, 1, 1000, 2e-3)
+    guard.record(k, 2, 1, 1000, 2e-3)
+    guard.record(k, 2, 2, 1000, 1.0)  # first parallel call: not judged
+    guard.record(k, 2, 2, 1000, 1.1e-3)  # full speed
+    assert guard.stalls == 0
+    guard.record(k, 2, 2, 1000, 4.4e-3)  # 4x dearer now: judged stalled, twice
+    guard.record(k, 2, 2, 1000, 4.4e-3)
+    assert guard.stalls == 2 and guard.chunks(k, 2) == 1
+    guard.record(k, 2, 1, 1000, 8e-3)  # the serial call of the back-off: the new rate
+    clock = [time.perf_counter() + guard.BACKOFF_MAX_S]
+    monkeypatch.setattr(_parallel.time, "perf_counter", lambda: clock[0])
+    for _ in range(5):
+        assert guard.chunks(k, 2) == 2
+        guard.record(k, 2, 2, 1000, 4.4e-3)  # 0.55 x the new serial time: not a stall
+    assert guard.stalls == 2
 
 
 def test_disabled(guard, monkeypatch):
