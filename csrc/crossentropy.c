@@ -406,21 +406,68 @@ FL_CLONES static int FN(rows_scce_probs)(FL_ROWS_ARGS(int64_t)) {
 }
 FL_ENTRY(scce_probs, rows_scce_probs, int64_t)
 
-/* Keras: q = p / sum(p); c = clip(q, eps, 1 - eps); loss = -sum(y' log c). */
+/* A row has n classes j with y'_j = y_j a + b != 0 (counted by the caller's
+ * sum loop): their indices in idx[0..n) and n, when they are few (4 n <= C)
+ * and S (the row's sum of probabilities) is finite; else -1 (the dense loop).
+ * Every other class's term and d/dq are exactly 0 (0 times a finite log), so
+ * only these need the log/pow/divisions. A non-finite S (NaN/inf in the row)
+ * must reach every element's term, as in Keras, and takes the dense loop. */
+FL_INLINE int64_t FN(sparse_labels)(const T *restrict y, int64_t C, T a, T b, T S, int64_t *restrict idx,
+                                    int64_t n) {
+    if (b != L(0.0) || !(ABS(S) < (T)INFINITY) || 4 * n > C) return -1;
+    n = 0;
+    for (int64_t j = 0; j < C; j++)
+        if (y[j] * a + b != L(0.0)) idx[n++] = j;
+    return n;
+}
+
+/* CCE on probabilities, one class: y' log c (returned), d(-y' log c)/dq (0 where q is clipped). */
+FL_INLINE T FN(cce_q_term)(T yy, T q, T eps, T ome, T *gq) {
+    T qc = FN(fl_clip)(q, eps, ome);
+    T d = -yy / qc;
+    if (q < eps) d = L(0.0);
+    if (q > ome) d = L(0.0);
+    *gq = d;
+    return yy * LOG(qc);
+}
+
+/* Keras: q = p / sum(p); c = clip(q, eps, 1 - eps); loss = -sum(y' log c).
+ * Rows with few nonzero labels (one-hot) take the terms of those classes only. */
 FL_CLONES static int FN(rows_cce_probs)(FL_ROWS_ARGS(T)) {
     (void)R;
     int64_t C = K;
     T zero = L(0.0);
     T eps = prm[P_EPS], ome = prm[P_OME];
     T a = prm[P_LS_A], b = prm[P_LS_B];
+    int64_t *idx = (int64_t *)malloc(sizeof(int64_t) * (size_t)C);
+    if (!idx) return FL_ENOMEM;
     double tot = 0.0;
     for (int64_t i = lo; i < hi; i++) {
         const T *x = yp + i * C;
         const T *y = yt + i * C;
         T *g = grad + i * C;
-        T S = FN(fl_sum)(x, C);
+        T S = zero;
+        int64_t n = 0; /* nonzero labels, for sparse_labels */
+        FL_PRAGMA(omp simd reduction(+ : S, n))
+        for (int64_t j = 0; j < C; j++) {
+            S += x[j];
+            n += (y[j] * a + b != zero);
+        }
         T acc = zero, dot = zero;
-        if (want_grad) {
+        int64_t nz = FN(sparse_labels)(y, C, a, b, S, idx, n);
+        if (nz >= 0) {
+            if (want_grad)
+                for (int64_t j = 0; j < C; j++) g[j] = zero;
+            for (int64_t t = 0; t < nz; t++) {
+                int64_t j = idx[t];
+                T q = x[j] / S, gq;
+                acc += FN(cce_q_term)(y[j] * a + b, q, eps, ome, &gq);
+                if (want_grad) {
+                    g[j] = gq;
+                    dot += gq * q;
+                }
+            }
+        } else if (want_grad) {
             FL_PRAGMA(omp simd reduction(+ : acc, dot))
             for (int64_t j = 0; j < C; j++) {
                 T yy = y[j] * a + b;
@@ -448,6 +495,7 @@ FL_CLONES static int FN(rows_cce_probs)(FL_ROWS_ARGS(T)) {
             for (int64_t j = 0; j < C; j++) g[j] = (g[j] - dot) * r;
         }
     }
+    free(idx);
     info[0] = 0.0;
     info[1] = -1.0;
     info[2] = tot;
@@ -461,12 +509,27 @@ FL_ENTRY(cce_probs, rows_cce_probs, T)
  * prm[P_AVEC + j * prm[P_AVEC_STEP]] (one alpha, or one per class; av holds
  * them contiguous). sq: gamma == 2, and logits: constants of each body (a
  * vectorized loop computes both sides of a branch). Logits: the row's softmax
- * is computed once into pb (one exp per element, not five). */
+ * is computed once into pb (one exp per element, not five). Rows with few
+ * nonzero labels (one-hot) take the terms of those classes only. */
+FL_INLINE T FN(cfocal_term)(T yy, T q, T eps, T ome, T al, T gamma, int sq, T *gq) {
+    /* one class: its loss term (returned) and d term/dq (0 where q is clipped) */
+    T qc = FN(fl_clip)(q, eps, ome);
+    T lc = LOG(qc);
+    T f, dfm;
+    FN(focal_pow)(L(1.0) - qc, gamma, sq, &f, &dfm);
+    T d = al * (-dfm * (-yy * lc) + f * (-yy / qc));
+    if (q < eps) d = L(0.0);
+    if (q > ome) d = L(0.0);
+    *gq = d;
+    return al * f * (-yy * lc);
+}
+
 FL_INLINE void FN(categorical_focal_body)(const T *restrict yt, const T *restrict yp,
                                           const T *restrict prm, const T *restrict w, int64_t ws,
                                           T *restrict loss, T *restrict grad, int want_grad,
                                           int64_t C, int64_t lo, int64_t hi, const T *restrict av,
-                                          T *restrict pb, int sq, int logits, double *tot_out) {
+                                          T *restrict pb, int64_t *restrict idx, int sq, int logits,
+                                          double *tot_out) {
     T zero = L(0.0), one = L(1.0);
     T eps = prm[P_EPS], ome = prm[P_OME];
     T a = prm[P_LS_A], b = prm[P_LS_B];
@@ -491,26 +554,35 @@ FL_INLINE void FN(categorical_focal_body)(const T *restrict yt, const T *restric
             p = pb;
         }
         T S = zero;
-        FL_PRAGMA(omp simd reduction(+ : S))
-        for (int64_t j = 0; j < C; j++) S += p[j];
-        T acc = zero, dot = zero;
-        FL_PRAGMA(omp simd reduction(+ : acc, dot))
+        int64_t n = 0; /* nonzero labels, for sparse_labels */
+        FL_PRAGMA(omp simd reduction(+ : S, n))
         for (int64_t j = 0; j < C; j++) {
-            T pj = p[j];
-            T yy = y[j] * a + b;
-            T q = pj / S;
-            T qc = FN(fl_clip)(q, eps, ome);
-            T lc = LOG(qc);
-            T f, dfm;
-            FN(focal_pow)(one - qc, gamma, sq, &f, &dfm);
-            T al = av[j];
-            acc += al * f * (-yy * lc);
-            if (want_grad) {
-                T gq = al * (-dfm * (-yy * lc) + f * (-yy / qc));
-                if (q < eps) gq = zero;
-                if (q > ome) gq = zero;
-                g[j] = gq;
-                dot += gq * q;
+            S += p[j];
+            n += (y[j] * a + b != zero);
+        }
+        T acc = zero, dot = zero;
+        int64_t nz = FN(sparse_labels)(y, C, a, b, S, idx, n);
+        if (nz >= 0) { /* few nonzero labels (one-hot): their classes only */
+            if (want_grad)
+                for (int64_t j = 0; j < C; j++) g[j] = zero;
+            for (int64_t t = 0; t < nz; t++) {
+                int64_t j = idx[t];
+                T q = p[j] / S, gq;
+                acc += FN(cfocal_term)(y[j] * a + b, q, eps, ome, av[j], gamma, sq, &gq);
+                if (want_grad) {
+                    g[j] = gq;
+                    dot += gq * q;
+                }
+            }
+        } else {
+            FL_PRAGMA(omp simd reduction(+ : acc, dot))
+            for (int64_t j = 0; j < C; j++) {
+                T q = p[j] / S, gq;
+                acc += FN(cfocal_term)(y[j] * a + b, q, eps, ome, av[j], gamma, sq, &gq);
+                if (want_grad) {
+                    g[j] = gq;
+                    dot += gq * q;
+                }
             }
         }
         loss[i] = acc;
@@ -540,20 +612,26 @@ FL_CLONES static int FN(rows_categorical_focal)(FL_ROWS_ARGS(T)) {
     int64_t C = K;
     int64_t astep = prm[P_AVEC_STEP] != L(0.0);
     T *av = (T *)malloc(sizeof(T) * (size_t)C * 2); /* alphas, then a softmax row */
-    if (!av) return FL_ENOMEM;
+    int64_t *idx = (int64_t *)malloc(sizeof(int64_t) * (size_t)C); /* a row's nonzero labels */
+    if (!av || !idx) {
+        free(av);
+        free(idx);
+        return FL_ENOMEM;
+    }
     T *pb = av + C;
     for (int64_t j = 0; j < C; j++) av[j] = prm[P_AVEC + j * astep];
     double tot = 0.0;
     int sq = prm[P_GAMMA] == L(2.0), logits = prm[P_FLAG] != L(0.0);
     if (sq && logits)
-        FN(categorical_focal_body)(yt, yp, prm, w, ws, loss, grad, want_grad, C, lo, hi, av, pb, 1, 1, &tot);
+        FN(categorical_focal_body)(yt, yp, prm, w, ws, loss, grad, want_grad, C, lo, hi, av, pb, idx, 1, 1, &tot);
     else if (sq)
-        FN(categorical_focal_body)(yt, yp, prm, w, ws, loss, grad, want_grad, C, lo, hi, av, pb, 1, 0, &tot);
+        FN(categorical_focal_body)(yt, yp, prm, w, ws, loss, grad, want_grad, C, lo, hi, av, pb, idx, 1, 0, &tot);
     else if (logits)
-        FN(categorical_focal_body)(yt, yp, prm, w, ws, loss, grad, want_grad, C, lo, hi, av, pb, 0, 1, &tot);
+        FN(categorical_focal_body)(yt, yp, prm, w, ws, loss, grad, want_grad, C, lo, hi, av, pb, idx, 0, 1, &tot);
     else
-        FN(categorical_focal_body)(yt, yp, prm, w, ws, loss, grad, want_grad, C, lo, hi, av, pb, 0, 0, &tot);
+        FN(categorical_focal_body)(yt, yp, prm, w, ws, loss, grad, want_grad, C, lo, hi, av, pb, idx, 0, 0, &tot);
     free(av);
+    free(idx);
     info[0] = 0.0;
     info[1] = -1.0;
     info[2] = tot;

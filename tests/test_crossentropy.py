@@ -460,3 +460,116 @@ def test_categorical_focal_alpha_config_and_inputs():
     np.testing.assert_array_equal(obj(yt, yp), again(yt, yp))
     assert al == [0.5, 1.0, 2.0]
     assert "alpha=[0.5, 1.0, 2.0]" in repr(obj)
+
+
+# --------------------------------------------------------------------------- rows with few nonzero labels
+# CCE on probabilities and categorical focal compute the log/pow terms only for
+# the classes whose (smoothed) label is nonzero when a row has few of them
+# (4 n <= K, one-hot rows) and its probabilities sum to a finite number; the
+# other rows take the dense loop. Both must give the reference's numbers.
+
+SPARSE_KW = {
+    "cce": ("CategoricalCrossentropy", R.categorical_crossentropy, dict()),
+    "cfce": ("CategoricalFocalCrossentropy", R.categorical_focal_crossentropy, dict()),
+    "cfce_g1.5_alpha": ("CategoricalFocalCrossentropy", R.categorical_focal_crossentropy,
+                        dict(gamma=1.5, alpha=tuple(np.linspace(0.2, 2.0, 12)))),
+    "cfce_logits": ("CategoricalFocalCrossentropy", R.categorical_focal_crossentropy, dict(from_logits=True)),
+    "cfce_logits_g0.5": ("CategoricalFocalCrossentropy", R.categorical_focal_crossentropy,
+                         dict(from_logits=True, gamma=0.5)),
+}
+
+
+def _ref_kw(kw):
+    kw = dict(kw)
+    if isinstance(kw.get("alpha"), tuple):
+        kw["alpha"] = np.array(kw["alpha"])
+    return kw
+
+
+def _mixed_label_rows(rng, K=12):
+    """Rows with 0, 1, 2, 3 nonzero labels (4 n <= K: the few-labels path) and
+    4, 5, K (the dense loop), one-hot and partial soft labels, shuffled."""
+    rows = []
+    for n in (0, 1, 1, 2, 3, 3, 4, 5, K, 1):
+        y = np.zeros(K)
+        j = rng.choice(K, n, replace=False)
+        y[j] = 1.0 if n == 1 else rng.uniform(0.1, 1.0, n)
+        rows.append(y)
+    rows = np.array(rows)[rng.permutation(len(rows))]
+    return rows
+
+
+@pytest.mark.parametrize("kw_id", list(SPARSE_KW))
+def test_rows_with_few_nonzero_labels(kw_id):
+    """Values against the float64 reference (rows of either path in one batch),
+    gradients against finite differences; float32 close to it."""
+    cls, ref_fn, kw = SPARSE_KW[kw_id]
+    rng = _rng("sparse_rows", kw_id)
+    yt = _mixed_label_rows(rng)
+    logits = kw.get("from_logits", False)
+    yp = rng.normal(size=yt.shape) if logits else rng.uniform(0.05, 1.0, yt.shape)
+    sw = rng.uniform(0.2, 2.0, len(yt))
+    obj = getattr(L, cls)(reduction="sum", **kw)
+    ref = lambda x: R.reduce(ref_fn(yt, x, **_ref_kw(kw)), sw, "sum")
+    loss, grad = obj.value_and_grad(yt, yp, sample_weight=sw)
+    per_row = getattr(L, cls)(reduction="none", **kw)(yt, yp)
+    loss32, grad32 = obj.value_and_grad(yt, yp.astype(np.float32), sample_weight=sw)
+    np.testing.assert_allclose(per_row, ref_fn(yt, yp, **_ref_kw(kw)), rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(loss, ref(yp), rtol=1e-12)
+    np.testing.assert_allclose(grad, R.fd_grad(ref, yp), rtol=1e-6, atol=1e-8)
+    np.testing.assert_allclose(loss32, ref(yp.astype(np.float32)), rtol=2e-5)
+    np.testing.assert_allclose(grad32, grad, rtol=2e-3, atol=2e-5 * np.abs(grad).max())
+
+
+@pytest.mark.parametrize("kw_id", list(SPARSE_KW))
+def test_one_hot_rows_with_nonfinite_inputs(kw_id):
+    """One-hot rows, where the few-labels path would skip the other classes:
+    NaN or inf in y_pred at another class, or NaN in y_true at another class,
+    must still make that row's loss NaN as in Keras (whose 0 * log(NaN) is
+    NaN); a row of huge finite values whose sum overflows likewise takes the
+    dense loop. The other rows keep their reference values; inputs unchanged."""
+    cls, ref_fn, kw = SPARSE_KW[kw_id]
+    rng = _rng("sparse_nonfinite", kw_id)
+    K = 12
+    yt = np.eye(K)[rng.integers(0, K, 8)]
+    logits = kw.get("from_logits", False)
+    yp = rng.normal(size=yt.shape) if logits else rng.uniform(0.05, 1.0, yt.shape)
+    other = lambda i: (int(np.argmax(yt[i])) + 1) % K
+    yp[0, other(0)] = np.nan
+    yp[1, other(1)] = np.inf
+    yp[2, other(2)] = -np.inf
+    yt[3, other(3)] = np.nan
+    if not logits:
+        yp[4] = np.finfo(np.float64).max / 4  # finite, sum overflows to inf
+        yp[5, other(5)] = -0.5  # a negative probability: clipped, finite
+    want = ref_fn(yt, yp, **_ref_kw(kw))
+    yt0, yp0 = yt.copy(), yp.copy()
+    obj = getattr(L, cls)(reduction="none", **kw)
+    with np.errstate(all="ignore"):
+        got, grad = obj.value_and_grad(yt, yp)
+    np.testing.assert_array_equal(yt, yt0)
+    np.testing.assert_array_equal(yp, yp0)
+    np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
+    assert np.isnan(got[[0, 1, 3]]).all()  # Keras: NaN (the test would be empty otherwise)
+    fin = np.isfinite(want)
+    np.testing.assert_allclose(got[fin], want[fin], rtol=1e-12)
+    assert np.isfinite(grad[6:]).all()
+
+
+def test_one_hot_rows_parallel_path():
+    """A batch big enough for the multi-chunk kernels: one-hot (few-labels path),
+    against the float64 reference and against the same rows computed alone."""
+    rng = np.random.default_rng(5)
+    K = 40
+    yt = np.eye(K)[rng.integers(0, K, 3000)]
+    for cls, ref_fn, kw in SPARSE_KW.values():
+        if "alpha" in kw:
+            continue
+        logits = kw.get("from_logits", False)
+        yp = rng.normal(size=yt.shape) if logits else rng.uniform(0.05, 1.0, yt.shape)
+        obj = getattr(L, cls)(reduction="none", **kw)
+        loss, grad = obj.value_and_grad(yt, yp)
+        small = obj.value_and_grad(yt[:9], yp[:9])
+        np.testing.assert_allclose(loss, ref_fn(yt, yp, **kw), rtol=1e-12)
+        np.testing.assert_array_equal(grad[:9], small[1])
+        np.testing.assert_array_equal(loss[:9], small[0])

@@ -563,35 +563,85 @@ def scce_probs_rows(yt, yp, prm, w, ws, loss, grad, want_grad, lo, hi):
     return nbad, first, tot
 
 
+@njit(**INLINE)
+def _sparse_labels(yt, i, a, b, S, idx, n):
+    """Row i has n classes j with y'_j = y_j a + b != 0 (counted by the
+    caller's sum loop): their indices in idx[:n] and n, when they are few
+    (4 n <= C) and S (the row's sum of probabilities) is finite; else -1 (the
+    dense loop). Every other class's term and d/dq are exactly 0 (0 times a
+    finite log), so only these need the log/pow/divisions; a non-finite S
+    (NaN/inf in the row) must reach every element's term, as in Keras, and
+    takes the dense loop."""
+    C = yt.shape[1]
+    if b != lit(b, 0.0) or not (abs(S) < lit(S, np.inf)) or 4 * n > C:
+        return -1
+    n = 0
+    for j in range(C):
+        if lit(S, yt[i, j]) * a + b != lit(S, 0.0):
+            idx[n] = j
+            n += 1
+    return n
+
+
+@njit(**INLINE)
+def _nonzero(v):
+    """1 if v != 0 else 0 (an integer sum the loop vectorizes)."""
+    return np.int64(1) if v != lit(v, 0.0) else np.int64(0)
+
+
+@njit(**INLINE)
+def _cce_q_terms(yv, pj, S, eps, ome):
+    """CCE on probabilities, one class: (y' log c, d(-y' log c)/dq, q)."""
+    zero = lit(S, 0.0)
+    q = pj / S
+    qc = clip(q, eps, ome)
+    gq = -yv / qc
+    if q < eps:
+        gq = zero
+    if q > ome:
+        gq = zero
+    return yv * flog(qc), gq, q
+
+
 @njit(**JIT)
 def cce_probs_rows(yt, yp, prm, w, ws, loss, grad, want_grad, lo, hi):
-    """Keras: q = p / sum(p); c = clip(q, eps, 1 - eps); loss = -sum(y' log c)."""
+    """Keras: q = p / sum(p); c = clip(q, eps, 1 - eps); loss = -sum(y' log c).
+    Rows with few nonzero labels (one-hot) take the terms of those classes only."""
     R, C = yp.shape
     zero = prm[0] - prm[0]
     eps = prm[P_EPS]
     ome = prm[P_OME]
     a = prm[P_LS_A]
     b = prm[P_LS_B]
+    idx = np.empty(C, np.int64)
     tot = 0.0
     for i in range(lo, hi):
         S = zero
+        n = 0
         for j in range(C):
             S += yp[i, j]
+            n += _nonzero(lit(zero, yt[i, j]) * a + b)
         acc = zero
         dot = zero
-        for j in range(C):
-            y = lit(zero, yt[i, j]) * a + b
-            q = yp[i, j] / S
-            qc = clip(q, eps, ome)
-            acc += y * flog(qc)
+        nz = _sparse_labels(yt, i, a, b, S, idx, n)
+        if nz >= 0:
             if want_grad:
-                gq = -y / qc
-                if q < eps:
-                    gq = zero
-                if q > ome:
-                    gq = zero
-                grad[i, j] = gq
-                dot += gq * q
+                for j in range(C):
+                    grad[i, j] = zero
+            for t in range(nz):
+                j = idx[t]
+                term, gq, q = _cce_q_terms(lit(zero, yt[i, j]) * a + b, yp[i, j], S, eps, ome)
+                acc += term
+                if want_grad:
+                    grad[i, j] = gq
+                    dot += gq * q
+        else:
+            for j in range(C):
+                term, gq, q = _cce_q_terms(lit(zero, yt[i, j]) * a + b, yp[i, j], S, eps, ome)
+                acc += term
+                if want_grad:
+                    grad[i, j] = gq
+                    dot += gq * q
         loss[i] = -acc
         tot += np.float64(-acc) * np.float64(w[i * ws])
         if want_grad:
@@ -607,24 +657,53 @@ def _cfocal_terms(yt, yp, grad, want_grad, i, pb, S, logits, a, b, eps, ome, alp
     into grad[i]); the probabilities are yp[i], or the row's softmax in pb
     (``logits``); ``sq``: gamma == 2, its own loop (_focal_pow)."""
     zero = lit(S, 0.0)
-    one = lit(S, 1.0)
     acc = zero
     dot = zero
     for j in range(yp.shape[1]):
         pj = pb[j] if logits else yp[i, j]
-        y = lit(zero, yt[i, j]) * a + b
-        q = pj / S
-        qc = clip(q, eps, ome)
-        lc = flog(qc)
-        f, dfm = _focal_pow(one - qc, gamma, sq)
-        al = alphas[j]
-        acc += al * f * (-y * lc)
+        term, gq, q = _cfocal_elem(lit(zero, yt[i, j]) * a + b, pj, S, eps, ome, alphas[j], gamma, sq)
+        acc += term
         if want_grad:
-            gq = al * (f * (-y / qc) - dfm * (-y * lc))
-            if q < eps:
-                gq = zero
-            if q > ome:
-                gq = zero
+            grad[i, j] = gq
+            dot += gq * q
+    return acc, dot
+
+
+@njit(**INLINE)
+def _cfocal_elem(y, pj, S, eps, ome, al, gamma, sq):
+    """Categorical focal, one class: (its loss term, d term/dq (0 where q is
+    clipped), q)."""
+    zero = lit(S, 0.0)
+    one = lit(S, 1.0)
+    q = pj / S
+    qc = clip(q, eps, ome)
+    lc = flog(qc)
+    f, dfm = _focal_pow(one - qc, gamma, sq)
+    gq = al * (f * (-y / qc) - dfm * (-y * lc))
+    if q < eps:
+        gq = zero
+    if q > ome:
+        gq = zero
+    return al * f * (-y * lc), gq, q
+
+
+@njit(**INLINE)
+def _cfocal_sparse(yt, yp, grad, want_grad, i, pb, S, logits, a, b, eps, ome, alphas, gamma, idx, nz):
+    """_cfocal_terms over the nz classes idx[:nz] with y' != 0 (_sparse_labels);
+    the other classes' terms and d/dq are 0. Scalar code: gamma == 2 is tested here."""
+    zero = lit(S, 0.0)
+    sq = gamma == lit(gamma, 2.0)
+    acc = zero
+    dot = zero
+    if want_grad:
+        for j in range(yp.shape[1]):
+            grad[i, j] = zero
+    for t in range(nz):
+        j = idx[t]
+        pj = pb[j] if logits else yp[i, j]
+        term, gq, q = _cfocal_elem(lit(zero, yt[i, j]) * a + b, pj, S, eps, ome, alphas[j], gamma, sq)
+        acc += term
+        if want_grad:
             grad[i, j] = gq
             dot += gq * q
     return acc, dot
@@ -653,9 +732,11 @@ def categorical_focal_rows(yt, yp, prm, w, ws, loss, grad, want_grad, lo, hi):
         alphas[j] = prm[P_AVEC + j * astep]
     sq = gamma == lit(gamma, 2.0)
     pb = np.empty(C if logits else 0, yp.dtype)  # a row's softmax: one exp per element
+    idx = np.empty(C, np.int64)
     tot = 0.0
     for i in range(lo, hi):
         S = zero
+        n = 0  # nonzero labels, for _sparse_labels
         if logits:
             m = row_max(yp, i)
             s = zero
@@ -667,12 +748,20 @@ def categorical_focal_rows(yt, yp, prm, w, ws, loss, grad, want_grad, lo, hi):
             for j in range(C):
                 pb[j] = pb[j] * inv_s
                 S += pb[j]
+                n += _nonzero(lit(zero, yt[i, j]) * a + b)
         else:
             for j in range(C):
                 S += yp[i, j]
+                n += _nonzero(lit(zero, yt[i, j]) * a + b)
         # gamma == 2 and logits are constants of each loop: vectorized, an
         # if-converted branch would run both sides for every element
-        if sq and logits:
+        nz = _sparse_labels(yt, i, a, b, S, idx, n)
+        if nz >= 0:  # few nonzero labels (one-hot): their classes only
+            if logits:
+                acc, dot = _cfocal_sparse(yt, yp, grad, want_grad, i, pb, S, True, a, b, eps, ome, alphas, gamma, idx, nz)
+            else:
+                acc, dot = _cfocal_sparse(yt, yp, grad, want_grad, i, pb, S, False, a, b, eps, ome, alphas, gamma, idx, nz)
+        elif sq and logits:
             acc, dot = _cfocal_terms(yt, yp, grad, want_grad, i, pb, S, True, a, b, eps, ome, alphas, gamma, True)
         elif sq:
             acc, dot = _cfocal_terms(yt, yp, grad, want_grad, i, pb, S, False, a, b, eps, ome, alphas, gamma, True)
