@@ -201,7 +201,51 @@ FL_INLINE void FN(e_poisson)(T y, T p, FN(fl_par) P, int sq, T *l, T *g) {
     *g = L(1.0) - y / (p + P.eps);
 }
 
-FL_ELEMENTWISE(bce_probs, FN(e_bce), 1, FL_Y_MAP)
+/* Every label of a block is exactly 0 or 1, without label smoothing: checked
+ * in vectorized pieces (soft labels stop at the first piece). */
+FL_INLINE int FN(hard_labels)(const T *restrict y, int64_t n, FN(fl_par) P) {
+    if (P.a != L(1.0) || P.b != L(0.0)) return 0;
+    for (int64_t t0 = 0; t0 < n; t0 += 256) {
+        int64_t e = n < t0 + 256 ? n : t0 + 256, bad = 0;
+        FL_PRAGMA(omp simd reduction(+ : bad))
+        for (int64_t t = t0; t < e; t++) bad += (y[t] != L(0.0)) & (y[t] != L(1.0));
+        if (bad) return 0;
+    }
+    return 1;
+}
+
+/* e_bce for a label that is exactly 0 or 1: -log of clip(p) or of
+ * 1 - clip(p), one log instead of two (the other term is 0 times a finite
+ * log), rounded once. */
+FL_INLINE void FN(e_bce_hard)(T y, T p, FN(fl_par) P, T *l, T *g) {
+    T one = L(1.0);
+    T pc = FN(fl_clip)(p, P.eps, P.ome);
+    *l = -LOG(y != L(0.0) ? pc : one - pc);
+    T gg = (pc - y) / (pc * (one - pc));
+    if (p < P.eps) gg = L(0.0);
+    if (p > P.ome) gg = L(0.0);
+    *g = gg;
+}
+
+FL_INLINE void FN(flat_bce_probs)(const T *restrict y_, const T *restrict p_, T *restrict gf, T *restrict lb,
+                                  int64_t n, FN(fl_par) P, T sc) {
+    if (FN(hard_labels)(y_, n, P)) { /* 0/1 labels: one log per element */
+        for (int64_t t = 0; t < n; t++) {
+            T l_, g_;
+            FN(e_bce_hard)(y_[t], p_[t], P, &l_, &g_);
+            lb[t] = l_;
+            gf[t] = g_ * sc;
+        }
+    } else {
+        for (int64_t t = 0; t < n; t++) {
+            T l_, g_;
+            FN(e_bce)(FL_Y_MAP(y_[t]), p_[t], P, 0, &l_, &g_);
+            lb[t] = l_;
+            gf[t] = g_ * sc;
+        }
+    }
+}
+FL_ELEMENTWISE_ROWS(bce_probs, 1)
 FL_ELEMENTWISE(bce_logits, FN(e_bce_logits), 1, FL_Y_MAP)
 FL_ELEMENTWISE(binary_focal, FN(e_bfocal), 1, FL_Y_MAP)
 FL_ELEMENTWISE(binary_focal_logits, FN(e_bfocal_logits), 1, FL_Y_MAP)

@@ -186,7 +186,7 @@ FL_INLINE int64_t FN(fl_label)(int64_t v, int64_t C, T ignore, int has_ignore) {
  * is in cache (the Numba driver's structure, _common.elementwise_rows). The
  * flat loop is instantiated twice, with sq = 1 (gamma == 2, a branch-free
  * square for the focal losses) and sq = 0. */
-#define FL_ELEMENTWISE(NAME, ELEM, ROW_MEAN, LABEL)                                               \
+#define FL_ELEMENTWISE_FLAT(NAME, ELEM, LABEL)                                               \
     FL_INLINE void FN(FL_CAT(flat_, NAME))(const T *restrict y_, const T *restrict p_,            \
                                            T *restrict gf, T *restrict lb, int64_t n,             \
                                            FN(fl_par) P, T sc) {                                  \
@@ -205,7 +205,11 @@ FL_INLINE int64_t FN(fl_label)(int64_t v, int64_t C, T ignore, int has_ignore) {
                 gf[t] = g_ * sc;                                                                  \
             }                                                                                     \
         }                                                                                         \
-    }                                                                                             \
+    }
+
+/* The rows driver of FL_ELEMENTWISE, over a flat loop FN(flat_##NAME) (a loss
+ * with a flat loop of its own defines that and uses this alone). */
+#define FL_ELEMENTWISE_ROWS(NAME, ROW_MEAN)                                                       \
     FL_CLONES static int FN(FL_CAT(rows_, NAME))(FL_ROWS_ARGS(T)) {                               \
         FN(fl_par) P = FN(fl_params)(prm);                                                        \
         T one = L(1.0);                                                                           \
@@ -261,6 +265,10 @@ FL_INLINE int64_t FN(fl_label)(int64_t v, int64_t C, T ignore, int has_ignore) {
         info[2] = tot;                                                                            \
         return FL_OK;                                                                             \
     }
+
+#define FL_ELEMENTWISE(NAME, ELEM, ROW_MEAN, LABEL) \
+    FL_ELEMENTWISE_FLAT(NAME, ELEM, LABEL)     \
+    FL_ELEMENTWISE_ROWS(NAME, ROW_MEAN)
 
 /* Gradient + Hessian diagonal of an elementwise loss: ELEM(y', p, P, &g, &h),
  * y' = y * a + b; outputs times w_i * prm[F_SCALE] (/ K if ROW_MEAN). */

@@ -573,3 +573,57 @@ def test_one_hot_rows_parallel_path():
         np.testing.assert_allclose(loss, ref_fn(yt, yp, **kw), rtol=1e-12)
         np.testing.assert_array_equal(grad[:9], small[1])
         np.testing.assert_array_equal(loss[:9], small[0])
+
+
+# --------------------------------------------------------------------------- BCE: blocks of 0/1 labels
+# BCE on probabilities takes one log per element (-log clip(p) or -log(1 - clip(p)))
+# in each block of elements whose labels are all exactly 0 or 1 and unsmoothed;
+# other blocks take both logs. Blocks are ~4096 elements, checked in pieces of 256.
+
+
+@pytest.mark.parametrize("ls", [0.0, 0.2])
+def test_bce_hard_and_soft_label_blocks(ls):
+    """A batch whose blocks mix: all-0/1 blocks, a block with one soft label far
+    into it (position 3000), a NaN label, clipped predictions (p = 0, 1, and
+    beyond), against the float64 reference; gradient against the reference's
+    finite differences on a slice; the same rows alone (another blocking)."""
+    rng = _rng("bce_hard", ls)
+    R_, K = 64, 256  # 16 rows per 4096-element block
+    yt = (rng.random((R_, K)) < 0.5).astype(np.float64)
+    yp = rng.uniform(0.01, 0.99, (R_, K))
+    yt[16 + 3000 // K, 3000 % K] = 0.3  # block 1: one soft label
+    yt[40, 7] = np.nan  # block 2: a NaN label (its row's loss is NaN)
+    yp[50, :4] = [0.0, 1.0, -0.5, 1.5]  # block 3: clipped predictions
+    obj = L.BinaryCrossentropy(label_smoothing=ls, reduction="none")
+    loss, grad = obj.value_and_grad(yt, yp)
+    want = R.binary_crossentropy(yt, yp, label_smoothing=ls)
+    np.testing.assert_array_equal(np.isnan(loss), np.isnan(want))
+    fin = ~np.isnan(want)
+    np.testing.assert_allclose(loss[fin], want[fin], rtol=1e-12)
+    rows = [0, 17, 27, 50]  # hard, soft-label block, its neighbour, clipped
+    sub = lambda x: R.binary_crossentropy(yt[rows], x, label_smoothing=ls)
+    fd = R.fd_grad(sub, yp[rows])
+    fd[3, :4] = 0.0  # at and beyond the clip Keras' gradient is 0 (the differences straddle it)
+    np.testing.assert_allclose(grad[rows], fd, rtol=1e-6, atol=1e-8)
+    assert np.all(grad[50, :4] == 0)
+    alone = obj.value_and_grad(yt[rows], yp[rows])
+    np.testing.assert_allclose(alone[0], loss[rows], rtol=1e-14)
+    np.testing.assert_allclose(alone[1], grad[rows], rtol=1e-14)
+    l32, g32 = obj.value_and_grad(yt.astype(np.float32), yp.astype(np.float32))
+    fin[50] = False  # float32's 1 - eps is another number: the clipped terms differ
+    np.testing.assert_allclose(l32[fin], want[fin], rtol=2e-5)
+    np.testing.assert_allclose(g32[fin], grad[fin], rtol=1e-4, atol=2e-8)  # (p - y) cancels near p = y
+
+
+def test_bce_hard_labels_nonfinite_predictions():
+    """0/1 labels with NaN/inf predictions: the clipped probability carries the
+    NaN into the one log; inf is clipped like any large value (Keras)."""
+    yt = np.array([[1.0, 0.0, 1.0, 0.0, 1.0, 0.0]])
+    yp = np.array([[np.nan, np.nan, np.inf, np.inf, -np.inf, 0.5]])
+    for dt in (np.float32, np.float64):
+        got = L.BinaryCrossentropy(reduction="none")(yt.astype(dt), yp.astype(dt))
+        want = R.binary_crossentropy(yt, yp)
+        assert np.isnan(got[0]) and np.isnan(want[0])
+    yp2 = np.array([[0.3, 0.4, np.inf, np.inf, -np.inf, 0.5]])
+    got = L.BinaryCrossentropy(reduction="none")(yt, yp2)
+    np.testing.assert_allclose(got, R.binary_crossentropy(yt, yp2), rtol=1e-12)

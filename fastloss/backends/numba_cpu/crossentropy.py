@@ -94,6 +94,39 @@ def _e_bce(y, p, eps, ome, alpha, gamma, flag):
 
 
 @njit(**INLINE)
+def _e_bce_hard(y, p, eps, ome):
+    """_e_bce for a label that is exactly 0 or 1: the loss is -log of clip(p)
+    or of 1 - clip(p), one log instead of two (the other term is 0 times a
+    finite log), rounded once."""
+    one = lit(p, 1.0)
+    pc = clip(p, eps, ome)
+    l = -flog(pc if y != lit(p, 0.0) else one - pc)
+    g = (pc - y) / (pc * (one - pc))
+    if p < eps:
+        g = lit(p, 0.0)
+    if p > ome:
+        g = lit(p, 0.0)
+    return l, g
+
+
+@njit(**INLINE)
+def hard_labels(yt, a, b):
+    """Every label of the block yt is exactly 0 or 1 and there is no label
+    smoothing (a = 1, b = 0): one vectorized counting pass."""
+    if a != lit(a, 1.0) or b != lit(b, 0.0):
+        return False
+    N = yt.shape[0]
+    for t0 in range(0, N, 256):  # vectorized pieces; soft labels stop at the first
+        y = yt[t0:min(N, t0 + 256)]
+        n = 0
+        for t in range(y.shape[0]):
+            n += np.int64(1) if (y[t] != lit(a, 0.0)) & (y[t] != lit(a, 1.0)) else np.int64(0)
+        if n:
+            return False
+    return True
+
+
+@njit(**INLINE)
 def _e_bce_logits(y, x, eps, ome, alpha, gamma, flag):
     zero = lit(x, 0.0)
     one = lit(x, 1.0)
@@ -261,9 +294,14 @@ def _e_poisson(y, p, eps, ome, alpha, gamma, flag):
 # vectorizer).
 @njit(**INLINE)
 def _flat_bce(yt, yp, gf, lbuf, a, b, eps, ome, alpha, gamma, flag, sc):
-    for t in range(yp.shape[0]):
-        lbuf[t], g = _e_bce(yt[t] * a + b, yp[t], eps, ome, alpha, gamma, flag)
-        gf[t] = g * sc
+    if hard_labels(yt, a, b):  # 0/1 labels: one log per element
+        for t in range(yp.shape[0]):
+            lbuf[t], g = _e_bce_hard(yt[t], yp[t], eps, ome)
+            gf[t] = g * sc
+    else:
+        for t in range(yp.shape[0]):
+            lbuf[t], g = _e_bce(yt[t] * a + b, yp[t], eps, ome, alpha, gamma, flag)
+            gf[t] = g * sc
 
 
 @njit(**INLINE)
