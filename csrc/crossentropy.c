@@ -28,6 +28,51 @@ FL_INLINE void FN(sigmoid_pair)(T x, T *sp, T *sm) {
 
 /* ---- elementwise losses ------------------------------------------------- */
 
+/* Every label of a block is exactly 0 or 1, without label smoothing: checked
+ * in vectorized pieces (soft labels stop at the first piece). */
+FL_INLINE int FN(hard_labels)(const T *restrict y, int64_t n, FN(fl_par) P) {
+    if (P.a != L(1.0) || P.b != L(0.0)) return 0;
+    for (int64_t t0 = 0; t0 < n; t0 += 256) {
+        int64_t e = n < t0 + 256 ? n : t0 + 256, bad = 0;
+        FL_PRAGMA(omp simd reduction(+ : bad))
+        for (int64_t t = t0; t < e; t++) bad += (y[t] != L(0.0)) & (y[t] != L(1.0));
+        if (bad) return 0;
+    }
+    return 1;
+}
+
+/* FL_ELEMENTWISE_FLAT with a third loop for gamma == 2 and 0/1 labels: ELEM
+ * gets sq = 3 (bit 1: hard labels, one log) and the raw labels. */
+#define FL_ELEMENTWISE_FLAT_HARD(NAME, ELEM, LABEL)                                               \
+    FL_INLINE void FN(FL_CAT(flat_, NAME))(const T *restrict y_, const T *restrict p_,            \
+                                           T *restrict gf, T *restrict lb, int64_t n,             \
+                                           FN(fl_par) P, T sc) {                                  \
+        int sq = P.gamma == L(2.0);                                                               \
+        if (sq && FN(hard_labels)(y_, n, P)) {                                                    \
+            for (int64_t t = 0; t < n; t++) {                                                     \
+                T l_, g_;                                                                         \
+                ELEM(y_[t], p_[t], P, 3, &l_, &g_);                                               \
+                lb[t] = l_;                                                                       \
+                gf[t] = g_ * sc;                                                                  \
+            }                                                                                     \
+        } else if (sq) {                                                                          \
+            for (int64_t t = 0; t < n; t++) {                                                     \
+                T l_, g_;                                                                         \
+                ELEM(LABEL(y_[t]), p_[t], P, 1, &l_, &g_);                                        \
+                lb[t] = l_;                                                                       \
+                gf[t] = g_ * sc;                                                                  \
+            }                                                                                     \
+        } else {                                                                                  \
+            for (int64_t t = 0; t < n; t++) {                                                     \
+                T l_, g_;                                                                         \
+                ELEM(LABEL(y_[t]), p_[t], P, 0, &l_, &g_);                                        \
+                lb[t] = l_;                                                                       \
+                gf[t] = g_ * sc;                                                                  \
+            }                                                                                     \
+        }                                                                                         \
+    }
+
+
 FL_INLINE void FN(e_bce)(T y, T p, FN(fl_par) P, int sq, T *l, T *g) {
     (void)sq;
     T one = L(1.0);
@@ -96,9 +141,10 @@ FL_INLINE void FN(focal_pow)(T m, T gamma, int sq, T *f, T *df) {
 }
 
 /* Keras' binary focal loss and d/dp for one element; q = 1 - p computed by
- * the caller without cancellation (sigmoid(-x) for logits). */
-FL_INLINE void FN(binary_focal_core)(T y, T p, T q, FN(fl_par) P, int balance, int sq, T *l,
-                                     T *g) {
+ * the caller without cancellation (sigmoid(-x) for logits). hard: y is exactly
+ * 0 or 1 (hard_labels), the bce is one log. */
+FL_INLINE void FN(binary_focal_core)(T y, T p, T q, FN(fl_par) P, int balance, int sq, int hard,
+                                     T *l, T *g) {
     T zero = L(0.0), one = L(1.0);
     T pc = p, qc = q;
     if (p < P.eps) {
@@ -109,7 +155,7 @@ FL_INLINE void FN(binary_focal_core)(T y, T p, T q, FN(fl_par) P, int balance, i
         pc = P.ome;
         qc = one - P.ome;
     }
-    T bce = -(y * LOG(pc) + (one - y) * LOG(qc));
+    T bce = hard ? -LOG(y != zero ? pc : qc) : -(y * LOG(pc) + (one - y) * LOG(qc));
     T dbce = ((one - y) * pc - y * qc) / (pc * qc);
     if (p < P.eps) dbce = zero;
     if (p > P.ome) dbce = zero;
@@ -123,8 +169,9 @@ FL_INLINE void FN(binary_focal_core)(T y, T p, T q, FN(fl_par) P, int balance, i
     *g = wb * (df * bce + f * dbce);
 }
 
+/* sq: bit 0 gamma == 2, bit 1 hard labels (FL_ELEMENTWISE_FLAT_HARD) */
 FL_INLINE void FN(e_bfocal)(T y, T p, FN(fl_par) P, int sq, T *l, T *g) {
-    FN(binary_focal_core)(y, p, L(1.0) - p, P, P.flag != L(0.0), sq, l, g);
+    FN(binary_focal_core)(y, p, L(1.0) - p, P, P.flag != L(0.0), sq & 1, sq >> 1, l, g);
 }
 
 /* from_logits: Keras 3 on TensorFlow takes the cross-entropy from the logits
@@ -159,12 +206,15 @@ FL_INLINE void FN(tfa_factors)(T y, T prob, T qprob, T alpha, T gamma, int sq, T
     *dmf = d;
 }
 
+/* sq: bit 0 gamma == 2, bit 1 hard labels (one log) */
 FL_INLINE void FN(e_sfocal)(T y, T p, FN(fl_par) P, int sq, T *l, T *g) {
     T zero = L(0.0), one = L(1.0);
+    int hard = sq >> 1;
+    sq &= 1;
     T pc = FN(fl_clip)(p, P.eps, P.ome);
     T u = pc + P.eps; /* Keras 2 backend (what TF Addons calls): eps inside the logs */
     T v = one - pc + P.eps;
-    T ce = -(y * LOG(u) + (one - y) * LOG(v));
+    T ce = hard ? -LOG(y != zero ? u : v) : -(y * LOG(u) + (one - y) * LOG(v));
     T dce = ((one - y) * u - y * v) / (u * v);
     if (p < P.eps) dce = zero;
     if (p > P.ome) dce = zero;
@@ -201,19 +251,6 @@ FL_INLINE void FN(e_poisson)(T y, T p, FN(fl_par) P, int sq, T *l, T *g) {
     *g = L(1.0) - y / (p + P.eps);
 }
 
-/* Every label of a block is exactly 0 or 1, without label smoothing: checked
- * in vectorized pieces (soft labels stop at the first piece). */
-FL_INLINE int FN(hard_labels)(const T *restrict y, int64_t n, FN(fl_par) P) {
-    if (P.a != L(1.0) || P.b != L(0.0)) return 0;
-    for (int64_t t0 = 0; t0 < n; t0 += 256) {
-        int64_t e = n < t0 + 256 ? n : t0 + 256, bad = 0;
-        FL_PRAGMA(omp simd reduction(+ : bad))
-        for (int64_t t = t0; t < e; t++) bad += (y[t] != L(0.0)) & (y[t] != L(1.0));
-        if (bad) return 0;
-    }
-    return 1;
-}
-
 /* e_bce for a label that is exactly 0 or 1: -log of clip(p) or of
  * 1 - clip(p), one log instead of two (the other term is 0 times a finite
  * log), rounded once. */
@@ -247,9 +284,11 @@ FL_INLINE void FN(flat_bce_probs)(const T *restrict y_, const T *restrict p_, T 
 }
 FL_ELEMENTWISE_ROWS(bce_probs, 1)
 FL_ELEMENTWISE(bce_logits, FN(e_bce_logits), 1, FL_Y_MAP)
-FL_ELEMENTWISE(binary_focal, FN(e_bfocal), 1, FL_Y_MAP)
+FL_ELEMENTWISE_FLAT_HARD(binary_focal, FN(e_bfocal), FL_Y_MAP)
+FL_ELEMENTWISE_ROWS(binary_focal, 1)
 FL_ELEMENTWISE(binary_focal_logits, FN(e_bfocal_logits), 1, FL_Y_MAP)
-FL_ELEMENTWISE(sigmoid_focal, FN(e_sfocal), 0, FL_Y_RAW)
+FL_ELEMENTWISE_FLAT_HARD(sigmoid_focal, FN(e_sfocal), FL_Y_RAW)
+FL_ELEMENTWISE_ROWS(sigmoid_focal, 0)
 FL_ELEMENTWISE(sigmoid_focal_logits, FN(e_sfocal_logits), 0, FL_Y_RAW)
 FL_ELEMENTWISE(kl_divergence, FN(e_kld), 0, FL_Y_RAW)
 FL_ELEMENTWISE(poisson, FN(e_poisson), 1, FL_Y_RAW)

@@ -575,55 +575,92 @@ def test_one_hot_rows_parallel_path():
         np.testing.assert_array_equal(loss[:9], small[0])
 
 
-# --------------------------------------------------------------------------- BCE: blocks of 0/1 labels
-# BCE on probabilities takes one log per element (-log clip(p) or -log(1 - clip(p)))
-# in each block of elements whose labels are all exactly 0 or 1 and unsmoothed;
-# other blocks take both logs. Blocks are ~4096 elements, checked in pieces of 256.
+# --------------------------------------------------------------------------- blocks of 0/1 labels
+# BCE on probabilities (and binary / TFA sigmoid focal at the default gamma = 2)
+# take one log per element (-log clip(p) or -log(1 - clip(p))) in each block of
+# elements whose labels are all exactly 0 or 1 and unsmoothed; other blocks take
+# both logs. Blocks are ~4096 elements, checked in pieces of 256.
+
+HARD_KW = {
+    "bce": ("BinaryCrossentropy", R.binary_crossentropy, dict()),
+    "bce_ls": ("BinaryCrossentropy", R.binary_crossentropy, dict(label_smoothing=0.2)),
+    "bfce": ("BinaryFocalCrossentropy", R.binary_focal_crossentropy, dict()),
+    "bfce_bal_ls": ("BinaryFocalCrossentropy", R.binary_focal_crossentropy,
+                    dict(apply_class_balancing=True, alpha=0.3, label_smoothing=0.1)),
+    "bfce_bal": ("BinaryFocalCrossentropy", R.binary_focal_crossentropy, dict(apply_class_balancing=True)),
+    "bfce_g1.5": ("BinaryFocalCrossentropy", R.binary_focal_crossentropy, dict(gamma=1.5)),
+    "sfce": ("SigmoidFocalCrossEntropy", R.sigmoid_focal_crossentropy, dict()),
+    "sfce_a0": ("SigmoidFocalCrossEntropy", R.sigmoid_focal_crossentropy, dict(alpha=0.0)),
+}
 
 
-@pytest.mark.parametrize("ls", [0.0, 0.2])
-def test_bce_hard_and_soft_label_blocks(ls):
+@pytest.mark.parametrize("kw_id", list(HARD_KW))
+def test_hard_and_soft_label_blocks(kw_id):
     """A batch whose blocks mix: all-0/1 blocks, a block with one soft label far
     into it (position 3000), a NaN label, clipped predictions (p = 0, 1, and
     beyond), against the float64 reference; gradient against the reference's
     finite differences on a slice; the same rows alone (another blocking)."""
-    rng = _rng("bce_hard", ls)
+    cls, ref_fn, kw = HARD_KW[kw_id]
+    rng = _rng("hard_labels", kw_id)
     R_, K = 64, 256  # 16 rows per 4096-element block
     yt = (rng.random((R_, K)) < 0.5).astype(np.float64)
     yp = rng.uniform(0.01, 0.99, (R_, K))
     yt[16 + 3000 // K, 3000 % K] = 0.3  # block 1: one soft label
     yt[40, 7] = np.nan  # block 2: a NaN label (its row's loss is NaN)
     yp[50, :4] = [0.0, 1.0, -0.5, 1.5]  # block 3: clipped predictions
-    obj = L.BinaryCrossentropy(label_smoothing=ls, reduction="none")
+    obj = getattr(L, cls)(reduction="none", **kw)
     loss, grad = obj.value_and_grad(yt, yp)
-    want = R.binary_crossentropy(yt, yp, label_smoothing=ls)
+    want = ref_fn(yt, yp, **kw)
     np.testing.assert_array_equal(np.isnan(loss), np.isnan(want))
     fin = ~np.isnan(want)
     np.testing.assert_allclose(loss[fin], want[fin], rtol=1e-12)
-    rows = [0, 17, 27, 50]  # hard, soft-label block, its neighbour, clipped
-    sub = lambda x: R.binary_crossentropy(yt[rows], x, label_smoothing=ls)
-    fd = R.fd_grad(sub, yp[rows])
-    fd[3, :4] = 0.0  # at and beyond the clip Keras' gradient is 0 (the differences straddle it)
-    np.testing.assert_allclose(grad[rows], fd, rtol=1e-6, atol=1e-8)
-    assert np.all(grad[50, :4] == 0)
+    rows = [0, 17, 27]  # hard, the soft label's block, its neighbour
+    sub = lambda x: ref_fn(yt[rows], x, **kw)
+    np.testing.assert_allclose(grad[rows], R.fd_grad(sub, yp[rows]), rtol=1e-6, atol=1e-6 * np.abs(grad[rows]).max())
+    rows = [0, 17, 27, 50]  # and the clipped predictions
     alone = obj.value_and_grad(yt[rows], yp[rows])
     np.testing.assert_allclose(alone[0], loss[rows], rtol=1e-14)
     np.testing.assert_allclose(alone[1], grad[rows], rtol=1e-14)
     l32, g32 = obj.value_and_grad(yt.astype(np.float32), yp.astype(np.float32))
     fin[50] = False  # float32's 1 - eps is another number: the clipped terms differ
     np.testing.assert_allclose(l32[fin], want[fin], rtol=2e-5)
-    np.testing.assert_allclose(g32[fin], grad[fin], rtol=1e-4, atol=2e-8)  # (p - y) cancels near p = y
+    tiny = 2e-6 * np.abs(grad[fin]).max()  # (p - y) cancels near p = y
+    np.testing.assert_allclose(g32[fin], grad[fin], rtol=1e-4, atol=tiny)
 
 
-def test_bce_hard_labels_nonfinite_predictions():
-    """0/1 labels with NaN/inf predictions: the clipped probability carries the
-    NaN into the one log; inf is clipped like any large value (Keras)."""
+@pytest.mark.parametrize("kw_id", ["bce", "bfce", "sfce"])
+def test_hard_labels_clipped_gradient(kw_id):
+    """At and beyond the clip, with 0/1 labels: no gradient from the
+    cross-entropy (Keras: clip_by_value passes none); BCE's is then exactly 0."""
+    cls, ref_fn, kw = HARD_KW[kw_id]
+    yt = np.array([[1.0, 0.0, 1.0, 0.0] * 64])
+    yp = np.tile([0.0, 1.0, -0.5, 1.5], (1, 64))
+    loss, grad = getattr(L, cls)(reduction="none", **kw).value_and_grad(yt, yp)
+    np.testing.assert_allclose(loss, ref_fn(yt, yp, **kw), rtol=1e-12)
+    if kw_id == "bce":
+        assert np.all(grad == 0)
+
+
+@pytest.mark.parametrize("kw_id", ["bce", "bfce", "sfce"])
+def test_hard_labels_nonfinite_predictions(kw_id):
+    """0/1 labels with NaN predictions: the NaN reaches the one log (Keras: NaN);
+    +-inf is clipped like any large value."""
+    cls, ref_fn, kw = HARD_KW[kw_id]
+    obj = getattr(L, cls)(reduction="none", **kw)
     yt = np.array([[1.0, 0.0, 1.0, 0.0, 1.0, 0.0]])
     yp = np.array([[np.nan, np.nan, np.inf, np.inf, -np.inf, 0.5]])
     for dt in (np.float32, np.float64):
-        got = L.BinaryCrossentropy(reduction="none")(yt.astype(dt), yp.astype(dt))
-        want = R.binary_crossentropy(yt, yp)
+        with np.errstate(all="ignore"):
+            got = obj(yt.astype(dt), yp.astype(dt))
+            want = ref_fn(yt, yp, **kw)
         assert np.isnan(got[0]) and np.isnan(want[0])
-    yp2 = np.array([[0.3, 0.4, np.inf, np.inf, -np.inf, 0.5]])
-    got = L.BinaryCrossentropy(reduction="none")(yt, yp2)
-    np.testing.assert_allclose(got, R.binary_crossentropy(yt, yp2), rtol=1e-12)
+    for row in ([np.nan, 0.4, 0.2, 0.6, 0.5, 0.5], [0.3, np.nan, 0.2, 0.6, 0.5, 0.5]):
+        with np.errstate(all="ignore"):
+            assert np.isnan(obj(yt, np.array([row]))[0])  # a positive's / a negative's NaN
+    yp2 = np.array([[0.3, 0.4, 0.2, 0.6, -np.inf, 0.5]])
+    with np.errstate(all="ignore"):
+        got, want = obj(yt, yp2), ref_fn(yt, yp2, **kw)
+    if kw_id == "sfce":  # TFA: (1 - y)(1 - p) = 0 * inf = NaN in p_t; Numba's kernel gives inf
+        assert not np.isfinite(got).any() and np.isnan(want).all()
+    else:
+        np.testing.assert_allclose(got, want, rtol=1e-12)

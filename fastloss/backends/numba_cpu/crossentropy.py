@@ -162,7 +162,7 @@ def _focal_pow(m, gamma, sq):
 
 
 @njit(**INLINE)
-def _binary_focal_core(y, p, q, eps, ome, alpha, gamma, balance, sq):
+def _binary_focal_core(y, p, q, eps, ome, alpha, gamma, balance, sq, hard):
     """Keras' binary focal loss and d/dp for one element; q = 1 - p, computed
     by the caller without cancellation (sigmoid(-x) for logits).
 
@@ -170,7 +170,8 @@ def _binary_focal_core(y, p, q, eps, ome, alpha, gamma, balance, sq):
     ``1 - clip(p)`` is taken from q (clipped to match: eps -> 1 - eps,
     1 - eps -> 1 - (1 - eps) as Keras rounds it), so large logits keep full
     float32 precision. The derivative of (1 - p_t)**gamma is taken as 0 where
-    1 - p_t == 0 and gamma < 1 (TF gives inf/NaN there).
+    1 - p_t == 0 and gamma < 1 (TF gives inf/NaN there). ``hard``: y is
+    exactly 0 or 1 (hard_labels), the bce is one log.
     """
     zero = lit(p, 0.0)
     one = lit(p, 1.0)
@@ -182,7 +183,10 @@ def _binary_focal_core(y, p, q, eps, ome, alpha, gamma, balance, sq):
     if p > ome:
         pc = ome
         qc = one - ome
-    bce = -(y * flog(pc) + (one - y) * flog(qc))
+    if hard:
+        bce = -flog(pc if y != zero else qc)
+    else:
+        bce = -(y * flog(pc) + (one - y) * flog(qc))
     dbce = ((one - y) * pc - y * qc) / (pc * qc)
     if p < eps:
         dbce = zero
@@ -198,8 +202,8 @@ def _binary_focal_core(y, p, q, eps, ome, alpha, gamma, balance, sq):
 
 
 @njit(**INLINE)
-def _e_bfocal(y, p, eps, ome, alpha, gamma, flag, sq):
-    return _binary_focal_core(y, p, lit(p, 1.0) - p, eps, ome, alpha, gamma, flag != lit(p, 0.0), sq)
+def _e_bfocal(y, p, eps, ome, alpha, gamma, flag, sq, hard):
+    return _binary_focal_core(y, p, lit(p, 1.0) - p, eps, ome, alpha, gamma, flag != lit(p, 0.0), sq, hard)
 
 
 @njit(**INLINE)
@@ -244,14 +248,19 @@ def _tfa_factors(y, prob, qprob, alpha, gamma, sq):
 
 
 @njit(**INLINE)
-def _e_sfocal(y, p, eps, ome, alpha, gamma, flag, sq):
+def _e_sfocal(y, p, eps, ome, alpha, gamma, flag, sq, hard):
+    """TF Addons' sigmoid focal loss on probabilities and d/dp; ``hard``: y is
+    exactly 0 or 1 (hard_labels), the cross-entropy is one log."""
     zero = lit(p, 0.0)
     one = lit(p, 1.0)
     pc = clip(p, eps, ome)
     # Keras 2 backend (what TF Addons calls) puts eps inside the logs
     u = pc + eps
     v = one - pc + eps
-    ce = -(y * flog(u) + (one - y) * flog(v))
+    if hard:
+        ce = -flog(u if y != zero else v)
+    else:
+        ce = -(y * flog(u) + (one - y) * flog(v))
     dce = ((one - y) * u - y * v) / (u * v)  # (1-y)/v - y/u, one division
     if p < eps:
         dce = zero
@@ -314,12 +323,17 @@ def _flat_bce_logits(yt, yp, gf, lbuf, a, b, eps, ome, alpha, gamma, flag, sc):
 @njit(**INLINE)
 def _flat_bfocal(yt, yp, gf, lbuf, a, b, eps, ome, alpha, gamma, flag, sc):
     if gamma == lit(gamma, 2.0):
-        for t in range(yp.shape[0]):
-            lbuf[t], g = _e_bfocal(yt[t] * a + b, yp[t], eps, ome, alpha, gamma, flag, True)
-            gf[t] = g * sc
+        if hard_labels(yt, a, b):  # 0/1 labels: one log per element (the default gamma only)
+            for t in range(yp.shape[0]):
+                lbuf[t], g = _e_bfocal(yt[t], yp[t], eps, ome, alpha, gamma, flag, True, True)
+                gf[t] = g * sc
+        else:
+            for t in range(yp.shape[0]):
+                lbuf[t], g = _e_bfocal(yt[t] * a + b, yp[t], eps, ome, alpha, gamma, flag, True, False)
+                gf[t] = g * sc
     else:
         for t in range(yp.shape[0]):
-            lbuf[t], g = _e_bfocal(yt[t] * a + b, yp[t], eps, ome, alpha, gamma, flag, False)
+            lbuf[t], g = _e_bfocal(yt[t] * a + b, yp[t], eps, ome, alpha, gamma, flag, False, False)
             gf[t] = g * sc
 
 
@@ -338,12 +352,17 @@ def _flat_bfocal_logits(yt, yp, gf, lbuf, a, b, eps, ome, alpha, gamma, flag, sc
 @njit(**INLINE)
 def _flat_sfocal(yt, yp, gf, lbuf, a, b, eps, ome, alpha, gamma, flag, sc):
     if gamma == lit(gamma, 2.0):
-        for t in range(yp.shape[0]):
-            lbuf[t], g = _e_sfocal(yt[t], yp[t], eps, ome, alpha, gamma, flag, True)
-            gf[t] = g * sc
+        if hard_labels(yt, a, b):  # 0/1 labels: one log per element (the default gamma only)
+            for t in range(yp.shape[0]):
+                lbuf[t], g = _e_sfocal(yt[t], yp[t], eps, ome, alpha, gamma, flag, True, True)
+                gf[t] = g * sc
+        else:
+            for t in range(yp.shape[0]):
+                lbuf[t], g = _e_sfocal(yt[t], yp[t], eps, ome, alpha, gamma, flag, True, False)
+                gf[t] = g * sc
     else:
         for t in range(yp.shape[0]):
-            lbuf[t], g = _e_sfocal(yt[t], yp[t], eps, ome, alpha, gamma, flag, False)
+            lbuf[t], g = _e_sfocal(yt[t], yp[t], eps, ome, alpha, gamma, flag, False, False)
             gf[t] = g * sc
 
 
