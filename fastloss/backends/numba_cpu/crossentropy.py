@@ -745,25 +745,32 @@ def _cfocal_elem(y, pj, S, eps, ome, al, gamma, sq):
 
 
 @njit(**INLINE)
-def _cfocal_sparse(yt, yp, grad, want_grad, i, pb, S, logits, a, b, eps, ome, alphas, gamma, idx, nz):
-    """_cfocal_terms over the nz classes idx[:nz] with y' != 0 (_sparse_labels);
-    the other classes' terms and d/dq are 0. Scalar code: gamma == 2 is tested here."""
+def _cfocal_sparse(yt, p, grad, want_grad, i, S, a, b, eps, ome, alphas, gamma, idx, nz, sq):
+    """_cfocal_terms over the nz classes idx[:nz] with y' != 0 (_sparse_labels),
+    p: row i's probabilities; the other classes' terms and d/dq are 0."""
     zero = lit(S, 0.0)
-    sq = gamma == lit(gamma, 2.0)
     acc = zero
     dot = zero
     if want_grad:
-        for j in range(yp.shape[1]):
+        for j in range(p.shape[0]):
             grad[i, j] = zero
     for t in range(nz):
         j = idx[t]
-        pj = pb[j] if logits else yp[i, j]
-        term, gq, q = _cfocal_elem(lit(zero, yt[i, j]) * a + b, pj, S, eps, ome, alphas[j], gamma, sq)
+        term, gq, q = _cfocal_elem(lit(zero, yt[i, j]) * a + b, p[j], S, eps, ome, alphas[j], gamma, sq)
         acc += term
         if want_grad:
             grad[i, j] = gq
             dot += gq * q
     return acc, dot
+
+
+@njit(**JIT)
+def _cfocal_sparse_pow(yt, p, grad, want_grad, i, S, a, b, eps, ome, alphas, gamma, idx, nz):
+    """_cfocal_sparse for gamma != 2, not inlined: one compiled copy of the
+    general power per dtype serves the serial and parallel kernels and both
+    inputs (inlined everywhere, it doubled the kernel's cold compile to 34 s);
+    gamma == 2 is inlined (a call per row costs ~10% there)."""
+    return _cfocal_sparse(yt, p, grad, want_grad, i, S, a, b, eps, ome, alphas, gamma, idx, nz, False)
 
 
 @njit(**JIT)
@@ -814,10 +821,11 @@ def categorical_focal_rows(yt, yp, prm, w, ws, loss, grad, want_grad, lo, hi):
         # if-converted branch would run both sides for every element
         nz = _sparse_labels(yt, i, a, b, S, idx, n)
         if nz >= 0:  # few nonzero labels (one-hot): their classes only
-            if logits:
-                acc, dot = _cfocal_sparse(yt, yp, grad, want_grad, i, pb, S, True, a, b, eps, ome, alphas, gamma, idx, nz)
+            p = pb if logits else yp[i]
+            if sq:
+                acc, dot = _cfocal_sparse(yt, p, grad, want_grad, i, S, a, b, eps, ome, alphas, gamma, idx, nz, True)
             else:
-                acc, dot = _cfocal_sparse(yt, yp, grad, want_grad, i, pb, S, False, a, b, eps, ome, alphas, gamma, idx, nz)
+                acc, dot = _cfocal_sparse_pow(yt, p, grad, want_grad, i, S, a, b, eps, ome, alphas, gamma, idx, nz)
         elif sq and logits:
             acc, dot = _cfocal_terms(yt, yp, grad, want_grad, i, pb, S, True, a, b, eps, ome, alphas, gamma, True)
         elif sq:
