@@ -12,6 +12,10 @@ kernel              fastloss call                           peers
                     probabilities, float32 0/1 targets
 ``cce_logits``      ``CategoricalCrossentropy(               Keras 3 class on TF
                     from_logits=True)``, one-hot float32
+``cat_focal``       ``CategoricalFocalCrossentropy()``       Keras 3 class on TF
+                    (Keras defaults: probabilities,
+                    alpha=0.25, gamma=2), one-hot float32
+                    targets, rows of a softmax
 ``sigmoid_focal``   ``SigmoidFocalCrossEntropy()`` (TFA      TFA's function body
                     defaults: probabilities, alpha=0.25,     ported to TF ops
                     gamma=2, reduction "none"), shape        (``tf_*``); real TF
@@ -95,6 +99,7 @@ KERNEL_LABELS = {
     "scce_logits": "SCCE logits",
     "bce_probs": "BCE probs",
     "cce_logits": "CCE logits",
+    "cat_focal": "CategoricalFocal probs",
     "sigmoid_focal": "SigmoidFocal",
     "huber": "Huber",
     "log_cosh": "LogCosh",
@@ -117,6 +122,10 @@ CASES = [
     Case("bce_probs", 65536, 256),
     Case("cce_logits", 4096, 1000),
     Case("cce_logits", 65536, 1000, quick=False, suite=False),
+    # Keras' CategoricalFocalCrossentropy on probabilities: 100 classes (a detection head's
+    # scale) in the quick set, 1000 in the full one
+    Case("cat_focal", 16384, 100),
+    Case("cat_focal", 4096, 1000, quick=False, suite=False),
     Case("sigmoid_focal", 65536, 1, quick=False, suite=False),
     Case("sigmoid_focal", 1048576, 1),
     Case("sigmoid_focal", 4194304, 1, quick=False, suite=False),
@@ -158,7 +167,7 @@ TFA_PROVIDERS = ("tfa_function", "tfa_eager")
 TORCH_PROVIDERS = ("torch_eager",)
 JAX_PROVIDERS = ("jax_jit",)
 # kernels with a PyTorch / JAX peer (the formulas below); others skip those providers
-PEER_KERNELS = ("scce_logits", "cce_logits", "bce_probs", "sigmoid_focal", "giou")
+PEER_KERNELS = ("scce_logits", "cce_logits", "cat_focal", "bce_probs", "sigmoid_focal", "giou")
 
 
 def case_matches(case, f):
@@ -198,11 +207,15 @@ def make_data(case):
     n, c = case.rows, case.cols
     if case.kernel == "scce_logits":
         return rng.integers(0, c, size=n, dtype=np.int64), rng.standard_normal((n, c), dtype=np.float32)
-    if case.kernel == "cce_logits":
+    if case.kernel in ("cce_logits", "cat_focal"):
         lab = rng.integers(0, c, size=n)
         yt = np.zeros((n, c), dtype=np.float32)
         yt[np.arange(n), lab] = 1.0
-        return yt, rng.standard_normal((n, c), dtype=np.float32)
+        z = rng.standard_normal((n, c), dtype=np.float32)
+        if case.kernel == "cat_focal":  # probabilities: each row a softmax (sums to 1 up to rounding)
+            e = np.exp(z.astype(np.float64))
+            z = (e / e.sum(axis=1, keepdims=True)).astype(np.float32)
+        return yt, z
     if case.kernel in ("bce_probs", "sigmoid_focal"):
         yt = (rng.random((n, c), dtype=np.float32) < 0.5).astype(np.float32)
         yp = rng.uniform(1e-3, 1 - 1e-3, size=(n, c)).astype(np.float32)
@@ -262,6 +275,8 @@ def reference(case, y_true, y_pred):
     if case.kernel == "giou":
         return giou_reference(y_true, y_pred)
     y = y_true.astype(np.float64)
+    if case.kernel == "cat_focal":
+        return cat_focal_reference(y, x)
     if case.kernel == "huber":
         e = x - y
         a = np.abs(e)
@@ -290,6 +305,24 @@ def reference(case, y_true, y_pred):
         grad = at * (-gamma * (1 - pt) ** (gamma - 1) * s * ce + mod * dce)
         return loss, grad
     raise KeyError(case.kernel)
+
+
+def cat_focal_reference(y, p, alpha=0.25, gamma=2.0):
+    """Keras 3's ``categorical_focal_crossentropy`` on probabilities (mean over rows) and
+    its gradient, in float64: ``q = clip(p / sum(p), eps, 1 - eps)``,
+    ``loss = sum_j alpha (1 - q_j)^gamma (-y_j log q_j)``; the gradient goes through the
+    clip (zero outside) and the row normalization, ``dq_j/dp_k = (delta_jk - r_j) / s``
+    with ``r = p / s`` unclipped."""
+    n = p.shape[0]
+    s = p.sum(axis=1, keepdims=True)
+    r = p / s
+    q = np.clip(r, EPS, 1 - EPS)
+    inside = (r >= EPS) & (r <= 1 - EPS)
+    m = 1.0 - q
+    loss = (alpha * m**gamma * (-y * np.log(q))).sum(axis=1)
+    g = alpha * y * (gamma * m ** (gamma - 1) * np.log(q) - m**gamma / q) * inside  # dloss/dq
+    grad = (g - (g * r).sum(axis=1, keepdims=True)) / s
+    return float(loss.mean()), grad / n
 
 
 def giou_reference(y_true, y_pred):
@@ -408,6 +441,8 @@ def fastloss_object(case):
         return losses.BinaryCrossentropy()
     if case.kernel == "cce_logits":
         return losses.CategoricalCrossentropy(from_logits=True)
+    if case.kernel == "cat_focal":
+        return losses.CategoricalFocalCrossentropy()
     if case.kernel == "sigmoid_focal":
         return losses.SigmoidFocalCrossEntropy()
     if case.kernel == "huber":
@@ -592,6 +627,8 @@ def make_tf(case, y_true, y_pred, compiled):
         loss_fn = keras.losses.BinaryCrossentropy()
     elif case.kernel == "cce_logits":
         loss_fn = keras.losses.CategoricalCrossentropy(from_logits=True)
+    elif case.kernel == "cat_focal":
+        loss_fn = keras.losses.CategoricalFocalCrossentropy()
     elif case.kernel == "sigmoid_focal":
 
         def loss_fn(yt, yp):
@@ -658,8 +695,8 @@ def make_torch(case, y_true, y_pred):
 
     Keras semantics: mean over rows for SCCE/CCE logits (``F.cross_entropy`` with class indices /
     probabilities as targets), BCE on probabilities clipped to [eps, 1 - eps] (clamp's gradient is 0
-    outside, as Keras'; the clipped log never reaches ``F.binary_cross_entropy``'s -100 floor), and
-    TF Addons' sigmoid focal formula (reduction "none": the gradient is that of the summed loss).
+    outside, as Keras'; the clipped log never reaches ``F.binary_cross_entropy``'s -100 floor), Keras'
+    categorical focal formula (rows normalized, then clipped), and TF Addons' sigmoid focal formula (reduction "none": the gradient is that of the summed loss).
     """
     torch = import_torch()
     if torch is None:
@@ -671,6 +708,12 @@ def make_torch(case, y_true, y_pred):
 
         def loss_fn(yt, yp):
             return F.cross_entropy(yp, yt)
+
+    elif k == "cat_focal":
+
+        def loss_fn(yt, yp, alpha=0.25, gamma=2.0):  # Keras' formula in torch ops
+            q = torch.clamp(yp / yp.sum(dim=-1, keepdim=True), EPS, 1.0 - EPS)
+            return torch.mean((alpha * torch.pow(1.0 - q, gamma) * (-yt * torch.log(q))).sum(dim=-1))
 
     elif k == "bce_probs":
 
@@ -728,6 +771,12 @@ def jax_loss_fn(kernel):
 
         def f(yp, yt):
             return jnp.mean(-jnp.sum(yt * jax.nn.log_softmax(yp, axis=-1), axis=-1))
+
+    elif kernel == "cat_focal":
+
+        def f(yp, yt, alpha=0.25, gamma=2.0):
+            q = jnp.clip(yp / jnp.sum(yp, axis=-1, keepdims=True), EPS, 1.0 - EPS)
+            return jnp.mean(jnp.sum(alpha * jnp.power(1.0 - q, gamma) * (-yt * jnp.log(q)), axis=-1))
 
     elif kernel == "bce_probs":
 
