@@ -112,7 +112,8 @@ def _e_bce_hard(y, p, eps, ome):
 @njit(**INLINE)
 def hard_labels(yt, a, b):
     """Every label of the block yt is exactly 0 or 1 and there is no label
-    smoothing (a = 1, b = 0): one vectorized counting pass."""
+    smoothing (a = 1, b = 0): counted in vectorized pieces of 256, so soft
+    labels cost one piece. NaN labels are neither 0 nor 1."""
     if a != lit(a, 1.0) or b != lit(b, 0.0):
         return False
     N = yt.shape[0]
