@@ -41,43 +41,35 @@ FL_INLINE int FN(hard_labels)(const T *restrict y, int64_t n, FN(fl_par) P) {
     return 1;
 }
 
-/* FL_ELEMENTWISE_FLAT with a third loop for gamma == 2 and 0/1 labels: ELEM
- * gets sq = 3 (bit 1: hard labels, one log) and the raw labels. */
-#define FL_ELEMENTWISE_FLAT_HARD(NAME, ELEM, LABEL)                                               \
-    FL_INLINE void FN(FL_CAT(flat_, NAME))(const T *restrict y_, const T *restrict p_,            \
-                                           T *restrict gf, T *restrict lb, int64_t n,             \
-                                           FN(fl_par) P, T sc) {                                  \
-        int sq = P.gamma == L(2.0);                                                               \
-        if (sq && FN(hard_labels)(y_, n, P)) {                                                    \
-            for (int64_t t = 0; t < n; t++) {                                                     \
-                T l_, g_;                                                                         \
-                ELEM(y_[t], p_[t], P, 3, &l_, &g_);                                               \
-                lb[t] = l_;                                                                       \
-                gf[t] = g_ * sc;                                                                  \
-            }                                                                                     \
-        } else if (sq) {                                                                          \
-            for (int64_t t = 0; t < n; t++) {                                                     \
-                T l_, g_;                                                                         \
-                ELEM(LABEL(y_[t]), p_[t], P, 1, &l_, &g_);                                        \
-                lb[t] = l_;                                                                       \
-                gf[t] = g_ * sc;                                                                  \
-            }                                                                                     \
-        } else {                                                                                  \
-            for (int64_t t = 0; t < n; t++) {                                                     \
-                T l_, g_;                                                                         \
-                ELEM(LABEL(y_[t]), p_[t], P, 0, &l_, &g_);                                        \
-                lb[t] = l_;                                                                       \
-                gf[t] = g_ * sc;                                                                  \
-            }                                                                                     \
-        }                                                                                         \
+/* FL_ELEMENTWISE_FLAT with a loop of its own for blocks of 0/1 labels
+ * (hard_labels) where HARD_OK (an expression in P) allows: ELEM gets the raw
+ * labels and bit 1 of sq set (one log). */
+#define FL_ELEMENTWISE_FLAT_HARD(NAME, ELEM, LABEL, HARD_OK)                                        \
+    FL_INLINE void FN(FL_CAT(flat_, NAME))(const T *restrict y_, const T *restrict p_,              \
+                                           T *restrict gf, T *restrict lb, int64_t n,               \
+                                           FN(fl_par) P, T sc) {                                    \
+        int sq = P.gamma == L(2.0);                                                                 \
+        if ((HARD_OK) && FN(hard_labels)(y_, n, P)) {                                               \
+            if (sq) {                                                                               \
+                FL_FLAT_LOOP(ELEM, FL_Y_RAW, 3)                                                     \
+            } else {                                                                                \
+                FL_FLAT_LOOP(ELEM, FL_Y_RAW, 2)                                                     \
+            }                                                                                       \
+        } else if (sq) {                                                                            \
+            FL_FLAT_LOOP(ELEM, LABEL, 1)                                                            \
+        } else {                                                                                    \
+            FL_FLAT_LOOP(ELEM, LABEL, 0)                                                            \
+        }                                                                                           \
     }
 
 
+/* sq: bit 1 hard labels: y is exactly 0 or 1 (hard_labels), the loss is -log
+ * of clip(p) or of 1 - clip(p), one log instead of two (the other term is 0
+ * times a finite log), rounded once. */
 FL_INLINE void FN(e_bce)(T y, T p, FN(fl_par) P, int sq, T *l, T *g) {
-    (void)sq;
     T one = L(1.0);
     T pc = FN(fl_clip)(p, P.eps, P.ome);
-    *l = -(y * LOG(pc) + (one - y) * LOG(one - pc));
+    *l = (sq >> 1) ? -LOG(y != L(0.0) ? pc : one - pc) : -(y * LOG(pc) + (one - y) * LOG(one - pc));
     T gg = (pc - y) / (pc * (one - pc));
     if (p < P.eps) gg = L(0.0);
     if (p > P.ome) gg = L(0.0);
@@ -251,43 +243,13 @@ FL_INLINE void FN(e_poisson)(T y, T p, FN(fl_par) P, int sq, T *l, T *g) {
     *g = L(1.0) - y / (p + P.eps);
 }
 
-/* e_bce for a label that is exactly 0 or 1: -log of clip(p) or of
- * 1 - clip(p), one log instead of two (the other term is 0 times a finite
- * log), rounded once. */
-FL_INLINE void FN(e_bce_hard)(T y, T p, FN(fl_par) P, T *l, T *g) {
-    T one = L(1.0);
-    T pc = FN(fl_clip)(p, P.eps, P.ome);
-    *l = -LOG(y != L(0.0) ? pc : one - pc);
-    T gg = (pc - y) / (pc * (one - pc));
-    if (p < P.eps) gg = L(0.0);
-    if (p > P.ome) gg = L(0.0);
-    *g = gg;
-}
-
-FL_INLINE void FN(flat_bce_probs)(const T *restrict y_, const T *restrict p_, T *restrict gf, T *restrict lb,
-                                  int64_t n, FN(fl_par) P, T sc) {
-    if (FN(hard_labels)(y_, n, P)) { /* 0/1 labels: one log per element */
-        for (int64_t t = 0; t < n; t++) {
-            T l_, g_;
-            FN(e_bce_hard)(y_[t], p_[t], P, &l_, &g_);
-            lb[t] = l_;
-            gf[t] = g_ * sc;
-        }
-    } else {
-        for (int64_t t = 0; t < n; t++) {
-            T l_, g_;
-            FN(e_bce)(FL_Y_MAP(y_[t]), p_[t], P, 0, &l_, &g_);
-            lb[t] = l_;
-            gf[t] = g_ * sc;
-        }
-    }
-}
+FL_ELEMENTWISE_FLAT_HARD(bce_probs, FN(e_bce), FL_Y_MAP, 1)
 FL_ELEMENTWISE_ROWS(bce_probs, 1)
 FL_ELEMENTWISE(bce_logits, FN(e_bce_logits), 1, FL_Y_MAP)
-FL_ELEMENTWISE_FLAT_HARD(binary_focal, FN(e_bfocal), FL_Y_MAP)
+FL_ELEMENTWISE_FLAT_HARD(binary_focal, FN(e_bfocal), FL_Y_MAP, sq) /* gamma == 2 only */
 FL_ELEMENTWISE_ROWS(binary_focal, 1)
 FL_ELEMENTWISE(binary_focal_logits, FN(e_bfocal_logits), 1, FL_Y_MAP)
-FL_ELEMENTWISE_FLAT_HARD(sigmoid_focal, FN(e_sfocal), FL_Y_RAW)
+FL_ELEMENTWISE_FLAT_HARD(sigmoid_focal, FN(e_sfocal), FL_Y_RAW, sq) /* gamma == 2 only */
 FL_ELEMENTWISE_ROWS(sigmoid_focal, 0)
 FL_ELEMENTWISE(sigmoid_focal_logits, FN(e_sfocal_logits), 0, FL_Y_RAW)
 FL_ELEMENTWISE(kl_divergence, FN(e_kld), 0, FL_Y_RAW)

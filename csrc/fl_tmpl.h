@@ -186,25 +186,25 @@ FL_INLINE int64_t FN(fl_label)(int64_t v, int64_t C, T ignore, int has_ignore) {
  * is in cache (the Numba driver's structure, _common.elementwise_rows). The
  * flat loop is instantiated twice, with sq = 1 (gamma == 2, a branch-free
  * square for the focal losses) and sq = 0. */
-#define FL_ELEMENTWISE_FLAT(NAME, ELEM, LABEL)                                               \
-    FL_INLINE void FN(FL_CAT(flat_, NAME))(const T *restrict y_, const T *restrict p_,            \
-                                           T *restrict gf, T *restrict lb, int64_t n,             \
-                                           FN(fl_par) P, T sc) {                                  \
-        if (P.gamma == L(2.0)) {                                                                  \
-            for (int64_t t = 0; t < n; t++) {                                                     \
-                T l_, g_;                                                                         \
-                ELEM(LABEL(y_[t]), p_[t], P, 1, &l_, &g_);                                        \
-                lb[t] = l_;                                                                       \
-                gf[t] = g_ * sc;                                                                  \
-            }                                                                                     \
-        } else {                                                                                  \
-            for (int64_t t = 0; t < n; t++) {                                                     \
-                T l_, g_;                                                                         \
-                ELEM(LABEL(y_[t]), p_[t], P, 0, &l_, &g_);                                        \
-                lb[t] = l_;                                                                       \
-                gf[t] = g_ * sc;                                                                  \
-            }                                                                                     \
-        }                                                                                         \
+/* One flat loop over a block of n elements (y_, p_ -> lb, gf; the names of
+ * the flat functions' arguments): ELEM(LABEL(y), p, P, SQ, &l, &g). */
+#define FL_FLAT_LOOP(ELEM, LABEL, SQ)                                                               \
+    for (int64_t t = 0; t < n; t++) {                                                               \
+        T l_, g_;                                                                                   \
+        ELEM(LABEL(y_[t]), p_[t], P, SQ, &l_, &g_);                                                 \
+        lb[t] = l_;                                                                                 \
+        gf[t] = g_ * sc;                                                                            \
+    }
+
+#define FL_ELEMENTWISE_FLAT(NAME, ELEM, LABEL)                                                      \
+    FL_INLINE void FN(FL_CAT(flat_, NAME))(const T *restrict y_, const T *restrict p_,              \
+                                           T *restrict gf, T *restrict lb, int64_t n,               \
+                                           FN(fl_par) P, T sc) {                                    \
+        if (P.gamma == L(2.0)) {                                                                    \
+            FL_FLAT_LOOP(ELEM, LABEL, 1)                                                            \
+        } else {                                                                                    \
+            FL_FLAT_LOOP(ELEM, LABEL, 0)                                                            \
+        }                                                                                           \
     }
 
 /* The rows driver of FL_ELEMENTWISE, over a flat loop FN(flat_##NAME) (a loss

@@ -81,26 +81,17 @@ def _sigmoid_pair(x):
 # ----------------------------------------------------------------------------
 
 @njit(**INLINE)
-def _e_bce(y, p, eps, ome, alpha, gamma, flag):
+def _e_bce(y, p, eps, ome, hard):
+    """BCE on probabilities and d/dp; ``hard`` (a constant of the loop): y is
+    exactly 0 or 1 (hard_labels), and the loss is -log of clip(p) or of
+    1 - clip(p), one log instead of two (the other term is 0 times a finite
+    log), rounded once."""
     one = lit(p, 1.0)
     pc = clip(p, eps, ome)
-    l = -(y * flog(pc) + (one - y) * flog(one - pc))
-    g = (pc - y) / (pc * (one - pc))
-    if p < eps:
-        g = lit(p, 0.0)
-    if p > ome:
-        g = lit(p, 0.0)
-    return l, g
-
-
-@njit(**INLINE)
-def _e_bce_hard(y, p, eps, ome):
-    """_e_bce for a label that is exactly 0 or 1: the loss is -log of clip(p)
-    or of 1 - clip(p), one log instead of two (the other term is 0 times a
-    finite log), rounded once."""
-    one = lit(p, 1.0)
-    pc = clip(p, eps, ome)
-    l = -flog(pc if y != lit(p, 0.0) else one - pc)
+    if hard:
+        l = -flog(pc if y != lit(p, 0.0) else one - pc)
+    else:
+        l = -(y * flog(pc) + (one - y) * flog(one - pc))
     g = (pc - y) / (pc * (one - pc))
     if p < eps:
         g = lit(p, 0.0)
@@ -306,11 +297,11 @@ def _e_poisson(y, p, eps, ome, alpha, gamma, flag):
 def _flat_bce(yt, yp, gf, lbuf, a, b, eps, ome, alpha, gamma, flag, sc):
     if hard_labels(yt, a, b):  # 0/1 labels: one log per element
         for t in range(yp.shape[0]):
-            lbuf[t], g = _e_bce_hard(yt[t], yp[t], eps, ome)
+            lbuf[t], g = _e_bce(yt[t], yp[t], eps, ome, True)
             gf[t] = g * sc
     else:
         for t in range(yp.shape[0]):
-            lbuf[t], g = _e_bce(yt[t] * a + b, yp[t], eps, ome, alpha, gamma, flag)
+            lbuf[t], g = _e_bce(yt[t] * a + b, yp[t], eps, ome, False)
             gf[t] = g * sc
 
 
