@@ -74,12 +74,14 @@ def _labels_for_class_weight(layout, yt2):
     return lab.astype(np.int64)
 
 
-def reduction_factor(reduction, scalar_loss, w_rows, ws, w_kept, valid, R):
+def reduction_factor(reduction, scalar_loss, w_rows, ws, w_kept, valid, R, n_out=None):
     """The factor that turns ``sum(loss * w)`` into the reduced loss (Keras'
     ``reduce_values`` with ``divide_no_nan``); also the gradient's row scale.
 
     ``w_kept``: the weights as Keras sums them for ``mean_with_sample_weight``
-    (None when there are no weights); ``valid``: the ignore_class mask or None.
+    (None when there are no weights); ``valid``: the ignore_class mask or None;
+    ``n_out``: the number of weighted losses Keras averages over, ``R`` unless
+    the weights spread each loss over several (``_validate.sample_weights``).
     """
     if scalar_loss or reduction in ("none", "sum"):
         return 1.0
@@ -89,24 +91,29 @@ def reduction_factor(reduction, scalar_loss, w_rows, ws, w_kept, valid, R):
         else:
             denom = float(np.sum(w_kept, dtype=np.float64))
         return 0.0 if denom == 0.0 else 1.0 / denom
-    # sum_over_batch_size / mean (/ mean_with_sample_weight without weights)
+    # sum_over_batch_size / mean (/ mean_with_sample_weight without weights).
+    # Keras scales the ignore_class mask by (mask size) / (valid count), then
+    # divides by the number of weighted losses.
+    n_out = R if n_out is None else n_out
     n = int(np.count_nonzero(valid)) if valid is not None else R
-    return 0.0 if n == 0 else 1.0 / n
+    if n == 0 or n_out == 0:
+        return 0.0
+    return 1.0 / n if n_out == R else R / (float(n) * n_out)
 
 
 _MAX_FACTOR = 2.0**64
 
 
-def weights_and_factor(reduction, scalar_loss, w_rows, ws, w_kept, valid, R):
+def weights_and_factor(reduction, scalar_loss, w_rows, ws, w_kept, valid, R, n_out=None):
     """``(factor, w_rows, w_kept)``: ``reduction_factor``, with the weights
     rescaled where their sum is so small (subnormal) that ``1 / sum`` would
     overflow in the kernels' ``loss * w * factor``: the one reduction with such
     a factor, mean_with_sample_weight, is the same for weights all scaled by
     one power of two (hypothesis found w = 2.2e-313 giving NaN / inf)."""
-    factor = reduction_factor(reduction, scalar_loss, w_rows, ws, w_kept, valid, R)
+    factor = reduction_factor(reduction, scalar_loss, w_rows, ws, w_kept, valid, R, n_out)
     if factor > _MAX_FACTOR:
         w_rows, w_kept = _rescaled_weights(w_rows, w_kept)
-        factor = reduction_factor(reduction, scalar_loss, w_rows, ws, w_kept, valid, R)
+        factor = reduction_factor(reduction, scalar_loss, w_rows, ws, w_kept, valid, R, n_out)
     return factor, w_rows, w_kept
 
 
@@ -127,7 +134,7 @@ def _prepare(spec, y_true, y_pred, sample_weight, class_weight, axis, dtype, ign
     """Validation and coercion shared by ``compute`` and ``grad_hess``.
 
     Returns ``(dt, yp, yp2, yt2, ax, moved, grad_shape, bcast, S, R, K, sparse,
-    masked, valid, w_rows, ws, out_shape, w_kept)``: the compute dtype; y_pred
+    masked, valid, w_rows, ws, out_shape, w_kept, spread)``: the compute dtype; y_pred
     with the class axis moved last; the C-contiguous kernel inputs ``(R, K)``
     (y_true as ``(R,)`` int64 labels for sparse losses); the class axis and
     whether it was moved; y_pred's shape; None, or the shape the gradient is
@@ -136,7 +143,8 @@ def _prepare(spec, y_true, y_pred, sample_weight, class_weight, axis, dtype, ign
     shape ``S`` (``R`` = its size); the
     ignore_class mask; the per-row weights ``w_rows`` with stride ``ws`` (0: one
     weight for every row); the weighted loss' shape and the weights as Keras
-    sums them for ``"mean_with_sample_weight"``.
+    sums them for ``"mean_with_sample_weight"``; None, or ``(idx, wb)`` where the
+    weights spread each loss over several weighted ones (``_validate.sample_weights``).
     """
     dt = V.compute_dtype(y_pred, dtype)
     if spec.layout == "boxes":
@@ -194,8 +202,9 @@ def _prepare(spec, y_true, y_pred, sample_weight, class_weight, axis, dtype, ign
     out_shape = S
     w_rows = None
     w_kept = None
+    spread = None
     if sample_weight is not None:
-        w_rows, ws, out_shape, w_kept = V.sample_weights(sample_weight, S, dt)
+        w_rows, ws, out_shape, w_kept, spread = V.sample_weights(sample_weight, S, dt, spec.weights == "keras2")
     if class_weight is not None:
         lab = _labels_for_class_weight(spec.layout, yt2)
         if masked:
@@ -210,10 +219,12 @@ def _prepare(spec, y_true, y_pred, sample_weight, class_weight, axis, dtype, ign
             w_rows = w_rows * cw if ws else w_rows[0] * cw
             ws = 1
             w_kept = w_rows
+            if spread is not None:  # each weighted loss takes its loss element's class weight
+                spread = (spread[0], spread[1] * cw[spread[0]])
     if w_rows is None:
         w_rows, ws = _ONE[dt.char], 0
     return (dt, yp, yp2, yt2, ax, moved, grad_shape, bcast, S, R, K, sparse, masked, valid,
-            w_rows, ws, out_shape, w_kept)
+            w_rows, ws, out_shape, w_kept, spread)
 
 
 def _prepare_boxes(y_true, y_pred, sample_weight, class_weight, dt):
@@ -233,14 +244,15 @@ def _prepare_boxes(y_true, y_pred, sample_weight, class_weight, dt):
     R = int(np.prod(bshape))
     out_shape = S
     w_kept = None
+    spread = None
     if sample_weight is not None:
-        w_rows, ws, out_shape, w_kept = V.sample_weights(V.box_sample_weight(sample_weight, S), S, dt)
+        w_rows, ws, out_shape, w_kept, spread = V.sample_weights(sample_weight, S, dt, keras2=True)
     else:
         w_rows, ws = _ONE[dt.char], 0
     ax = yp.ndim - 1
     bcast = grad_shape if yp.shape != grad_shape else None  # broadcast to a copy: its gradient is summed back
     return (dt, yp, yp2, yt2, ax, False, grad_shape, bcast, S, R, 4, False, False, None,
-            w_rows, ws, out_shape, w_kept)
+            w_rows, ws, out_shape, w_kept, spread)
 
 
 def compute(
@@ -271,13 +283,16 @@ def compute(
             axis=axis, dtype=dtype, ignore_class=ignore_class, factor_fn=weights_and_factor,
         )
     (dt, yp, yp2, yt2, ax, moved, grad_shape, bcast, S, R, K, sparse, masked, valid,
-     w_rows, ws, out_shape, w_kept) = _prepare(
+     w_rows, ws, out_shape, w_kept, spread) = _prepare(
         spec, y_true, y_pred, sample_weight, class_weight, axis, dtype, ignore_class
     )
 
     # ---- reduction factor ----------------------------------------------------
-    factor, w_rows, w_kept = weights_and_factor(reduction, len(S) == 0, w_rows, ws, w_kept, valid, R)
-    scalar_loss = len(S) == 0
+    # Keras reduces the weighted losses (out_shape: the weights may broadcast
+    # the per-sample losses to more elements); a 0-d one is returned as it is
+    scalar_loss = len(out_shape) == 0
+    n_out = R if spread is None else spread[0].size
+    factor, w_rows, w_kept = weights_and_factor(reduction, scalar_loss, w_rows, ws, w_kept, valid, R, n_out)
 
     # ---- kernel --------------------------------------------------------------
     wanted = _chunks(R, K)
@@ -318,7 +333,9 @@ def compute(
 
     # ---- reduce ----------------------------------------------------------------
     if reduction == "none" or scalar_loss:
-        if ws:
+        if spread is not None:
+            out = (loss[spread[0]] * spread[1]).reshape(out_shape)
+        elif ws:
             out = (loss * w_rows).reshape(out_shape)
         elif sample_weight is not None:
             out = (loss * w_rows[0]).reshape(out_shape)
@@ -463,7 +480,7 @@ def grad_hess(
             class_weight=class_weight, axis=axis, dtype=dtype, ignore_class=ignore_class,
         )
     (dt, yp, yp2, yt2, ax, moved, grad_shape, bcast, S, R, K, sparse, masked, valid,
-     w_rows, ws, out_shape, w_kept) = _prepare(
+     w_rows, ws, out_shape, w_kept, spread) = _prepare(
         spec, y_true, y_pred, sample_weight, class_weight, axis, dtype, ignore_class
     )
     if bcast is not None:

@@ -33,6 +33,10 @@ class LossSpec:
     # Keras 3 on TensorFlow; see _validate.broadcast_shape): "all", "none",
     # "class" (leading axes only: both inputs keep their class axis)
     broadcast: str = "all"
+    # how sample weights meet the per-sample losses: "keras3" (Keras 3's rank
+    # fix), or "keras2" for the TF Addons losses, which run on Keras 2's
+    # (_validate.sample_weights)
+    weights: str = "keras3"
 
 
 _CUDA_XE = "fastloss.backends.numba_cuda.crossentropy"
@@ -45,7 +49,7 @@ _C_RG = "fastloss.backends.cffi_c.regression"
 _C_BX = "fastloss.backends.cffi_c.boxes"
 
 
-def _xe(name, layout, variants, reference, cuda=None, cuda_ew=None, cuda_rw=None, broadcast="none"):
+def _xe(name, layout, variants, reference, cuda=None, cuda_ew=None, cuda_rw=None, broadcast="none", weights="keras3"):
     kernels = {
         "numba": {v: f"{_NUMBA_XE}:{k}" for v, k in variants.items()},
         "c": {v: f"{_C_XE}:{k}" for v, k in variants.items()},
@@ -57,7 +61,7 @@ def _xe(name, layout, variants, reference, cuda=None, cuda_ew=None, cuda_rw=None
     if cuda_rw:  # row kernels (block per row); merged with the logits kernels above
         kernels.setdefault("cuda", {}).update({v: f"{_CUDA_RW}:{variants[v]}_host" for v in cuda_rw})
     return LossSpec(name=name, family="crossentropy", layout=layout, kernels=kernels, reference=reference,
-                    broadcast=broadcast)
+                    broadcast=broadcast, weights=weights)
 
 
 REGISTRY = {
@@ -101,6 +105,7 @@ REGISTRY = {
             {"probs": "sigmoid_focal", "logits": "sigmoid_focal_logits"},
             "sigmoid_focal_crossentropy",
             cuda_ew=("probs", "logits"),
+            weights="keras2",  # TF Addons
         ),
         _xe("kl_divergence", "dense", {"probs": "kl_divergence"}, "kl_divergence", cuda_ew=("probs",), broadcast="all"),
         _xe("poisson", "dense", {"probs": "poisson", "gh": "poisson_gh"}, "poisson", cuda_ew=("probs",),
@@ -169,7 +174,7 @@ def _bx(name, kernel):
         "c": {"probs": f"{_C_BX}:{kernel}"},
         "cuda": {"probs": f"{_CUDA_BX}:{kernel}_host"},
     }
-    return LossSpec(name=name, family="boxes", layout="boxes", kernels=kernels, reference=name)
+    return LossSpec(name=name, family="boxes", layout="boxes", kernels=kernels, reference=name, weights="keras2")
 
 
 REGISTRY.update(

@@ -226,37 +226,54 @@ def check_grad_out(grad_out, shape, dt, inputs):
             raise ValueError("`grad_out` must not share memory with y_true, y_pred or sample_weight")
 
 
-def sample_weights(sample_weight, value_shape, dt):
-    """Keras' weighting of per-sample losses.
+def sample_weights(sample_weight, value_shape, dt, keras2=False):
+    """Keras' weighting of per-sample losses (``keras2``: Keras 2's rank fix,
+    which the TF Addons losses run on, instead of Keras 3's).
 
-    Returns ``(w_rows, ws, out_shape, w_kept)``: ``w_rows`` a 1-D array of
-    dtype ``dt`` with one weight per loss element (``ws = 1``) or a single
+    Returns ``(w_rows, ws, out_shape, w_kept, spread)``: ``w_rows`` a 1-D array
+    of dtype ``dt`` with one weight per loss element (``ws = 1``) or a single
     weight (``ws = 0``); ``out_shape`` the shape of the weighted losses (Keras
     may expand a rank); ``w_kept`` the weight array as Keras sums it for
     ``"mean_with_sample_weight"`` (after the rank fix, before broadcasting).
+
+    Keras multiplies the losses by the weights with broadcasting, so weights of
+    a larger shape spread each loss element over several weighted ones (a 1-D
+    MSE's scalar loss times weights of shape ``(n,)`` gives ``n`` weighted
+    losses; "sum_over_batch_size" divides by ``n``). ``spread`` is then
+    ``(idx, wb)``: weighted loss ``j`` (flat, of ``out_shape``) is
+    ``loss[idx[j]] * wb[j]``; ``w_rows`` holds each loss element's summed
+    weights (the kernels' total and gradient are linear in them). Else None.
     """
-    w = _as_numeric(sample_weight, "sample_weight")
+    w = keras2_rank_fix(sample_weight, value_shape) if keras2 else _as_numeric(sample_weight, "sample_weight")
     if w.dtype != dt:
         w = w.astype(dt)
     n = int(np.prod(value_shape))
     if w.ndim == 0:
-        return w.reshape(1), 0, value_shape, w
+        # Keras 3's rank fix squeezes a loss of shape (1,) against a 0-d weight:
+        # a 0-d weighted loss, which every reduction returns as it is (so
+        # "mean_with_sample_weight" gives loss * w there, not loss)
+        if not keras2 and len(value_shape) == 1 and value_shape[0] == 1:
+            return w.reshape(1), 0, (), w, None
+        return w.reshape(1), 0, value_shape, w, None
     vals = np.empty(value_shape, dtype=np.bool_) if n else np.zeros(value_shape, np.bool_)
-    v2, w2 = squeeze_or_expand(vals, w)
+    v2, w2 = (vals, w) if keras2 else squeeze_or_expand(vals, w)
     try:
-        out_shape = np.broadcast_shapes(v2.shape, w2.shape)
+        out_shape = tuple(np.broadcast_shapes(v2.shape, w2.shape))
     except ValueError:
-        out_shape = None
-    if out_shape is None or int(np.prod(out_shape)) != n:
         raise ValueError(
-            f"`sample_weight` of shape {w.shape} does not fit the per-sample loss of shape "
+            f"`sample_weight` of shape {np.shape(sample_weight)} does not fit the per-sample loss of shape "
             f"{tuple(value_shape)}; expected a scalar, shape {tuple(value_shape)}, or a shape "
-            f"that broadcasts to it"
-        )
+            f"that broadcasts with it (Keras multiplies the two)"
+        ) from None
+    if int(np.prod(out_shape)) != n:
+        idx = np.ascontiguousarray(np.broadcast_to(np.arange(n, dtype=np.int64).reshape(v2.shape), out_shape)).reshape(-1)
+        wb = np.ascontiguousarray(np.broadcast_to(w2, out_shape)).reshape(-1)
+        rows = np.bincount(idx, weights=wb.astype(np.float64), minlength=n).astype(dt)
+        return rows, 1, out_shape, w2, (idx, wb)
     rows = np.ascontiguousarray(np.broadcast_to(w2, out_shape)).reshape(n)
     if not rows.flags.writeable:  # broadcast_to's read-only view of w2 (only size-1 axes added): w2 itself,
         rows = np.ascontiguousarray(w2).reshape(n)  # so that the kernels see the same array type as with a copy
-    return rows, 1, tuple(out_shape), w2
+    return rows, 1, out_shape, w2, None
 
 
 def class_weight_rows(class_weight, labels, dt):
@@ -349,12 +366,18 @@ def boxes(y_true, y_pred, dt):
     return yt2, yp2, yp_full, bshape
 
 
-def box_sample_weight(sample_weight, value_shape):
+def keras2_rank_fix(sample_weight, value_shape):
     """Keras 2's rank fix (TF Addons' losses run on it): a weight one rank below
     the loss gets a trailing axis, one a rank above with a trailing 1 loses it."""
     w = _as_numeric(sample_weight, "sample_weight")
     r = len(value_shape)
-    if w.ndim == r + 1 and w.shape[-1] == 1:
+    if w.ndim == r + 1:
+        if w.shape[-1] != 1:  # Keras 2 squeezes that axis (TF Addons fails on it)
+            raise ValueError(
+                f"`sample_weight` of shape {w.shape} has one axis more than the per-sample loss of shape "
+                f"{tuple(value_shape)}, so (as in Keras 2, which TF Addons' losses run on) its last axis "
+                f"must have size 1"
+            )
         w = w[..., 0]
     elif w.ndim >= 1 and w.ndim == r - 1:
         w = w[..., None]

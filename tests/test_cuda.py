@@ -720,6 +720,38 @@ def test_device_inputs_with_sample_weights_match_cpu(make, kind, C):
     np.testing.assert_allclose(g.copy_to_host(), ref_g, rtol=2e-5, atol=1e-7)
 
 
+@needs_cuda
+@pytest.mark.parametrize("reduction", ["none", "sum_over_batch_size", "mean_with_sample_weight"])
+def test_device_inputs_with_spreading_weights_match_cpu(reduction):
+    """Weights that Keras' multiplication broadcasts the per-sample losses to
+    (more weighted losses than losses): the kernels get each loss' summed
+    weights, the "none" result is gathered on the device."""
+    from numba import cuda
+
+    rng = np.random.default_rng(4)
+    a = rng.uniform(0.0, 1.0, (3, 2))
+    boxes_t = np.concatenate([a, a + rng.uniform(0.1, 1.0, (3, 2))], -1).astype(np.float32)
+    boxes_p = (boxes_t + rng.uniform(-0.05, 0.05, (3, 4))).astype(np.float32)
+    cases = [
+        (L.SparseCategoricalCrossentropy(from_logits=True, ignore_class=1, reduction=reduction),
+         np.array([0, 1, 2, 1, 4, 3]), rng.normal(size=(6, 5)), (3, 6)),
+        (L.MeanSquaredError(reduction=reduction), rng.normal(size=7), rng.normal(size=7), (7,)),
+        (L.CategoricalFocalCrossentropy(reduction=reduction), np.eye(5)[[0, 3, 1, 4]], rng.uniform(0.05, 1.0, (4, 5)),
+         (2, 4)),
+        (L.GIoULoss(reduction=reduction), boxes_t, boxes_p, (2, 1, 3)),  # Keras 2's rank fix: spread
+    ]
+    for obj, y, x, wshape in cases:
+        y = y.astype(np.float32) if y.dtype.kind == "f" else y
+        x = x.astype(np.float32)
+        w = rng.uniform(0.2, 2.0, wshape).astype(np.float32)
+        ref_l, ref_g = obj.value_and_grad(y, x, sample_weight=w)
+        l, g = obj.value_and_grad(cuda.to_device(y), cuda.to_device(x), sample_weight=w)
+        l = l.copy_to_host() if hasattr(l, "copy_to_host") else l
+        assert np.shape(l) == np.shape(ref_l), type(obj).__name__
+        np.testing.assert_allclose(l, ref_l, rtol=2e-5, err_msg=type(obj).__name__)
+        np.testing.assert_allclose(g.copy_to_host(), ref_g, rtol=2e-5, atol=1e-7, err_msg=type(obj).__name__)
+
+
 # ---------------------------------------------------------------------------
 # grad_hess (gradient boosting) on CUDA
 # ---------------------------------------------------------------------------

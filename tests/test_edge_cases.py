@@ -419,3 +419,107 @@ def test_broadcast_errors():
     np.testing.assert_array_equal(g, tg)
     with pytest.raises(ValueError, match=r"`y_true` must not broadcast along the class axis for categorical_focal.*must be 3"):
         cfce(np.ones((1, 4)), yp)
+
+
+# ---- sample weights that Keras' multiplication broadcasts the losses to --------------
+# Keras 3 multiplies the per-sample losses by the weights with broadcasting: weights of a
+# larger shape spread each loss over several weighted losses, and "sum_over_batch_size"
+# then divides by their number. A 1-D MSE with one weight per element is the everyday case:
+# its per-sample loss is one number, and Keras returns mean((y - p)^2) * mean(w).
+SPREAD = [
+    # (case, y shape (the per-sample loss drops the last axis), weight shape)
+    ("mse", (5,), (5,)),
+    ("mse", (3, 4), (2, 3)),
+    ("bce", (3, 4), (3, 3)),
+    ("cce_logits", (2, 3), (4, 1, 2)),
+    ("scce_logits_ignore2", (4, 3), (2, 4)),  # ignore_class: Keras' mask rescaling over the spread
+    ("cfce", (3,), (2,)),
+]
+
+
+def _spread_inputs(case_id, yshape, wshape, rng):
+    if case_id == "mse":
+        return rng.normal(size=yshape), rng.normal(size=yshape), rng.uniform(0.2, 2.0, wshape), L.MeanSquaredError, R.mean_squared_error, None
+    case = CASE_BY_ID[case_id]
+    yt, yp = make_inputs(case, rng, shape=yshape)
+    return yt, yp, rng.uniform(0.2, 2.0, wshape), case.make, case.ref_fn(), case
+
+
+@pytest.mark.parametrize("reduction", REDUCTIONS + [None])
+@pytest.mark.parametrize("case_id,yshape,wshape", SPREAD)
+def test_sample_weight_spreads_the_loss(case_id, yshape, wshape, reduction):
+    rng = np.random.default_rng(7)
+    yt, yp, sw, make, ref, case = _spread_inputs(case_id, yshape, wshape, rng)
+    mask = case.mask(yt, yp) if case is not None else None
+    obj = make(reduction=reduction)
+    v, g = obj.value_and_grad(yt, yp, sample_weight=sw)
+    want = R.reduce(ref(yt, yp), sw, reduction or "none", mask)
+    assert np.shape(v) == np.shape(want)
+    np.testing.assert_allclose(v, want, rtol=1e-10, atol=1e-13)
+    f = lambda x: R.reduce(ref(yt, x), sw, reduction or "none", mask)
+    np.testing.assert_allclose(g, R.fd_grad(f, yp), rtol=1e-5, atol=1e-8)
+    np.testing.assert_allclose(obj(yt, yp, sample_weight=sw), v, rtol=1e-12)
+
+
+def test_sample_weight_spread_everyday_case_and_class_weight():
+    # 1-D MSE: Keras gives mean((y - p)^2) * w for each w ("none"), times mean(w) once reduced
+    yt, yp, w = np.array([0.0, 1.0, 2.0, 3.0]), np.array([0.5, 1.5, 1.0, 2.0]), np.array([1.0, 2.0, 0.0, 4.0])
+    mse = np.mean((yt - yp) ** 2)  # 0.625
+    np.testing.assert_allclose(L.MeanSquaredError(reduction="none")(yt, yp, sample_weight=w), mse * w)
+    np.testing.assert_allclose(L.MeanSquaredError()(yt, yp, sample_weight=w), mse * w.mean())
+    np.testing.assert_allclose(L.MeanSquaredError(reduction="sum")(yt, yp, sample_weight=w), mse * w.sum())
+    np.testing.assert_allclose(L.MeanSquaredError(reduction="mean_with_sample_weight")(yt, yp, sample_weight=w), mse)
+    # class weights multiply each weighted loss by its sample's class weight
+    rng = np.random.default_rng(3)
+    yt = np.eye(3)[[0, 2, 1]]
+    yp = rng.uniform(0.1, 1.0, (3, 3))
+    sw = rng.uniform(0.5, 1.5, (2, 3))
+    cw = {0: 2.0, 1: 0.5, 2: 3.0}
+    per = R.categorical_crossentropy(yt, yp)
+    both = sw * np.array([2.0, 3.0, 0.5])  # class weight of each sample (argmax of its row)
+    for reduction in ("none", "sum_over_batch_size", "mean_with_sample_weight"):
+        obj = L.CategoricalCrossentropy(reduction=reduction, class_weight=cw)
+        v, g = obj.value_and_grad(yt, yp, sample_weight=sw)
+        np.testing.assert_allclose(v, R.reduce(per, both, reduction), rtol=1e-12)
+        f = lambda x: R.reduce(R.categorical_crossentropy(yt, x), both, reduction)
+        np.testing.assert_allclose(g, R.fd_grad(f, yp), rtol=1e-5, atol=1e-8)
+
+
+@pytest.mark.parametrize("reduction", ["none", "sum_over_batch_size", "mean_with_sample_weight"])
+def test_scalar_weight_squeezes_a_one_sample_loss(reduction):
+    # Keras 3's rank fix squeezes a per-sample loss of shape (1,) against a 0-d weight; the
+    # 0-d weighted loss is returned as it is by every reduction (mean_with_sample_weight too)
+    yt, yp = np.array([[0.0, 1.0, 1.0]]), np.array([[0.2, 0.7, 0.6]])
+    per = R.binary_crossentropy(yt, yp)  # shape (1,)
+    v = L.BinaryCrossentropy(reduction=reduction)(yt, yp, sample_weight=0.5)
+    assert np.shape(v) == ()
+    np.testing.assert_allclose(v, per[0] * 0.5, rtol=1e-12)
+    # TF Addons' losses run on Keras 2, which leaves a 0-d weight alone: "none" keeps (1,)
+    v2 = L.SigmoidFocalCrossEntropy(reduction="none")(yt, yp, sample_weight=0.5)
+    assert np.shape(v2) == (1,)
+    np.testing.assert_allclose(v2, R.sigmoid_focal_crossentropy(yt, yp) * 0.5, rtol=1e-12)
+
+
+def test_keras2_weight_rank_fix_for_tfa_losses():
+    # Keras 2 (TF Addons): a weight one rank below the loss gets a trailing axis ...
+    rng = np.random.default_rng(5)
+    yt = rng.integers(0, 2, (2, 3, 4)).astype(float)
+    yp = rng.uniform(0.05, 0.95, (2, 3, 4))
+    sw = np.array([0.5, 2.0])
+    per = R.sigmoid_focal_crossentropy(yt, yp)  # (2, 3)
+    for reduction in ("none", "sum", "sum_over_batch_size"):
+        v, g = L.SigmoidFocalCrossEntropy(reduction=reduction).value_and_grad(yt, yp, sample_weight=sw)
+        np.testing.assert_allclose(v, R.reduce(per, sw[:, None], reduction), rtol=1e-12)
+        f = lambda x: R.reduce(R.sigmoid_focal_crossentropy(yt, x), sw[:, None], reduction)
+        np.testing.assert_allclose(g, R.fd_grad(f, yp), rtol=1e-5, atol=1e-8)
+    # ... two ranks above spreads the losses (as in Keras 3) ...
+    sw3 = rng.uniform(0.5, 1.5, (2, 1, 2, 3))
+    for reduction in ("none", "sum_over_batch_size"):
+        v = L.SigmoidFocalCrossEntropy(reduction=reduction)(yt, yp, sample_weight=sw3)
+        assert np.shape(v) == np.shape(R.reduce(per, sw3, reduction))
+        np.testing.assert_allclose(v, R.reduce(per, sw3, reduction), rtol=1e-12)
+    # ... and one rank above loses its last axis, which must then be 1 (TF Addons fails otherwise)
+    with pytest.raises(ValueError, match=r"sample_weight.*\(2, 3, 2\).*last axis must have size 1"):
+        L.SigmoidFocalCrossEntropy()(yt, yp, sample_weight=np.ones((2, 3, 2)))
+    with pytest.raises(ValueError, match=r"sample_weight.*\(3,\).*last axis must have size 1"):
+        L.GIoULoss()(np.array([0.0, 0.0, 1.0, 1.0]), np.array([0.0, 0.0, 2.0, 2.0]), sample_weight=np.ones(3))

@@ -231,3 +231,27 @@ def test_matches_keras_broadcast_shapes(pair, shape_i):
     fs, fgs = getattr(L, name)(reduction="sum_over_batch_size", **kw).value_and_grad(yt, yp)
     np.testing.assert_allclose(fs, np.mean(kv), rtol=2e-5, atol=1e-6)
     np.testing.assert_allclose(fgs * np.size(kv), kg, rtol=1e-4, atol=1e-5)
+
+
+# (y shape, weight shape): weights that Keras' multiplication broadcasts the per-sample
+# losses to (a 1-D target with one weight per element: its loss is one number), Keras'
+# rank fix of a 0-d weight against a loss of shape (1,), and plain per-sample weights.
+WEIGHT_SHAPES = [((5,), (5,)), ((3, 4), (2, 3)), ((3, 4), (3, 3)), ((2, 3), (4, 1, 2)), ((1, 4), ()), ((3, 4), (3, 1))]
+
+
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+@pytest.mark.parametrize("shapes", WEIGHT_SHAPES, ids=str)
+@pytest.mark.parametrize("name,kw", [("MeanSquaredError", {}), ("BinaryCrossentropy", {}),
+                                     ("CategoricalFocalCrossentropy", dict(from_logits=True)), ("Huber", {})],
+                         ids=lambda v: v if isinstance(v, str) else "")
+def test_matches_keras_weight_shapes(name, kw, shapes, reduction):
+    ys, wsh = shapes
+    rng = np.random.default_rng(11)
+    yt = rng.integers(0, 2, ys).astype(np.float32)
+    yp = (rng.normal(size=ys) if kw.get("from_logits") else rng.uniform(0.05, 0.95, ys)).astype(np.float32)
+    sw = rng.uniform(0.2, 2.0, wsh).astype(np.float32)
+    kv, kg = _keras_value_and_grad(getattr(KL, name)(reduction=reduction, **kw), yt, yp, sw)
+    fv, fg = getattr(L, name)(reduction=reduction, **kw).value_and_grad(yt, yp, sample_weight=sw)
+    assert np.shape(fv) == np.shape(kv)
+    np.testing.assert_allclose(fv, kv, rtol=2e-5, atol=1e-6)
+    np.testing.assert_allclose(fg, kg, rtol=1e-4, atol=1e-6)

@@ -50,6 +50,17 @@ def _cases():
     arrays[f"yt_{i}"] = np.array([[1.0, 0.0, 1.0, 0.0], [0.0, 1.0, 1.0, 0.0]])
     arrays[f"yp_{i}"] = np.array([[0.0, 1.0, 0.999, 0.001], [0.3, 0.0, 0.5, 1.0]])
     cases.append(dict(alpha=0.25, gamma=2.0, from_logits=False, reduction="none", weighted=False, dtype="float64"))
+    # weights under Keras 2's rank fix (TF Addons runs on it, not on Keras 3's): one rank
+    # below the per-sample loss (it gets a trailing axis), two ranks above (spreads the
+    # losses), 0-d against a loss of shape (1,) (left alone: "none" keeps the (1,))
+    for ysh, wsh, reduction in (((2, 3, 4), (2,), "sum_over_batch_size"), ((2, 3, 4), (2,), "none"),
+                                ((3, 4), (2, 1, 3), "sum_over_batch_size"), ((3, 4), (2, 1, 3), "none"),
+                                ((1, 4), (), "none")):
+        i = len(cases)
+        arrays[f"yt_{i}"] = rng.integers(0, 2, ysh).astype(np.float32)
+        arrays[f"yp_{i}"] = rng.uniform(0.03, 0.97, ysh).astype(np.float32)
+        arrays[f"sw_{i}"] = rng.uniform(0.2, 2.0, wsh).astype(np.float32)
+        cases.append(dict(alpha=0.25, gamma=2.0, from_logits=False, reduction=reduction, weighted=True, dtype="float32"))
     return cases, arrays
 
 
@@ -102,4 +113,6 @@ def test_matches_tfa(tfa_results, i):
     np.testing.assert_allclose(grad, tg, **tgrad)
     # and the independent reference agrees with TFA (checks the reference too)
     per = R.sigmoid_focal_crossentropy(yt, yp, alpha=c["alpha"], gamma=c["gamma"], from_logits=c["from_logits"])
+    if sw is not None and sw.ndim == per.ndim - 1:  # Keras 2's rank fix (R.reduce has Keras 3's)
+        sw = sw[..., None]
     np.testing.assert_allclose(R.reduce(per, sw, c["reduction"]), tl, rtol=1e-10 if c["dtype"] == "float64" else 2e-5, atol=1e-7)

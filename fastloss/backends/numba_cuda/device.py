@@ -147,11 +147,18 @@ def _scale(loss, w, ws, out):
         out[i] = loss[i] * w[i * ws]
 
 
+@cuda.jit
+def _spread(loss, idx, wb, out):
+    j = cuda.grid(1)
+    if j < out.shape[0]:
+        out[j] = loss[idx[j]] * wb[j]
+
+
 def _inputs(spec, y_true, y_pred, sample_weight, class_weight, axis, dtype, ignore_class, st):
     """The checks and views every dense/sparse device call makes:
-    ``(yp, dt, S, C, R, yp2, yt2, w_rows, ws, out_shape, w_kept)`` (``yp2``/``yt2``
-    the (R, C) / (R,) views; ``w_rows``/``ws`` the host sample weights, as
-    ``_validate.sample_weights`` gives them)."""
+    ``(yp, dt, S, C, R, yp2, yt2, w_rows, ws, out_shape, w_kept, spread)``
+    (``yp2``/``yt2`` the (R, C) / (R,) views; ``w_rows``/``ws``/``spread`` the
+    host sample weights, as ``_validate.sample_weights`` gives them)."""
     yp = _device(y_pred, "y_pred", st)
     dt = np.dtype(yp.dtype)
     if dt not in (np.dtype(np.float32), np.dtype(np.float64)):
@@ -208,10 +215,10 @@ def _inputs(spec, y_true, y_pred, sample_weight, class_weight, axis, dtype, igno
 
     if sample_weight is not None and on_device(sample_weight):
         sample_weight = _device(sample_weight, "sample_weight", st).copy_to_host(stream=st)
-    out_shape, w_rows, ws, w_kept = S, np.ones(1, dt), 0, None
+    out_shape, w_rows, ws, w_kept, spread = S, np.ones(1, dt), 0, None, None
     if sample_weight is not None:
-        w_rows, ws, out_shape, w_kept = V.sample_weights(sample_weight, S, dt)
-    return yp, dt, S, C, R, yp2, yt2, w_rows, ws, out_shape, w_kept
+        w_rows, ws, out_shape, w_kept, spread = V.sample_weights(sample_weight, S, dt, spec.weights == "keras2")
+    return yp, dt, S, C, R, yp2, yt2, w_rows, ws, out_shape, w_kept, spread
 
 
 def compute(spec, y_true, y_pred, *, variant, params, sample_weight, class_weight, reduction, want_grad, grad_out, axis, dtype, ignore_class, factor_fn):
@@ -222,13 +229,14 @@ def compute(spec, y_true, y_pred, *, variant, params, sample_weight, class_weigh
     if mod is BX:
         return _compute_boxes(kind, y_true, y_pred, params, sample_weight, class_weight, reduction, want_grad,
                               grad_out, dtype, factor_fn, st)
-    yp, dt, S, C, R, yp2, yt2, w_rows, ws, out_shape, w_kept = _inputs(
+    yp, dt, S, C, R, yp2, yt2, w_rows, ws, out_shape, w_kept, spread = _inputs(
         spec, y_true, y_pred, sample_weight, class_weight, axis, dtype, ignore_class, st)
     sparse = spec.layout == "sparse"
     valid = None
     if sparse and ignore_class is not None:
         valid = yt2.copy_to_host(stream=st) != ignore_class
-    factor, w_rows, w_kept = factor_fn(reduction, len(S) == 0, w_rows, ws, w_kept, valid, R)
+    n_out = R if spread is None else spread[0].size
+    factor, w_rows, w_kept = factor_fn(reduction, len(out_shape) == 0, w_rows, ws, w_kept, valid, R, n_out)
 
     prm = _prm(factor, C, params, ignore_class, dt)  # the CPU path's parameter vector
     d_w = _ones(dt) if (ws == 0 and sample_weight is None) else cuda.to_device(w_rows, stream=st)
@@ -248,7 +256,7 @@ def compute(spec, y_true, y_pred, *, variant, params, sample_weight, class_weigh
     total = None
     if mod is EW:  # elementwise: the kernel also summed loss * w on the device
         tot = EW.run(kind, yt2, yp2, prm, d_w, ws, loss, grad2, want_grad, st)
-        if reduction != "none" and S:
+        if reduction != "none" and out_shape:
             total = float(tot.copy_to_host(stream=st)[0])
     else:
         # bad-label count and the weighted total in one buffer: one copy back
@@ -256,7 +264,7 @@ def compute(spec, y_true, y_pred, *, variant, params, sample_weight, class_weigh
             buf, info, tot = RW.run(kind, yt2, yp2, prm, d_w, ws, loss, grad2, want_grad, st)
         else:
             buf, info, tot = K.run(kind, yt2, yp2, prm, d_w, ws, loss, grad2, want_grad, st)
-            if tot is None and reduction != "none" and S:
+            if tot is None and reduction != "none" and out_shape:
                 # the total on the device, into the same per-stream status buffer
                 # (zeroed by K.run): 8 bytes come back, not R losses
                 tot = _weighted_total(loss, d_w, ws, st, K.status(st)[2])
@@ -265,7 +273,7 @@ def compute(spec, y_true, y_pred, *, variant, params, sample_weight, class_weigh
             raise ValueError(V.bad_labels_message(n_bad, C, int(yt2[first]), first, ignore_class))
         if tot is None:
             total = None
-    return _reduce(reduction, loss, total, S, R, out_shape, d_w, ws, w_rows, dt, factor, st, y_pred), grad
+    return _reduce(reduction, loss, total, out_shape, R, d_w, ws, w_rows, spread, dt, factor, st, y_pred), grad
 
 
 def grad_hess(spec, y_true, y_pred, *, variant, params, sample_weight, class_weight, axis, dtype, ignore_class):
@@ -279,7 +287,7 @@ def grad_hess(spec, y_true, y_pred, *, variant, params, sample_weight, class_wei
         raise ValueError(f"grad_hess of {spec.name} ({variant}) has no CUDA kernel")
     kind = spec.kernels["cuda"][variant].partition(":")[2]
     st = current_stream(y_pred)
-    yp, dt, S, C, R, yp2, yt2, w_rows, ws, out_shape, w_kept = _inputs(
+    yp, dt, S, C, R, yp2, yt2, w_rows, ws, out_shape, w_kept, spread = _inputs(
         spec, y_true, y_pred, sample_weight, class_weight, axis, dtype, ignore_class, st)
     prm = _prm(1.0, C, params, ignore_class, dt)
     d_w = _ones(dt) if (ws == 0 and sample_weight is None) else cuda.to_device(np.ascontiguousarray(w_rows), stream=st)
@@ -293,12 +301,22 @@ def grad_hess(spec, y_true, y_pred, *, variant, params, sample_weight, class_wei
     return grad, hess
 
 
-def _reduce(reduction, loss, total, S, R, out_shape, d_w, ws, w_rows, dt, factor, st, like):
+def _reduce(reduction, loss, total, out_shape, R, d_w, ws, w_rows, spread, dt, factor, st, like):
     """The returned loss: weighted per-sample losses on the device ("none"), or
     the reduced value from ``total``, the kernel's device total already read
-    back (None: the per-sample losses are copied back and summed here)."""
-    if reduction == "none" or not S:
-        if not S:
+    back (None: the per-sample losses are copied back and summed here).
+    ``out_shape``: the weighted losses' shape (0-d: returned as it is, as Keras
+    does); ``spread``: see ``_validate.sample_weights``."""
+    if reduction == "none" or not out_shape:
+        if spread is not None:  # weighted loss j = loss[idx[j]] * wb[j], on the device
+            n = spread[0].size
+            res, out = new_like(like, (n,), dt, st)
+            if n:
+                d_idx = cuda.to_device(spread[0], stream=st)
+                d_wb = cuda.to_device(np.ascontiguousarray(spread[1], dtype=dt), stream=st)
+                _spread[(n + 255) // 256, 256, st](loss, d_idx, d_wb, out)
+            return res.reshape(out_shape)
+        if not out_shape:
             out = cuda.device_array(R, dt, stream=st)
             _scale[(R + 255) // 256 or 1, 256, st](loss, d_w, ws, out)
             return dt.type(out.copy_to_host(stream=st)[0])
@@ -357,10 +375,11 @@ def _compute_boxes(kind, y_true, y_pred, params, sample_weight, class_weight, re
     yp2 = yp.reshape(1 if one_p else R, 4)
     if sample_weight is not None and on_device(sample_weight):
         sample_weight = _device(sample_weight, "sample_weight", st).copy_to_host(stream=st)
-    out_shape, w_rows, ws, w_kept = S, np.ones(1, dt), 0, None
+    out_shape, w_rows, ws, w_kept, spread = S, np.ones(1, dt), 0, None, None
     if sample_weight is not None:
-        w_rows, ws, out_shape, w_kept = V.sample_weights(V.box_sample_weight(sample_weight, S), S, dt)
-    factor, w_rows, w_kept = factor_fn(reduction, len(S) == 0, w_rows, ws, w_kept, None, R)
+        w_rows, ws, out_shape, w_kept, spread = V.sample_weights(sample_weight, S, dt, keras2=True)
+    n_out = R if spread is None else spread[0].size
+    factor, w_rows, w_kept = factor_fn(reduction, len(out_shape) == 0, w_rows, ws, w_kept, None, R, n_out)
     prm = _prm(factor, 4, params, None, dt)
     d_w = _ones(dt) if (ws == 0 and sample_weight is None) else cuda.to_device(w_rows, stream=st)
     loss = K._scratch("loss", R, dt, st)
@@ -376,5 +395,5 @@ def _compute_boxes(kind, y_true, y_pred, params, sample_weight, class_weight, re
             grad, g = new_like(y_pred, pshape, dt, st)
         grad2 = g.reshape(yp2.shape[0], 4)
     tot = BX.run(kind, yt2, yp2, prm, d_w, ws, loss, grad2, want_grad, st)
-    total = float(tot.copy_to_host(stream=st)[0]) if (reduction != "none" and S) else None
-    return _reduce(reduction, loss, total, S, R, out_shape, d_w, ws, w_rows, dt, factor, st, y_pred), grad
+    total = float(tot.copy_to_host(stream=st)[0]) if (reduction != "none" and out_shape) else None
+    return _reduce(reduction, loss, total, out_shape, R, d_w, ws, w_rows, spread, dt, factor, st, y_pred), grad
