@@ -154,6 +154,34 @@ def test_reduced_device_call_reads_back_once(make, kind, probs, C, monkeypatch):
 
 
 @needs_cuda
+@pytest.mark.parametrize("reduction, copies", [("sum", 1), ("none", 1), ("sum_over_batch_size", 2)])
+def test_ignore_class_copies_labels_back_only_for_a_mean(reduction, copies):
+    """SCCE with ignore_class: the labels come back to the host only where the
+    reduction's factor counts the rows kept (a mean); "sum" and "none" read
+    back only the status buffer (the bad-label check, and the total)."""
+    from numba import cuda
+
+    obj = L.SparseCategoricalCrossentropy(from_logits=True, ignore_class=1, reduction=reduction)
+    lab = np.array([0, 1, 2, 1, 3, 4, 1, 0, 2])
+    x = np.random.default_rng(3).normal(size=(9, 40)).astype(np.float32)
+    ref_l, ref_g = obj.value_and_grad(lab, x)
+    dl, dx = cuda.to_device(lab), cuda.to_device(x)
+    cls = type(dx)
+    calls = []
+    orig = cls.copy_to_host
+    mp = pytest.MonkeyPatch()
+    mp.setattr(cls, "copy_to_host", lambda self, *a, **k: calls.append(1) or orig(self, *a, **k))
+    try:
+        loss, g = obj.value_and_grad(dl, dx)
+    finally:
+        mp.undo()
+    assert len(calls) == copies
+    loss = loss.copy_to_host() if hasattr(loss, "copy_to_host") else loss
+    np.testing.assert_allclose(loss, ref_l, rtol=2e-5)
+    np.testing.assert_allclose(g.copy_to_host(), ref_g, rtol=2e-5, atol=1e-7)
+
+
+@needs_cuda
 def test_device_bad_label_raises():
     from numba import cuda
 

@@ -233,7 +233,10 @@ def compute(spec, y_true, y_pred, *, variant, params, sample_weight, class_weigh
         spec, y_true, y_pred, sample_weight, class_weight, axis, dtype, ignore_class, st)
     sparse = spec.layout == "sparse"
     valid = None
-    if sparse and ignore_class is not None:
+    if sparse and ignore_class is not None and reduction not in ("none", "sum") and out_shape:
+        # the reduction's factor counts the rows kept (it scales the gradient the
+        # kernel writes): a copy of the labels, the one synchronization before
+        # the kernel; "none" and "sum" do not need it
         valid = yt2.copy_to_host(stream=st) != ignore_class
     n_out = R if spread is None else spread[0].size
     factor, w_rows, w_kept = factor_fn(reduction, len(out_shape) == 0, w_rows, ws, w_kept, valid, R, n_out)
