@@ -147,6 +147,7 @@ def test_device_path_helpers_compile():
     loss, w, tot = _arr(np.float32, 8), _arr(np.float32, 8), _arr(np.float64, 1)
     _ptx(DV._wsum, loss, w, 1, tot)
     _ptx(DV._scale, loss, w, 1, loss)
+    _ptx(DV._spread, loss, _arr(np.int64, 8), w, loss)
 
 
 @pytest.mark.parametrize("dt", [np.float32, np.float64])
