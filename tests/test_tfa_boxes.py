@@ -83,6 +83,11 @@ def _cases():
     yp[2, 1] = np.nan
     yt[4, 3] = np.nan
     add(yt, yp, "giou", "none", tag="nan")
+    # weights two ranks above the per-box loss: Keras 2 leaves them alone and its product
+    # spreads each box's loss over several weighted losses
+    for reduction in ("none", "sum_over_batch_size"):
+        add(_rand(rng, (3,), "float32"), _rand(rng, (3,), "float32"), "giou", reduction,
+            rng.uniform(0.5, 2, (2, 1, 3)).astype("float32"), tag="sw-spread")
     return cases, arrays
 
 
