@@ -268,7 +268,7 @@ def sample_weights(sample_weight, value_shape, dt, keras2=False):
     if int(np.prod(out_shape)) != n:
         idx = np.ascontiguousarray(np.broadcast_to(np.arange(n, dtype=np.int64).reshape(v2.shape), out_shape)).reshape(-1)
         wb = np.ascontiguousarray(np.broadcast_to(w2, out_shape)).reshape(-1)
-        rows = np.bincount(idx, weights=wb.astype(np.float64), minlength=n).astype(dt)
+        rows = np.bincount(idx, weights=wb, minlength=n).astype(dt)  # bincount sums in float64
         return rows, 1, out_shape, w2, (idx, wb)
     rows = np.ascontiguousarray(np.broadcast_to(w2, out_shape)).reshape(n)
     if not rows.flags.writeable:  # broadcast_to's read-only view of w2 (only size-1 axes added): w2 itself,

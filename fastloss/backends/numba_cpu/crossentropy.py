@@ -313,20 +313,33 @@ def _flat_bce_logits(yt, yp, gf, lbuf, a, b, eps, ome, alpha, gamma, flag, sc):
 
 
 @njit(**INLINE)
-def _flat_bfocal(yt, yp, gf, lbuf, a, b, eps, ome, alpha, gamma, flag, sc):
+def _flat_focal_hard(elem, smooth, yt, yp, gf, lbuf, a, b, eps, ome, alpha, gamma, flag, sc):
+    """The flat loop of a binary focal element function ``elem(y, p, eps, ome,
+    alpha, gamma, flag, sq, hard)``: gamma == 2 (sq: a branch-free square) and,
+    at that default gamma only, blocks of 0/1 labels (hard_labels: one log per
+    element) get loops of their own; ``smooth``: the labels take label
+    smoothing (y a + b; TF Addons' sigmoid focal has none and reads them raw).
+    The Numba twin of csrc's FL_ELEMENTWISE_FLAT_HARD."""
     if gamma == lit(gamma, 2.0):
-        if hard_labels(yt, a, b):  # 0/1 labels: one log per element (the default gamma only)
+        if hard_labels(yt, a, b):
             for t in range(yp.shape[0]):
-                lbuf[t], g = _e_bfocal(yt[t], yp[t], eps, ome, alpha, gamma, flag, True, True)
+                lbuf[t], g = elem(yt[t], yp[t], eps, ome, alpha, gamma, flag, True, True)
                 gf[t] = g * sc
         else:
             for t in range(yp.shape[0]):
-                lbuf[t], g = _e_bfocal(yt[t] * a + b, yp[t], eps, ome, alpha, gamma, flag, True, False)
+                y = yt[t] * a + b if smooth else yt[t]
+                lbuf[t], g = elem(y, yp[t], eps, ome, alpha, gamma, flag, True, False)
                 gf[t] = g * sc
     else:
         for t in range(yp.shape[0]):
-            lbuf[t], g = _e_bfocal(yt[t] * a + b, yp[t], eps, ome, alpha, gamma, flag, False, False)
+            y = yt[t] * a + b if smooth else yt[t]
+            lbuf[t], g = elem(y, yp[t], eps, ome, alpha, gamma, flag, False, False)
             gf[t] = g * sc
+
+
+@njit(**INLINE)
+def _flat_bfocal(yt, yp, gf, lbuf, a, b, eps, ome, alpha, gamma, flag, sc):
+    _flat_focal_hard(_e_bfocal, True, yt, yp, gf, lbuf, a, b, eps, ome, alpha, gamma, flag, sc)
 
 
 @njit(**INLINE)
@@ -343,19 +356,7 @@ def _flat_bfocal_logits(yt, yp, gf, lbuf, a, b, eps, ome, alpha, gamma, flag, sc
 
 @njit(**INLINE)
 def _flat_sfocal(yt, yp, gf, lbuf, a, b, eps, ome, alpha, gamma, flag, sc):
-    if gamma == lit(gamma, 2.0):
-        if hard_labels(yt, a, b):  # 0/1 labels: one log per element (the default gamma only)
-            for t in range(yp.shape[0]):
-                lbuf[t], g = _e_sfocal(yt[t], yp[t], eps, ome, alpha, gamma, flag, True, True)
-                gf[t] = g * sc
-        else:
-            for t in range(yp.shape[0]):
-                lbuf[t], g = _e_sfocal(yt[t], yp[t], eps, ome, alpha, gamma, flag, True, False)
-                gf[t] = g * sc
-    else:
-        for t in range(yp.shape[0]):
-            lbuf[t], g = _e_sfocal(yt[t], yp[t], eps, ome, alpha, gamma, flag, False, False)
-            gf[t] = g * sc
+    _flat_focal_hard(_e_sfocal, False, yt, yp, gf, lbuf, a, b, eps, ome, alpha, gamma, flag, sc)
 
 
 @njit(**INLINE)
