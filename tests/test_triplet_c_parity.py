@@ -273,16 +273,18 @@ def test_kernel_wrappers_reject_mismatched_buffers():
                    a["sel"], a["selc"], True, 1)
 
     call()  # fits
-    with pytest.raises(ValueError, match="W must be"):
+    with pytest.raises(ValueError, match=r"W must be \(4, 4\) float32"):  # formatted only on failure
         call(W=np.zeros((N, N - 1), np.float32))
-    with pytest.raises(ValueError, match="lab must be"):
+    with pytest.raises(ValueError, match="lab must be 4 int64 labels"):
         call(lab=np.zeros(N, np.int32))
     with pytest.raises(ValueError, match="aux must"):
         call(aux=np.zeros(N - 1, np.float32))
     with pytest.raises(TypeError, match="float32 or float64"):
         call(M=np.zeros((N, N), np.int64))
-    with pytest.raises(ValueError, match="rowloss"):
+    with pytest.raises(ValueError, match="rowloss must hold 4 float64 values"):
         call(rowloss=np.zeros(N, np.float32))
+    with pytest.raises(ValueError, match=r"X must be \(4, D\) float32, got \(3, 2\) float32"):
+        call(X=np.zeros((N - 1, 2), np.float32))
 
 
 # ---- the path: which backend runs -------------------------------------------------

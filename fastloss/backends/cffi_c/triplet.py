@@ -36,9 +36,12 @@ def _dt(a, what):
     raise TypeError(f"C triplet kernel: {what} must be float32 or float64, got {dt}")
 
 
-def _need(ok, msg):
+def _need(ok, msg, *args):
+    """Raise ValueError(msg.format(*args)) unless ok. The message is formatted
+    only on failure: formatting a dtype costs microseconds, and these checks
+    run on every call of a kernel that takes tens of them at small N."""
     if not ok:
-        raise ValueError(f"C triplet kernel: {msg}")
+        raise ValueError("C triplet kernel: " + msg.format(*args))
 
 
 def _status(st, name):
@@ -50,20 +53,20 @@ def _status(st, name):
 def _mine_args(M, aux, X, lab, prm, rowloss, rowcnt):
     suf, ct = _dt(M, "M")
     dt = M.dtype
-    _need(M.ndim == 2 and M.shape[0] == M.shape[1], f"M must be square, got shape {M.shape}")
+    _need(M.ndim == 2 and M.shape[0] == M.shape[1], "M must be square, got shape {}", M.shape)
     N = M.shape[0]
     _need(prm.dtype == dt and prm.size >= 4, "prm must hold 4 values of M's dtype")
     metric = int(prm[1])
-    _need(0 <= metric <= 3, f"prm[1] (metric) must be 0..3, got {prm[1]}")
+    _need(0 <= metric <= 3, "prm[1] (metric) must be 0..3, got {}", prm[1])
     if metric < 3:
-        _need(aux.dtype == dt and aux.size >= N, f"aux must hold {N} values of {dt}")
-        _need(X.dtype == dt and X.ndim == 2 and X.shape[0] == N, f"X must be ({N}, D) {dt}, got {X.shape} {X.dtype}")
+        _need(aux.dtype == dt and aux.size >= N, "aux must hold {} values of {}", N, dt)
+        _need(X.dtype == dt and X.ndim == 2 and X.shape[0] == N, "X must be ({}, D) {}, got {} {}", N, dt, X.shape, X.dtype)
         D = X.shape[1]
     else:
         D = 0
-    _need(lab.dtype == _I64 and lab.size == N, f"lab must be {N} int64 labels")
+    _need(lab.dtype == _I64 and lab.size == N, "lab must be {} int64 labels", N)
     for a, nm in ((rowloss, "rowloss"), (rowcnt, "rowcnt")):
-        _need(a.dtype == _F64 and a.size >= N, f"{nm} must hold {N} float64 values")
+        _need(a.dtype == _F64 and a.size >= N, "{} must hold {} float64 values", nm, N)
     return suf, ct, N, D, metric
 
 
@@ -74,7 +77,7 @@ def _dense(name):
         suf, ct, N, D, metric = _mine_args(M, aux, X, lab, prm, rowloss, rowcnt)
         want = 1 if want_grad else 0
         if want:
-            _need(W.dtype == M.dtype and W.size >= N * N, f"W must be ({N}, {N}) {M.dtype}")
+            _need(W.dtype == M.dtype and W.size >= N * N, "W must be ({}, {}) {}", N, N, M.dtype)
         st = fns[suf](
             _buf(ct, M), _buf(ct, aux), _buf(ct, X), _buf("int64_t[]", lab), _buf(ct, prm),
             _buf("double[]", rowloss), _buf("double[]", rowcnt), _buf(ct, W), want, N, D,
@@ -95,8 +98,8 @@ batch_all.__doc__ = "All valid triplets, rows of ``W`` written (numba_cpu/triple
 def hard(M, aux, X, lab, prm, rowloss, rowcnt, W, sel, selc, want_grad, nch):
     """Hard mining: ``sel``/``selc`` written (``W`` unused)."""
     suf, ct, N, D, metric = _mine_args(M, aux, X, lab, prm, rowloss, rowcnt)
-    _need(sel.dtype == _I64 and sel.size >= 2 * N, f"sel must be ({N}, 2) int64")
-    _need(selc.dtype == M.dtype and selc.size >= 2 * N, f"selc must be ({N}, 2) {M.dtype}")
+    _need(sel.dtype == _I64 and sel.size >= 2 * N, "sel must be ({}, 2) int64", N)
+    _need(selc.dtype == M.dtype and selc.size >= 2 * N, "selc must be ({}, 2) {}", N, M.dtype)
     fn = _lib.fl_tr_hard_f32 if suf == "f32" else _lib.fl_tr_hard_f64
     st = fn(
         _buf(ct, M), _buf(ct, aux), _buf(ct, X), _buf("int64_t[]", lab), _buf(ct, prm),
@@ -110,14 +113,14 @@ def symmetrize(W, M, aux, metric, r, q, nch):
     """``W <- W + W^T`` in place (angular: entries of clipped distances zeroed),
     ``r`` its row sums, ``q`` (angular) ``sum_j S[i, j] cos[i, j]``; float64."""
     suf, ct = _dt(W, "W")
-    _need(W.ndim == 2 and W.shape[0] == W.shape[1], f"W must be square, got {W.shape}")
+    _need(W.ndim == 2 and W.shape[0] == W.shape[1], "W must be square, got {}", W.shape)
     N = W.shape[0]
     metric = int(metric)
-    _need(r.dtype == _F64 and r.size >= N, f"r must hold {N} float64 values")
+    _need(r.dtype == _F64 and r.size >= N, "r must hold {} float64 values", N)
     if metric == 2:
-        _need(M.dtype == W.dtype and M.size >= N * N, f"M must be ({N}, {N}) {W.dtype}")
-        _need(aux.dtype == W.dtype and aux.size >= N, f"aux must hold {N} values")
-        _need(q.dtype == _F64 and q.size >= N, f"q must hold {N} float64 values")
+        _need(M.dtype == W.dtype and M.size >= N * N, "M must be ({}, {}) {}", N, N, W.dtype)
+        _need(aux.dtype == W.dtype and aux.size >= N, "aux must hold {} values", N)
+        _need(q.dtype == _F64 and q.size >= N, "q must hold {} float64 values", N)
     fn = _lib.fl_tr_symmetrize_f32 if suf == "f32" else _lib.fl_tr_symmetrize_f64
     st = fn(_buf(ct, W), _buf(ct, M), _buf(ct, aux), metric, _buf("double[]", r), _buf("double[]", q),
             N, max(1, int(nch)))
@@ -131,13 +134,13 @@ def hard_grad(X, M, aux, sel, selc, metric, scale, G):
     N = sel.shape[0]
     metric = int(metric)
     _need(sel.dtype == _I64 and sel.ndim == 2 and sel.shape[1] == 2, "sel must be (N, 2) int64")
-    _need(selc.dtype == dt and selc.size >= 2 * N, f"selc must be ({N}, 2) {dt}")
-    _need(G.ndim == 2 and G.shape[0] == N, f"G must have {N} rows, got {G.shape}")
+    _need(selc.dtype == dt and selc.size >= 2 * N, "selc must be ({}, 2) {}", N, dt)
+    _need(G.ndim == 2 and G.shape[0] == N, "G must have {} rows, got {}", N, G.shape)
     if metric == 3:
-        _need(G.shape[1] == N, f"G must be ({N}, {N}) for a distance matrix")
+        _need(G.shape[1] == N, "G must be ({}, {}) for a distance matrix", N, N)
         D = 0
     else:
-        _need(X.dtype == dt and X.shape == G.shape, f"X must be {G.shape} {dt}")
+        _need(X.dtype == dt and X.shape == G.shape, "X must be {} {}", G.shape, dt)
         D = X.shape[1]
         if metric == 2:
             _need(M.dtype == dt and M.size >= N * N and aux.dtype == dt and aux.size >= N, "M/aux do not fit")
@@ -154,7 +157,7 @@ def gram(X, M, nch):
     places); ``nch`` 1: serial, else bands of four rows on OpenMP threads."""
     suf, ct = _dt(X, "X")
     N, D = X.shape
-    _need(M.dtype == X.dtype and M.shape == (N, N), f"M must be ({N}, {N}) {X.dtype}")
+    _need(M.dtype == X.dtype and M.shape == (N, N), "M must be ({}, {}) {}", N, N, X.dtype)
     fn = _lib.fl_tr_gram_f32 if suf == "f32" else _lib.fl_tr_gram_f64
     return _status(fn(_buf(ct, X), _buf(ct, M), N, D, max(1, int(nch))), "gram")
 
@@ -163,7 +166,7 @@ def dense_grad(W, X, scale, G):
     """L2/squared-L2 assembly from the coefficient matrix (serial)."""
     suf, ct = _dt(X, "X")
     N, D = X.shape
-    _need(W.dtype == X.dtype and W.shape == (N, N), f"W must be ({N}, {N}) {X.dtype}")
-    _need(G.dtype == X.dtype and G.shape == (N, D), f"G must be ({N}, {D}) {X.dtype}")
+    _need(W.dtype == X.dtype and W.shape == (N, N), "W must be ({}, {}) {}", N, N, X.dtype)
+    _need(G.dtype == X.dtype and G.shape == (N, D), "G must be ({}, {}) {}", N, D, X.dtype)
     fn = _lib.fl_tr_dense_grad_f32 if suf == "f32" else _lib.fl_tr_dense_grad_f64
     return _status(fn(_buf(ct, W), _buf(ct, X), float(scale), _buf(ct, G), N, D), "dense_grad")
