@@ -336,3 +336,23 @@ def test_random_calls_match_keras(i):
     assert np.shape(fv) == np.shape(kv), (name, yt.shape, None if sw is None else sw.shape, reduction)
     np.testing.assert_allclose(fv, kv, rtol=2e-5, atol=1e-6)
     np.testing.assert_allclose(fg, kg, rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.parametrize("name", ["MeanSquaredError", "BinaryCrossentropy", "CategoricalCrossentropy", "Huber"])
+def test_float64_inputs_dtype_rule(name):
+    """The one documented dtype difference (README "calling conventions"): a Keras
+    object without ``dtype`` computes float64 inputs in float32; fastloss keeps
+    float64, and ``dtype="float32"`` gives Keras' result."""
+    rng = np.random.default_rng(7)
+    yt = rng.uniform(0.05, 0.95, (5, 3))
+    yp = rng.uniform(0.05, 0.95, (5, 3))
+    if name == "CategoricalCrossentropy":
+        yt /= yt.sum(-1, keepdims=True)
+    kv = getattr(KL, name)()(yt, yp).numpy()
+    assert kv.dtype == np.float32
+    own = getattr(L, name)()(yt, yp)
+    assert own.dtype == np.float64
+    np.testing.assert_allclose(own, getattr(KL, name)(dtype="float64")(yt, yp).numpy(), rtol=1e-12)
+    as32 = getattr(L, name)(dtype="float32")(yt, yp)
+    assert as32.dtype == np.float32
+    np.testing.assert_allclose(as32, kv, rtol=1e-6)
