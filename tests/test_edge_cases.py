@@ -523,3 +523,27 @@ def test_keras2_weight_rank_fix_for_tfa_losses():
         L.SigmoidFocalCrossEntropy()(yt, yp, sample_weight=np.ones((2, 3, 2)))
     with pytest.raises(ValueError, match=r"sample_weight.*\(3,\).*last axis must have size 1"):
         L.GIoULoss()(np.array([0.0, 0.0, 1.0, 1.0]), np.array([0.0, 0.0, 2.0, 2.0]), sample_weight=np.ones(3))
+
+
+@pytest.mark.parametrize("n", [4, 1 << 16])  # the small path and the blocked flat loops (hard labels)
+@pytest.mark.parametrize("gamma", [2.0, 1.5, 0.0])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_sigmoid_focal_infinite_probability(n, gamma, dtype):
+    """TF Addons' p_t = y p + (1 - y)(1 - p) has a 0 * inf term for p = +-inf, so
+    its loss and gradient are NaN there unless gamma == 0 (no p_t): then the
+    clipped cross-entropy is finite. Numba's reassoc once folded p_t to inf."""
+    rng = np.random.default_rng(21)
+    yt = (rng.random((n, 1)) < 0.5).astype(dtype)
+    yt[:4, 0] = (1.0, 0.0, 1.0, 0.0)
+    yp = rng.uniform(0.01, 0.99, (n, 1)).astype(dtype)
+    yp[:4, 0] = (-np.inf, np.inf, np.inf, -np.inf)
+    loss, grad = L.SigmoidFocalCrossEntropy(gamma=gamma, reduction="none").value_and_grad(yt, yp)
+    with np.errstate(invalid="ignore"):
+        ref = R.sigmoid_focal_crossentropy(yt, yp, gamma=gamma)
+    f32 = dtype == np.float32
+    np.testing.assert_allclose(loss[4:], ref[4:], rtol=1e-5 if f32 else 1e-12)
+    # at the clip edge float32 rounds 1 - eps to 1 - 1.19e-7: log(1 - pc + eps) moves by 0.6 %
+    np.testing.assert_allclose(loss[:4], ref[:4], rtol=1e-2 if f32 else 1e-12)
+    assert np.isnan(ref[:4]).all() if gamma else np.isfinite(ref[:4]).all()
+    assert np.isnan(grad[:4, 0]).all() if gamma else (grad[:4, 0] == 0).all()  # clipped: no slope
+    assert np.isfinite(grad[4:]).all()

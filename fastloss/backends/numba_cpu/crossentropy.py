@@ -259,6 +259,10 @@ def _e_sfocal(y, p, eps, ome, alpha, gamma, flag, sq, hard):
     if p > ome:
         dce = zero
     af, mf, dmf = _tfa_factors(y, p, one - p, alpha, gamma, sq)
+    if gamma != zero and abs(p) == lit(p, np.inf):
+        # TF Addons' p_t = y p + (1 - y)(1 - p) is NaN for an infinite p (a
+        # 0 * inf term), as in the C twin; under reassoc LLVM may fold it to inf
+        mf = lit(p, np.nan)
     return af * mf * ce, af * (dmf * ce + mf * dce)
 
 
