@@ -139,6 +139,28 @@ def _check_class_alpha(alpha):
     return tuple(float(v) for v in a)
 
 
+def _class_weight_config(cw):
+    if cw is None:
+        return None
+    if isinstance(cw, dict):
+        return {(int(k) if isinstance(k, (numbers.Integral, np.integer)) else k): (v.item() if isinstance(v, np.generic) else v) for k, v in cw.items()}
+    return np.asarray(cw).tolist()
+
+
+def _from_keras_config(config):
+    if not isinstance(config, dict):
+        raise TypeError(f"`config` must be a dict (a get_config() result); got {type(config).__name__}")
+    cfg = dict(config)
+    cfg.pop("fn", None)  # Keras 2's LossFunctionWrapper records its function's name
+    dt = cfg.get("dtype")
+    if isinstance(dt, dict):  # a Keras dtype policy, {"class_name": "DTypePolicy", "config": {"name": ...}}
+        cfg["dtype"] = (dt.get("config") or {}).get("name", dt.get("name"))
+    cw = cfg.get("class_weight")
+    if isinstance(cw, dict):  # JSON turns the integer class keys into strings
+        cfg["class_weight"] = {(int(k) if isinstance(k, str) and k.lstrip("-").isdigit() else k): v for k, v in cw.items()}
+    return cfg
+
+
 class Loss:
     """Base class: Keras' ``reduction``/``name``/``dtype`` plus ``class_weight``."""
 
@@ -221,8 +243,13 @@ class Loss:
         )
 
     def get_config(self):
+        """The constructor arguments, JSON-ready: Keras' keys plus ``dtype`` and,
+        when one is set, ``class_weight`` (a dict as ``{class: weight}``, a
+        sequence as a list)."""
         cfg = {"name": self.name, "reduction": self.reduction, "dtype": self.dtype}
         cfg.update(self._config())
+        if self.class_weight is not None:
+            cfg["class_weight"] = _class_weight_config(self.class_weight)
         return cfg
 
     def _config(self):
@@ -230,7 +257,11 @@ class Loss:
 
     @classmethod
     def from_config(cls, config):
-        return cls(**config)
+        """The loss of a ``get_config()`` dict, also after a JSON round trip
+        (class-weight keys as strings), and of Keras 3 / Keras 2 / TF Addons
+        loss configs (Keras 2's ``fn`` key is dropped, a dtype policy dict
+        gives its dtype name)."""
+        return cls(**_from_keras_config(config))
 
     def __repr__(self):
         args = ", ".join(f"{k}={v!r}" for k, v in self._config().items())
@@ -1233,6 +1264,118 @@ class TripletBatchAllLoss(_Triplet):
         super().__init__(margin=margin, distance_metric=distance_metric, soft=soft, name=name, reduction=reduction, dtype=dtype)
 
 
+
+# ---- identifiers: keras.losses.get / serialize / deserialize ------------------------
+
+# Keras 3's short names (keras.losses.ALL_OBJECTS_DICT) for its functions.
+_ALIASES = {
+    "bce": "binary_crossentropy",
+    "kld": "kl_divergence",
+    "mae": "mean_absolute_error",
+    "mape": "mean_absolute_percentage_error",
+    "mse": "mean_squared_error",
+    "msle": "mean_squared_logarithmic_error",
+}
+_ALIASES.update({k.upper(): v for k, v in list(_ALIASES.items())})
+# Keras losses outside fastloss' mission: named in the error message.
+_NOT_HERE = ("Dice", "Tversky", "Circle", "CTC", "CategoricalGeneralizedCrossEntropy",
+             "dice", "tversky", "circle", "ctc", "categorical_generalized_cross_entropy")
+
+
+def _objects():
+    from . import functional
+
+    objs = {n: globals()[n] for n in __all__ if n[0].isupper() and n != "Loss"}
+    objs.update({n: getattr(functional, n) for n in dir(functional) if n[0] != "_" and callable(getattr(functional, n))})
+    objs.pop("losses", None)
+    objs.update({a: objs[n] for a, n in _ALIASES.items()})
+    return objs
+
+
+def _lookup(name, custom_objects):
+    if custom_objects and name in custom_objects:
+        return custom_objects[name]
+    objs = _objects()
+    key = name[len("Addons>"):] if name.startswith("Addons>") else name  # TF Addons' registered names
+    if key in objs:
+        return objs[key]
+    if key in _NOT_HERE:
+        raise ValueError(f"Keras loss {name!r} has no fastloss equivalent (outside fastloss' losses)")
+    raise ValueError(
+        f"Could not interpret loss identifier: {name!r}. Expected a class name ({', '.join(sorted(k for k in objs if k[0].isupper() and k not in _ALIASES))}), "
+        f"a function name (e.g. 'binary_crossentropy', 'mse'), a config dict or a callable"
+    )
+
+
+def serialize(loss):
+    """A loss object or function as a dict that ``deserialize``/``get`` turn back
+    into it, in the layout of ``keras.losses.serialize``: ``{"module",
+    "class_name", "config", "registered_name"}`` (``config`` is
+    ``get_config()``; a function is recorded by name, as Keras does)."""
+    if isinstance(loss, Loss):
+        return {"module": type(loss).__module__, "class_name": type(loss).__name__, "config": loss.get_config(),
+                "registered_name": None}
+    name = getattr(loss, "__name__", None)
+    if callable(loss) and name is not None and _objects().get(name) is loss:
+        return {"module": "builtins", "class_name": "function", "config": name, "registered_name": "function"}
+    raise TypeError(f"`loss` must be a fastloss.losses.Loss object or a fastloss loss function; got {loss!r}")
+
+
+def deserialize(config, custom_objects=None):
+    """The loss that ``config`` names, as ``keras.losses.deserialize``: a dict
+    from ``serialize``/``keras.losses.serialize`` (Keras 3 or 2, TF Addons; the
+    ``module`` is not consulted, the ``class_name`` is; a class's ``config`` goes
+    to its ``from_config``), or a class name (an instance with the defaults) or
+    a function name (the function). ``custom_objects``: extra ``name -> class or
+    function``, consulted first.
+
+    Keras' own configs lose what its ``get_config`` omits (Keras 3.15: ``delta``
+    of ``Huber``, ``axis`` of ``CosineSimilarity``): the defaults stand in, as
+    they do when Keras deserializes them.
+    """
+    if isinstance(config, str):
+        obj = _lookup(config, custom_objects)
+        return obj() if isinstance(obj, type) else obj
+    if not isinstance(config, dict):
+        raise TypeError(f"`config` must be a dict or a string; got {type(config).__name__}")
+    name = config.get("class_name")
+    if not isinstance(name, str):
+        raise ValueError(f"Could not interpret loss identifier: {config!r} (no 'class_name')")
+    inner = config.get("config")
+    if name == "function":  # Keras records a function by its name
+        if not isinstance(inner, str):
+            raise ValueError(f"Could not interpret loss identifier: {config!r}")
+        obj = _lookup(inner, custom_objects)
+        if isinstance(obj, type):
+            raise ValueError(f"Could not interpret loss identifier: {config!r} ({inner!r} is a class)")
+        return obj
+    obj = _lookup(name, custom_objects)
+    if not isinstance(obj, type):
+        return obj
+    return obj.from_config(inner or {})
+
+
+def get(identifier):
+    """A loss from an identifier, as ``keras.losses.get``: ``None`` -> ``None``;
+    a string -> the function of that name (``"binary_crossentropy"``,
+    ``"mse"``, ``"huber"``, ...) or an instance of the class of that name with
+    its defaults (``"BinaryCrossentropy"``, TF Addons' ``"GIoULoss"``); a dict
+    -> ``deserialize``; a callable (a loss object, a function) -> itself.
+
+    >>> import fastloss
+    >>> fastloss.losses.get("mse") is fastloss.mean_squared_error
+    True
+    >>> fastloss.losses.get({"class_name": "BinaryCrossentropy", "config": {"from_logits": True}})
+    BinaryCrossentropy(from_logits=True, label_smoothing=0.0, axis=-1, reduction='sum_over_batch_size')
+    """
+    if identifier is None:
+        return None
+    if isinstance(identifier, (dict, str)):
+        return deserialize(identifier)
+    if callable(identifier):
+        return identifier
+    raise ValueError(f"Could not interpret loss identifier: {identifier!r}")
+
 __all__ = [
     "Loss",
     "BinaryCrossentropy",
@@ -1260,4 +1403,7 @@ __all__ = [
     "TripletSemiHardLoss",
     "TripletHardLoss",
     "TripletBatchAllLoss",
+    "get",
+    "serialize",
+    "deserialize",
 ]

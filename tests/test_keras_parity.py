@@ -356,3 +356,80 @@ def test_float64_inputs_dtype_rule(name):
     as32 = getattr(L, name)(dtype="float32")(yt, yp)
     assert as32.dtype == np.float32
     np.testing.assert_allclose(as32, kv, rtol=1e-6)
+
+
+# ---- identifiers: Keras' names and serialized configs ---------------------------------
+
+from keras.src.losses import ALL_OBJECTS_DICT as _KERAS_OBJECTS  # noqa: E402
+
+
+@pytest.mark.parametrize("name", sorted(_KERAS_OBJECTS))
+def test_every_keras_identifier_resolves_or_says_why(name):
+    """Each name keras.losses.get knows is a fastloss class/function of that name,
+    or a clear ValueError for the Keras losses outside fastloss."""
+    if name in ("Loss", "LossFunctionWrapper"):
+        pytest.skip("Keras' base classes")
+    if name in ("Dice", "Tversky", "Circle", "CTC", "dice", "tversky", "circle", "ctc"):
+        with pytest.raises(ValueError, match="no fastloss equivalent"):
+            L.get(name)
+        return
+    ko = KL.get(name)
+    fo = L.get(name)
+    if isinstance(ko, KL.Loss):
+        assert type(fo).__name__ == type(ko).__name__
+        return
+    rng = np.random.default_rng(abs(hash(name)) % 2**32)
+    y = rng.uniform(0.05, 0.95, (4, 3)).astype(np.float32)
+    p = rng.uniform(0.05, 0.95, (4, 3)).astype(np.float32)
+    if "sparse" in ko.__name__:
+        y = rng.integers(0, 3, 4)
+    if "categorical" in ko.__name__ and "sparse" not in ko.__name__:
+        y = np.eye(3, dtype=np.float32)[rng.integers(0, 3, 4)]
+    np.testing.assert_allclose(fo(y, p), np.asarray(ko(y, p)), rtol=2e-5, atol=1e-6)
+
+
+KERAS_CONFIG_OBJECTS = [
+    lambda: KL.BinaryCrossentropy(from_logits=True, label_smoothing=0.1, reduction="sum"),
+    lambda: KL.CategoricalCrossentropy(label_smoothing=0.2, reduction="mean_with_sample_weight"),
+    lambda: KL.SparseCategoricalCrossentropy(from_logits=True, ignore_class=1, reduction=None),
+    lambda: KL.BinaryFocalCrossentropy(apply_class_balancing=True, alpha=0.4, gamma=3.0, from_logits=True),
+    lambda: KL.CategoricalFocalCrossentropy(alpha=[0.2, 0.3, 0.5], gamma=1.0),
+    lambda: KL.KLDivergence(reduction="sum"),
+    lambda: KL.Poisson(),
+    lambda: KL.MeanAbsolutePercentageError(reduction="none"),
+    lambda: KL.Huber(delta=2.0),  # Keras 3.15's config omits delta: both sides fall back to 1.0
+    lambda: KL.LogCosh(),
+    lambda: KL.CosineSimilarity(axis=0),  # ... and axis
+    lambda: KL.CategoricalHinge(reduction="sum"),
+]
+
+
+@pytest.mark.parametrize("i", range(len(KERAS_CONFIG_OBJECTS)))
+def test_keras_serialized_configs_deserialize_to_the_same_loss(i):
+    """keras.losses.serialize(obj) -> JSON -> fastloss.losses.deserialize computes
+    what Keras' own deserialize of the same dict computes (values and gradients)."""
+    import json
+
+    kobj = KERAS_CONFIG_OBJECTS[i]()
+    d = json.loads(json.dumps(KL.serialize(kobj)))
+    kagain = KL.deserialize(d)
+    fobj = L.deserialize(d)
+    assert type(fobj).__name__ == type(kobj).__name__
+    assert fobj.reduction == (kagain.reduction or "none")
+    rng = np.random.default_rng(100 + i)
+    name = type(kobj).__name__
+    p = rng.uniform(0.05, 0.95, (5, 3)).astype(np.float32)
+    if name.startswith("Sparse"):
+        y = rng.integers(0, 3, 5)
+        p = rng.normal(size=(5, 3)).astype(np.float32)
+    elif name.startswith("Categorical"):
+        y = np.eye(3, dtype=np.float32)[rng.integers(0, 3, 5)]
+    elif name == "Huber":
+        y = rng.normal(0.0, 3.0, (5, 3)).astype(np.float32)  # beyond delta = 1 and 2
+    else:
+        y = rng.uniform(0.05, 0.95, (5, 3)).astype(np.float32)
+    sw = rng.uniform(0.5, 2.0, 5).astype(np.float32)
+    kv, kg = _keras_value_and_grad(kagain, y, p, sw)
+    fv, fg = fobj.value_and_grad(y, p, sample_weight=sw)
+    np.testing.assert_allclose(fv, kv, rtol=2e-5, atol=1e-6)
+    np.testing.assert_allclose(fg, kg, rtol=2e-4, atol=1e-6)
