@@ -81,6 +81,7 @@ Where fastloss differs from the original, on purpose:
   ``TripletSemiHardLoss(soft=True)`` are fastloss additions.
 """
 
+import copy
 import math
 import numbers
 
@@ -204,6 +205,15 @@ class Loss:
 
     def __call__(self, y_true, y_pred, sample_weight=None):
         return self._run(y_true, y_pred, sample_weight, False, None)[0]
+
+    def call(self, y_true, y_pred):
+        """Keras' ``Loss.call``: the per-sample losses, neither reduced nor
+        weighted (``class_weight`` not applied), as ``reduction="none"`` gives
+        them without weights."""
+        obj = copy.copy(self)
+        obj.reduction = "none"
+        obj.class_weight = None
+        return obj(y_true, y_pred)
 
     def value_and_grad(self, y_true, y_pred, sample_weight=None, grad_out=None):
         """Loss and its gradient w.r.t. ``y_pred`` from one fused kernel pass.

@@ -433,3 +433,26 @@ def test_keras_serialized_configs_deserialize_to_the_same_loss(i):
     fv, fg = fobj.value_and_grad(y, p, sample_weight=sw)
     np.testing.assert_allclose(fv, kv, rtol=2e-5, atol=1e-6)
     np.testing.assert_allclose(fg, kg, rtol=2e-4, atol=1e-6)
+
+
+@pytest.mark.parametrize("i", range(len(KERAS_CONFIG_OBJECTS)))
+def test_call_gives_keras_per_sample_losses(i):
+    """Loss.call: unreduced and unweighted whatever the reduction (and, in
+    fastloss, whatever the class_weight), as Keras' call."""
+    kobj = KERAS_CONFIG_OBJECTS[i]()
+    name = type(kobj).__name__
+    # the arguments Keras' config omits, given directly
+    extra = {"Huber": dict(delta=2.0), "CosineSimilarity": dict(axis=0)}.get(name, {})
+    fobj = getattr(L, name).from_config(dict(KL.serialize(kobj)["config"], **extra))
+    fobj.class_weight = {0: 3.0, 1: 5.0}
+    rng = np.random.default_rng(200 + i)
+    p = rng.uniform(0.05, 0.95, (5, 3)).astype(np.float32)
+    if name.startswith("Sparse"):
+        y = rng.integers(0, 3, 5)
+    elif name.startswith("Categorical"):
+        y = np.eye(3, dtype=np.float32)[rng.integers(0, 3, 5)]
+    elif name == "Huber":
+        y = rng.normal(0.0, 3.0, (5, 3)).astype(np.float32)
+    else:
+        y = rng.uniform(0.05, 0.95, (5, 3)).astype(np.float32)
+    np.testing.assert_allclose(fobj.call(y, p), np.asarray(kobj.call(y, p)), rtol=2e-5, atol=1e-6)
