@@ -241,7 +241,7 @@ def _prepare_boxes(y_true, y_pred, sample_weight, class_weight, dt):
     yt2, yp2, yp, bshape = V.boxes(y_true, y_pred, dt)
     grad_shape = np.shape(y_pred)
     S = tuple(d for d in bshape if d != 1)
-    R = int(np.prod(bshape))
+    R = int(math.prod(bshape))
     out_shape = S
     w_kept = None
     spread = None

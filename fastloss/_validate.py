@@ -2,6 +2,7 @@
 reductions. Each failure is a ``ValueError`` or ``TypeError`` that names the
 argument and what was expected. Nothing here ever writes into an input."""
 
+import math
 import operator
 
 import numpy as np
@@ -247,7 +248,9 @@ def sample_weights(sample_weight, value_shape, dt, keras2=False):
     w = keras2_rank_fix(sample_weight, value_shape) if keras2 else _as_numeric(sample_weight, "sample_weight")
     if w.dtype != dt:
         w = w.astype(dt)
-    n = int(np.prod(value_shape))
+    n = int(math.prod(value_shape))  # np.prod of a shape costs ~6 us a call
+    if w.shape == tuple(value_shape) and w.ndim:  # the usual case: one weight per loss element
+        return np.ascontiguousarray(w).reshape(n), 1, tuple(value_shape), w, None
     if w.ndim == 0:
         # Keras 3's rank fix squeezes a loss of shape (1,) against a 0-d weight:
         # a 0-d weighted loss, which every reduction returns as it is (so
@@ -265,7 +268,7 @@ def sample_weights(sample_weight, value_shape, dt, keras2=False):
             f"{tuple(value_shape)}; expected a scalar, shape {tuple(value_shape)}, or a shape "
             f"that broadcasts with it (Keras multiplies the two)"
         ) from None
-    if int(np.prod(out_shape)) != n:
+    if int(math.prod(out_shape)) != n:
         idx = np.ascontiguousarray(np.broadcast_to(np.arange(n, dtype=np.int64).reshape(v2.shape), out_shape)).reshape(-1)
         wb = np.ascontiguousarray(np.broadcast_to(w2, out_shape)).reshape(-1)
         rows = np.bincount(idx, weights=wb, minlength=n).astype(dt)  # bincount sums in float64
@@ -346,13 +349,13 @@ def boxes(y_true, y_pred, dt):
                 f"`{name}` must hold boxes of 4 coordinates along its last dimension; got shape {a.shape}"
             )
     try:
-        bshape = tuple(np.broadcast_shapes(yt.shape[:-1], yp.shape[:-1]))
+        bshape = yp.shape[:-1] if yt.shape == yp.shape else tuple(np.broadcast_shapes(yt.shape[:-1], yp.shape[:-1]))
     except ValueError:
         raise ValueError(
             f"`y_true` of shape {yt.shape} and `y_pred` of shape {yp.shape} hold numbers of boxes "
             f"that do not match or broadcast (one box against many, or shapes that broadcast)"
         ) from None
-    n = int(np.prod(bshape))
+    n = int(math.prod(bshape))
 
     def rows(a):
         if a.size == 4:  # one box: broadcast by the kernel

@@ -17,6 +17,8 @@ handling differs. Device inputs must be C-contiguous and use the last axis as
 the class axis; ``class_weight`` is taken on the host path only.
 """
 
+import math
+
 import numpy as np
 from numba import cuda, float64
 
@@ -177,7 +179,7 @@ def _inputs(spec, y_true, y_pred, sample_weight, class_weight, axis, dtype, igno
     C = tuple(yp.shape)[-1]
     if C == 0:
         raise ValueError(f"`y_pred` has an empty class axis (shape {tuple(yp.shape)})")
-    R = int(np.prod(S)) if S else 1
+    R = int(math.prod(S))
     yp2 = yp.reshape(R, C)
 
     sparse = spec.layout == "sparse"
@@ -362,7 +364,7 @@ def _compute_boxes(kind, y_true, y_pred, params, sample_weight, class_weight, re
     for a, name in ((yt, "y_true"), (yp, "y_pred")):
         if not a.is_c_contiguous():
             raise ValueError(f"device `{name}` must be C-contiguous; make a contiguous copy on the device first")
-    one_t, one_p = int(np.prod(tshape)) == 4, int(np.prod(pshape)) == 4
+    one_t, one_p = math.prod(tshape) == 4, math.prod(pshape) == 4
     if tshape[:-1] == pshape[:-1] or one_t:
         bshape = pshape[:-1]
     elif one_p:
@@ -372,7 +374,7 @@ def _compute_boxes(kind, y_true, y_pred, params, sample_weight, class_weight, re
             f"device box inputs must have the same shape or one side a single box; got y_true {tshape} and "
             f"y_pred {pshape} (other broadcasts: pass NumPy arrays)"
         )
-    R = int(np.prod(bshape)) if bshape else 1
+    R = int(math.prod(bshape))
     S = tuple(d for d in bshape if d != 1)
     yt2 = yt.reshape(1 if one_t else R, 4)
     yp2 = yp.reshape(1 if one_p else R, 4)
