@@ -560,10 +560,10 @@ def tf_sigmoid_focal(tf, y_true, y_pred, alpha=0.25, gamma=2.0):
     return tf.reduce_sum(alpha_factor * modulating * ce, axis=-1)
 
 
-def tf_giou(tf, y_true, y_pred):
+def tf_giou(tf, y_true, y_pred, per_box=False):
     """TF Addons 0.23 ``giou_loss`` (mode "giou") in TF ops, mean over boxes
-    (GIoULoss' default sum_over_batch_size): extents ``max(0, .)``, IoU and the
-    enclosure term by ``divide_no_nan``."""
+    (GIoULoss' default sum_over_batch_size; ``per_box``: the loss of each box):
+    extents ``max(0, .)``, IoU and the enclosure term by ``divide_no_nan``."""
     zero = tf.constant(0.0, y_pred.dtype)
     p_lo, p_hi = y_pred[:, :2], y_pred[:, 2:]
     t_lo, t_hi = y_true[:, :2], y_true[:, 2:]
@@ -574,7 +574,7 @@ def tf_giou(tf, y_true, y_pred):
     iou = tf.math.divide_no_nan(inter, union)
     encl = tf.reduce_prod(tf.maximum(zero, tf.maximum(p_hi, t_hi) - tf.minimum(p_lo, t_lo)), axis=-1)
     giou = iou - tf.math.divide_no_nan(encl - union, encl)
-    return tf.reduce_mean(1.0 - giou)
+    return (1.0 - giou) if per_box else tf.reduce_mean(1.0 - giou)
 
 
 def tf_triplet(tf, labels, emb, hard, margin=1.0):
