@@ -322,6 +322,8 @@ def compute(
         t0 = time.perf_counter()
         info = fn(yt2, yp2, prm, w_rows, ws, loss, grad2, want_grad, nch)
         _parallel.record(pkey, wanted, nch, R * K, time.perf_counter() - t0)
+        if type(info) is np.ndarray:  # (nch, 3) from C or Numba's prange: Python floats are cheaper below
+            info = info.tolist()
         if len(info) == 1:
             nbad, first, total = info[0]
         else:
