@@ -47,6 +47,11 @@ CASES = [
     ("log_cosh", "probs", 1 << 22, 1, "real", "normal", None),
     ("mean_squared_error", "probs", 1 << 22, 1, "real", "normal", None),
     ("binary_crossentropy", "gh_logits", 1 << 20, 1, "binary", "normal", None),
+    # short rows (4 classes/outputs): the per-row pass of the elementwise driver
+    ("mean_squared_error", "probs", 65536, 4, "real", "normal", None),
+    ("huber", "probs", 65536, 4, "real", "normal", {"alpha": 1.0}),
+    ("binary_crossentropy", "probs", 65536, 4, "binary", "probs", None),
+    ("cosine_similarity", "probs", 65536, 4, "real", "normal", None),
     # box losses: K = 4 (one box per row); "boxes_t1": one true box against all
     # rows, "boxes_p1": one predicted box (its gradient summed per chunk)
     ("giou_loss", "probs", 1 << 20, 4, "boxes", "boxes", {"flag": 0.0}),

@@ -203,11 +203,19 @@ FL_CLONES static int FN(rows_cosine_similarity)(FL_ROWS_ARGS(T)) {
         const T *y = yt + i * K;
         const T *x = yp + i * K;
         T syy = zero, spp = zero, syp = zero;
-        FL_PRAGMA(omp simd reduction(+ : syy, spp, syp))
-        for (int64_t j = 0; j < K; j++) {
-            syy += y[j] * y[j];
-            spp += x[j] * x[j];
-            syp += y[j] * x[j];
+        if (K < 16) { /* short rows: simd lanes would cost more than they save */
+            for (int64_t j = 0; j < K; j++) {
+                syy += y[j] * y[j];
+                spp += x[j] * x[j];
+                syp += y[j] * x[j];
+            }
+        } else {
+            FL_PRAGMA(omp simd reduction(+ : syy, spp, syp))
+            for (int64_t j = 0; j < K; j++) {
+                syy += y[j] * y[j];
+                spp += x[j] * x[j];
+                syp += y[j] * x[j];
+            }
         }
         T r = one / SQRT(syy);
         if (syy < eps2) r = inv_eps;
