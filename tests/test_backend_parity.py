@@ -136,7 +136,8 @@ def _run(backend, fn):
         return fn()
 
 
-SHAPES = [(7, 5), (1, 1), (3000, 3), (40000, 1), (120, 300)]  # (3000, 3): many blocks of short rows; the last two run in parallel
+# (3000, 3): many blocks of short rows (the C driver's short-row pass); the last two run in parallel
+SHAPES = [(7, 5), (1, 1), (3000, 3), (40000, 1), (120, 300)]
 SPECIALS = (None, "nan", "inf")
 
 
