@@ -12,6 +12,8 @@ Calling conventions (the same for every class)::
     loss = obj(y_true, y_pred, sample_weight=None)
     loss, grad = obj.value_and_grad(y_true, y_pred, sample_weight=None, grad_out=None)
     grad, hess = obj.grad_hess(y_true, y_pred, sample_weight=None)   # boosting; see the method
+    per_sample = obj.call(y_true, y_pred)                             # Keras' Loss.call
+    obj = get("mse") / get("Huber") / get(config); serialize(obj); deserialize(d)   # keras.losses' identifiers
 
 ``loss`` is a NumPy scalar of y_pred's float dtype (or an array for
 ``reduction="none"``); ``grad`` is d(loss, summed if it is an array)/d y_pred,
@@ -144,7 +146,10 @@ def _class_weight_config(cw):
     if cw is None:
         return None
     if isinstance(cw, dict):
-        return {(int(k) if isinstance(k, (numbers.Integral, np.integer)) else k): (v.item() if isinstance(v, np.generic) else v) for k, v in cw.items()}
+        return {
+            (int(k) if isinstance(k, (numbers.Integral, np.integer)) else k): (v.item() if isinstance(v, np.generic) else v)
+            for k, v in cw.items()
+        }
     return np.asarray(cw).tolist()
 
 
@@ -158,7 +163,9 @@ def _from_keras_config(config):
         cfg["dtype"] = (dt.get("config") or {}).get("name", dt.get("name"))
     cw = cfg.get("class_weight")
     if isinstance(cw, dict):  # JSON turns the integer class keys into strings
-        cfg["class_weight"] = {(int(k) if isinstance(k, str) and k.lstrip("-").isdigit() else k): v for k, v in cw.items()}
+        cfg["class_weight"] = {
+            (int(k) if isinstance(k, str) and k.lstrip("-").isdigit() else k): v for k, v in cw.items()
+        }
     return cfg
 
 
@@ -1274,7 +1281,6 @@ class TripletBatchAllLoss(_Triplet):
         super().__init__(margin=margin, distance_metric=distance_metric, soft=soft, name=name, reduction=reduction, dtype=dtype)
 
 
-
 # ---- identifiers: keras.losses.get / serialize / deserialize ------------------------
 
 # Keras 3's short names (keras.losses.ALL_OBJECTS_DICT) for its functions.
@@ -1296,7 +1302,7 @@ def _objects():
     from . import functional
 
     objs = {n: globals()[n] for n in __all__ if n[0].isupper() and n != "Loss"}
-    objs.update({n: getattr(functional, n) for n in dir(functional) if n[0] != "_" and callable(getattr(functional, n))})
+    objs.update({n: f for n in dir(functional) if n[0] != "_" and callable(f := getattr(functional, n))})
     objs.pop("losses", None)
     objs.update({a: objs[n] for a, n in _ALIASES.items()})
     return objs
@@ -1311,8 +1317,9 @@ def _lookup(name, custom_objects):
         return objs[key]
     if key in _NOT_HERE:
         raise ValueError(f"Keras loss {name!r} has no fastloss equivalent (outside fastloss' losses)")
+    classes = ", ".join(sorted(k for k in objs if k[0].isupper() and k not in _ALIASES))
     raise ValueError(
-        f"Could not interpret loss identifier: {name!r}. Expected a class name ({', '.join(sorted(k for k in objs if k[0].isupper() and k not in _ALIASES))}), "
+        f"Could not interpret loss identifier: {name!r}. Expected a class name ({classes}), "
         f"a function name (e.g. 'binary_crossentropy', 'mse'), a config dict or a callable"
     )
 
