@@ -360,10 +360,14 @@ def test_float64_inputs_dtype_rule(name):
 
 # ---- identifiers: Keras' names and serialized configs ---------------------------------
 
-from keras.src.losses import ALL_OBJECTS_DICT as _KERAS_OBJECTS  # noqa: E402
+try:  # Keras 3's table of names behind keras.losses.get (a private module: may move)
+    from keras.src.losses import ALL_OBJECTS_DICT as _KERAS_OBJECTS  # noqa: E402
+except ImportError:  # pragma: no cover
+    _KERAS_OBJECTS = {}
 
 
-@pytest.mark.parametrize("name", sorted(_KERAS_OBJECTS))
+@pytest.mark.skipif(not _KERAS_OBJECTS, reason="keras.src.losses.ALL_OBJECTS_DICT not found in this Keras")
+@pytest.mark.parametrize("name", sorted(_KERAS_OBJECTS) or ["-"])
 def test_every_keras_identifier_resolves_or_says_why(name):
     """Each name keras.losses.get knows is a fastloss class/function of that name,
     or a clear ValueError for the Keras losses outside fastloss."""
