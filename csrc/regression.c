@@ -203,7 +203,9 @@ FL_CLONES static int FN(rows_cosine_similarity)(FL_ROWS_ARGS(T)) {
         const T *y = yt + i * K;
         const T *x = yp + i * K;
         T syy = zero, spp = zero, syp = zero;
-        if (K < 16) { /* short rows: simd lanes would cost more than they save */
+        /* short rows: simd lanes would cost more than they save. Two copies of the loop:
+         * `omp simd if(simd: K >= 16)` measured 1.29x Numba here against 0.75x for these */
+        if (K < 16) {
             for (int64_t j = 0; j < K; j++) {
                 syy += y[j] * y[j];
                 spp += x[j] * x[j];
