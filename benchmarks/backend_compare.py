@@ -52,6 +52,13 @@ CASES = [
     ("huber", "probs", 65536, 4, "real", "normal", {"alpha": 1.0}),
     ("binary_crossentropy", "probs", 65536, 4, "binary", "probs", None),
     ("cosine_similarity", "probs", 65536, 4, "real", "normal", None),
+    # short rows of the softmax family (the Numba kernels' columns layout)
+    ("categorical_crossentropy", "probs", 65536, 4, "onehot", "probs", None),
+    ("categorical_crossentropy", "logits", 65536, 4, "onehot", "normal", None),
+    ("sparse_categorical_crossentropy", "probs", 65536, 4, "sparse", "probs", None),
+    ("sparse_categorical_crossentropy", "logits", 65536, 4, "sparse", "normal", None),
+    ("categorical_focal_crossentropy", "probs", 65536, 4, "onehot", "probs",
+     {"alpha": 0.25, "gamma": 2.0, "ls_per_class": True}),
     # box losses: K = 4 (one box per row); "boxes_t1": one true box against all
     # rows, "boxes_p1": one predicted box (its gradient summed per chunk)
     ("giou_loss", "probs", 1 << 20, 4, "boxes", "boxes", {"flag": 0.0}),

@@ -1,0 +1,181 @@
+"""float32 rows of few classes: the Numba cross-entropy kernels' columns layout
+(``COLS_MAX_K`` in numba_cpu/_common.py, picked per call for float32 rows of at
+most that many classes) against the float64 NumPy reference, gradients
+against central finite differences of that reference. The class counts
+straddle each cut-over, so both layouts run; the batch sizes cross the block
+boundary and (the larger one) take the multi-chunk kernels."""
+
+import numpy as np
+import pytest
+
+import fastloss
+from fastloss import losses as L
+from fastloss.backends.numba_cpu import _common
+from fastloss.backends.numba_cpu import crossentropy as ce
+
+import reference as R
+
+CASES = {
+    "cce": (L.CategoricalCrossentropy, {}, "cce_probs_cols"),
+    "cce_ls": (L.CategoricalCrossentropy, {"label_smoothing": 0.1}, "cce_probs_cols"),
+    "cce_logits": (L.CategoricalCrossentropy, {"from_logits": True}, "cce_logits_cols"),
+    "cce_logits_ls": (L.CategoricalCrossentropy, {"from_logits": True, "label_smoothing": 0.2}, "cce_logits_cols"),
+    "scce": (L.SparseCategoricalCrossentropy, {}, "scce_probs_cols"),
+    "scce_ignore": (L.SparseCategoricalCrossentropy, {"ignore_class": 1}, "scce_probs_cols"),
+    "scce_logits": (L.SparseCategoricalCrossentropy, {"from_logits": True}, "scce_logits_cols"),
+    "scce_logits_ignore": (L.SparseCategoricalCrossentropy, {"from_logits": True, "ignore_class": 1}, "scce_logits_cols"),
+    "cfce": (L.CategoricalFocalCrossentropy, {}, "categorical_focal_cols"),
+    "cfce_g1.5_alphas": (
+        L.CategoricalFocalCrossentropy,
+        lambda K: {"gamma": 1.5, "alpha": list(np.linspace(0.1, 0.9, K)), "label_smoothing": 0.1},
+        "categorical_focal_cols",
+    ),
+    "cfce_logits": (L.CategoricalFocalCrossentropy, {"from_logits": True}, "categorical_focal_cols"),
+    "cfce_logits_g0.5_alphas": (
+        L.CategoricalFocalCrossentropy,
+        lambda K: {"from_logits": True, "gamma": 0.5, "alpha": list(np.linspace(0.9, 0.2, K))},
+        "categorical_focal_cols",
+    ),
+}
+REFS = {
+    L.CategoricalCrossentropy: "categorical_crossentropy",
+    L.SparseCategoricalCrossentropy: "sparse_categorical_crossentropy",
+    L.CategoricalFocalCrossentropy: "categorical_focal_crossentropy",
+}
+KS = [1, 2, 3, 6, 7, 15, 16]
+
+
+def _case(case, K):
+    """(class, its keyword arguments for K classes, the columns kernel's name)."""
+    cls, kw, cols_name = CASES[case]
+    return cls, (kw(K) if callable(kw) else kw), cols_name
+
+
+def _ref(case, yt, yp):
+    cls, kw, _ = _case(case, yp.shape[-1])
+    per_row = R.REFERENCES[REFS[cls]](yt, np.asarray(yp, np.float64), **kw)
+    if kw.get("ignore_class") is not None:
+        per_row = np.where(R.sparse_mask(yt, yp, kw["ignore_class"]), per_row, 0.0)
+    return per_row
+
+
+def _inputs(case, rng, n, K, soft):
+    cls, kw, _ = _case(case, K)
+    logits = kw.get("from_logits", False)
+    yp = (rng.normal(0, 2, (n, K)) if logits else rng.uniform(0.05, 0.95, (n, K))).astype(np.float32)
+    if cls is L.SparseCategoricalCrossentropy:
+        yt = rng.integers(0, K, n)
+    elif soft:
+        yt = rng.uniform(0, 1, (n, K))
+        yt /= yt.sum(1, keepdims=True)
+    else:
+        yt = np.eye(K)[rng.integers(0, K, n)]
+    return yt, yp
+
+
+def _fd_rows(f, yp, w, h=1e-6):
+    """d sum_i w_i f(x)_i / dx by central differences: f's rows are
+    independent, so one class of every row is stepped at once."""
+    x = np.asarray(yp, np.float64)
+    g = np.empty_like(x)
+    for j in range(x.shape[1]):
+        xp, xm = x.copy(), x.copy()
+        xp[:, j] += h
+        xm[:, j] -= h
+        g[:, j] = w * (f(xp) - f(xm)) / (2 * h)
+    return g
+
+
+@pytest.mark.parametrize("n", [700, 24000], ids=["block", "chunks"])
+@pytest.mark.parametrize("K", KS)
+@pytest.mark.parametrize("case", list(CASES))
+def test_short_rows_match_reference(case, K, n):
+    cls, kw, cols_name = _case(case, K)
+    rng = np.random.default_rng([K, n, len(case)])
+    yt, yp = _inputs(case, rng, n, K, soft=K % 2 == 1)
+    w = rng.uniform(0.2, 2.0, n)
+    yt0, yp0 = yt.copy(), yp.copy()
+    obj = cls(reduction="sum", **kw)
+    with fastloss.use_backend("numba"):
+        loss, grad = obj.value_and_grad(yt, yp, sample_weight=w)
+        per_row = cls(reduction="none", **kw)(yt, yp)
+    np.testing.assert_array_equal(yt, yt0)
+    np.testing.assert_array_equal(yp, yp0)
+    want = _ref(case, yt, yp)
+    assert grad.dtype == np.float32 and per_row.dtype == np.float32
+    np.testing.assert_allclose(per_row, want, rtol=3e-6, atol=3e-6)
+    np.testing.assert_allclose(loss, np.sum(want * w), rtol=1e-5, atol=3e-6 * np.sum(w))
+    fd = _fd_rows(lambda x: _ref(case, yt, x), yp, w)
+    np.testing.assert_allclose(grad, fd, rtol=1e-3, atol=1e-5 * np.abs(fd).max())
+    if K <= (_common.COLS_MAX_K if "scce_logits" not in case else ce.SCCE_LOGITS_COLS_MAX_K):
+        assert getattr(ce, cols_name).signatures  # the columns kernel ran
+
+
+@pytest.mark.parametrize("K", [3, 7])
+@pytest.mark.parametrize("case", ["cce", "scce", "scce_ignore", "cfce", "cfce_g1.5_alphas"])
+def test_short_rows_clipped_probabilities(case, K):
+    """Probabilities outside [eps, 1 - eps] (clipped: no gradient through the
+    clipped value itself) in rows of both blocks."""
+    rng = np.random.default_rng(K)
+    n = 3000
+    yt, yp = _inputs(case, rng, n, K, soft=True)
+    rows = rng.choice(n, 200, replace=False)
+    cols = rng.integers(0, K, 200)
+    yp[rows, cols] = rng.choice(np.array([-0.01, 1.5, 3.0], np.float32), 200)
+    if CASES[case][0] is L.SparseCategoricalCrossentropy:
+        yt[rows[:50]] = cols[:50]  # the label's own probability clipped
+    w = rng.uniform(0.2, 2.0, n)
+    cls, kw, _ = _case(case, K)
+    with fastloss.use_backend("numba"):
+        loss, grad = cls(reduction="sum", **kw).value_and_grad(yt, yp, sample_weight=w)
+        per_row = cls(reduction="none", **kw)(yt, yp)
+    want = _ref(case, yt, yp)
+    np.testing.assert_allclose(per_row, want, rtol=3e-6, atol=3e-6)
+    fd = _fd_rows(lambda x: _ref(case, yt, x), yp, w, h=1e-7)
+    np.testing.assert_allclose(grad, fd, rtol=1e-3, atol=1e-5 * np.abs(fd).max())
+
+
+@pytest.mark.parametrize("K", [2, 5])
+@pytest.mark.parametrize("case", list(CASES))
+def test_short_rows_nonfinite(case, K):
+    """NaN / inf in a row make that row's loss (and gradient) NaN as in the
+    reference and leave the other rows alone; an ignored row is 0 whatever it
+    holds."""
+    cls, kw, _ = _case(case, K)
+    rng = np.random.default_rng(K + 100)
+    n = 2500  # more than one block at these K
+    yt, yp = _inputs(case, rng, n, K, soft=False)
+    # +inf logits are left out: x - max(x) is then NaN in the row, as in TF's
+    # kernels (the float64 reference's log-softmax gives inf where the label
+    # is another class)
+    big = -np.inf if kw.get("from_logits") else np.inf
+    bad = {10: np.nan, 1500: big, 2400: -np.inf}
+    for i, v in bad.items():
+        yp[i, i % K] = v
+    ignored = kw.get("ignore_class") is not None
+    if ignored:
+        yt[10] = 0
+        yt[1500] = 1  # an ignored row holding inf: loss 0, gradient 0
+    with fastloss.use_backend("numba"), np.errstate(all="ignore"):
+        loss, grad = cls(reduction="none", **kw).value_and_grad(yt, yp)
+        want = _ref(case, yt, yp)
+    np.testing.assert_array_equal(np.isnan(loss), np.isnan(want))
+    assert np.isnan(loss[10])
+    fin = np.isfinite(want)
+    np.testing.assert_allclose(loss[fin], want[fin], rtol=3e-6, atol=3e-6)
+    others = np.ones(n, bool)
+    others[list(bad)] = False
+    assert np.isfinite(grad[others]).all()
+    assert np.isnan(grad[10]).any()
+    if ignored:
+        assert loss[1500] == 0 and not grad[1500].any()
+
+
+@pytest.mark.parametrize("logits", [False, True])
+def test_short_rows_bad_label_row_reported(logits):
+    """A label out of range in the second block: the error names its row."""
+    rng = np.random.default_rng(7)
+    yt, yp = _inputs("scce", rng, 5000, 3, soft=False)
+    yt[4321] = 3
+    with fastloss.use_backend("numba"), pytest.raises(ValueError, match="at index 4321"):
+        L.SparseCategoricalCrossentropy(from_logits=logits)(yt, yp)
