@@ -118,14 +118,18 @@ CASES = [
     Case("scce_logits", 4096, 1000),
     Case("scce_logits", 16384, 1000, quick=False, suite=False),
     Case("scce_logits", 65536, 1000),
+    # short rows (a few classes: the CPU kernels' columns layout)
+    Case("scce_logits", 262144, 4),
     Case("bce_probs", 4096, 256, quick=False, suite=False),
     Case("bce_probs", 65536, 256),
     Case("cce_logits", 4096, 1000),
     Case("cce_logits", 65536, 1000, quick=False, suite=False),
+    Case("cce_logits", 262144, 4),
     # Keras' CategoricalFocalCrossentropy on probabilities: 100 classes (a detection head's
     # scale) in the quick set, 1000 in the full one
     Case("cat_focal", 16384, 100),
     Case("cat_focal", 4096, 1000, quick=False, suite=False),
+    Case("cat_focal", 262144, 4),
     Case("sigmoid_focal", 65536, 1, quick=False, suite=False),
     Case("sigmoid_focal", 1048576, 1),
     Case("sigmoid_focal", 4194304, 1, quick=False, suite=False),

@@ -264,6 +264,342 @@ FL_ENTRY(sigmoid_focal_logits, rows_sigmoid_focal_logits, T)
 FL_ENTRY(kl_divergence, rows_kl_divergence, T)
 FL_ENTRY(poisson, rows_poisson, T)
 
+/* ---- short rows: the columns layout --------------------------------------- *
+ * float32 rows of at most FL_COLS_MAX_K classes (the Numba backend's *_cols
+ * kernels, same arithmetic): a block of rows is transposed into (class, row)
+ * scratch and every loop runs along the rows of one class; per-row sums,
+ * maxima and logs are arrays over the block. On such rows a row's own loops
+ * are too short to vectorize and their per-row cost set the speed. float64
+ * keeps the row loops, as in the Numba backend. */
+#ifndef FL_COLS_MAX_K
+#define FL_COLS_MAX_K 15
+#define FL_SCCE_LOGITS_COLS_MAX_K 6 /* its row loops already run the exp as one flat loop */
+#endif
+#if FL_PASS == 1
+
+/* dst[j * nb + i] = src[i * K + j], i < nr (src: the block's first row). */
+FL_INLINE void FN(cols_in)(const T *restrict src, int64_t K, int64_t nr, int64_t nb, T *restrict dst) {
+    for (int64_t i = 0; i < nr; i++)
+        for (int64_t j = 0; j < K; j++) dst[j * nb + i] = src[i * K + j];
+}
+
+/* cols_in of dense labels, smoothed: y' = y a + b. */
+FL_INLINE void FN(cols_in_labels)(const T *restrict src, int64_t K, int64_t nr, int64_t nb, T *restrict dst,
+                                  T a, T b) {
+    for (int64_t i = 0; i < nr; i++)
+        for (int64_t j = 0; j < K; j++) dst[j * nb + i] = src[i * K + j] * a + b;
+}
+
+/* The inverse of cols_in. */
+FL_INLINE void FN(cols_out)(const T *restrict src, int64_t K, int64_t nr, int64_t nb, T *restrict dst) {
+    for (int64_t i = 0; i < nr; i++)
+        for (int64_t j = 0; j < K; j++) dst[i * K + j] = src[j * nb + i];
+}
+
+/* S[i] = sum_j X[j, i], classes added in order. */
+FL_INLINE void FN(cols_row_sums)(const T *restrict X, int64_t K, int64_t nr, int64_t nb, T *restrict S) {
+    for (int64_t i = 0; i < nr; i++) S[i] = X[i];
+    for (int64_t j = 1; j < K; j++) {
+        const T *restrict x = X + j * nb;
+        for (int64_t i = 0; i < nr; i++) S[i] += x[i];
+    }
+}
+
+/* D[i] = sum_j X[j, i] Z[j, i]. */
+FL_INLINE void FN(cols_row_dots)(const T *restrict X, const T *restrict Z, int64_t K, int64_t nr, int64_t nb,
+                                 T *restrict D) {
+    for (int64_t i = 0; i < nr; i++) D[i] = X[i] * Z[i];
+    for (int64_t j = 1; j < K; j++) {
+        const T *restrict x = X + j * nb;
+        const T *restrict z = Z + j * nb;
+        for (int64_t i = 0; i < nr; i++) D[i] += x[i] * z[i];
+    }
+}
+
+/* M[i] = max_j X[j, i]; a NaN is passed over (its exp carries it into the sum). */
+FL_INLINE void FN(cols_row_max)(const T *restrict X, int64_t K, int64_t nr, int64_t nb, T *restrict M) {
+    for (int64_t i = 0; i < nr; i++) M[i] = X[i];
+    for (int64_t j = 1; j < K; j++) {
+        const T *restrict x = X + j * nb;
+        for (int64_t i = 0; i < nr; i++) M[i] = x[i] > M[i] ? x[i] : M[i];
+    }
+}
+
+/* Rows per block, and the block scratch's row count. */
+FL_INLINE int64_t FN(cols_block)(int64_t C, int64_t lo, int64_t hi, int64_t *nb) {
+    int64_t rb = FL_BLOCK / C;
+    *nb = hi - lo < rb ? hi - lo : rb;
+    if (*nb < 1) *nb = 1;
+    return rb;
+}
+
+/* rows_cce_probs in columns. */
+FL_CLONES static int FN(cols_cce_probs)(FL_ROWS_ARGS(T)) {
+    (void)R;
+    int64_t C = K, nb;
+    T zero = L(0.0);
+    T eps = prm[P_EPS], ome = prm[P_OME], a = prm[P_LS_A], b = prm[P_LS_B];
+    int64_t rb = FN(cols_block)(C, lo, hi, &nb);
+    T *buf = (T *)malloc(sizeof(T) * (size_t)(nb * (3 * C + 3)));
+    if (!buf) return FL_ENOMEM;
+    T *Q = buf, *Y = Q + C * nb, *G = Y + C * nb, *S = G + C * nb, *A = S + nb, *D = A + nb;
+    double tot = 0.0;
+    for (int64_t r0 = lo; r0 < hi; r0 += rb) {
+        int64_t nr = hi - r0 < rb ? hi - r0 : rb;
+        FN(cols_in)(yp + r0 * C, C, nr, nb, Q);
+        FN(cols_in_labels)(yt + r0 * C, C, nr, nb, Y, a, b);
+        FN(cols_row_sums)(Q, C, nr, nb, S);
+        for (int64_t j = 0; j < C; j++) {
+            T *restrict q = Q + j * nb;
+            T *restrict y = Y + j * nb;
+            T *restrict g = G + j * nb;
+            for (int64_t i = 0; i < nr; i++) {
+                T qq = q[i] / S[i];
+                T yy = y[i];
+                T qc = FN(fl_clip)(qq, eps, ome);
+                T gq = -yy / qc;
+                if (qq < eps) gq = zero;
+                if (qq > ome) gq = zero;
+                q[i] = qq;
+                g[i] = gq;
+                y[i] = yy * LOG(qc);
+            }
+        }
+        FN(cols_row_sums)(Y, C, nr, nb, A);
+        FN(cols_row_dots)(G, Q, C, nr, nb, D);
+        for (int64_t i = 0; i < nr; i++) {
+            T li = -A[i];
+            loss[r0 + i] = li;
+            tot += (double)li * (double)w[(r0 + i) * ws];
+            S[i] = w[(r0 + i) * ws] * prm[F_SCALE] / S[i];
+        }
+        if (want_grad) {
+            for (int64_t j = 0; j < C; j++) {
+                T *restrict g = G + j * nb;
+                for (int64_t i = 0; i < nr; i++) g[i] = (g[i] - D[i]) * S[i];
+            }
+            FN(cols_out)(G, C, nr, nb, grad + r0 * C);
+        }
+    }
+    free(buf);
+    info[0] = 0.0;
+    info[1] = -1.0;
+    info[2] = tot;
+    return FL_OK;
+}
+
+/* rows_cce_logits in columns. */
+FL_CLONES static int FN(cols_cce_logits)(FL_ROWS_ARGS(T)) {
+    (void)R;
+    int64_t C = K, nb;
+    T a = prm[P_LS_A], b = prm[P_LS_B];
+    int64_t rb = FN(cols_block)(C, lo, hi, &nb);
+    T *buf = (T *)malloc(sizeof(T) * (size_t)(nb * (3 * C + 4)));
+    if (!buf) return FL_ENOMEM;
+    T *P = buf, *Y = P + C * nb, *G = Y + C * nb, *M = G + C * nb, *S = M + nb, *SY = S + nb, *LS = SY + nb;
+    double tot = 0.0;
+    for (int64_t r0 = lo; r0 < hi; r0 += rb) {
+        int64_t nr = hi - r0 < rb ? hi - r0 : rb;
+        FN(cols_in)(yp + r0 * C, C, nr, nb, P);
+        FN(cols_in_labels)(yt + r0 * C, C, nr, nb, Y, a, b);
+        FN(cols_row_max)(P, C, nr, nb, M);
+        for (int64_t j = 0; j < C; j++) {
+            T *restrict x = P + j * nb;
+            const T *restrict y = Y + j * nb;
+            T *restrict g = G + j * nb;
+            for (int64_t i = 0; i < nr; i++) {
+                T v = x[i] - M[i];
+                g[i] = EXP(v);
+                x[i] = y[i] * v;
+            }
+        }
+        FN(cols_row_sums)(G, C, nr, nb, S);
+        FN(cols_row_sums)(Y, C, nr, nb, SY);
+        FN(cols_row_sums)(P, C, nr, nb, M); /* sum y' (x - max) */
+        for (int64_t i = 0; i < nr; i++) LS[i] = LOG(S[i]);
+        for (int64_t i = 0; i < nr; i++) {
+            T li = SY[i] * LS[i] - M[i];
+            loss[r0 + i] = li;
+            tot += (double)li * (double)w[(r0 + i) * ws];
+            T sc = w[(r0 + i) * ws] * prm[F_SCALE];
+            LS[i] = sc;
+            S[i] = sc * SY[i] / S[i];
+        }
+        if (want_grad) {
+            for (int64_t j = 0; j < C; j++) {
+                T *restrict g = G + j * nb;
+                const T *restrict y = Y + j * nb;
+                for (int64_t i = 0; i < nr; i++) g[i] = g[i] * S[i] - y[i] * LS[i];
+            }
+            FN(cols_out)(G, C, nr, nb, grad + r0 * C);
+        }
+    }
+    free(buf);
+    info[0] = 0.0;
+    info[1] = -1.0;
+    info[2] = tot;
+    return FL_OK;
+}
+
+/* rows_scce_probs in columns. */
+FL_CLONES static int FN(cols_scce_probs)(FL_ROWS_ARGS(int64_t)) {
+    (void)R;
+    int64_t C = K, nb;
+    T zero = L(0.0), one = L(1.0);
+    T eps = prm[P_EPS], ome = prm[P_OME];
+    T ignore = prm[P_IGNORE];
+    int has_ignore = prm[P_HAS_IGNORE] != zero;
+    int64_t rb = FN(cols_block)(C, lo, hi, &nb);
+    T *buf = (T *)malloc(sizeof(T) * (size_t)(nb * (2 * C + 3)));
+    int64_t *krow = (int64_t *)malloc(sizeof(int64_t) * (size_t)nb);
+    if (!buf || !krow) {
+        free(buf);
+        free(krow);
+        return FL_ENOMEM;
+    }
+    T *P = buf, *G = P + C * nb, *S = G + C * nb, *LS = S + nb, *LC = LS + nb;
+    int64_t nbad = 0, first = -1;
+    double tot = 0.0;
+    for (int64_t r0 = lo; r0 < hi; r0 += rb) {
+        int64_t nr = hi - r0 < rb ? hi - r0 : rb;
+        FN(cols_in)(yp + r0 * C, C, nr, nb, P);
+        for (int64_t j = 0; j < C; j++) {
+            const T *restrict x = P + j * nb;
+            T *restrict g = G + j * nb;
+            for (int64_t i = 0; i < nr; i++) g[i] = FN(fl_clip)(x[i], eps, ome);
+        }
+        FN(cols_row_sums)(G, C, nr, nb, S);
+        for (int64_t i = 0; i < nr; i++) {
+            int64_t k = FN(fl_label)(yt[r0 + i], C, ignore, has_ignore);
+            krow[i] = k;
+            if (k == -1) {
+                nbad++;
+                if (first < 0) first = r0 + i;
+            }
+            LC[i] = k >= 0 ? G[k * nb + i] : one;
+        }
+        for (int64_t i = 0; i < nr; i++) {
+            LS[i] = LOG(S[i]);
+            LC[i] = LOG(LC[i]);
+        }
+        for (int64_t i = 0; i < nr; i++) {
+            if (krow[i] < 0) {
+                loss[r0 + i] = zero;
+                S[i] = zero;
+                continue;
+            }
+            T li = LS[i] - LC[i];
+            loss[r0 + i] = li;
+            tot += (double)li * (double)w[(r0 + i) * ws];
+            LS[i] = w[(r0 + i) * ws] * prm[F_SCALE]; /* the row's scale */
+            S[i] = LS[i] / S[i];
+        }
+        if (want_grad) {
+            for (int64_t j = 0; j < C; j++) {
+                const T *restrict x = P + j * nb;
+                T *restrict g = G + j * nb;
+                for (int64_t i = 0; i < nr; i++) {
+                    T v = S[i];
+                    if (x[i] < eps) v = zero;
+                    if (x[i] > ome) v = zero;
+                    g[i] = v;
+                }
+            }
+            FN(cols_out)(G, C, nr, nb, grad + r0 * C);
+            for (int64_t i = 0; i < nr; i++) {
+                int64_t k = krow[i];
+                T *g = grad + (r0 + i) * C;
+                if (k < 0) {
+                    for (int64_t j = 0; j < C; j++) g[j] = zero;
+                    continue;
+                }
+                T pk = P[k * nb + i];
+                if (!(pk < eps || pk > ome)) g[k] -= LS[i] / FN(fl_clip)(pk, eps, ome);
+            }
+        }
+    }
+    free(buf);
+    free(krow);
+    info[0] = (double)nbad;
+    info[1] = (double)first;
+    info[2] = tot;
+    return FL_OK;
+}
+
+/* rows_scce_logits in columns. */
+FL_CLONES static int FN(cols_scce_logits)(FL_ROWS_ARGS(int64_t)) {
+    (void)R;
+    int64_t C = K, nb;
+    T zero = L(0.0);
+    T ignore = prm[P_IGNORE];
+    int has_ignore = prm[P_HAS_IGNORE] != zero;
+    int64_t rb = FN(cols_block)(C, lo, hi, &nb);
+    T *buf = (T *)malloc(sizeof(T) * (size_t)(nb * (2 * C + 3)));
+    int64_t *krow = (int64_t *)malloc(sizeof(int64_t) * (size_t)nb);
+    if (!buf || !krow) {
+        free(buf);
+        free(krow);
+        return FL_ENOMEM;
+    }
+    T *P = buf, *G = P + C * nb, *M = G + C * nb, *S = M + nb, *LS = S + nb;
+    int64_t nbad = 0, first = -1;
+    double tot = 0.0;
+    for (int64_t r0 = lo; r0 < hi; r0 += rb) {
+        int64_t nr = hi - r0 < rb ? hi - r0 : rb;
+        FN(cols_in)(yp + r0 * C, C, nr, nb, P);
+        FN(cols_row_max)(P, C, nr, nb, M);
+        for (int64_t j = 0; j < C; j++) {
+            const T *restrict x = P + j * nb;
+            T *restrict g = G + j * nb;
+            for (int64_t i = 0; i < nr; i++) g[i] = EXP(x[i] - M[i]);
+        }
+        FN(cols_row_sums)(G, C, nr, nb, S);
+        for (int64_t i = 0; i < nr; i++) LS[i] = LOG(S[i]);
+        for (int64_t i = 0; i < nr; i++) {
+            int64_t k = FN(fl_label)(yt[r0 + i], C, ignore, has_ignore);
+            krow[i] = k;
+            if (k < 0) {
+                if (k == -1) {
+                    nbad++;
+                    if (first < 0) first = r0 + i;
+                }
+                loss[r0 + i] = zero;
+                S[i] = zero;
+                continue;
+            }
+            T li = LS[i] - (P[k * nb + i] - M[i]);
+            loss[r0 + i] = li;
+            tot += (double)li * (double)w[(r0 + i) * ws];
+            LS[i] = w[(r0 + i) * ws] * prm[F_SCALE]; /* the row's scale */
+            S[i] = LS[i] / S[i];
+        }
+        if (want_grad) {
+            for (int64_t j = 0; j < C; j++) {
+                T *restrict g = G + j * nb;
+                for (int64_t i = 0; i < nr; i++) g[i] = g[i] * S[i];
+            }
+            FN(cols_out)(G, C, nr, nb, grad + r0 * C);
+            for (int64_t i = 0; i < nr; i++) {
+                int64_t k = krow[i];
+                T *g = grad + (r0 + i) * C;
+                if (k < 0) {
+                    for (int64_t j = 0; j < C; j++) g[j] = zero;
+                    continue;
+                }
+                g[k] -= LS[i];
+            }
+        }
+    }
+    free(buf);
+    free(krow);
+    info[0] = (double)nbad;
+    info[1] = (double)first;
+    info[2] = tot;
+    return FL_OK;
+}
+
+#endif /* FL_PASS == 1 */
+
 /* ---- softmax family ------------------------------------------------------ *
  * exp(x - max) of a block of rows is written into the gradient rows (or a
  * scratch block) and exponentiated by one flat loop, so that short rows
@@ -271,6 +607,9 @@ FL_ENTRY(poisson, rows_poisson, T)
 
 /* loss = sum(y') logsumexp(x) - sum(y' x); grad = sum(y') softmax(x) - y'. */
 FL_CLONES static int FN(rows_cce_logits)(FL_ROWS_ARGS(T)) {
+#if FL_PASS == 1
+    if (K <= FL_COLS_MAX_K) return FN(cols_cce_logits)(yt, yp, prm, w, ws, loss, grad, want_grad, R, K, lo, hi, info);
+#endif
     int64_t C = K;
     T zero = L(0.0);
     T a = prm[P_LS_A], b = prm[P_LS_B];
@@ -329,6 +668,10 @@ FL_ENTRY(cce_logits, rows_cce_logits, T)
 
 /* loss = logsumexp(x) - x[y]; grad = softmax(x) - onehot(y). */
 FL_CLONES static int FN(rows_scce_logits)(FL_ROWS_ARGS(int64_t)) {
+#if FL_PASS == 1
+    if (K <= FL_SCCE_LOGITS_COLS_MAX_K)
+        return FN(cols_scce_logits)(yt, yp, prm, w, ws, loss, grad, want_grad, R, K, lo, hi, info);
+#endif
     int64_t C = K;
     T zero = L(0.0);
     T ignore = prm[P_IGNORE];
@@ -401,6 +744,9 @@ FL_ENTRY(scce_logits, rows_scce_logits, int64_t)
 
 /* TF backend: loss = log(sum(c)) - log(c_y), c = clip(p, eps, 1 - eps). */
 FL_CLONES static int FN(rows_scce_probs)(FL_ROWS_ARGS(int64_t)) {
+#if FL_PASS == 1
+    if (K <= FL_COLS_MAX_K) return FN(cols_scce_probs)(yt, yp, prm, w, ws, loss, grad, want_grad, R, K, lo, hi, info);
+#endif
     (void)R;
     int64_t C = K;
     T zero = L(0.0);
@@ -479,6 +825,9 @@ FL_INLINE T FN(cce_q_term)(T yy, T q, T eps, T ome, T *gq) {
 /* Keras: q = p / sum(p); c = clip(q, eps, 1 - eps); loss = -sum(y' log c).
  * Rows with few nonzero labels (one-hot) take the terms of those classes only. */
 FL_CLONES static int FN(rows_cce_probs)(FL_ROWS_ARGS(T)) {
+#if FL_PASS == 1
+    if (K <= FL_COLS_MAX_K) return FN(cols_cce_probs)(yt, yp, prm, w, ws, loss, grad, want_grad, R, K, lo, hi, info);
+#endif
     (void)R;
     int64_t C = K;
     T zero = L(0.0);
@@ -652,7 +1001,116 @@ FL_INLINE void FN(categorical_focal_body)(const T *restrict yt, const T *restric
     *tot_out = tot;
 }
 
+#if FL_PASS == 1
+/* categorical_focal_body's terms in columns: Q holds q, Y y' (replaced by the
+ * loss terms); G <- d term / dq, 0 where q is clipped. sq: gamma == 2 (a
+ * constant of each inlined copy). */
+FL_INLINE void FN(cols_cfocal_terms)(T *restrict Q, T *restrict Y, T *restrict G, int64_t C, int64_t nr,
+                                     int64_t nb, const T *restrict av, T eps, T ome, T gamma, int sq) {
+    for (int64_t j = 0; j < C; j++) {
+        const T *restrict q = Q + j * nb;
+        T *restrict y = Y + j * nb;
+        T *restrict g = G + j * nb;
+        T al = av[j];
+        for (int64_t i = 0; i < nr; i++) {
+            T gq;
+            y[i] = FN(cfocal_term)(y[i], q[i], eps, ome, al, gamma, sq, &gq);
+            g[i] = gq;
+        }
+    }
+}
+
+/* rows_categorical_focal in columns. */
+FL_CLONES static int FN(cols_categorical_focal)(FL_ROWS_ARGS(T)) {
+    (void)R;
+    int64_t C = K, nb;
+    T one = L(1.0);
+    T eps = prm[P_EPS], ome = prm[P_OME], a = prm[P_LS_A], b = prm[P_LS_B];
+    T gamma = prm[P_GAMMA];
+    int sq = gamma == L(2.0), logits = prm[P_FLAG] != L(0.0);
+    int64_t astep = prm[P_AVEC_STEP] != L(0.0);
+    int64_t rb = FN(cols_block)(C, lo, hi, &nb);
+    T *buf = (T *)malloc(sizeof(T) * (size_t)(nb * (4 * C + 3) + C));
+    if (!buf) return FL_ENOMEM;
+    T *Q = buf, *PB = Q + C * nb, *Y = PB + C * nb, *G = Y + C * nb, *S = G + C * nb, *A = S + nb, *D = A + nb;
+    T *av = D + nb;
+    for (int64_t j = 0; j < C; j++) av[j] = prm[P_AVEC + j * astep];
+    double tot = 0.0;
+    for (int64_t r0 = lo; r0 < hi; r0 += rb) {
+        int64_t nr = hi - r0 < rb ? hi - r0 : rb;
+        FN(cols_in)(yp + r0 * C, C, nr, nb, Q);
+        FN(cols_in_labels)(yt + r0 * C, C, nr, nb, Y, a, b);
+        if (logits) { /* p = softmax(x), kept in PB */
+            FN(cols_row_max)(Q, C, nr, nb, S);
+            for (int64_t j = 0; j < C; j++) {
+                T *restrict q = Q + j * nb;
+                for (int64_t i = 0; i < nr; i++) q[i] = EXP(q[i] - S[i]);
+            }
+            FN(cols_row_sums)(Q, C, nr, nb, A);
+            for (int64_t i = 0; i < nr; i++) A[i] = one / A[i];
+            for (int64_t j = 0; j < C; j++) {
+                T *restrict q = Q + j * nb;
+                T *restrict pb = PB + j * nb;
+                for (int64_t i = 0; i < nr; i++) {
+                    T v = q[i] * A[i];
+                    q[i] = v;
+                    pb[i] = v;
+                }
+            }
+        }
+        FN(cols_row_sums)(Q, C, nr, nb, S);
+        for (int64_t j = 0; j < C; j++) {
+            T *restrict q = Q + j * nb;
+            for (int64_t i = 0; i < nr; i++) q[i] = q[i] / S[i];
+        }
+        if (sq)
+            FN(cols_cfocal_terms)(Q, Y, G, C, nr, nb, av, eps, ome, gamma, 1);
+        else
+            FN(cols_cfocal_terms)(Q, Y, G, C, nr, nb, av, eps, ome, gamma, 0);
+        FN(cols_row_sums)(Y, C, nr, nb, A);
+        FN(cols_row_dots)(G, Q, C, nr, nb, D);
+        for (int64_t i = 0; i < nr; i++) {
+            T li = A[i];
+            loss[r0 + i] = li;
+            tot += (double)li * (double)w[(r0 + i) * ws];
+            A[i] = w[(r0 + i) * ws] * prm[F_SCALE]; /* the row's scale */
+        }
+        if (want_grad) {
+            if (logits) { /* d/dp_j = (g_j - dot) / S, then through the softmax */
+                for (int64_t j = 0; j < C; j++) {
+                    T *restrict g = G + j * nb;
+                    for (int64_t i = 0; i < nr; i++) g[i] = (g[i] - D[i]) / S[i];
+                }
+                FN(cols_row_dots)(G, PB, C, nr, nb, D);
+                for (int64_t j = 0; j < C; j++) {
+                    T *restrict g = G + j * nb;
+                    const T *restrict pb = PB + j * nb;
+                    for (int64_t i = 0; i < nr; i++) g[i] = pb[i] * (g[i] - D[i]) * A[i];
+                }
+            } else {
+                for (int64_t i = 0; i < nr; i++) S[i] = A[i] / S[i];
+                for (int64_t j = 0; j < C; j++) {
+                    T *restrict g = G + j * nb;
+                    for (int64_t i = 0; i < nr; i++) g[i] = (g[i] - D[i]) * S[i];
+                }
+            }
+            FN(cols_out)(G, C, nr, nb, grad + r0 * C);
+        }
+    }
+    free(buf);
+    info[0] = 0.0;
+    info[1] = -1.0;
+    info[2] = tot;
+    return FL_OK;
+}
+
+#endif /* FL_PASS == 1 */
+
 FL_CLONES static int FN(rows_categorical_focal)(FL_ROWS_ARGS(T)) {
+#if FL_PASS == 1
+    if (K <= FL_COLS_MAX_K)
+        return FN(cols_categorical_focal)(yt, yp, prm, w, ws, loss, grad, want_grad, R, K, lo, hi, info);
+#endif
     (void)R;
     int64_t C = K;
     int64_t astep = prm[P_AVEC_STEP] != L(0.0);

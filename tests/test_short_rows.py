@@ -1,9 +1,10 @@
-"""float32 rows of few classes: the Numba cross-entropy kernels' columns layout
-(``COLS_MAX_K`` in numba_cpu/_common.py, picked per call for float32 rows of at
-most that many classes) against the float64 NumPy reference, gradients
-against central finite differences of that reference. The class counts
-straddle each cut-over, so both layouts run; the batch sizes cross the block
-boundary and (the larger one) take the multi-chunk kernels."""
+"""float32 rows of few classes: the cross-entropy kernels' columns layout
+(``COLS_MAX_K`` in numba_cpu/_common.py, FL_COLS_MAX_K in csrc/crossentropy.c:
+float32 rows of at most that many classes) on both CPU backends against the
+float64 NumPy reference, gradients against central finite differences of that
+reference. The class counts straddle each cut-over, so both layouts run; the
+batch sizes cross the block boundary and (the larger one) take the
+multi-chunk kernels."""
 
 import numpy as np
 import pytest
@@ -43,6 +44,10 @@ REFS = {
     L.CategoricalFocalCrossentropy: "categorical_focal_crossentropy",
 }
 KS = [1, 2, 3, 6, 7, 15, 16]
+BACKENDS = [
+    "numba",
+    pytest.param("c", marks=pytest.mark.skipif("c" not in fastloss.available_backends(), reason="no C backend")),
+]
 
 
 def _case(case, K):
@@ -86,17 +91,18 @@ def _fd_rows(f, yp, w, h=1e-6):
     return g
 
 
+@pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("n", [700, 24000], ids=["block", "chunks"])
 @pytest.mark.parametrize("K", KS)
 @pytest.mark.parametrize("case", list(CASES))
-def test_short_rows_match_reference(case, K, n):
+def test_short_rows_match_reference(case, K, n, backend):
     cls, kw, cols_name = _case(case, K)
     rng = np.random.default_rng([K, n, len(case)])
     yt, yp = _inputs(case, rng, n, K, soft=K % 2 == 1)
     w = rng.uniform(0.2, 2.0, n)
     yt0, yp0 = yt.copy(), yp.copy()
     obj = cls(reduction="sum", **kw)
-    with fastloss.use_backend("numba"):
+    with fastloss.use_backend(backend):
         loss, grad = obj.value_and_grad(yt, yp, sample_weight=w)
         per_row = cls(reduction="none", **kw)(yt, yp)
     np.testing.assert_array_equal(yt, yt0)
@@ -107,13 +113,14 @@ def test_short_rows_match_reference(case, K, n):
     np.testing.assert_allclose(loss, np.sum(want * w), rtol=1e-5, atol=3e-6 * np.sum(w))
     fd = _fd_rows(lambda x: _ref(case, yt, x), yp, w)
     np.testing.assert_allclose(grad, fd, rtol=1e-3, atol=1e-5 * np.abs(fd).max())
-    if K <= (_common.COLS_MAX_K if "scce_logits" not in case else ce.SCCE_LOGITS_COLS_MAX_K):
+    if backend == "numba" and K <= (_common.COLS_MAX_K if "scce_logits" not in case else ce.SCCE_LOGITS_COLS_MAX_K):
         assert getattr(ce, cols_name).signatures  # the columns kernel ran
 
 
+@pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("K", [3, 7])
 @pytest.mark.parametrize("case", ["cce", "scce", "scce_ignore", "cfce", "cfce_g1.5_alphas"])
-def test_short_rows_clipped_probabilities(case, K):
+def test_short_rows_clipped_probabilities(case, K, backend):
     """Probabilities outside [eps, 1 - eps] (clipped: no gradient through the
     clipped value itself) in rows of both blocks."""
     rng = np.random.default_rng(K)
@@ -126,7 +133,7 @@ def test_short_rows_clipped_probabilities(case, K):
         yt[rows[:50]] = cols[:50]  # the label's own probability clipped
     w = rng.uniform(0.2, 2.0, n)
     cls, kw, _ = _case(case, K)
-    with fastloss.use_backend("numba"):
+    with fastloss.use_backend(backend):
         loss, grad = cls(reduction="sum", **kw).value_and_grad(yt, yp, sample_weight=w)
         per_row = cls(reduction="none", **kw)(yt, yp)
     want = _ref(case, yt, yp)
@@ -135,9 +142,10 @@ def test_short_rows_clipped_probabilities(case, K):
     np.testing.assert_allclose(grad, fd, rtol=1e-3, atol=1e-5 * np.abs(fd).max())
 
 
+@pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("K", [2, 5])
 @pytest.mark.parametrize("case", list(CASES))
-def test_short_rows_nonfinite(case, K):
+def test_short_rows_nonfinite(case, K, backend):
     """NaN / inf in a row make that row's loss (and gradient) NaN as in the
     reference and leave the other rows alone; an ignored row is 0 whatever it
     holds."""
@@ -156,7 +164,7 @@ def test_short_rows_nonfinite(case, K):
     if ignored:
         yt[10] = 0
         yt[1500] = 1  # an ignored row holding inf: loss 0, gradient 0
-    with fastloss.use_backend("numba"), np.errstate(all="ignore"):
+    with fastloss.use_backend(backend), np.errstate(all="ignore"):
         loss, grad = cls(reduction="none", **kw).value_and_grad(yt, yp)
         want = _ref(case, yt, yp)
     np.testing.assert_array_equal(np.isnan(loss), np.isnan(want))
@@ -171,11 +179,12 @@ def test_short_rows_nonfinite(case, K):
         assert loss[1500] == 0 and not grad[1500].any()
 
 
+@pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("logits", [False, True])
-def test_short_rows_bad_label_row_reported(logits):
+def test_short_rows_bad_label_row_reported(logits, backend):
     """A label out of range in the second block: the error names its row."""
     rng = np.random.default_rng(7)
     yt, yp = _inputs("scce", rng, 5000, 3, soft=False)
     yt[4321] = 3
-    with fastloss.use_backend("numba"), pytest.raises(ValueError, match="at index 4321"):
+    with fastloss.use_backend(backend), pytest.raises(ValueError, match="at index 4321"):
         L.SparseCategoricalCrossentropy(from_logits=logits)(yt, yp)
