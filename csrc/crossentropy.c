@@ -273,7 +273,9 @@ FL_ENTRY(poisson, rows_poisson, T)
  * keeps the row loops, as in the Numba backend. */
 #ifndef FL_COLS_MAX_K
 #define FL_COLS_MAX_K 15
-#define FL_SCCE_LOGITS_COLS_MAX_K 6 /* its row loops already run the exp as one flat loop */
+/* SCCE on logits and the softmax grad/Hessian kernels: their row loops already run
+ * the exp as one flat loop over a block; columns gain on them only below this */
+#define FL_EXP_BLOCKED_COLS_MAX_K 6
 #endif
 #if FL_PASS == 1
 
@@ -669,7 +671,7 @@ FL_ENTRY(cce_logits, rows_cce_logits, T)
 /* loss = logsumexp(x) - x[y]; grad = softmax(x) - onehot(y). */
 FL_CLONES static int FN(rows_scce_logits)(FL_ROWS_ARGS(int64_t)) {
 #if FL_PASS == 1
-    if (K <= FL_SCCE_LOGITS_COLS_MAX_K)
+    if (K <= FL_EXP_BLOCKED_COLS_MAX_K)
         return FN(cols_scce_logits)(yt, yp, prm, w, ws, loss, grad, want_grad, R, K, lo, hi, info);
 #endif
     int64_t C = K;
@@ -1186,8 +1188,129 @@ FL_GH_ENTRY(bce_gh, ghrows_bce_gh, T)
 FL_GH_ENTRY(bce_logits_gh, ghrows_bce_logits_gh, T)
 FL_GH_ENTRY(poisson_gh, ghrows_poisson_gh, T)
 
+#if FL_PASS == 1
+/* ghrows_cce_logits_gh in columns (short float32 rows, as cols_cce_logits). */
+FL_CLONES static int FN(ghcols_cce_logits_gh)(FL_GH_ROWS_ARGS(T)) {
+    (void)R;
+    int64_t C = K, nb;
+    T one = L(1.0);
+    T a = prm[P_LS_A], b = prm[P_LS_B];
+    int64_t rb = FN(cols_block)(C, lo, hi, &nb);
+    T *buf = (T *)malloc(sizeof(T) * (size_t)(nb * (4 * C + 3)));
+    if (!buf) return FL_ENOMEM;
+    T *P = buf, *Y = P + C * nb, *G = Y + C * nb, *H = G + C * nb, *M = H + C * nb, *S = M + nb, *SY = S + nb;
+    for (int64_t r0 = lo; r0 < hi; r0 += rb) {
+        int64_t nr = hi - r0 < rb ? hi - r0 : rb;
+        FN(cols_in)(yp + r0 * C, C, nr, nb, P);
+        FN(cols_in_labels)(yt + r0 * C, C, nr, nb, Y, a, b);
+        FN(cols_row_max)(P, C, nr, nb, M);
+        for (int64_t j = 0; j < C; j++) {
+            const T *restrict x = P + j * nb;
+            T *restrict g = G + j * nb;
+            for (int64_t i = 0; i < nr; i++) g[i] = EXP(x[i] - M[i]);
+        }
+        FN(cols_row_sums)(G, C, nr, nb, S);
+        FN(cols_row_sums)(Y, C, nr, nb, SY);
+        for (int64_t i = 0; i < nr; i++) {
+            S[i] = one / S[i];
+            M[i] = w[(r0 + i) * ws] * prm[F_SCALE]; /* the row's scale */
+        }
+        for (int64_t j = 0; j < C; j++) {
+            const T *restrict y = Y + j * nb;
+            T *restrict g = G + j * nb;
+            T *restrict h = H + j * nb;
+            for (int64_t i = 0; i < nr; i++) {
+                T pj = g[i] * S[i];
+                g[i] = (SY[i] * pj - y[i]) * M[i];
+                h[i] = SY[i] * pj * (one - pj) * M[i];
+            }
+        }
+        FN(cols_out)(G, C, nr, nb, grad + r0 * C);
+        FN(cols_out)(H, C, nr, nb, hess + r0 * C);
+    }
+    free(buf);
+    info[0] = 0.0;
+    info[1] = -1.0;
+    info[2] = 0.0;
+    return FL_OK;
+}
+
+/* ghrows_scce_logits_gh in columns. */
+FL_CLONES static int FN(ghcols_scce_logits_gh)(FL_GH_ROWS_ARGS(int64_t)) {
+    (void)R;
+    int64_t C = K, nb;
+    T zero = L(0.0), one = L(1.0);
+    T ignore = prm[P_IGNORE];
+    int has_ignore = prm[P_HAS_IGNORE] != zero;
+    int64_t rb = FN(cols_block)(C, lo, hi, &nb);
+    T *buf = (T *)malloc(sizeof(T) * (size_t)(nb * (3 * C + 2)));
+    int64_t *krow = (int64_t *)malloc(sizeof(int64_t) * (size_t)nb);
+    if (!buf || !krow) {
+        free(buf);
+        free(krow);
+        return FL_ENOMEM;
+    }
+    T *P = buf, *G = P + C * nb, *H = G + C * nb, *M = H + C * nb, *S = M + nb;
+    int64_t nbad = 0, first = -1;
+    for (int64_t r0 = lo; r0 < hi; r0 += rb) {
+        int64_t nr = hi - r0 < rb ? hi - r0 : rb;
+        FN(cols_in)(yp + r0 * C, C, nr, nb, P);
+        FN(cols_row_max)(P, C, nr, nb, M);
+        for (int64_t j = 0; j < C; j++) {
+            const T *restrict x = P + j * nb;
+            T *restrict g = G + j * nb;
+            for (int64_t i = 0; i < nr; i++) g[i] = EXP(x[i] - M[i]);
+        }
+        FN(cols_row_sums)(G, C, nr, nb, S);
+        for (int64_t i = 0; i < nr; i++) {
+            int64_t k = FN(fl_label)(yt[r0 + i], C, ignore, has_ignore);
+            krow[i] = k;
+            if (k == -1) {
+                nbad++;
+                if (first < 0) first = r0 + i;
+            }
+            S[i] = one / S[i];
+            M[i] = w[(r0 + i) * ws] * prm[F_SCALE]; /* the row's scale */
+        }
+        for (int64_t j = 0; j < C; j++) {
+            T *restrict g = G + j * nb;
+            T *restrict h = H + j * nb;
+            for (int64_t i = 0; i < nr; i++) {
+                T pj = g[i] * S[i];
+                g[i] = pj * M[i];
+                h[i] = pj * (one - pj) * M[i];
+            }
+        }
+        FN(cols_out)(G, C, nr, nb, grad + r0 * C);
+        FN(cols_out)(H, C, nr, nb, hess + r0 * C);
+        for (int64_t i = 0; i < nr; i++) {
+            int64_t k = krow[i];
+            T *g = grad + (r0 + i) * C;
+            T *h = hess + (r0 + i) * C;
+            if (k < 0) {
+                for (int64_t j = 0; j < C; j++) {
+                    g[j] = zero;
+                    h[j] = zero;
+                }
+                continue;
+            }
+            g[k] -= M[i];
+        }
+    }
+    free(buf);
+    free(krow);
+    info[0] = (double)nbad;
+    info[1] = (double)first;
+    info[2] = 0.0;
+    return FL_OK;
+}
+#endif /* FL_PASS == 1 */
+
 /* p = softmax(x): g = sum(y') p - y', h = sum(y') p (1 - p). */
 FL_CLONES static int FN(ghrows_cce_logits_gh)(FL_GH_ROWS_ARGS(T)) {
+#if FL_PASS == 1
+    if (K <= FL_EXP_BLOCKED_COLS_MAX_K) return FN(ghcols_cce_logits_gh)(yt, yp, prm, w, ws, grad, hess, R, K, lo, hi, info);
+#endif
     (void)R;
     int64_t C = K;
     T zero = L(0.0), one = L(1.0);
@@ -1231,6 +1354,9 @@ FL_GH_ENTRY(cce_logits_gh, ghrows_cce_logits_gh, T)
 /* p = softmax(x): g = p - onehot(y), h = p (1 - p); ignored rows 0; invalid
  * labels counted (rows zeroed). */
 FL_CLONES static int FN(ghrows_scce_logits_gh)(FL_GH_ROWS_ARGS(int64_t)) {
+#if FL_PASS == 1
+    if (K <= FL_EXP_BLOCKED_COLS_MAX_K) return FN(ghcols_scce_logits_gh)(yt, yp, prm, w, ws, grad, hess, R, K, lo, hi, info);
+#endif
     (void)R;
     int64_t C = K;
     T zero = L(0.0), one = L(1.0);

@@ -70,9 +70,8 @@ def _inputs(case, rng, n, K, soft):
     yp = (rng.normal(0, 2, (n, K)) if logits else rng.uniform(0.05, 0.95, (n, K))).astype(np.float32)
     if cls is L.SparseCategoricalCrossentropy:
         yt = rng.integers(0, K, n)
-    elif soft:
+    elif soft:  # rows need not sum to 1 (the sum(y') factors of the gradients)
         yt = rng.uniform(0, 1, (n, K))
-        yt /= yt.sum(1, keepdims=True)
     else:
         yt = np.eye(K)[rng.integers(0, K, n)]
     return yt, yp
@@ -113,7 +112,7 @@ def test_short_rows_match_reference(case, K, n, backend):
     np.testing.assert_allclose(loss, np.sum(want * w), rtol=1e-5, atol=3e-6 * np.sum(w))
     fd = _fd_rows(lambda x: _ref(case, yt, x), yp, w)
     np.testing.assert_allclose(grad, fd, rtol=1e-3, atol=1e-5 * np.abs(fd).max())
-    if backend == "numba" and K <= (_common.COLS_MAX_K if "scce_logits" not in case else ce.SCCE_LOGITS_COLS_MAX_K):
+    if backend == "numba" and K <= (_common.COLS_MAX_K if "scce_logits" not in case else ce.EXP_BLOCKED_COLS_MAX_K):
         assert getattr(ce, cols_name).signatures  # the columns kernel ran
 
 
@@ -188,3 +187,41 @@ def test_short_rows_bad_label_row_reported(logits, backend):
     yt[4321] = 3
     with fastloss.use_backend(backend), pytest.raises(ValueError, match="at index 4321"):
         L.SparseCategoricalCrossentropy(from_logits=logits)(yt, yp)
+
+
+GH_CASES = ["cce_logits", "cce_logits_ls", "scce_logits", "scce_logits_ignore"]
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("n", [700, 24000], ids=["block", "chunks"])
+@pytest.mark.parametrize("K", [2, 3, 6, 7, 16])
+@pytest.mark.parametrize("case", GH_CASES)
+def test_short_rows_grad_hess(case, K, n, backend):
+    """``grad_hess`` (the multi-class boosting objectives) on float32 rows:
+    gradient and Hessian diagonal of sum_i w_i loss_i against central first
+    and second differences of the float64 reference."""
+    cls, kw, _ = _case(case, K)
+    rng = np.random.default_rng([K, n, 2 * len(case)])
+    yt, yp = _inputs(case, rng, n, K, soft=True)
+    if kw.get("ignore_class") is not None:
+        yt[::7] = 1  # some ignored rows: gradient and Hessian 0
+    w = rng.uniform(0.2, 2.0, n)
+    with fastloss.use_backend(backend):
+        g, h = cls(**kw).grad_hess(yt, yp, sample_weight=w)
+    assert g.dtype == h.dtype == np.float32
+    f = lambda x: _ref(case, yt, x)
+    fd = _fd_rows(f, yp, w)
+    np.testing.assert_allclose(g, fd, rtol=1e-3, atol=1e-5 * np.abs(fd).max())
+    x = np.asarray(yp, np.float64)
+    hd = np.empty_like(x)
+    step = 1e-4
+    for j in range(K):
+        xp, xm = x.copy(), x.copy()
+        xp[:, j] += step
+        xm[:, j] -= step
+        hd[:, j] = w * (f(xp) - 2 * f(x) + f(xm)) / step**2
+    np.testing.assert_allclose(h, hd, rtol=1e-3, atol=1e-5 * np.abs(hd).max())
+    if kw.get("ignore_class") is not None:
+        assert not g[::7].any() and not h[::7].any()
+    if backend == "numba" and K <= ce.EXP_BLOCKED_COLS_MAX_K:
+        assert getattr(ce, case.split("_ls")[0].replace("_ignore", "") + "_gh_cols").signatures

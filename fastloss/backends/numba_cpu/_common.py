@@ -323,3 +323,18 @@ def entry_gh(rows, par, name):
 
     kernel.__name__ = kernel.__qualname__ = name
     return kernel
+
+
+def entry_gh_cols(rows, par, cols, cols_par, max_k, name):
+    """``entry_gh`` with ``entry_cols``' choice of layout."""
+    def kernel(yt, yp, prm, w, ws, grad, hess, nch):
+        if yp.dtype == _F32 and yp.shape[1] <= max_k:
+            r, p = cols, cols_par
+        else:
+            r, p = rows, par
+        if nch == 1:
+            return (r(yt, yp, prm, w, ws, grad, hess, 0, yp.shape[0]),)
+        return p(yt, yp, prm, w, ws, grad, hess, nch)
+
+    kernel.__name__ = kernel.__qualname__ = name
+    return kernel

@@ -669,11 +669,12 @@ def _cce_q_terms(yv, pj, S, eps, ome):
 # ----------------------------------------------------------------------------
 
 
-# SCCE on logits already runs its exp as one flat loop over a block (above);
-# the columns layout gains on it only for the shortest rows (65536 rows,
-# float32, one thread: 21.6 -> 18.8 ns a row at 4 classes, level at 6 to 10,
-# 33.6 -> 42 at 12).
-SCCE_LOGITS_COLS_MAX_K = 6
+# SCCE on logits and the softmax grad/Hessian kernels (boosting) already run
+# their exp as one flat loop over a block (above); the columns layout gains on
+# them only for the shortest rows (65536 rows, float32, one thread, ns a row:
+# SCCE 21.6 -> 18.8 at 4 classes, level at 6 to 10, 33.6 -> 42 at 12; the
+# SCCE grad/Hessian 17.3 -> 14.0 at 3, 25.6 -> 23.3 at 6, 30.6 -> 38 at 10).
+EXP_BLOCKED_COLS_MAX_K = 6
 
 
 @njit(**INLINE)
@@ -1370,7 +1371,7 @@ categorical_focal = entry_cols(
     categorical_focal_rows, categorical_focal_par, categorical_focal_cols, categorical_focal_cols_par,
     COLS_MAX_K, "categorical_focal",
 )
-scce_logits = entry_cols(scce_logits_rows, scce_logits_par, scce_logits_cols, scce_logits_cols_par, SCCE_LOGITS_COLS_MAX_K, "scce_logits")
+scce_logits = entry_cols(scce_logits_rows, scce_logits_par, scce_logits_cols, scce_logits_cols_par, EXP_BLOCKED_COLS_MAX_K, "scce_logits")
 scce_probs = entry_cols(scce_probs_rows, scce_probs_par, scce_probs_cols, scce_probs_cols_par, COLS_MAX_K, "scce_probs")
 
 
@@ -1381,7 +1382,7 @@ scce_probs = entry_cols(scce_probs_rows, scce_probs_par, scce_probs_cols, scce_p
 # _common.elementwise_gh_rows. Hessians are the diagonal of d2 loss_i / d x2.
 # ----------------------------------------------------------------------------
 
-from ._common import elementwise_gh_rows, entry_gh, par_gh  # noqa: E402
+from ._common import elementwise_gh_rows, entry_gh, entry_gh_cols, par_gh  # noqa: E402
 
 
 @njit(**INLINE)
@@ -1514,6 +1515,101 @@ def scce_logits_gh_rows(yt, yp, prm, w, ws, grad, hess, lo, hi):
     return nbad, first, 0.0
 
 
+@njit(**JIT)
+def cce_logits_gh_cols(yt, yp, prm, w, ws, grad, hess, lo, hi):
+    """cce_logits_gh_rows for short rows (columns layout, as cce_logits_cols)."""
+    R, C = yp.shape
+    zero = prm[0] - prm[0]
+    one = zero + lit(zero, 1.0)
+    a = prm[P_LS_A]
+    b = prm[P_LS_B]
+    rb, nb = _cols_scratch(C, lo, hi)
+    P = np.empty((C, nb), yp.dtype)
+    Y = np.empty((C, nb), yp.dtype)
+    G = np.empty((C, nb), yp.dtype)
+    H = np.empty((C, nb), yp.dtype)
+    M = np.empty(nb, yp.dtype)
+    S = np.empty(nb, yp.dtype)
+    SY = np.empty(nb, yp.dtype)
+    r0 = lo
+    while r0 < hi:
+        nr = min(hi - r0, rb)
+        cols_in(yp, r0, nr, P)
+        cols_in_labels(yt, r0, nr, Y, a, b)
+        _cols_row_max(P, nr, M)
+        for j in range(C):
+            for i in range(nr):
+                G[j, i] = fexp(P[j, i] - M[i])
+        _cols_row_sums(G, nr, S)
+        _cols_row_sums(Y, nr, SY)
+        for i in range(nr):
+            S[i] = one / S[i]
+            M[i] = w[(r0 + i) * ws] * prm[F_SCALE]  # the row's scale
+        for j in range(C):
+            for i in range(nr):
+                pj = G[j, i] * S[i]
+                G[j, i] = (SY[i] * pj - Y[j, i]) * M[i]
+                H[j, i] = SY[i] * pj * (one - pj) * M[i]
+        cols_out(G, grad, r0, nr)
+        cols_out(H, hess, r0, nr)
+        r0 += nr
+    return 0, -1, 0.0
+
+
+@njit(**JIT)
+def scce_logits_gh_cols(yt, yp, prm, w, ws, grad, hess, lo, hi):
+    """scce_logits_gh_rows for short rows (columns layout, as scce_logits_cols)."""
+    R, C = yp.shape
+    zero = prm[0] - prm[0]
+    one = zero + lit(zero, 1.0)
+    ignore = prm[P_IGNORE]
+    has_ignore = prm[P_HAS_IGNORE] != zero
+    rb, nb = _cols_scratch(C, lo, hi)
+    P = np.empty((C, nb), yp.dtype)
+    G = np.empty((C, nb), yp.dtype)
+    H = np.empty((C, nb), yp.dtype)
+    M = np.empty(nb, yp.dtype)
+    S = np.empty(nb, yp.dtype)
+    K = np.empty(nb, np.int64)
+    nbad = 0
+    first = -1
+    r0 = lo
+    while r0 < hi:
+        nr = min(hi - r0, rb)
+        cols_in(yp, r0, nr, P)
+        _cols_row_max(P, nr, M)
+        for j in range(C):
+            for i in range(nr):
+                G[j, i] = fexp(P[j, i] - M[i])
+        _cols_row_sums(G, nr, S)
+        for i in range(nr):
+            k = _label(yt[r0 + i], C, ignore, has_ignore)
+            K[i] = k
+            if k == -1:
+                nbad += 1
+                if first < 0:
+                    first = r0 + i
+            S[i] = one / S[i]
+            M[i] = w[(r0 + i) * ws] * prm[F_SCALE]  # the row's scale
+        for j in range(C):
+            for i in range(nr):
+                pj = G[j, i] * S[i]
+                G[j, i] = pj * M[i]
+                H[j, i] = pj * (one - pj) * M[i]
+        cols_out(G, grad, r0, nr)
+        cols_out(H, hess, r0, nr)
+        for i in range(nr):
+            k = K[i]
+            if k < 0:
+                for j in range(C):
+                    grad[r0 + i, j] = zero
+                    hess[r0 + i, j] = zero
+                continue
+            grad[r0 + i, k] -= M[i]
+        r0 += nr
+    return nbad, first, 0.0
+
+
 @njit(**PJIT)
 def bce_gh_par(yt, yp, prm, w, ws, grad, hess, nch):
     return par_gh(bce_gh_rows, yt, yp, prm, w, ws, grad, hess, nch)
@@ -1539,8 +1635,24 @@ def scce_logits_gh_par(yt, yp, prm, w, ws, grad, hess, nch):
     return par_gh(scce_logits_gh_rows, yt, yp, prm, w, ws, grad, hess, nch)
 
 
+@njit(**PJIT)
+def cce_logits_gh_cols_par(yt, yp, prm, w, ws, grad, hess, nch):
+    return par_gh(cce_logits_gh_cols, yt, yp, prm, w, ws, grad, hess, nch)
+
+
+@njit(**PJIT)
+def scce_logits_gh_cols_par(yt, yp, prm, w, ws, grad, hess, nch):
+    return par_gh(scce_logits_gh_cols, yt, yp, prm, w, ws, grad, hess, nch)
+
+
 bce_gh = entry_gh(bce_gh_rows, bce_gh_par, "bce_gh")
 bce_logits_gh = entry_gh(bce_logits_gh_rows, bce_logits_gh_par, "bce_logits_gh")
 poisson_gh = entry_gh(poisson_gh_rows, poisson_gh_par, "poisson_gh")
-cce_logits_gh = entry_gh(cce_logits_gh_rows, cce_logits_gh_par, "cce_logits_gh")
-scce_logits_gh = entry_gh(scce_logits_gh_rows, scce_logits_gh_par, "scce_logits_gh")
+cce_logits_gh = entry_gh_cols(
+    cce_logits_gh_rows, cce_logits_gh_par, cce_logits_gh_cols, cce_logits_gh_cols_par, EXP_BLOCKED_COLS_MAX_K,
+    "cce_logits_gh",
+)
+scce_logits_gh = entry_gh_cols(
+    scce_logits_gh_rows, scce_logits_gh_par, scce_logits_gh_cols, scce_logits_gh_cols_par, EXP_BLOCKED_COLS_MAX_K,
+    "scce_logits_gh",
+)
