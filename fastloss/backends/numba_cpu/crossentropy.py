@@ -805,9 +805,10 @@ def scce_probs_cols(yt, yp, prm, w, ws, loss, grad, want_grad, lo, hi):
                 if first < 0:
                     first = r0 + i
             LC[i] = G[k, i] if k >= 0 else one
-            LS[i] = S[i]
-        log_inplace(LS[:nr])
-        log_inplace(LC[:nr])
+        for i in range(nr):  # log_inplace of a copy of S: 1 ns a row more (3 classes)
+            LS[i] = flog(S[i])
+        for i in range(nr):
+            LC[i] = flog(LC[i])
         for i in range(nr):
             k = K[i]
             if k < 0:
