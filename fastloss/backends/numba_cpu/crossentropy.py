@@ -909,7 +909,6 @@ def scce_logits_cols(yt, yp, prm, w, ws, loss, grad, want_grad, lo, hi):
 def cce_logits_cols(yt, yp, prm, w, ws, loss, grad, want_grad, lo, hi):
     """cce_logits_rows for short rows (same arithmetic, columns layout)."""
     R, C = yp.shape
-    zero = prm[0] - prm[0]
     a = prm[P_LS_A]
     b = prm[P_LS_B]
     rb, nb = _cols_scratch(C, lo, hi)
