@@ -264,6 +264,16 @@ FL_ENTRY(sigmoid_focal_logits, rows_sigmoid_focal_logits, T)
 FL_ENTRY(kl_divergence, rows_kl_divergence, T)
 FL_ENTRY(poisson, rows_poisson, T)
 
+/* CCE on probabilities, one class: y' log c (returned), d(-y' log c)/dq (0 where q is clipped). */
+FL_INLINE T FN(cce_q_term)(T yy, T q, T eps, T ome, T *gq) {
+    T qc = FN(fl_clip)(q, eps, ome);
+    T d = -yy / qc;
+    if (q < eps) d = L(0.0);
+    if (q > ome) d = L(0.0);
+    *gq = d;
+    return yy * LOG(qc);
+}
+
 /* ---- short rows: the columns layout --------------------------------------- *
  * float32 rows of at most FL_COLS_MAX_K classes (the Numba backend's *_cols
  * kernels, same arithmetic): a block of rows is transposed into (class, row)
@@ -339,7 +349,6 @@ FL_INLINE int64_t FN(cols_block)(int64_t C, int64_t lo, int64_t hi, int64_t *nb)
 FL_CLONES static int FN(cols_cce_probs)(FL_ROWS_ARGS(T)) {
     (void)R;
     int64_t C = K, nb;
-    T zero = L(0.0);
     T eps = prm[P_EPS], ome = prm[P_OME], a = prm[P_LS_A], b = prm[P_LS_B];
     int64_t rb = FN(cols_block)(C, lo, hi, &nb);
     T *buf = (T *)malloc(sizeof(T) * (size_t)(nb * (3 * C + 3)));
@@ -356,15 +365,10 @@ FL_CLONES static int FN(cols_cce_probs)(FL_ROWS_ARGS(T)) {
             T *restrict y = Y + j * nb;
             T *restrict g = G + j * nb;
             for (int64_t i = 0; i < nr; i++) {
-                T qq = q[i] / S[i];
-                T yy = y[i];
-                T qc = FN(fl_clip)(qq, eps, ome);
-                T gq = -yy / qc;
-                if (qq < eps) gq = zero;
-                if (qq > ome) gq = zero;
+                T qq = q[i] / S[i], gq;
+                y[i] = FN(cce_q_term)(y[i], qq, eps, ome, &gq);
                 q[i] = qq;
                 g[i] = gq;
-                y[i] = yy * LOG(qc);
             }
         }
         FN(cols_row_sums)(Y, C, nr, nb, A);
@@ -812,16 +816,6 @@ FL_INLINE int64_t FN(sparse_labels)(const T *restrict y, int64_t C, T a, T b, T 
     for (int64_t j = 0; j < C; j++)
         if (y[j] * a + b != L(0.0)) idx[n++] = j;
     return n;
-}
-
-/* CCE on probabilities, one class: y' log c (returned), d(-y' log c)/dq (0 where q is clipped). */
-FL_INLINE T FN(cce_q_term)(T yy, T q, T eps, T ome, T *gq) {
-    T qc = FN(fl_clip)(q, eps, ome);
-    T d = -yy / qc;
-    if (q < eps) d = L(0.0);
-    if (q > ome) d = L(0.0);
-    *gq = d;
-    return yy * LOG(qc);
 }
 
 /* Keras: q = p / sum(p); c = clip(q, eps, 1 - eps); loss = -sum(y' log c).

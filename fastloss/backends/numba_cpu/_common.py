@@ -220,6 +220,7 @@ def entry(rows, par, name):
             return (rows(yt, yp, prm, w, ws, loss, grad, want_grad, 0, yp.shape[0]),)
         return par(yt, yp, prm, w, ws, loss, grad, want_grad, nch)
 
+    kernel.rows = rows  # the serial row kernel (which layout a call takes, for tests)
     kernel.__name__ = kernel.__qualname__ = name
     return kernel
 
@@ -232,16 +233,19 @@ def entry_cols(rows, par, cols, cols_par, max_k, name):
     columns-layout kernels ``cols``/``cols_par`` (see COLS_MAX_K). Chosen
     here, not inside ``rows``: a branch there compiled both layouts into every
     signature (the four softmax kernels' cold compile 14 -> 33 s, float64
-    included, which never takes it)."""
-    def kernel(yt, yp, prm, w, ws, loss, grad, want_grad, nch):
-        if yp.dtype == _F32 and yp.shape[1] <= max_k:
-            r, p = cols, cols_par
-        else:
-            r, p = rows, par
-        if nch == 1:
-            return (r(yt, yp, prm, w, ws, loss, grad, want_grad, 0, yp.shape[0]),)
-        return p(yt, yp, prm, w, ws, loss, grad, want_grad, nch)
+    included, which never takes it). ``kernel.pick(y_pred)`` is the chosen
+    entry (tests check the choice with it)."""
+    return _pick_layout(entry(rows, par, name), entry(cols, cols_par, name), max_k, name)
 
+
+def _pick_layout(by_rows, by_cols, max_k, name):
+    def pick(yp):
+        return by_cols if yp.dtype == _F32 and yp.shape[1] <= max_k else by_rows
+
+    def kernel(yt, yp, *args):
+        return pick(yp)(yt, yp, *args)
+
+    kernel.pick = pick
     kernel.__name__ = kernel.__qualname__ = name
     return kernel
 
@@ -321,20 +325,11 @@ def entry_gh(rows, par, name):
             return (rows(yt, yp, prm, w, ws, grad, hess, 0, yp.shape[0]),)
         return par(yt, yp, prm, w, ws, grad, hess, nch)
 
+    kernel.rows = rows
     kernel.__name__ = kernel.__qualname__ = name
     return kernel
 
 
 def entry_gh_cols(rows, par, cols, cols_par, max_k, name):
     """``entry_gh`` with ``entry_cols``' choice of layout."""
-    def kernel(yt, yp, prm, w, ws, grad, hess, nch):
-        if yp.dtype == _F32 and yp.shape[1] <= max_k:
-            r, p = cols, cols_par
-        else:
-            r, p = rows, par
-        if nch == 1:
-            return (r(yt, yp, prm, w, ws, grad, hess, 0, yp.shape[0]),)
-        return p(yt, yp, prm, w, ws, grad, hess, nch)
-
-    kernel.__name__ = kernel.__qualname__ = name
-    return kernel
+    return _pick_layout(entry_gh(rows, par, name), entry_gh(cols, cols_par, name), max_k, name)

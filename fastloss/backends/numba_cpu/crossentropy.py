@@ -671,9 +671,10 @@ def _cce_q_terms(yv, pj, S, eps, ome):
 
 # SCCE on logits and the softmax grad/Hessian kernels (boosting) already run
 # their exp as one flat loop over a block (above); the columns layout gains on
-# them only for the shortest rows (65536 rows, float32, one thread, ns a row:
-# SCCE 21.6 -> 18.8 at 4 classes, level at 6 to 10, 33.6 -> 42 at 12; the
-# SCCE grad/Hessian 17.3 -> 14.0 at 3, 25.6 -> 23.3 at 6, 30.6 -> 38 at 10).
+# them only for the shortest rows (65536 rows, float32, one thread, ns a row,
+# row kernel -> columns kernel: SCCE 23.8 -> 16.2 at 4 classes, 29.2 -> 22.3
+# at 6, 30.8 -> 27.5 at 8, level at 10, 35.4 -> 39.7 at 12; the SCCE
+# grad/Hessian 20.8 -> 17.8 at 4, 27.6 -> 24.7 at 6, 28.2 -> 32.8 at 8).
 EXP_BLOCKED_COLS_MAX_K = 6
 
 
@@ -715,7 +716,6 @@ def _cols_row_max(X, nr, M):
 def cce_probs_cols(yt, yp, prm, w, ws, loss, grad, want_grad, lo, hi):
     """cce_probs_rows for short rows (same arithmetic, columns layout)."""
     R, C = yp.shape
-    zero = prm[0] - prm[0]
     eps = prm[P_EPS]
     ome = prm[P_OME]
     a = prm[P_LS_A]
@@ -736,19 +736,10 @@ def cce_probs_cols(yt, yp, prm, w, ws, loss, grad, want_grad, lo, hi):
         _cols_row_sums(Q, nr, S)
         for j in range(C):
             for i in range(nr):
-                Q[j, i] = Q[j, i] / S[i]
-        for j in range(C):
-            for i in range(nr):
-                q = Q[j, i]
-                yv = Y[j, i]
-                qc = clip(q, eps, ome)
-                gq = -yv / qc
-                if q < eps:
-                    gq = zero
-                if q > ome:
-                    gq = zero
+                term, gq, q = _cce_q_terms(Y[j, i], Q[j, i], S[i], eps, ome)
+                Q[j, i] = q
                 G[j, i] = gq
-                Y[j, i] = yv * flog(qc)
+                Y[j, i] = term
         _cols_row_sums(Y, nr, A)
         for i in range(nr):
             D[i] = G[0, i] * Q[0, i]
@@ -1147,26 +1138,17 @@ def categorical_focal_rows(yt, yp, prm, w, ws, loss, grad, want_grad, lo, hi):
 
 
 @njit(**INLINE)
-def _cfocal_cols_terms(Q, Y, G, nr, alphas, eps, ome, gamma, sq):
-    """Columns layout of _cfocal_elem: Q holds q, Y y' (replaced by the loss
-    terms); G <- d term / dq, 0 where q is clipped. ``sq``: gamma == 2."""
-    zero = lit(eps, 0.0)
-    one = lit(eps, 1.0)
+def _cfocal_cols_terms(Q, Y, G, S, nr, alphas, eps, ome, gamma, sq):
+    """_cfocal_elem in columns: Q holds the probabilities (replaced by q =
+    p / S), Y y' (replaced by the loss terms); G <- d term / dq. ``sq``:
+    gamma == 2."""
     for j in range(Q.shape[0]):
         al = alphas[j]
         for i in range(nr):
-            q = Q[j, i]
-            yv = Y[j, i]
-            qc = clip(q, eps, ome)
-            lc = flog(qc)
-            f, dfm = _focal_pow(one - qc, gamma, sq)
-            gq = al * (f * (-yv / qc) - dfm * (-yv * lc))
-            if q < eps:
-                gq = zero
-            if q > ome:
-                gq = zero
+            term, gq, q = _cfocal_elem(Y[j, i], Q[j, i], S[i], eps, ome, al, gamma, sq)
+            Q[j, i] = q
             G[j, i] = gq
-            Y[j, i] = al * f * (-yv * lc)
+            Y[j, i] = term
 
 
 @njit(**JIT)
@@ -1214,15 +1196,12 @@ def categorical_focal_cols(yt, yp, prm, w, ws, loss, grad, want_grad, lo, hi):
                     Q[j, i] = v
                     PB[j, i] = v
         _cols_row_sums(Q, nr, S)
-        for j in range(C):
-            for i in range(nr):
-                Q[j, i] = Q[j, i] / S[i]
         # gamma == 2 is a constant of each loop: vectorized, an if-converted
         # branch would run the general power for every element
         if sq:
-            _cfocal_cols_terms(Q, Y, G, nr, alphas, eps, ome, gamma, True)
+            _cfocal_cols_terms(Q, Y, G, S, nr, alphas, eps, ome, gamma, True)
         else:
-            _cfocal_cols_terms(Q, Y, G, nr, alphas, eps, ome, gamma, False)
+            _cfocal_cols_terms(Q, Y, G, S, nr, alphas, eps, ome, gamma, False)
         _cols_row_sums(Y, nr, A)
         for i in range(nr):
             D[i] = G[0, i] * Q[0, i]
