@@ -133,6 +133,17 @@ def cuda_stream(stream):
         _stream_ctx.reset(token)
 
 
+# ``os.environ.get`` of a variable that is not set costs ~1.5 us on the 2-core
+# EPYC (it encodes the key and catches a KeyError), a tenth of a small loss
+# call; the mapping behind ``os.environ`` answers "not set" in 0.05 us. Its
+# keys are bytes on POSIX and upper-cased str on Windows; where it is missing
+# (another Python), every call asks ``os.environ``.
+_ENVIRON_DATA = getattr(os.environ, "_data", None)
+_ENV_KEY = "FASTLOSS_BACKEND" if os.name == "nt" else b"FASTLOSS_BACKEND"
+if type(_ENVIRON_DATA) is not dict:
+    _ENVIRON_DATA = None
+
+
 def _explicit():
     """The backend asked for (use_backend, set_backend, FASTLOSS_BACKEND), or None."""
     name = _ctx.get()
@@ -140,6 +151,8 @@ def _explicit():
         return name
     if _process_choice is not None:
         return _process_choice
+    if _ENVIRON_DATA is not None and _ENV_KEY not in _ENVIRON_DATA:
+        return None
     env = os.environ.get("FASTLOSS_BACKEND")
     if env:
         return _check(env.strip().lower())

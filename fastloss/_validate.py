@@ -63,6 +63,9 @@ def compute_dtype(y_pred, dtype=None):
     unless ``dtype`` ('float32'/'float64') asks for one. Arrays of other
     libraries count by their dtype too (a float64 PyTorch CPU tensor or
     TensorFlow tensor is float64)."""
+    if dtype is None and type(y_pred) is np.ndarray:  # the common call, without the conversions below
+        dt = y_pred.dtype
+        return dt if dt in _FLOATS else _FLOATS[0]
     if dtype is not None:
         try:
             dt = np.dtype(dtype)
@@ -81,6 +84,8 @@ def compute_dtype(y_pred, dtype=None):
 
 def as_float(x, name, dt):
     """``x`` as an array of dtype ``dt`` (a copy only when the dtype differs)."""
+    if type(x) is np.ndarray and x.dtype == dt:
+        return x
     a = _as_numeric(x, name)
     if a.dtype != dt:
         a = a.astype(dt)
@@ -89,6 +94,8 @@ def as_float(x, name, dt):
 
 def as_real(x, name):
     """A numeric array, its dtype kept (kernels convert per element)."""
+    if type(x) is np.ndarray and x.dtype in _FLOATS:
+        return x
     a = _as_numeric(x, name)
     if a.dtype.kind == "f" and a.dtype.itemsize < 4:
         a = a.astype(np.float32)
@@ -163,6 +170,8 @@ def class_alpha(n_alpha, K, moved):
 
 
 def check_axis(axis, ndim, name="axis"):
+    if type(axis) is int and -ndim <= axis < ndim:  # (ndim 0 never passes: its error is below)
+        return axis % ndim
     if isinstance(axis, bool):
         raise TypeError(f"`{name}` must be an int; got {axis!r}")
     try:

@@ -8,8 +8,26 @@ For reductions, weights and gradients use the classes in ``fastloss.losses``.
 from . import losses as _L
 
 
+# The loss objects these functions call, by class and keyword arguments: the
+# constructor's checks cost ~4 us on the 2-core EPYC, a fifth of a small call.
+# The objects are never handed out, so nothing changes them. Cleared when full.
+_OBJECTS = {}
+_OBJECTS_MAX = 256
+
+
 def _none(cls, y_true, y_pred, **kw):
-    return cls(reduction="none", **kw)(y_true, y_pred)
+    try:
+        key = (cls, tuple(kw.items()))
+        obj = _OBJECTS.get(key)
+    except TypeError:  # an unhashable argument (alpha as an array): no caching
+        key = obj = None
+    if obj is None:
+        obj = cls(reduction="none", **kw)
+        if key is not None:
+            if len(_OBJECTS) >= _OBJECTS_MAX:
+                _OBJECTS.clear()
+            _OBJECTS[key] = obj
+    return obj(y_true, y_pred)
 
 
 def binary_crossentropy(y_true, y_pred, from_logits=False, label_smoothing=0.0, axis=-1):
