@@ -30,6 +30,8 @@ def test_prm_is_a_new_array_each_call():
     a[:] = 7.0  # a caller writing into its vector does not reach the next call's
     c = _core._prm(0.75, 3, {"label_smoothing": 0.1}, None, F32)
     np.testing.assert_array_equal(c[1:], b[1:])
+    d = _core._prm(0.75, 3, {"label_smoothing": 0.1}, None, np.dtype(np.float64))  # same items, float64
+    assert d.dtype == np.float64 and d[1] == 1e-7
 
 
 @pytest.mark.parametrize(
@@ -169,3 +171,100 @@ def test_validator_fast_paths_return_inputs_untouched_or_convert():
         V.check_axis(0, 0)
     with pytest.raises(TypeError, match="int"):
         V.check_axis(True, 2)
+
+
+# ---- class weights: the dense table, its cache, the label mapping ------------------
+
+
+def _cw_reference(class_weight, labels):
+    """Keras fit's lookup, label by label: classes not listed weigh 1."""
+    return np.array([float(class_weight.get(int(k), 1.0)) for k in labels])
+
+
+@pytest.mark.parametrize(
+    "class_weight",
+    [
+        {0: 0.5, 3: 2.0},  # a dense table; labels above its last key
+        {2: 4.0},
+        {1: 3.0, 7: 0.25, 1000: 9.0},
+        {-1: 7.0, 2: 2.0},  # a negative key: the sorted-keys search
+        {1 << 20: 5.0, 1: 2.0},  # a key too large for a table: the search
+    ],
+)
+def test_class_weight_rows_match_a_lookup(class_weight):
+    rng = np.random.default_rng(3)
+    labels = rng.integers(-3, 12, 500).astype(np.int64)
+    labels[:4] = [np.iinfo(np.int64).min, np.iinfo(np.int64).max, 1 << 20, 1000]
+    for _ in range(2):  # built, then from the cache
+        got = V.class_weight_rows(class_weight, labels, F32)
+        assert got.dtype == F32 and got.shape == labels.shape
+        np.testing.assert_array_equal(got, _cw_reference(class_weight, labels).astype(np.float32))
+
+
+def test_class_weight_table_follows_the_dict_contents():
+    """The cache is keyed by the items: another dict, or the same dict changed
+    in place, gets its own weights."""
+    labels = np.array([0, 1, 2, 1], np.int64)
+    cw = {1: 3.0}
+    np.testing.assert_array_equal(V.class_weight_rows(cw, labels, F32), [1, 3, 1, 3])
+    np.testing.assert_array_equal(V.class_weight_rows({1: 5.0}, labels, F32), [1, 5, 1, 5])
+    cw[2] = 0.5
+    np.testing.assert_array_equal(V.class_weight_rows(cw, labels, F32), [1, 3, 0.5, 3])
+    cw[1] = 2.0
+    np.testing.assert_array_equal(V.class_weight_rows(cw, labels, F32), [1, 2, 0.5, 2])
+    got64 = V.class_weight_rows(cw, labels, np.dtype(np.float64))  # the same items in another dtype
+    assert got64.dtype == np.float64
+    np.testing.assert_array_equal(got64, [1, 2, 0.5, 2])
+
+
+def test_class_weight_zero_keeps_its_sign_and_is_not_cached():
+    labels = np.array([0, 1], np.int64)
+    n = len(V._CW_TABLES)
+    for z in (0.0, -0.0, 0.0):
+        got = V.class_weight_rows({1: z}, labels, F32)
+        assert got[1] == 0 and np.signbit(got[1]) == np.signbit(z)
+    assert len(V._CW_TABLES) == n
+
+
+def test_class_weight_table_cache_is_bounded(monkeypatch):
+    monkeypatch.setattr(V, "_CW_TABLES_MAX", 4)
+    V._CW_TABLES.clear()
+    labels = np.array([0, 1], np.int64)
+    for k in range(12):
+        V.class_weight_rows({1: 1.0 + k}, labels, F32)
+        assert len(V._CW_TABLES) <= 4
+
+
+def test_class_weight_sequence_rejects_labels_outside_it():
+    for bad in (-1, 3, np.iinfo(np.int64).min):
+        with pytest.raises(ValueError, match="class_weight"):
+            V.class_weight_rows(np.array([1.0, 2.0, 3.0]), np.array([0, bad], np.int64), F32)
+
+
+def test_class_weights_of_float_labels_round_half_to_even_and_skip_non_finite():
+    """Dense 0/1-style labels as floats: rounded as np.round does (0.5 -> 0,
+    1.5 -> 2, -0.5 -> 0); NaN and +-inf name no class (weight 1 in a dict)."""
+    y = np.array([[0.5], [1.5], [2.5], [-0.5], [np.nan], [np.inf], [-np.inf], [1.2]])
+    lab = _core._labels_for_class_weight("dense", y)
+    np.testing.assert_array_equal(lab, [0, 2, 2, 0, -1, -1, -1, 1])
+    cw = {0: 2.0, 1: 3.0, 2: 5.0}
+    np.testing.assert_array_equal(V.class_weight_rows(cw, lab, F32), [2, 5, 5, 2, 1, 1, 1, 3])
+    assert not np.isnan(y[:4]).any()  # the caller's labels are left as they were
+    onehot = np.array([[0.0, 1.0, 0.0], [0.2, 0.1, 0.7]])
+    np.testing.assert_array_equal(_core._labels_for_class_weight("dense", onehot), [1, 2])
+
+
+def test_class_weighted_loss_matches_the_reference_in_a_loop():
+    """A class-weighted BCE called repeatedly with changing labels, against the
+    float64 reference weighted as Keras' fit weights it."""
+    from fastloss.losses import BinaryCrossentropy
+
+    rng = np.random.default_rng(4)
+    cw = {0: 0.7, 1: 3.0}
+    loss = BinaryCrossentropy(class_weight=cw, reduction="sum")
+    for _ in range(3):
+        y = (rng.random((32, 1)) > 0.5).astype(np.float64)
+        p = rng.uniform(0.05, 0.95, (32, 1))
+        w = ref.class_weight_to_sample_weight(cw, y, sparse=False)
+        want = float(np.sum(ref.binary_crossentropy(y, p) * w))
+        np.testing.assert_allclose(loss(y, p), want, rtol=1e-12)
