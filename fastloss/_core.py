@@ -91,7 +91,7 @@ def reduction_factor(reduction, scalar_loss, w_rows, ws, w_kept, valid, R, n_out
         if valid is not None:
             denom = float(np.sum((w_rows if ws else np.full(R, w_rows[0])) * valid, dtype=np.float64))
         else:
-            denom = float(np.sum(w_kept, dtype=np.float64))
+            denom = float(w_kept.sum(dtype=np.float64))  # (np.sum's wrapper: 2 us more a call)
         return 0.0 if denom == 0.0 else 1.0 / denom
     # sum_over_batch_size / mean (/ mean_with_sample_weight without weights).
     # Keras scales the ignore_class mask by (mask size) / (valid count), then
