@@ -54,8 +54,9 @@ BLOCK = 4096
 # arithmetic, set the speed. Categorical cross-entropy on probabilities, soft
 # labels, 65536 rows, one thread: 60 -> 11 ns a row at 3 classes, 110 -> 20 at
 # 6, 132 -> 56 at 14; level at 16 (a multiple of the vector width), behind from
-# there on. float64 keeps the row loops: its exp and log are libm calls, which
-# set its speed either way, and the row loops' one-hot shortcut skips most.
+# there on. float64 keeps the row loops (measured when its exp and log were
+# libm calls, which set its speed either way; the row loops' one-hot shortcut
+# skips most logs).
 COLS_MAX_K = 15
 
 

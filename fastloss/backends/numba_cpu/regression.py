@@ -78,9 +78,25 @@ from ._common import (
     par,
     par_gh,
 )
-from ._math import _exp2_parts, fkey, flog1p, flog1p_small, funkey, lit, log32
+from ._math import (
+    _LN2_HI,
+    _LN2_LO,
+    _LOG2E,
+    _MAGIC64,
+    _exp2_parts,
+    _exp2_parts64,
+    _scale_half,
+    fkey,
+    flog1p,
+    flog1p_small,
+    fma,
+    funkey,
+    lit,
+    log32,
+)
 
 _F32 = np.float32
+_F64 = np.float64
 
 # ----------------------------------------------------------------------------
 # Element functions: (y, p, eps, ome, alpha, gamma, flag) -> (loss, dloss/dp)
@@ -177,7 +193,7 @@ def _expm1_exp32(z):
     if zc < _F32(-104.0):
         zc = _F32(-104.0)
     kf, s1, s2 = _exp2_parts(zc * _F32(1.4426950408889634) + _F32(12582912.0))
-    r = zc - kf * _F32(0.693145751953125)
+    r = zc - kf * _F32(0.693145751953125)  # (folded into one step: see _math.exp32)
     r = r - kf * _F32(1.428606765330187e-06)
     q = _F32(1.0 / 5040.0)
     q = q * r + _F32(1.0 / 720.0)
@@ -193,6 +209,38 @@ def _expm1_exp32(z):
     return em, u
 
 
+@njit(**INLINE)
+def _expm1_exp64(z):
+    """float64 ``_expm1_exp32``: the reduction of ``_math.exp64``, ``q =
+    expm1(r)`` by its Taylor polynomial through ``r**13`` (truncation < 5e-18
+    relative), ``exp(z) = 2**k (1 + q)``, ``expm1(z) = 2**k q + (2**k - 1)``."""
+    zc = z
+    if zc < _F64(-746.0):
+        zc = _F64(-746.0)
+    t = zc * _F64(_LOG2E) + _F64(_MAGIC64)
+    kf, s1, s2 = _exp2_parts64(t)
+    r = fma(-kf, _F64(_LN2_HI), zc)
+    r = fma(-kf, _F64(_LN2_LO), r)
+    q = _F64(1.0 / 6227020800.0)
+    q = q * r + _F64(1.0 / 479001600.0)
+    q = q * r + _F64(1.0 / 39916800.0)
+    q = q * r + _F64(1.0 / 3628800.0)
+    q = q * r + _F64(1.0 / 362880.0)
+    q = q * r + _F64(1.0 / 40320.0)
+    q = q * r + _F64(1.0 / 5040.0)
+    q = q * r + _F64(1.0 / 720.0)
+    q = q * r + _F64(1.0 / 120.0)
+    q = q * r + _F64(1.0 / 24.0)
+    q = q * r + _F64(1.0 / 6.0)
+    q = q * r + _F64(0.5)
+    q = q * r + _F64(1.0)
+    q = q * r
+    u = _scale_half(q + _F64(1.0), t) * s2
+    s = s1 * s2  # 2**k (0 below 2**-1074: expm1 is -1 there)
+    em = s * q + (s - _F64(1.0))
+    return em, u
+
+
 def _expm1_exp(z):
     return math.expm1(z), math.exp(z)
 
@@ -201,6 +249,8 @@ def _expm1_exp(z):
 def _ov_expm1_exp(z):
     if z == types.float32:
         return lambda z: _expm1_exp32(z)
+    if z == types.float64:
+        return lambda z: _expm1_exp64(z)
     return lambda z: (math.expm1(z), math.exp(z))
 
 
