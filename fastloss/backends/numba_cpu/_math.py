@@ -297,22 +297,34 @@ def _frexp_parts64(typingctx, x):
 
 
 @njit(inline="always", fastmath=FASTMATH, error_model="numpy")
-def exp_poly64(r):
-    """``exp(r)`` for ``|r| <= ln2/2``: the Taylor polynomial through ``r**13``."""
-    p = _F64(1.0 / 6227020800.0)
-    p = p * r + _F64(1.0 / 479001600.0)
-    p = p * r + _F64(1.0 / 39916800.0)
-    p = p * r + _F64(1.0 / 3628800.0)
-    p = p * r + _F64(1.0 / 362880.0)
-    p = p * r + _F64(1.0 / 40320.0)
-    p = p * r + _F64(1.0 / 5040.0)
-    p = p * r + _F64(1.0 / 720.0)
-    p = p * r + _F64(1.0 / 120.0)
-    p = p * r + _F64(1.0 / 24.0)
-    p = p * r + _F64(1.0 / 6.0)
-    p = p * r + _F64(0.5)
-    p = p * r + _F64(1.0)
-    return p * r + _F64(1.0)
+def exp_reduce64(xc):
+    """``xc = k ln2 + r``, ``|r| <= ln2/2``: ``(t, r, 2**(k>>1), 2**(k-(k>>1)))``
+    (``t`` carries k for ``_scale_half``); the steps are fma calls (see ``fma``)."""
+    t = xc * _F64(_LOG2E) + _F64(_MAGIC64)
+    kf, s1, s2 = _exp2_parts64(t)
+    r = fma(-kf, _F64(_LN2_HI), xc)
+    r = fma(-kf, _F64(_LN2_LO), r)
+    return t, r, s1, s2
+
+
+@njit(inline="always", fastmath=FASTMATH, error_model="numpy")
+def expm1_poly64(r):
+    """``expm1(r)`` for ``|r| <= ln2/2``: the Taylor polynomial through ``r**13``
+    (truncation < 5e-18 relative)."""
+    q = _F64(1.0 / 6227020800.0)
+    q = q * r + _F64(1.0 / 479001600.0)
+    q = q * r + _F64(1.0 / 39916800.0)
+    q = q * r + _F64(1.0 / 3628800.0)
+    q = q * r + _F64(1.0 / 362880.0)
+    q = q * r + _F64(1.0 / 40320.0)
+    q = q * r + _F64(1.0 / 5040.0)
+    q = q * r + _F64(1.0 / 720.0)
+    q = q * r + _F64(1.0 / 120.0)
+    q = q * r + _F64(1.0 / 24.0)
+    q = q * r + _F64(1.0 / 6.0)
+    q = q * r + _F64(0.5)
+    q = q * r + _F64(1.0)
+    return q * r
 
 
 @njit(inline="always", fastmath=FASTMATH, error_model="numpy")
@@ -322,11 +334,8 @@ def exp64(x):
         xc = _F64(709.9)
     if xc < _F64(-746.0):  # below exp(-745.2), the smallest subnormal's half
         xc = _F64(-746.0)
-    t = xc * _F64(_LOG2E) + _F64(_MAGIC64)
-    kf, s1, s2 = _exp2_parts64(t)
-    r = fma(-kf, _F64(_LN2_HI), xc)
-    r = fma(-kf, _F64(_LN2_LO), r)
-    res = _scale_half(exp_poly64(r), t) * s2
+    t, r, s1, s2 = exp_reduce64(xc)
+    res = _scale_half(expm1_poly64(r) + _F64(1.0), t) * s2
     if x < _F64(-746.0):
         res = _F64(0.0)
     return res

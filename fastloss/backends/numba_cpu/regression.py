@@ -79,17 +79,13 @@ from ._common import (
     par_gh,
 )
 from ._math import (
-    _LN2_HI,
-    _LN2_LO,
-    _LOG2E,
-    _MAGIC64,
     _exp2_parts,
-    _exp2_parts64,
     _scale_half,
+    exp_reduce64,
+    expm1_poly64,
     fkey,
     flog1p,
     flog1p_small,
-    fma,
     funkey,
     lit,
     log32,
@@ -217,24 +213,8 @@ def _expm1_exp64(z):
     zc = z
     if zc < _F64(-746.0):
         zc = _F64(-746.0)
-    t = zc * _F64(_LOG2E) + _F64(_MAGIC64)
-    kf, s1, s2 = _exp2_parts64(t)
-    r = fma(-kf, _F64(_LN2_HI), zc)
-    r = fma(-kf, _F64(_LN2_LO), r)
-    q = _F64(1.0 / 6227020800.0)
-    q = q * r + _F64(1.0 / 479001600.0)
-    q = q * r + _F64(1.0 / 39916800.0)
-    q = q * r + _F64(1.0 / 3628800.0)
-    q = q * r + _F64(1.0 / 362880.0)
-    q = q * r + _F64(1.0 / 40320.0)
-    q = q * r + _F64(1.0 / 5040.0)
-    q = q * r + _F64(1.0 / 720.0)
-    q = q * r + _F64(1.0 / 120.0)
-    q = q * r + _F64(1.0 / 24.0)
-    q = q * r + _F64(1.0 / 6.0)
-    q = q * r + _F64(0.5)
-    q = q * r + _F64(1.0)
-    q = q * r
+    t, r, s1, s2 = exp_reduce64(zc)
+    q = expm1_poly64(r)
     u = _scale_half(q + _F64(1.0), t) * s2
     s = s1 * s2  # 2**k (0 below 2**-1074: expm1 is -1 there)
     em = s * q + (s - _F64(1.0))
