@@ -52,6 +52,11 @@
 int fl_max_threads(void);
 /* How the library was built: SIMD multiversioning, OpenMP, native. */
 const char *fl_build_info(void);
+/* The kernels' elementary functions over n values, for the accuracy tests:
+ * which 0: o1 = exp(x); 1: log(x); 2: log1p(x); 3: (o1, o2) = (expm1(x), exp(x))
+ * for x <= 0 (LogCosh's pair). Returns -1 for an unknown which. */
+int fl_math_f32(int which, const float *x, float *o1, float *o2, int64_t n);
+int fl_math_f64(int which, const double *x, double *o1, double *o2, int64_t n);
 
 /* crossentropy.c: loss kernels */
 int fl_bce_probs_f32(const float *yt, const float *yp, const float *prm, const float *w, int64_t ws, float *loss, float *grad, int want_grad, int64_t R, int64_t K, int nch, double *info);

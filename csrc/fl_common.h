@@ -6,8 +6,8 @@
  * fastloss/backends/numba_cpu/_math.py (same reductions, same polynomials,
  * same special-value handling), written with arithmetic, selects and bit casts
  * only so that gcc vectorizes the loops around them without -ffast-math and
- * without libmvec. float64 uses libm (scalar, exact to rounding), as the Numba
- * kernels do.
+ * without libmvec. float64 has twins of the Numba kernels' float64 versions
+ * (end of this file).
  *
  * Build flags (fastloss/backends/cffi_c/_build.py): -O3 -fopenmp
  * -fno-math-errno -fno-trapping-math; NOT -ffast-math/-ffinite-math-only (NaN
@@ -215,11 +215,121 @@ FL_INLINE void fl_expm1_exp32(float z, float *em, float *u) {
     *em = s * q + (s - 1.0f);
 }
 
-FL_INLINE void fl_expm1_exp64(double z, double *em, double *u) {
-    *em = expm1(z);
-    *u = exp(z);
+/* ---- float64: the twins of numba_cpu/_math.py's exp64/log64/log1p64 and
+ * regression.py's _expm1_exp64 (libm's scalar calls kept every float64 loop
+ * from vectorizing). Without -fassociative-math the two reduction steps stay
+ * two and (p * s1) * s2 stays in that order, so no fma is needed here. */
+
+#define FL_LN2_HI 0.6931471803691238      /* ln 2 to 33 bits: k * FL_LN2_HI is exact */
+#define FL_LN2_LO 1.9082149292705877e-10  /* ln 2 - FL_LN2_HI */
+
+/* From t = x/ln2 + 1.5*2**52: k and 2**(k>>1), 2**(k - (k>>1)). k as a double
+ * is t - 1.5*2**52 (exact): AVX2 has no int64 -> double conversion, and gcc
+ * would not vectorize a loop that needs one. */
+FL_INLINE void fl_exp2_parts64(double t, double *kf, double *s1, double *s2) {
+    int64_t k = fl_d2i(t) - 0x4338000000000000LL;
+    int64_t k1 = k >> 1;
+    int64_t k2 = k - k1;
+    *s1 = fl_i2d((int64_t)((uint64_t)(k1 + 1023) << 52));
+    *s2 = fl_i2d((int64_t)((uint64_t)(k2 + 1023) << 52));
+    *kf = t - 6755399441055744.0;
 }
 
-FL_INLINE double fl_log1p64_small(double u) { return log1p(u); }
+/* exp(r) - 1 for |r| <= ln2/2: Taylor through r**13. */
+FL_INLINE double fl_expm1_poly64(double r) {
+    double q = 1.0 / 6227020800.0;
+    q = q * r + 1.0 / 479001600.0;
+    q = q * r + 1.0 / 39916800.0;
+    q = q * r + 1.0 / 3628800.0;
+    q = q * r + 1.0 / 362880.0;
+    q = q * r + 1.0 / 40320.0;
+    q = q * r + 1.0 / 5040.0;
+    q = q * r + 1.0 / 720.0;
+    q = q * r + 1.0 / 120.0;
+    q = q * r + 1.0 / 24.0;
+    q = q * r + 1.0 / 6.0;
+    q = q * r + 0.5;
+    q = q * r + 1.0;
+    return q * r;
+}
+
+FL_INLINE double fl_exp64(double x) {
+    double xc = x;
+    if (xc > 709.9) xc = 709.9;
+    if (xc < -746.0) xc = -746.0;
+    double kf, s1, s2;
+    fl_exp2_parts64(xc * 1.4426950408889634 + 6755399441055744.0, &kf, &s1, &s2);
+    double r = xc - kf * FL_LN2_HI;
+    r = r - kf * FL_LN2_LO;
+    double res = ((fl_expm1_poly64(r) + 1.0) * s1) * s2;
+    if (x < -746.0) res = 0.0;
+    return res;
+}
+
+/* log1p(f) for f in [-0.34, 0.53]: s = f/(2+f), the atanh series of
+ * log((1+s)/(1-s)) through s**21, as f - (f**2/2 - s (f**2/2 + R)). */
+FL_INLINE double fl_log1p_core64(double f) {
+    double s = f / (2.0 + f);
+    double z = s * s;
+    double q = 2.0 / 21.0;
+    q = q * z + 2.0 / 19.0;
+    q = q * z + 2.0 / 17.0;
+    q = q * z + 2.0 / 15.0;
+    q = q * z + 2.0 / 13.0;
+    q = q * z + 2.0 / 11.0;
+    q = q * z + 2.0 / 9.0;
+    q = q * z + 2.0 / 7.0;
+    q = q * z + 2.0 / 5.0;
+    q = q * z + 2.0 / 3.0;
+    double hfsq = 0.5 * f * f;
+    return f - (hfsq - s * (hfsq + z * q));
+}
+
+FL_INLINE double fl_log64(double x) {
+    double xs = x, eadj = 0.0;
+    if (xs < 2.2250738585072014e-308) { /* subnormal (or <= 0, fixed below) */
+        xs = xs * 18014398509481984.0;  /* 2**54 */
+        eadj = -54.0;
+    }
+    int64_t b = fl_d2i(xs);
+    /* the exponent field as a double without an int64 conversion (see above) */
+    double ef = (fl_i2d(0x4330000000000000LL | ((b >> 52) & 0x7FF)) - 4503599627370496.0) - 1023.0 + eadj;
+    double m = fl_i2d((b & 0x000FFFFFFFFFFFFFLL) | 0x3FF0000000000000LL);
+    if (m > 1.4142135623730951) {
+        m = m * 0.5;
+        ef = ef + 1.0;
+    }
+    double res = ef * FL_LN2_HI + (ef * FL_LN2_LO + fl_log1p_core64(m - 1.0));
+    if (x == 0.0) res = -INFINITY;
+    if (x < 0.0) res = NAN;
+    if (x == INFINITY) res = x;
+    if (x != x) res = x;
+    return res;
+}
+
+/* log1p for float64: the series straight on u inside log64's range of f
+ * ((-0.2929, 0.4142), as ONE comparison for the reason fl_log1p32 gives: with
+ * two, gcc 12 left BCE from logits' double loop scalar), log64(1 + u) outside. */
+FL_INLINE double fl_log1p64(double u) {
+    double big = fl_log64(u + 1.0);
+    double small = fl_log1p_core64(u);
+    return fabs(u - 0.06066017177982128) < 0.35355339059327373 ? small : big;
+}
+
+FL_INLINE double fl_log1p64_small(double u) { return fl_log1p_core64(u); }
+
+/* (expm1(z), exp(z)) for z <= 0 from one reduced-argument evaluation. */
+FL_INLINE void fl_expm1_exp64(double z, double *em, double *u) {
+    double zc = z;
+    if (zc < -746.0) zc = -746.0;
+    double kf, s1, s2;
+    fl_exp2_parts64(zc * 1.4426950408889634 + 6755399441055744.0, &kf, &s1, &s2);
+    double r = zc - kf * FL_LN2_HI;
+    r = r - kf * FL_LN2_LO;
+    double q = fl_expm1_poly64(r);
+    *u = (s1 * (q + 1.0)) * s2;
+    double s = s1 * s2;
+    *em = s * q + (s - 1.0);
+}
 
 #endif /* FL_COMMON_H */

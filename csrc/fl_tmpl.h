@@ -49,9 +49,9 @@
 #else
 #define T double
 #define FN(n) FL_CAT(n, _f64)
-#define EXP exp
-#define LOG log
-#define LOG1P log1p
+#define EXP fl_exp64
+#define LOG fl_log64
+#define LOG1P fl_log1p64
 #define LOG1P_SMALL fl_log1p64_small
 #define EXPM1_EXP fl_expm1_exp64
 #define SQRT sqrt

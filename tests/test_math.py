@@ -1,31 +1,64 @@
-"""The Numba kernels' own exp/log/log1p (``backends/numba_cpu/_math.py``, and
-the (expm1, exp) pair of LogCosh in ``regression.py``), float32 and float64,
-against long double references: the error in ulps of the result, over the
-whole range (subnormal results and the edge of overflow included), and the
-IEEE special values."""
+"""The kernels' own exp/log/log1p, float32 and float64, against long double
+references: the Numba kernels' (``backends/numba_cpu/_math.py``, and the
+(expm1, exp) pair of LogCosh in ``regression.py``) and the C kernels' twins
+(``csrc/fl_common.h``, run through ``fl_math_f32``/``fl_math_f64``, built
+as the kernels are). The error in ulps of the result over the whole range
+(subnormal results and the edge of overflow included), and the IEEE special
+values."""
 
 import numpy as np
 import pytest
 
-pytest.importorskip("numba")
-from numba import njit  # noqa: E402
-
-from fastloss._config import FASTMATH  # noqa: E402
-from fastloss.backends.numba_cpu import _math as M  # noqa: E402
-from fastloss.backends.numba_cpu.regression import _expm1_exp  # noqa: E402
+from fastloss._backend import available_backends
 
 LD = np.longdouble
 pytestmark = pytest.mark.skipif(
     np.finfo(LD).nmant < 60, reason="needs an extended long double for the references"
 )
+BACKENDS = [
+    pytest.param("numba", marks=pytest.mark.skipif("numba" not in available_backends(), reason="no Numba")),
+    pytest.param("c", marks=pytest.mark.skipif("c" not in available_backends(), reason="C backend not built")),
+]
+_FN_INDEX = {"exp": 0, "log": 1, "log1p": 2, "expm1_exp": 3}
 
 
-def _vectorized(fn):
+def _numba_runner(fn, dt):
+    from numba import njit
+
+    from fastloss._config import FASTMATH
+    from fastloss.backends.numba_cpu import _math as M
+    from fastloss.backends.numba_cpu.regression import _expm1_exp
+
+    if fn == "expm1_exp":
+
+        @njit(fastmath=FASTMATH, error_model="numpy")
+        def run2(a, o1, o2):
+            for i in range(a.size):
+                o1[i], o2[i] = _expm1_exp(a[i])
+
+        return run2
+    f = getattr(M, f"{fn}{32 if dt == np.float32 else 64}")
+
     # compiled as the kernels compile them: inlined, with the project's fast-math flags
     @njit(fastmath=FASTMATH, error_model="numpy")
-    def run(a, out):
+    def run(a, o1, o2):
         for i in range(a.size):
-            out[i] = fn(a[i])
+            o1[i] = f(a[i])
+
+    return run
+
+
+def _c_runner(fn, dt):
+    from fastloss.backends.cffi_c import load
+
+    ffi, lib = load()
+    name, ct = ("fl_math_f32", "float[]") if dt == np.float32 else ("fl_math_f64", "double[]")
+    cfun, which = getattr(lib, name), _FN_INDEX[fn]
+
+    def run(a, o1, o2):
+        st = cfun(which, ffi.from_buffer(ct, a), ffi.from_buffer(ct, o1, require_writable=True),
+                  ffi.from_buffer(ct, o2, require_writable=True), a.size)
+        assert st == 0
 
     return run
 
@@ -33,12 +66,14 @@ def _vectorized(fn):
 _RUNNERS = {}
 
 
-def _run(name, x):
-    if name not in _RUNNERS:
-        _RUNNERS[name] = _vectorized(getattr(M, name))
-    out = np.empty_like(x)
-    _RUNNERS[name](x, out)
-    return out
+def _run(backend, fn, x, pair=False):
+    key = (backend, fn, x.dtype.type)
+    if key not in _RUNNERS:
+        _RUNNERS[key] = (_numba_runner if backend == "numba" else _c_runner)(fn, x.dtype.type)
+    x = np.ascontiguousarray(x)
+    o1, o2 = np.empty_like(x), np.empty_like(x)
+    _RUNNERS[key](x, o1, o2)
+    return (o1, o2) if pair else o1
 
 
 def _ulps(got, ref, dt):
@@ -65,13 +100,15 @@ def _exp_args(dt):
     ).astype(dt)
 
 
-@pytest.mark.parametrize("name, dt", [("exp32", np.float32), ("exp64", np.float64)])
-def test_exp(name, dt):
-    """exp64 within 1 ulp everywhere; exp32 (whose reduction fast-math merges
-    into one step, for speed) within 1.2 ulp for |x| <= 10 and 5 beyond."""
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("dt", [np.float32, np.float64])
+def test_exp(backend, dt):
+    """Within 1 ulp everywhere, but Numba's exp32: 1.2 ulp for |x| <= 10 and 5
+    beyond (fast-math merges its two-step reduction into one, for speed; the C
+    build has no reassociation and keeps the two steps)."""
     x = _exp_args(dt)
-    err = _ulps(_run(name, x), np.exp(x.astype(LD)), dt)
-    if dt == np.float64:
+    err = _ulps(_run(backend, "exp", x), np.exp(x.astype(LD)), dt)
+    if dt == np.float64 or backend == "c":
         assert err.max() < 1.0, (x[err.argmax()], err.max())
     else:
         near = np.abs(x) <= 10.0
@@ -92,15 +129,17 @@ def _log_args(dt):
     ).astype(dt)
 
 
-@pytest.mark.parametrize("name, dt, ulps", [("log32", np.float32, 2.0), ("log64", np.float64, 2.0)])
-def test_log(name, dt, ulps):
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("dt, ulps", [(np.float32, 2.0), (np.float64, 2.0)])
+def test_log(backend, dt, ulps):
     x = _log_args(dt)
-    err = _ulps(_run(name, x), np.log(x.astype(LD)), dt)
+    err = _ulps(_run(backend, "log", x), np.log(x.astype(LD)), dt)
     assert err.max() <= ulps, (x[err.argmax()], err.max())
 
 
-@pytest.mark.parametrize("name, dt, ulps", [("log1p32", np.float32, 3.0), ("log1p64", np.float64, 3.0)])
-def test_log1p(name, dt, ulps):
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("dt, ulps", [(np.float32, 3.0), (np.float64, 3.0)])
+def test_log1p(backend, dt, ulps):
     """Tiny arguments keep full relative precision (the series runs on u
     itself, not on a rounded 1 + u)."""
     x = np.concatenate(
@@ -111,23 +150,17 @@ def test_log1p(name, dt, ulps):
             np.exp(RNG.uniform(-80.0, 80.0, 20_000)),
         ]
     ).astype(dt)
-    err = _ulps(_run(name, x), np.log1p(x.astype(LD)), dt)
+    err = _ulps(_run(backend, "log1p", x), np.log1p(x.astype(LD)), dt)
     assert err.max() <= ulps, (x[err.argmax()], err.max())
 
 
+@pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("dt", [np.float32, np.float64])
-def test_expm1_exp_pair(dt):
+def test_expm1_exp_pair(backend, dt):
     """LogCosh's (expm1(z), exp(z)) for z <= 0 from one reduction."""
-
-    @njit(fastmath=FASTMATH, error_model="numpy")
-    def run(a, o1, o2):
-        for i in range(a.size):
-            o1[i], o2[i] = _expm1_exp(a[i])
-
     lo = -103.0 if dt == np.float32 else -744.0
     z = np.concatenate([-RNG.uniform(0.0, 1.0, 100_000), -RNG.uniform(0.0, 1e-6, 10_000), RNG.uniform(lo, 0.0, 100_000)]).astype(dt)
-    em, u = np.empty_like(z), np.empty_like(z)
-    run(z, em, u)
+    em, u = _run(backend, "expm1_exp", z, pair=True)
     zl = z.astype(LD)
     e1, e2 = _ulps(em, np.expm1(zl), dt), _ulps(u, np.exp(zl), dt)
     near = z >= -10.0
@@ -139,12 +172,12 @@ def test_expm1_exp_pair(dt):
 SPECIAL = [np.nan, np.inf, -np.inf, 0.0, -0.0, -1.0, 1.0, 1e30, -1e30]
 
 
+@pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("dt", [np.float32, np.float64])
 @pytest.mark.parametrize("fn", ["exp", "log", "log1p"])
-def test_special_values_as_libm(fn, dt):
-    name = f"{fn}{32 if dt == np.float32 else 64}"
+def test_special_values_as_libm(backend, fn, dt):
     x = np.array(SPECIAL, dt)
     with np.errstate(all="ignore"):
         want = getattr(np, fn)(x)
-    got = _run(name, x)
+    got = _run(backend, fn, x)
     np.testing.assert_allclose(got, want, rtol=4 * np.finfo(dt).eps, atol=0)  # inf, -inf, nan exactly
