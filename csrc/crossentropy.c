@@ -275,19 +275,28 @@ FL_INLINE T FN(cce_q_term)(T yy, T q, T eps, T ome, T *gq) {
 }
 
 /* ---- short rows: the columns layout --------------------------------------- *
- * float32 rows of at most FL_COLS_MAX_K classes (the Numba backend's *_cols
- * kernels, same arithmetic): a block of rows is transposed into (class, row)
- * scratch and every loop runs along the rows of one class; per-row sums,
- * maxima and logs are arrays over the block. On such rows a row's own loops
- * are too short to vectorize and their per-row cost set the speed. float64
- * keeps the row loops, as in the Numba backend. */
+ * Rows of at most FL_COLS_MAX_K classes (float32; float64: the *_F64 cut-overs)
+ * take the Numba backend's *_cols kernels (same arithmetic): a block of rows is
+ * transposed into (class, row) scratch and every loop runs along the rows of
+ * one class; per-row sums, maxima and logs are arrays over the block. On such
+ * rows a row's own loops are too short to vectorize and their per-row cost set
+ * the speed. The cut-overs are the Numba backend's (numba_cpu/_common.py
+ * COLS_MAX_K, numba_cpu/crossentropy.py the others, with the timings). */
 #ifndef FL_COLS_MAX_K
 #define FL_COLS_MAX_K 15
 /* SCCE on logits and the softmax grad/Hessian kernels: their row loops already run
  * the exp as one flat loop over a block; columns gain on them only below this */
 #define FL_EXP_BLOCKED_COLS_MAX_K 6
+/* float64 (half the lanes a vector): SCCE on probabilities and categorical
+ * focal, CCE (dense labels, transposed too), SCCE on logits, the softmax
+ * grad/Hessian kernels */
+#define FL_COLS_MAX_K_F64 10
+#define FL_COLS_MAX_K_F64_DENSE 6
+#define FL_EXP_BLOCKED_COLS_MAX_K_F64 3
+#define FL_GH_COLS_MAX_K_F64 2
 #endif
-#if FL_PASS == 1
+/* the cut-over of this pass' dtype */
+#define FL_CUT(F32, F64) (FL_PASS == 1 ? (F32) : (F64))
 
 /* dst[j * nb + i] = src[i * K + j], i < nr (src: the block's first row). */
 FL_INLINE void FN(cols_in)(const T *restrict src, int64_t K, int64_t nr, int64_t nb, T *restrict dst) {
@@ -604,7 +613,6 @@ FL_CLONES static int FN(cols_scce_logits)(FL_ROWS_ARGS(int64_t)) {
     return FL_OK;
 }
 
-#endif /* FL_PASS == 1 */
 
 /* ---- softmax family ------------------------------------------------------ *
  * exp(x - max) of a block of rows is written into the gradient rows (or a
@@ -613,9 +621,7 @@ FL_CLONES static int FN(cols_scce_logits)(FL_ROWS_ARGS(int64_t)) {
 
 /* loss = sum(y') logsumexp(x) - sum(y' x); grad = sum(y') softmax(x) - y'. */
 FL_CLONES static int FN(rows_cce_logits)(FL_ROWS_ARGS(T)) {
-#if FL_PASS == 1
-    if (K <= FL_COLS_MAX_K) return FN(cols_cce_logits)(yt, yp, prm, w, ws, loss, grad, want_grad, R, K, lo, hi, info);
-#endif
+    if (K <= FL_CUT(FL_COLS_MAX_K, FL_COLS_MAX_K_F64_DENSE)) return FN(cols_cce_logits)(yt, yp, prm, w, ws, loss, grad, want_grad, R, K, lo, hi, info);
     int64_t C = K;
     T zero = L(0.0);
     T a = prm[P_LS_A], b = prm[P_LS_B];
@@ -674,10 +680,8 @@ FL_ENTRY(cce_logits, rows_cce_logits, T)
 
 /* loss = logsumexp(x) - x[y]; grad = softmax(x) - onehot(y). */
 FL_CLONES static int FN(rows_scce_logits)(FL_ROWS_ARGS(int64_t)) {
-#if FL_PASS == 1
-    if (K <= FL_EXP_BLOCKED_COLS_MAX_K)
+    if (K <= FL_CUT(FL_EXP_BLOCKED_COLS_MAX_K, FL_EXP_BLOCKED_COLS_MAX_K_F64))
         return FN(cols_scce_logits)(yt, yp, prm, w, ws, loss, grad, want_grad, R, K, lo, hi, info);
-#endif
     int64_t C = K;
     T zero = L(0.0);
     T ignore = prm[P_IGNORE];
@@ -750,9 +754,7 @@ FL_ENTRY(scce_logits, rows_scce_logits, int64_t)
 
 /* TF backend: loss = log(sum(c)) - log(c_y), c = clip(p, eps, 1 - eps). */
 FL_CLONES static int FN(rows_scce_probs)(FL_ROWS_ARGS(int64_t)) {
-#if FL_PASS == 1
-    if (K <= FL_COLS_MAX_K) return FN(cols_scce_probs)(yt, yp, prm, w, ws, loss, grad, want_grad, R, K, lo, hi, info);
-#endif
+    if (K <= FL_CUT(FL_COLS_MAX_K, FL_COLS_MAX_K_F64)) return FN(cols_scce_probs)(yt, yp, prm, w, ws, loss, grad, want_grad, R, K, lo, hi, info);
     (void)R;
     int64_t C = K;
     T zero = L(0.0);
@@ -821,9 +823,7 @@ FL_INLINE int64_t FN(sparse_labels)(const T *restrict y, int64_t C, T a, T b, T 
 /* Keras: q = p / sum(p); c = clip(q, eps, 1 - eps); loss = -sum(y' log c).
  * Rows with few nonzero labels (one-hot) take the terms of those classes only. */
 FL_CLONES static int FN(rows_cce_probs)(FL_ROWS_ARGS(T)) {
-#if FL_PASS == 1
-    if (K <= FL_COLS_MAX_K) return FN(cols_cce_probs)(yt, yp, prm, w, ws, loss, grad, want_grad, R, K, lo, hi, info);
-#endif
+    if (K <= FL_CUT(FL_COLS_MAX_K, FL_COLS_MAX_K_F64_DENSE)) return FN(cols_cce_probs)(yt, yp, prm, w, ws, loss, grad, want_grad, R, K, lo, hi, info);
     (void)R;
     int64_t C = K;
     T zero = L(0.0);
@@ -997,7 +997,6 @@ FL_INLINE void FN(categorical_focal_body)(const T *restrict yt, const T *restric
     *tot_out = tot;
 }
 
-#if FL_PASS == 1
 /* categorical_focal_body's terms in columns: Q holds q, Y y' (replaced by the
  * loss terms); G <- d term / dq, 0 where q is clipped. sq: gamma == 2 (a
  * constant of each inlined copy). */
@@ -1100,13 +1099,10 @@ FL_CLONES static int FN(cols_categorical_focal)(FL_ROWS_ARGS(T)) {
     return FL_OK;
 }
 
-#endif /* FL_PASS == 1 */
 
 FL_CLONES static int FN(rows_categorical_focal)(FL_ROWS_ARGS(T)) {
-#if FL_PASS == 1
-    if (K <= FL_COLS_MAX_K)
+    if (K <= FL_CUT(FL_COLS_MAX_K, FL_COLS_MAX_K_F64))
         return FN(cols_categorical_focal)(yt, yp, prm, w, ws, loss, grad, want_grad, R, K, lo, hi, info);
-#endif
     (void)R;
     int64_t C = K;
     int64_t astep = prm[P_AVEC_STEP] != L(0.0);
@@ -1182,8 +1178,7 @@ FL_GH_ENTRY(bce_gh, ghrows_bce_gh, T)
 FL_GH_ENTRY(bce_logits_gh, ghrows_bce_logits_gh, T)
 FL_GH_ENTRY(poisson_gh, ghrows_poisson_gh, T)
 
-#if FL_PASS == 1
-/* ghrows_cce_logits_gh in columns (short float32 rows, as cols_cce_logits). */
+/* ghrows_cce_logits_gh in columns (short rows, as cols_cce_logits). */
 FL_CLONES static int FN(ghcols_cce_logits_gh)(FL_GH_ROWS_ARGS(T)) {
     (void)R;
     int64_t C = K, nb;
@@ -1298,13 +1293,10 @@ FL_CLONES static int FN(ghcols_scce_logits_gh)(FL_GH_ROWS_ARGS(int64_t)) {
     info[2] = 0.0;
     return FL_OK;
 }
-#endif /* FL_PASS == 1 */
 
 /* p = softmax(x): g = sum(y') p - y', h = sum(y') p (1 - p). */
 FL_CLONES static int FN(ghrows_cce_logits_gh)(FL_GH_ROWS_ARGS(T)) {
-#if FL_PASS == 1
-    if (K <= FL_EXP_BLOCKED_COLS_MAX_K) return FN(ghcols_cce_logits_gh)(yt, yp, prm, w, ws, grad, hess, R, K, lo, hi, info);
-#endif
+    if (K <= FL_CUT(FL_EXP_BLOCKED_COLS_MAX_K, FL_GH_COLS_MAX_K_F64)) return FN(ghcols_cce_logits_gh)(yt, yp, prm, w, ws, grad, hess, R, K, lo, hi, info);
     (void)R;
     int64_t C = K;
     T zero = L(0.0), one = L(1.0);
@@ -1348,9 +1340,7 @@ FL_GH_ENTRY(cce_logits_gh, ghrows_cce_logits_gh, T)
 /* p = softmax(x): g = p - onehot(y), h = p (1 - p); ignored rows 0; invalid
  * labels counted (rows zeroed). */
 FL_CLONES static int FN(ghrows_scce_logits_gh)(FL_GH_ROWS_ARGS(int64_t)) {
-#if FL_PASS == 1
-    if (K <= FL_EXP_BLOCKED_COLS_MAX_K) return FN(ghcols_scce_logits_gh)(yt, yp, prm, w, ws, grad, hess, R, K, lo, hi, info);
-#endif
+    if (K <= FL_CUT(FL_EXP_BLOCKED_COLS_MAX_K, FL_GH_COLS_MAX_K_F64)) return FN(ghcols_scce_logits_gh)(yt, yp, prm, w, ws, grad, hess, R, K, lo, hi, info);
     (void)R;
     int64_t C = K;
     T zero = L(0.0), one = L(1.0);

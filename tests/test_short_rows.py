@@ -1,10 +1,11 @@
-"""float32 rows of few classes: the cross-entropy kernels' columns layout
-(``COLS_MAX_K`` in numba_cpu/_common.py, FL_COLS_MAX_K in csrc/crossentropy.c:
-float32 rows of at most that many classes) on both CPU backends against the
-float64 NumPy reference, gradients against central finite differences of that
-reference. The class counts straddle each cut-over, so both layouts run; the
-batch sizes cross the block boundary and (the larger one) take the
-multi-chunk kernels."""
+"""Rows of few classes: the cross-entropy kernels' columns layout
+(``COLS_MAX_K`` in numba_cpu/_common.py and the float64 cut-overs in
+numba_cpu/crossentropy.py, FL_COLS_MAX_K and the others in csrc/crossentropy.c:
+rows of at most that many classes) on both CPU backends, float32 and float64,
+against the float64 NumPy reference, gradients against central finite
+differences of that reference. The class counts straddle each cut-over, so
+both layouts run; the batch sizes cross the block boundary and (the larger
+one) take the multi-chunk kernels."""
 
 import numpy as np
 import pytest
@@ -43,7 +44,15 @@ REFS = {
     L.SparseCategoricalCrossentropy: "sparse_categorical_crossentropy",
     L.CategoricalFocalCrossentropy: "categorical_focal_crossentropy",
 }
-KS = [1, 2, 3, 6, 7, 15, 16]
+# class counts at each side of every cut-over of the dtype
+KS32 = [1, 2, 3, 6, 7, 15, 16]
+KS64 = [1, 2, 3, 4, 6, 7, 10, 11]
+K_DT = [pytest.param(K, np.float32, id=f"{K}-f32") for K in KS32] + [
+    pytest.param(K, np.float64, id=f"{K}-f64") for K in KS64
+]
+DTYPES = [np.float32, np.float64]
+# per-row loss and total: rtol (atol the same), gradient against differences: rtol
+TOL = {np.float32: (3e-6, 1e-3), np.float64: (1e-12, 1e-6)}
 BACKENDS = [
     "numba",
     pytest.param("c", marks=pytest.mark.skipif("c" not in fastloss.available_backends(), reason="no C backend")),
@@ -64,10 +73,10 @@ def _ref(case, yt, yp):
     return per_row
 
 
-def _inputs(case, rng, n, K, soft):
+def _inputs(case, rng, n, K, soft, dt=np.float32):
     cls, kw, _ = _case(case, K)
     logits = kw.get("from_logits", False)
-    yp = (rng.normal(0, 2, (n, K)) if logits else rng.uniform(0.05, 0.95, (n, K))).astype(np.float32)
+    yp = (rng.normal(0, 2, (n, K)) if logits else rng.uniform(0.05, 0.95, (n, K))).astype(dt)
     if cls is L.SparseCategoricalCrossentropy:
         yt = rng.integers(0, K, n)
     elif soft:  # rows need not sum to 1 (the sum(y') factors of the gradients)
@@ -77,14 +86,24 @@ def _inputs(case, rng, n, K, soft):
     return yt, yp
 
 
+def _cut(case, dt, gh=False):
+    """The most classes for which ``case`` takes the columns layout."""
+    f32 = dt == np.float32
+    if gh:
+        return ce.EXP_BLOCKED_COLS_MAX_K if f32 else ce.GH_COLS_MAX_K_F64
+    if "scce_logits" in case:
+        return ce.EXP_BLOCKED_COLS_MAX_K if f32 else ce.EXP_BLOCKED_COLS_MAX_K_F64
+    if f32:
+        return _common.COLS_MAX_K
+    return ce.COLS_MAX_K_F64_DENSE if case.startswith("cce") else ce.COLS_MAX_K_F64
+
+
 def _check_layout(cols_name, yp, short):
     """The Numba entry point picks the columns kernel ``cols_name`` for these
-    rows exactly when ``short`` (so the test above ran the layout it means to),
-    and never for their float64 copy."""
+    rows exactly when ``short`` (so the test above ran the layout it means to)."""
     entry = getattr(ce, cols_name.replace("_cols", ""))
     cols = getattr(ce, cols_name)
     assert (entry.pick(yp).rows is cols) == short
-    assert entry.pick(yp.astype(np.float64)).rows is not cols
 
 
 def _fd_rows(f, yp, w, h=1e-6):
@@ -102,12 +121,12 @@ def _fd_rows(f, yp, w, h=1e-6):
 
 @pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("n", [700, 24000], ids=["block", "chunks"])
-@pytest.mark.parametrize("K", KS)
+@pytest.mark.parametrize("K, dt", K_DT)
 @pytest.mark.parametrize("case", list(CASES))
-def test_short_rows_match_reference(case, K, n, backend):
+def test_short_rows_match_reference(case, K, dt, n, backend):
     cls, kw, cols_name = _case(case, K)
     rng = np.random.default_rng([K, n, len(case)])
-    yt, yp = _inputs(case, rng, n, K, soft=K % 2 == 1)
+    yt, yp = _inputs(case, rng, n, K, soft=K % 2 == 1, dt=dt)
     w = rng.uniform(0.2, 2.0, n)
     yt0, yp0 = yt.copy(), yp.copy()
     obj = cls(reduction="sum", **kw)
@@ -117,13 +136,13 @@ def test_short_rows_match_reference(case, K, n, backend):
     np.testing.assert_array_equal(yt, yt0)
     np.testing.assert_array_equal(yp, yp0)
     want = _ref(case, yt, yp)
-    assert grad.dtype == np.float32 and per_row.dtype == np.float32
-    np.testing.assert_allclose(per_row, want, rtol=3e-6, atol=3e-6)
-    np.testing.assert_allclose(loss, np.sum(want * w), rtol=1e-5, atol=3e-6 * np.sum(w))
+    assert grad.dtype == dt and per_row.dtype == dt
+    tol, gtol = TOL[dt]
+    np.testing.assert_allclose(per_row, want, rtol=tol, atol=tol)
+    np.testing.assert_allclose(loss, np.sum(want * w), rtol=3 * tol, atol=tol * np.sum(w))
     fd = _fd_rows(lambda x: _ref(case, yt, x), yp, w)
-    np.testing.assert_allclose(grad, fd, rtol=1e-3, atol=1e-5 * np.abs(fd).max())
-    cut = _common.COLS_MAX_K if "scce_logits" not in case else ce.EXP_BLOCKED_COLS_MAX_K
-    _check_layout(cols_name, yp, K <= cut)
+    np.testing.assert_allclose(grad, fd, rtol=gtol, atol=gtol * 1e-2 * np.abs(fd).max())
+    _check_layout(cols_name, yp, K <= _cut(case, dt))
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
@@ -152,16 +171,17 @@ def test_short_rows_clipped_probabilities(case, K, backend):
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("dt", DTYPES, ids=["f32", "f64"])
 @pytest.mark.parametrize("K", [2, 5])
 @pytest.mark.parametrize("case", list(CASES))
-def test_short_rows_nonfinite(case, K, backend):
+def test_short_rows_nonfinite(case, K, dt, backend):
     """NaN / inf in a row make that row's loss (and gradient) NaN as in the
     reference and leave the other rows alone; an ignored row is 0 whatever it
     holds."""
     cls, kw, _ = _case(case, K)
     rng = np.random.default_rng(K + 100)
     n = 2500  # more than one block at these K
-    yt, yp = _inputs(case, rng, n, K, soft=False)
+    yt, yp = _inputs(case, rng, n, K, soft=False, dt=dt)
     # +inf logits are left out: x - max(x) is then NaN in the row, as in TF's
     # kernels (the float64 reference's log-softmax gives inf where the label
     # is another class)
@@ -179,7 +199,8 @@ def test_short_rows_nonfinite(case, K, backend):
     np.testing.assert_array_equal(np.isnan(loss), np.isnan(want))
     assert np.isnan(loss[10])
     fin = np.isfinite(want)
-    np.testing.assert_allclose(loss[fin], want[fin], rtol=3e-6, atol=3e-6)
+    tol = TOL[dt][0]
+    np.testing.assert_allclose(loss[fin], want[fin], rtol=tol, atol=tol)
     others = np.ones(n, bool)
     others[list(bad)] = False
     assert np.isfinite(grad[others]).all()
@@ -204,24 +225,28 @@ GH_CASES = ["cce_logits", "cce_logits_ls", "scce_logits", "scce_logits_ignore"]
 
 @pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("n", [700, 24000], ids=["block", "chunks"])
-@pytest.mark.parametrize("K", [2, 3, 6, 7, 16])
+@pytest.mark.parametrize(
+    "K, dt", [pytest.param(K, np.float32, id=f"{K}-f32") for K in [2, 3, 6, 7, 16]]
+    + [pytest.param(K, np.float64, id=f"{K}-f64") for K in [1, 2, 3]],
+)
 @pytest.mark.parametrize("case", GH_CASES)
-def test_short_rows_grad_hess(case, K, n, backend):
-    """``grad_hess`` (the multi-class boosting objectives) on float32 rows:
-    gradient and Hessian diagonal of sum_i w_i loss_i against central first
-    and second differences of the float64 reference."""
+def test_short_rows_grad_hess(case, K, dt, n, backend):
+    """``grad_hess`` (the multi-class boosting objectives): gradient and
+    Hessian diagonal of sum_i w_i loss_i against central first and second
+    differences of the float64 reference."""
     cls, kw, _ = _case(case, K)
     rng = np.random.default_rng([K, n, 2 * len(case)])
-    yt, yp = _inputs(case, rng, n, K, soft=True)
+    yt, yp = _inputs(case, rng, n, K, soft=True, dt=dt)
     if kw.get("ignore_class") is not None:
         yt[::7] = 1  # some ignored rows: gradient and Hessian 0
     w = rng.uniform(0.2, 2.0, n)
     with fastloss.use_backend(backend):
         g, h = cls(**kw).grad_hess(yt, yp, sample_weight=w)
-    assert g.dtype == h.dtype == np.float32
+    assert g.dtype == h.dtype == dt
     f = lambda x: _ref(case, yt, x)
     fd = _fd_rows(f, yp, w)
-    np.testing.assert_allclose(g, fd, rtol=1e-3, atol=1e-5 * np.abs(fd).max())
+    gtol = TOL[dt][1]
+    np.testing.assert_allclose(g, fd, rtol=gtol, atol=gtol * 1e-2 * np.abs(fd).max())
     x = np.asarray(yp, np.float64)
     hd = np.empty_like(x)
     step = 1e-4
@@ -230,7 +255,8 @@ def test_short_rows_grad_hess(case, K, n, backend):
         xp[:, j] += step
         xm[:, j] -= step
         hd[:, j] = w * (f(xp) - 2 * f(x) + f(xm)) / step**2
+    # (float64 too: the second differences' own error, ~ eps |f| / step**2, sets the bound)
     np.testing.assert_allclose(h, hd, rtol=1e-3, atol=1e-5 * np.abs(hd).max())
     if kw.get("ignore_class") is not None:
         assert not g[::7].any() and not h[::7].any()
-    _check_layout(case.split("_ls")[0].replace("_ignore", "") + "_gh_cols", yp, K <= ce.EXP_BLOCKED_COLS_MAX_K)
+    _check_layout(case.split("_ls")[0].replace("_ignore", "") + "_gh_cols", yp, K <= _cut(case, dt, gh=True))

@@ -54,9 +54,8 @@ BLOCK = 4096
 # arithmetic, set the speed. Categorical cross-entropy on probabilities, soft
 # labels, 65536 rows, one thread: 60 -> 11 ns a row at 3 classes, 110 -> 20 at
 # 6, 132 -> 56 at 14; level at 16 (a multiple of the vector width), behind from
-# there on. float64 keeps the row loops (measured when its exp and log were
-# libm calls, which set its speed either way; the row loops' one-hot shortcut
-# skips most logs).
+# there on. float64 rows (half the lanes a vector) take it up to fewer classes,
+# kernel by kernel: the *_F64 cut-overs in crossentropy.py.
 COLS_MAX_K = 15
 
 
@@ -229,19 +228,19 @@ def entry(rows, par, name):
 _F32 = np.dtype(np.float32)
 
 
-def entry_cols(rows, par, cols, cols_par, max_k, name):
-    """``entry`` whose float32 inputs of at most ``max_k`` classes run the
-    columns-layout kernels ``cols``/``cols_par`` (see COLS_MAX_K). Chosen
-    here, not inside ``rows``: a branch there compiled both layouts into every
-    signature (the four softmax kernels' cold compile 14 -> 33 s, float64
-    included, which never takes it). ``kernel.pick(y_pred)`` is the chosen
-    entry (tests check the choice with it)."""
-    return _pick_layout(entry(rows, par, name), entry(cols, cols_par, name), max_k, name)
+def entry_cols(rows, par, cols, cols_par, max_k, max_k64, name):
+    """``entry`` whose inputs of at most ``max_k`` classes (float32) or
+    ``max_k64`` (float64) run the columns-layout kernels ``cols``/``cols_par``
+    (see COLS_MAX_K). Chosen here, not inside ``rows``: a branch there
+    compiled both layouts into every signature (the four softmax kernels' cold
+    compile 14 -> 33 s). ``kernel.pick(y_pred)`` is the chosen entry (tests
+    check the choice with it)."""
+    return _pick_layout(entry(rows, par, name), entry(cols, cols_par, name), max_k, max_k64, name)
 
 
-def _pick_layout(by_rows, by_cols, max_k, name):
+def _pick_layout(by_rows, by_cols, max_k, max_k64, name):
     def pick(yp):
-        return by_cols if yp.dtype == _F32 and yp.shape[1] <= max_k else by_rows
+        return by_cols if yp.shape[1] <= (max_k if yp.dtype == _F32 else max_k64) else by_rows
 
     def kernel(yt, yp, *args):
         return pick(yp)(yt, yp, *args)
@@ -249,7 +248,6 @@ def _pick_layout(by_rows, by_cols, max_k, name):
     kernel.pick = pick
     kernel.__name__ = kernel.__qualname__ = name
     return kernel
-
 
 
 # ----------------------------------------------------------------------------
@@ -331,6 +329,6 @@ def entry_gh(rows, par, name):
     return kernel
 
 
-def entry_gh_cols(rows, par, cols, cols_par, max_k, name):
+def entry_gh_cols(rows, par, cols, cols_par, max_k, max_k64, name):
     """``entry_gh`` with ``entry_cols``' choice of layout."""
-    return _pick_layout(entry_gh(rows, par, name), entry_gh(cols, cols_par, name), max_k, name)
+    return _pick_layout(entry_gh(rows, par, name), entry_gh(cols, cols_par, name), max_k, max_k64, name)

@@ -677,6 +677,21 @@ def _cce_q_terms(yv, pj, S, eps, ome):
 # grad/Hessian 20.8 -> 17.8 at 4, 27.6 -> 24.7 at 6, 28.2 -> 32.8 at 8).
 EXP_BLOCKED_COLS_MAX_K = 6
 
+# float64 cut-overs (the same in csrc/crossentropy.c), from 262144 rows, one
+# thread, ms with the row kernel -> the columns kernel, Numba / C backend:
+#   CCE probabilities:   K=3 18.5 -> 6.6 / 22.4 -> 7.2, K=6 15.6 -> 13.3 / 17.6 -> 13.2,
+#                        K=8 14.9 -> 18.0 / 17.5 -> 17.1, K=10 18.7 -> 22.4 / 19.7 -> 21.6
+#   CCE logits:          K=6 18.5 -> 14.4 / 14.9 -> 10.4, K=8 19.1 -> 19.2 / 15.0 -> 12.8,
+#                        K=15 31.7 -> 38.5 / 23.6 -> 23.0
+#   SCCE probabilities:  K=10 13.5 -> 11.6 / 12.7 -> 8.9, K=15 15.3 -> 17.9 / 14.0 -> 11.9
+#   categorical focal:   K=10 43.2 -> 37.7 / 43.4 -> 31.3, K=15 60.0 -> 60.2 / 53.5 -> 46.7
+#   SCCE logits:         K=3 8.4 -> 7.3 / 6.8 -> 5.2, K=4 9.5 -> 9.0 / 6.5 -> 6.6
+#   softmax grad/Hess.:  K=2 5.1 -> 4.8 / 4.2 -> 4.0, K=3 6.9 -> 7.3 / 5.9 -> 5.8
+COLS_MAX_K_F64 = 10  # SCCE on probabilities, categorical focal
+COLS_MAX_K_F64_DENSE = 6  # CCE: its dense labels are transposed too
+EXP_BLOCKED_COLS_MAX_K_F64 = 3  # SCCE on logits
+GH_COLS_MAX_K_F64 = 2  # the softmax grad/Hessian kernels (float32: EXP_BLOCKED_COLS_MAX_K)
+
 
 @njit(**INLINE)
 def _cols_scratch(C, lo, hi):
@@ -1344,14 +1359,26 @@ sigmoid_focal = entry(sigmoid_focal_rows, sigmoid_focal_par, "sigmoid_focal")
 sigmoid_focal_logits = entry(sigmoid_focal_logits_rows, sigmoid_focal_logits_par, "sigmoid_focal_logits")
 kl_divergence = entry(kl_divergence_rows, kl_divergence_par, "kl_divergence")
 poisson = entry(poisson_rows, poisson_par, "poisson")
-cce_logits = entry_cols(cce_logits_rows, cce_logits_par, cce_logits_cols, cce_logits_cols_par, COLS_MAX_K, "cce_logits")
-cce_probs = entry_cols(cce_probs_rows, cce_probs_par, cce_probs_cols, cce_probs_cols_par, COLS_MAX_K, "cce_probs")
+cce_logits = entry_cols(
+    cce_logits_rows, cce_logits_par, cce_logits_cols, cce_logits_cols_par, COLS_MAX_K, COLS_MAX_K_F64_DENSE,
+    "cce_logits",
+)
+cce_probs = entry_cols(
+    cce_probs_rows, cce_probs_par, cce_probs_cols, cce_probs_cols_par, COLS_MAX_K, COLS_MAX_K_F64_DENSE,
+    "cce_probs",
+)
 categorical_focal = entry_cols(
     categorical_focal_rows, categorical_focal_par, categorical_focal_cols, categorical_focal_cols_par,
-    COLS_MAX_K, "categorical_focal",
+    COLS_MAX_K, COLS_MAX_K_F64, "categorical_focal",
 )
-scce_logits = entry_cols(scce_logits_rows, scce_logits_par, scce_logits_cols, scce_logits_cols_par, EXP_BLOCKED_COLS_MAX_K, "scce_logits")
-scce_probs = entry_cols(scce_probs_rows, scce_probs_par, scce_probs_cols, scce_probs_cols_par, COLS_MAX_K, "scce_probs")
+scce_logits = entry_cols(
+    scce_logits_rows, scce_logits_par, scce_logits_cols, scce_logits_cols_par, EXP_BLOCKED_COLS_MAX_K,
+    EXP_BLOCKED_COLS_MAX_K_F64, "scce_logits",
+)
+scce_probs = entry_cols(
+    scce_probs_rows, scce_probs_par, scce_probs_cols, scce_probs_cols_par, COLS_MAX_K, COLS_MAX_K_F64,
+    "scce_probs",
+)
 
 
 # ----------------------------------------------------------------------------
@@ -1629,9 +1656,11 @@ bce_logits_gh = entry_gh(bce_logits_gh_rows, bce_logits_gh_par, "bce_logits_gh")
 poisson_gh = entry_gh(poisson_gh_rows, poisson_gh_par, "poisson_gh")
 cce_logits_gh = entry_gh_cols(
     cce_logits_gh_rows, cce_logits_gh_par, cce_logits_gh_cols, cce_logits_gh_cols_par, EXP_BLOCKED_COLS_MAX_K,
+    GH_COLS_MAX_K_F64,
     "cce_logits_gh",
 )
 scce_logits_gh = entry_gh_cols(
     scce_logits_gh_rows, scce_logits_gh_par, scce_logits_gh_cols, scce_logits_gh_cols_par, EXP_BLOCKED_COLS_MAX_K,
+    GH_COLS_MAX_K_F64,
     "scce_logits_gh",
 )
