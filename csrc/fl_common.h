@@ -286,25 +286,27 @@ FL_INLINE double fl_log1p_core64(double f) {
 }
 
 FL_INLINE double fl_log64(double x) {
-    double xs = x, eadj = 0.0;
-    if (xs < 2.2250738585072014e-308) { /* subnormal (or <= 0, fixed below) */
-        xs = xs * 18014398509481984.0;  /* 2**54 */
-        eadj = -54.0;
+    double xs = x;
+    double ebias = 4503599627370496.0 + 1023.0; /* 2**52 + the exponent bias */
+    if (xs < 2.2250738585072014e-308) {        /* subnormal (or <= 0, fixed below) */
+        xs = xs * 18014398509481984.0;         /* 2**54 */
+        ebias = ebias + 54.0;
     }
     int64_t b = fl_d2i(xs);
-    /* the exponent field as a double without an int64 conversion (see above) */
-    double ef = (fl_i2d(0x4330000000000000LL | ((b >> 52) & 0x7FF)) - 4503599627370496.0) - 1023.0 + eadj;
+    /* the exponent field as a double without an int64 conversion (see above):
+     * 2**52 + field, minus 2**52 + bias, exact */
+    double ef = fl_i2d(0x4330000000000000LL | ((b >> 52) & 0x7FF)) - ebias;
     double m = fl_i2d((b & 0x000FFFFFFFFFFFFFLL) | 0x3FF0000000000000LL);
     if (m > 1.4142135623730951) {
         m = m * 0.5;
         ef = ef + 1.0;
     }
     double res = ef * FL_LN2_HI + (ef * FL_LN2_LO + fl_log1p_core64(m - 1.0));
-    if (x == 0.0) res = -INFINITY;
-    if (x < 0.0) res = NAN;
-    if (x == INFINITY) res = x;
-    if (x != x) res = x;
-    return res;
+    /* special inputs by ONE unsigned compare of the bits, as fl_log32 (4 selects
+     * took 12 % more): a positive finite x has bits in [1, 0x7FEFFFFFFFFFFFFF] */
+    uint64_t bx = (uint64_t)fl_d2i(x);
+    double special = x == 0.0 ? -INFINITY : (x < 0.0 ? NAN : x); /* +-0, negative, +inf/NaN */
+    return bx - 1u < 0x7FEFFFFFFFFFFFFFull ? res : special;
 }
 
 /* log1p for float64: the series straight on u inside log64's range of f
