@@ -8,7 +8,7 @@ import pytest
 from fastloss import losses as L
 
 import reference as R
-from _cases import CASE_BY_ID, CASES, REDUCTIONS, expected, make_inputs
+from _cases import CASE_BY_ID, CASES, expected, make_inputs
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])

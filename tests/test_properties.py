@@ -1,7 +1,6 @@
 """Hypothesis property tests: random small shapes and bounded floats vs the float64 reference."""
 
 import numpy as np
-import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp

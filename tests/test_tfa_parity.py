@@ -8,7 +8,6 @@ the test is skipped otherwise. tests/tfa_oracle.py is run once per session.
 import json
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np

@@ -30,7 +30,7 @@ dtype; every float constant goes through ``lit`` so float32 stays float32
 """
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
 from ._common import (
     BLOCK,
@@ -49,7 +49,6 @@ from ._common import (
     P_LS_B,
     P_OME,
     PJIT,
-    chunk,
     clip,
     cols_in,
     cols_in_labels,

@@ -64,9 +64,7 @@ from ._common import (
     F_SCALE,
     INLINE,
     JIT,
-    P_ALPHA,
     P_EPS,
-    P_FLAG,
     P_LS_A,
     P_LS_B,
     PJIT,
@@ -88,7 +86,6 @@ from ._math import (
     flog1p_small,
     funkey,
     lit,
-    log32,
 )
 
 _F32 = np.float32

@@ -1095,8 +1095,6 @@ def dense_grad(W, X, scale, G):
         for j in range(N):  # the nonzero columns, branch-free
             idx[m] = j
             m += wa[j] != zero
-        ga = G[a]
-        xa = X[a]
         for t in range(m):
             j = idx[t]
             if j != a:

@@ -230,7 +230,6 @@ def _make_upper_tile(tt, rr, bk):
     entry is the same sequence of multiply-adds as its mirror image."""
     tile = tt * rr
     nthreads = tt * tt
-    pad = tile + 1  # shared-array shapes must be plain constants
 
     @cuda.jit(device=True, inline=True)
     def upper_tile(X, nb, sa, sb, acc, ar, br):
@@ -280,7 +279,6 @@ def _make_gram(tt, rr, bk, nbt):
     writes it, and writes its mirror image (bi < bj). Mirror entries are the
     same numbers: M is exactly symmetric."""
     tile = tt * rr
-    nthreads = tt * tt
     pad = tile + 1  # shared-array shapes must be plain constants
     upper_tile = _make_upper_tile(tt, rr, bk)
 
@@ -294,7 +292,6 @@ def _make_gram(tt, rr, bk, nbt):
         br = cuda.local.array(rr, nbt)
         tx = cuda.threadIdx.x
         ty = cuda.threadIdx.y
-        tid = ty * tt + tx
         bi, bj = upper_tile(X, nb, sa, sb, acc, ar, br)
         i0 = bi * tile
         j0 = bj * tile
