@@ -44,15 +44,35 @@ REFS = {
     L.SparseCategoricalCrossentropy: "sparse_categorical_crossentropy",
     L.CategoricalFocalCrossentropy: "categorical_focal_crossentropy",
 }
-# class counts at each side of every cut-over of the dtype
-KS32 = [1, 2, 3, 6, 7, 15, 16]
-KS64 = [1, 2, 3, 4, 6, 7, 10, 11]
-K_DT = [pytest.param(K, np.float32, id=f"{K}-f32") for K in KS32] + [
-    pytest.param(K, np.float64, id=f"{K}-f64") for K in KS64
-]
 DTYPES = [np.float32, np.float64]
 # per-row loss and total: rtol (atol the same), gradient against differences: rtol
 TOL = {np.float32: (3e-6, 1e-3), np.float64: (1e-12, 1e-6)}
+
+
+def _cut(case, dt, gh=False):
+    """The most classes for which ``case`` takes the columns layout."""
+    f32 = dt == np.float32
+    if gh:
+        return ce.EXP_BLOCKED_COLS_MAX_K if f32 else ce.GH_COLS_MAX_K_F64
+    if "scce_logits" in case:
+        return ce.EXP_BLOCKED_COLS_MAX_K if f32 else ce.EXP_BLOCKED_COLS_MAX_K_F64
+    if f32:
+        return _common.COLS_MAX_K
+    return ce.COLS_MAX_K_F64_DENSE if case.startswith("cce") else ce.COLS_MAX_K_F64
+
+
+def _k_params(cases, ks32, gh=False):
+    """(case, K, dtype) params: float32 at the class counts ``ks32`` (both sides
+    of its cut-overs); float64 only up to the case's own cut-over (its columns
+    kernels: the float64 row kernels run in the rest of the suite, and each
+    one compiled here cost CI's cold start seconds), whose choice of layout
+    at both sides test_float64_cut_overs checks."""
+    out = []
+    for case in cases:
+        out += [pytest.param(case, K, np.float32, id=f"{case}-{K}-f32") for K in ks32]
+        cut = _cut(case, np.float64, gh)
+        out += [pytest.param(case, K, np.float64, id=f"{case}-{K}-f64") for K in sorted({1, 2, cut}) if K <= cut]
+    return out
 BACKENDS = [
     "numba",
     pytest.param("c", marks=pytest.mark.skipif("c" not in fastloss.available_backends(), reason="no C backend")),
@@ -86,18 +106,6 @@ def _inputs(case, rng, n, K, soft, dt=np.float32):
     return yt, yp
 
 
-def _cut(case, dt, gh=False):
-    """The most classes for which ``case`` takes the columns layout."""
-    f32 = dt == np.float32
-    if gh:
-        return ce.EXP_BLOCKED_COLS_MAX_K if f32 else ce.GH_COLS_MAX_K_F64
-    if "scce_logits" in case:
-        return ce.EXP_BLOCKED_COLS_MAX_K if f32 else ce.EXP_BLOCKED_COLS_MAX_K_F64
-    if f32:
-        return _common.COLS_MAX_K
-    return ce.COLS_MAX_K_F64_DENSE if case.startswith("cce") else ce.COLS_MAX_K_F64
-
-
 def _check_layout(cols_name, yp, short):
     """The Numba entry point picks the columns kernel ``cols_name`` for these
     rows exactly when ``short`` (so the test above ran the layout it means to)."""
@@ -121,8 +129,7 @@ def _fd_rows(f, yp, w, h=1e-6):
 
 @pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("n", [700, 24000], ids=["block", "chunks"])
-@pytest.mark.parametrize("K, dt", K_DT)
-@pytest.mark.parametrize("case", list(CASES))
+@pytest.mark.parametrize("case, K, dt", _k_params(CASES, [1, 2, 3, 6, 7, 15, 16]))
 def test_short_rows_match_reference(case, K, dt, n, backend):
     cls, kw, cols_name = _case(case, K)
     rng = np.random.default_rng([K, n, len(case)])
@@ -171,9 +178,11 @@ def test_short_rows_clipped_probabilities(case, K, backend):
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
-@pytest.mark.parametrize("dt", DTYPES, ids=["f32", "f64"])
-@pytest.mark.parametrize("K", [2, 5])
-@pytest.mark.parametrize("case", list(CASES))
+@pytest.mark.parametrize(
+    "case, K, dt",
+    [pytest.param(c, K, np.float32, id=f"{c}-{K}-f32") for c in CASES for K in [2, 5]]
+    + [pytest.param(c, 2, np.float64, id=f"{c}-2-f64") for c in CASES],
+)
 def test_short_rows_nonfinite(case, K, dt, backend):
     """NaN / inf in a row make that row's loss (and gradient) NaN as in the
     reference and leave the other rows alone; an ignored row is 0 whatever it
@@ -225,11 +234,7 @@ GH_CASES = ["cce_logits", "cce_logits_ls", "scce_logits", "scce_logits_ignore"]
 
 @pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("n", [700, 24000], ids=["block", "chunks"])
-@pytest.mark.parametrize(
-    "K, dt", [pytest.param(K, np.float32, id=f"{K}-f32") for K in [2, 3, 6, 7, 16]]
-    + [pytest.param(K, np.float64, id=f"{K}-f64") for K in [1, 2, 3]],
-)
-@pytest.mark.parametrize("case", GH_CASES)
+@pytest.mark.parametrize("case, K, dt", _k_params(GH_CASES, [2, 3, 6, 7, 16], gh=True))
 def test_short_rows_grad_hess(case, K, dt, n, backend):
     """``grad_hess`` (the multi-class boosting objectives): gradient and
     Hessian diagonal of sum_i w_i loss_i against central first and second
@@ -260,3 +265,15 @@ def test_short_rows_grad_hess(case, K, dt, n, backend):
     if kw.get("ignore_class") is not None:
         assert not g[::7].any() and not h[::7].any()
     _check_layout(case.split("_ls")[0].replace("_ignore", "") + "_gh_cols", yp, K <= _cut(case, dt, gh=True))
+
+
+@pytest.mark.parametrize("case", list(CASES) + [c + "_gh" for c in GH_CASES])
+def test_float64_cut_overs(case):
+    """The Numba entry points' choice for float64 rows at both sides of each
+    cut-over (the choice alone: nothing is compiled)."""
+    gh = case.endswith("_gh")
+    base = case[: -len("_gh")] if gh else case
+    cut = _cut(base, np.float64, gh)
+    cols_name = base.split("_ls")[0].replace("_ignore", "") + "_gh_cols" if gh else _case(base, 2)[2]
+    for K in (cut, cut + 1):
+        _check_layout(cols_name, np.zeros((3, K)), K <= cut)
