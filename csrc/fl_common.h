@@ -253,14 +253,21 @@ FL_INLINE double fl_expm1_poly64(double r) {
     return q * r;
 }
 
+/* xc = k ln2 + r, |r| <= ln2/2 (two steps: k FL_LN2_HI is exact): r and the
+ * two halves of 2**k (numba_cpu/_math.py exp_reduce64). */
+FL_INLINE double fl_exp_reduce64(double xc, double *s1, double *s2) {
+    double kf;
+    fl_exp2_parts64(xc * 1.4426950408889634 + 6755399441055744.0, &kf, s1, s2);
+    double r = xc - kf * FL_LN2_HI;
+    return r - kf * FL_LN2_LO;
+}
+
 FL_INLINE double fl_exp64(double x) {
     double xc = x;
     if (xc > 709.9) xc = 709.9;
     if (xc < -746.0) xc = -746.0;
-    double kf, s1, s2;
-    fl_exp2_parts64(xc * 1.4426950408889634 + 6755399441055744.0, &kf, &s1, &s2);
-    double r = xc - kf * FL_LN2_HI;
-    r = r - kf * FL_LN2_LO;
+    double s1, s2;
+    double r = fl_exp_reduce64(xc, &s1, &s2);
     double res = ((fl_expm1_poly64(r) + 1.0) * s1) * s2;
     if (x < -746.0) res = 0.0;
     return res;
@@ -324,11 +331,8 @@ FL_INLINE double fl_log1p64_small(double u) { return fl_log1p_core64(u); }
 FL_INLINE void fl_expm1_exp64(double z, double *em, double *u) {
     double zc = z;
     if (zc < -746.0) zc = -746.0;
-    double kf, s1, s2;
-    fl_exp2_parts64(zc * 1.4426950408889634 + 6755399441055744.0, &kf, &s1, &s2);
-    double r = zc - kf * FL_LN2_HI;
-    r = r - kf * FL_LN2_LO;
-    double q = fl_expm1_poly64(r);
+    double s1, s2;
+    double q = fl_expm1_poly64(fl_exp_reduce64(zc, &s1, &s2));
     *u = (s1 * (q + 1.0)) * s2;
     double s = s1 * s2;
     *em = s * q + (s - 1.0);
