@@ -22,15 +22,28 @@ ON_DEVICE = "cuda" in fastloss.available_backends()
 SIM_CHILD = os.environ.get("FASTLOSS_CUDA_SIM_CHILD") == "1"
 
 
-@pytest.mark.skipif(ON_DEVICE or SIM_CHILD, reason="runs the CUDA tests in the simulator when there is no GPU")
-def test_cuda_kernels_in_simulator():
-    env = dict(os.environ, NUMBA_ENABLE_CUDASIM="1", FASTLOSS_CUDA_SIM_CHILD="1")
+SIM_SHARDS = 2  # the simulator run, split so two test workers can share it
+
+
+def run_in_simulator(shard):
+    """This file's tests whose index is ``shard`` modulo SIM_SHARDS, in a child
+    pytest with the simulator on (tests/conftest.py deselects the rest)."""
+    env = dict(os.environ, NUMBA_ENABLE_CUDASIM="1", FASTLOSS_CUDA_SIM_CHILD="1",
+               FASTLOSS_CUDA_SIM_SHARD=f"{shard}/{SIM_SHARDS}")
     r = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:randomly", "-p", "no:cacheprovider", __file__],
         env=env, capture_output=True, text=True, timeout=900,
     )
     assert r.returncode == 0, r.stdout[-4000:] + r.stderr[-2000:]
-    assert " passed" in r.stdout
+    assert " passed" in r.stdout and " deselected" in r.stdout
+    return r.stdout
+
+
+@pytest.mark.skipif(ON_DEVICE or SIM_CHILD, reason="runs the CUDA tests in the simulator when there is no GPU")
+def test_cuda_kernels_in_simulator():
+    # shard 0 here, shard 1 in test_cuda_sim_shard1.py: with --dist loadfile a
+    # file goes to one worker, and the simulator is the suite's longest job
+    run_in_simulator(0)
 
 
 needs_cuda = pytest.mark.skipif(not ON_DEVICE, reason="no CUDA device (or simulator)")
@@ -739,8 +752,12 @@ def test_device_inputs_with_sample_weights_match_cpu(make, kind, C):
     kernel at 12)."""
     from numba import cuda
 
-    y, x = _data(kind, 30, C, np.float32, seed=7)  # rows over several reduction blocks
-    w = np.linspace(0.0, 2.0, 30).astype(np.float32)
+    # rows over several reduction blocks (30 > 3 blocks x 8 threads in the
+    # simulator's shrunk launch); the register kernels (a warp or block per row,
+    # 3 blocks) loop over rows with 12 as with 30, at less simulator time
+    R = 30 if C == 12 else 12
+    y, x = _data(kind, R, C, np.float32, seed=7)
+    w = np.linspace(0.0, 2.0, R).astype(np.float32)
     obj = make()
     ref_l, ref_g = obj.value_and_grad(y, x, sample_weight=w)
     l, g = obj.value_and_grad(cuda.to_device(y), cuda.to_device(x), sample_weight=w)
