@@ -8,8 +8,6 @@ test whose loss has no kernel on a backend (a family whose C twin is not
 written yet) is skipped there, with the reason, instead of failing.
 """
 
-import os
-
 import pytest
 
 import fastloss
@@ -72,17 +70,3 @@ def pytest_runtest_call(item):
     exc = outcome.excinfo[1] if outcome.excinfo else None
     if backend and isinstance(exc, ValueError) and f"has no kernel on backend {backend!r}" in str(exc):
         outcome.force_exception(pytest.skip.Exception(f"no {backend} kernel: {exc}", _use_item_location=True))
-
-
-def pytest_collection_modifyitems(config, items):
-    """FASTLOSS_CUDA_SIM_SHARD="i/n" (set by test_cuda.run_in_simulator for
-    its child run) keeps the i-th of every n collected tests, deselects the rest."""
-    shard = os.environ.get("FASTLOSS_CUDA_SIM_SHARD")
-    if not shard:
-        return
-    i, n = (int(v) for v in shard.split("/"))
-    keep = [it for k, it in enumerate(items) if k % n == i]
-    drop = [it for k, it in enumerate(items) if k % n != i]
-    if drop:
-        config.hook.pytest_deselected(items=drop)
-        items[:] = keep

@@ -22,28 +22,15 @@ ON_DEVICE = "cuda" in fastloss.available_backends()
 SIM_CHILD = os.environ.get("FASTLOSS_CUDA_SIM_CHILD") == "1"
 
 
-SIM_SHARDS = 2  # the simulator run, split so two test workers can share it
-
-
-def run_in_simulator(shard):
-    """This file's tests whose index is ``shard`` modulo SIM_SHARDS, in a child
-    pytest with the simulator on (tests/conftest.py deselects the rest)."""
-    env = dict(os.environ, NUMBA_ENABLE_CUDASIM="1", FASTLOSS_CUDA_SIM_CHILD="1",
-               FASTLOSS_CUDA_SIM_SHARD=f"{shard}/{SIM_SHARDS}")
+@pytest.mark.skipif(ON_DEVICE or SIM_CHILD, reason="runs the CUDA tests in the simulator when there is no GPU")
+def test_cuda_kernels_in_simulator():
+    env = dict(os.environ, NUMBA_ENABLE_CUDASIM="1", FASTLOSS_CUDA_SIM_CHILD="1")
     r = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:randomly", "-p", "no:cacheprovider", __file__],
         env=env, capture_output=True, text=True, timeout=900,
     )
     assert r.returncode == 0, r.stdout[-4000:] + r.stderr[-2000:]
-    assert " passed" in r.stdout and " deselected" in r.stdout
-    return r.stdout
-
-
-@pytest.mark.skipif(ON_DEVICE or SIM_CHILD, reason="runs the CUDA tests in the simulator when there is no GPU")
-def test_cuda_kernels_in_simulator():
-    # shard 0 here, shard 1 in test_cuda_sim_shard1.py: with --dist loadfile a
-    # file goes to one worker, and the simulator is the suite's longest job
-    run_in_simulator(0)
+    assert " passed" in r.stdout
 
 
 needs_cuda = pytest.mark.skipif(not ON_DEVICE, reason="no CUDA device (or simulator)")
