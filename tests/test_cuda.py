@@ -745,12 +745,8 @@ def test_device_inputs_with_sample_weights_match_cpu(make, kind, C):
     kernel at 12)."""
     from numba import cuda
 
-    # rows over several reduction blocks (30 > 3 blocks x 8 threads in the
-    # simulator's shrunk launch); the register kernels (a warp or block per row,
-    # 3 blocks) loop over rows with 12 as with 30, at less simulator time
-    R = 30 if C == 12 else 12
-    y, x = _data(kind, R, C, np.float32, seed=7)
-    w = np.linspace(0.0, 2.0, R).astype(np.float32)
+    y, x = _data(kind, 30, C, np.float32, seed=7)  # rows over several reduction blocks
+    w = np.linspace(0.0, 2.0, 30).astype(np.float32)
     obj = make()
     ref_l, ref_g = obj.value_and_grad(y, x, sample_weight=w)
     l, g = obj.value_and_grad(cuda.to_device(y), cuda.to_device(x), sample_weight=w)
