@@ -1,10 +1,12 @@
 """C vs Numba, kernel by kernel: the registry kernels called directly (no
-validation, no allocation in the timed call), float32, loss + gradient.
+validation, no allocation in the timed call), loss + gradient, float32 unless
+``--dtype float64``.
 
     python -m benchmarks.backend_compare                  # serial and all threads
     python -m benchmarks.backend_compare --threads 1 --repeats 51
     python -m benchmarks.backend_compare --only giou,ciou --threads 1,2   # box losses
     python -m benchmarks.backend_compare --only triplet      # the triplet rows alone
+    python -m benchmarks.backend_compare --dtype float64 --threads 1   # float64 kernels
 
 Each row times the same kernel call on both backends, interleaved (so drift of
 a busy machine hits both alike), and reports the MINIMUM over ``--repeats``
@@ -68,31 +70,31 @@ CASES = [
 ]
 
 
-def _boxes(rng, n):
-    """n proper yxyx boxes, float32: overlapping, nested and disjoint pairs."""
+def _boxes(rng, n, dt=np.float32):
+    """n proper yxyx boxes: overlapping, nested and disjoint pairs."""
     lo = rng.uniform(0.0, 10.0, (n, 2))
     hi = lo + rng.uniform(0.1, 5.0, (n, 2))
-    return np.concatenate([lo, hi], axis=1).astype(np.float32)
+    return np.concatenate([lo, hi], axis=1).astype(dt)
 
 
-def _inputs(rng, R, K, labels, pred):
+def _inputs(rng, R, K, labels, pred, dt=np.float32):
     if labels.startswith("boxes"):
-        yt = _boxes(rng, 1 if labels == "boxes_t1" else R)
-        yp = _boxes(rng, 1 if labels == "boxes_p1" else R)
+        yt = _boxes(rng, 1 if labels == "boxes_t1" else R, dt)
+        yp = _boxes(rng, 1 if labels == "boxes_p1" else R, dt)
         return yt, yp
-    yp = (rng.uniform(0.05, 0.95, (R, K)) if pred == "probs" else rng.normal(size=(R, K))).astype(np.float32)
+    yp = (rng.uniform(0.05, 0.95, (R, K)) if pred == "probs" else rng.normal(size=(R, K))).astype(dt)
     if labels == "sparse":
         yt = rng.integers(0, K, R)
     elif labels == "onehot":
-        yt = np.eye(K, dtype=np.float32)[rng.integers(0, K, R)]
+        yt = np.eye(K, dtype=dt)[rng.integers(0, K, R)]
     elif labels == "binary":
-        yt = rng.integers(0, 2, (R, K)).astype(np.float32)
+        yt = rng.integers(0, 2, (R, K)).astype(dt)
     else:
-        yt = rng.normal(size=(R, K)).astype(np.float32)
+        yt = rng.normal(size=(R, K)).astype(dt)
     return yt, yp
 
 
-def run(threads, repeats, backends, only=None):
+def run(threads, repeats, backends, only=None, dtype="float32"):
     from fastloss import _backend, _core, _registry
 
     rng = np.random.default_rng(0)
@@ -101,14 +103,15 @@ def run(threads, repeats, backends, only=None):
         if only and not any(o in name for o in only):
             continue
         spec = _registry.get(name)
-        yt, yp = _inputs(rng, R, K, labels, pred)
+        dt = np.dtype(dtype)
+        yt, yp = _inputs(rng, R, K, labels, pred, dt)
         gh = variant.startswith("gh")
-        prm = _core._prm(1.0 if gh else 1.0 / R, K, params, None, np.dtype(np.float32))
-        w = np.ones(1, np.float32)
-        loss = np.empty(R, np.float32)
+        prm = _core._prm(1.0 if gh else 1.0 / R, K, params, None, dt)
+        w = np.ones(1, dt)
+        loss = np.empty(R, dt)
         nch = min(R, threads)
-        g = np.empty((nch if yp.shape[0] != R else R, K), np.float32)
-        h = np.empty((R, K), np.float32)
+        g = np.empty((nch if yp.shape[0] != R else R, K), dt)
+        h = np.empty((R, K), dt)
         calls = {}
         for b in backends:
             fn = _backend.kernel(spec, variant, b)
@@ -190,6 +193,8 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--threads", default=None, help="comma-separated chunk counts (default: 1 and all threads)")
     ap.add_argument("--repeats", type=int, default=31)
+    ap.add_argument("--dtype", default="float32", choices=("float32", "float64"),
+                    help="the kernels' dtype (the triplet rows stay float32)")
     ap.add_argument("--only", default=None, help="comma-separated substrings of loss names (e.g. giou,ciou), or 'triplet' for the triplet rows alone")
     a = ap.parse_args(argv)
     import fastloss
@@ -197,14 +202,14 @@ def main(argv=None):
 
     backends = [b for b in ("numba", "c") if b in fastloss.available_backends()]
     threads = [int(t) for t in a.threads.split(",")] if a.threads else sorted({1, _core._threads()})
-    print(f"backends {backends}; min of {a.repeats} interleaved calls; float32 loss + gradient")
+    print(f"backends {backends}; min of {a.repeats} interleaved calls; {a.dtype} loss + gradient")
     print("| kernel | threads | " + " | ".join(f"{b} ms" for b in backends) + (" | C/Numba |" if len(backends) == 2 else " |"))
     print("|---|---|" + "---|" * (len(backends) + (len(backends) == 2)))
     only = [o for o in a.only.split(",") if o] if a.only else None
     rows = []
     if only != ["triplet"]:
         for t in threads:
-            rows += list(run(t, a.repeats, backends, only))
+            rows += list(run(t, a.repeats, backends, only, a.dtype))
     if only is None or "triplet" in only:
         rows += run_triplet(a.repeats, backends)
     for label, th, best in rows:
