@@ -189,6 +189,17 @@ def current_backend():
 # where Numba is missing or broken, for losses without a Numba kernel, and for
 # the (loss, variant) pairs listed here, where C measured faster.
 #
+# That was an AVX-512 EPYC (and, later, a Zen 2 with AVX2). On an Intel AVX-512
+# Xeon (Emerald Rapids, 2026-12-05) C was ahead on the exp/log-heavy losses
+# (C/Numba 0.57-0.80 in float64, 0.62-0.90 in float32, one thread): LLVM
+# prefers 256-bit vectors on Intel, gcc's x86-64-v4 clones use 512-bit ones.
+# Those Numba kernels now ask for 512-bit vectors (numba_cpu/_math.py,
+# wide_vectors), which brought them level (C/Numba 0.91-1.32;
+# ``python -m benchmarks.backend_compare --dtype float64 --threads 1``). C
+# stays ahead there on SCCE from logits with few classes (float64, 4 classes:
+# 0.70-0.74) and on cosine similarity / categorical hinge (0.84-0.89): not
+# listed here, as the Zen 2 and EPYC measurements did not show it.
+#
 # Box losses: C measured faster (1M float32 boxes, loss + gradient, min of 31
 # interleaved kernel calls on the 2-core EPYC: GIoU C/Numba 0.85 on one thread,
 # 0.89 on two; CIoU 0.72/0.73; one broadcast box 0.67-0.70), so they take C from

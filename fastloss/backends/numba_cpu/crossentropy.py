@@ -60,7 +60,7 @@ from ._common import (
     log_inplace,
     par,
 )
-from ._math import fexp, flog, flog1p, fpow, lit, row_max
+from ._math import fexp, flog, flog1p, fpow, lit, row_max, wide_vectors
 
 @njit(**INLINE)
 def _sigmoid_pair(x):
@@ -393,43 +393,57 @@ def _flat_poisson(yt, yp, gf, lbuf, a, b, eps, ome, alpha, gamma, flag, sc):
         gf[t] = g * sc
 
 
+# The elementwise kernels of this family evaluate exp/log per element and
+# take 512-bit vectors where the CPU has them (``_math.wide_vectors``). One
+# thread, 65536x16, AVX-512 Xeon, time against LLVM's default 256-bit: float64
+# 0.60-0.81, float32 0.53-0.78 (BCE from logits, binary and sigmoid focal,
+# KL divergence, Poisson); the memory-bound regression losses did not gain
+# (Huber 1.2-1.45x the time, MAE/hinge 1.0-1.1x) and keep the default.
 @njit(**JIT)
 def bce_rows(yt, yp, prm, w, ws, loss, grad, want_grad, lo, hi):
+    wide_vectors()
     return elementwise_rows(_flat_bce, True, yt, yp, prm, w, ws, loss, grad, want_grad, lo, hi)
 
 
 @njit(**JIT)
 def bce_logits_rows(yt, yp, prm, w, ws, loss, grad, want_grad, lo, hi):
+    wide_vectors()
     return elementwise_rows(_flat_bce_logits, True, yt, yp, prm, w, ws, loss, grad, want_grad, lo, hi)
 
 
 @njit(**JIT)
 def binary_focal_rows(yt, yp, prm, w, ws, loss, grad, want_grad, lo, hi):
+    wide_vectors()
     return elementwise_rows(_flat_bfocal, True, yt, yp, prm, w, ws, loss, grad, want_grad, lo, hi)
 
 
 @njit(**JIT)
 def binary_focal_logits_rows(yt, yp, prm, w, ws, loss, grad, want_grad, lo, hi):
+    wide_vectors()
     return elementwise_rows(_flat_bfocal_logits, True, yt, yp, prm, w, ws, loss, grad, want_grad, lo, hi)
 
 
 @njit(**JIT)
 def sigmoid_focal_rows(yt, yp, prm, w, ws, loss, grad, want_grad, lo, hi):
+    wide_vectors()
     return elementwise_rows(_flat_sfocal, False, yt, yp, prm, w, ws, loss, grad, want_grad, lo, hi)
 
 
 @njit(**JIT)
 def sigmoid_focal_logits_rows(yt, yp, prm, w, ws, loss, grad, want_grad, lo, hi):
+    wide_vectors()
     return elementwise_rows(_flat_sfocal_logits, False, yt, yp, prm, w, ws, loss, grad, want_grad, lo, hi)
 
 
 @njit(**JIT)
 def kl_divergence_rows(yt, yp, prm, w, ws, loss, grad, want_grad, lo, hi):
+    wide_vectors()
     return elementwise_rows(_flat_kld, False, yt, yp, prm, w, ws, loss, grad, want_grad, lo, hi)
 
 
 @njit(**JIT)
 def poisson_rows(yt, yp, prm, w, ws, loss, grad, want_grad, lo, hi):
+    wide_vectors()
     return elementwise_rows(_flat_poisson, True, yt, yp, prm, w, ws, loss, grad, want_grad, lo, hi)
 
 
@@ -509,7 +523,14 @@ def _label(v, C, ignore, has_ignore):
 
 @njit(**JIT)
 def scce_logits_rows(yt, yp, prm, w, ws, loss, grad, want_grad, lo, hi):
-    """loss = logsumexp(x) - x[y]; grad = softmax(x) - onehot(y)."""
+    """loss = logsumexp(x) - x[y]; grad = softmax(x) - onehot(y).
+
+    512-bit vectors where the CPU has them (``_math.wide_vectors``): faster
+    from 10 to 1000 classes in both dtypes (one thread, AVX-512 Xeon, time
+    against 256-bit: 0.84-0.89 float32, 0.77-0.88 float64), level at 4; unlike
+    cce_logits_rows, whose three-sum row loop lost at 30-100 classes.
+    """
+    wide_vectors()
     R, C = yp.shape
     zero = prm[0] - prm[0]
     ignore = prm[P_IGNORE]
@@ -1424,16 +1445,19 @@ def _gh_poisson(y, p, eps, ome, alpha, gamma, flag):
 
 @njit(**JIT)
 def bce_gh_rows(yt, yp, prm, w, ws, grad, hess, lo, hi):
+    wide_vectors()
     return elementwise_gh_rows(_gh_bce, True, yt, yp, prm, w, ws, grad, hess, lo, hi)
 
 
 @njit(**JIT)
 def bce_logits_gh_rows(yt, yp, prm, w, ws, grad, hess, lo, hi):
+    wide_vectors()
     return elementwise_gh_rows(_gh_bce_logits, True, yt, yp, prm, w, ws, grad, hess, lo, hi)
 
 
 @njit(**JIT)
 def poisson_gh_rows(yt, yp, prm, w, ws, grad, hess, lo, hi):
+    wide_vectors()
     return elementwise_gh_rows(_gh_poisson, True, yt, yp, prm, w, ws, grad, hess, lo, hi)
 
 

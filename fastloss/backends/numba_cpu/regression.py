@@ -86,6 +86,7 @@ from ._math import (
     flog1p_small,
     funkey,
     lit,
+    wide_vectors,
 )
 
 _F32 = np.float32
@@ -359,6 +360,7 @@ def mape_rows(yt, yp, prm, w, ws, loss, grad, want_grad, lo, hi):
 
 @njit(**JIT)
 def msle_rows(yt, yp, prm, w, ws, loss, grad, want_grad, lo, hi):
+    wide_vectors()  # exp/log per element: see crossentropy.bce_rows
     return elementwise_rows(_flat_msle, True, yt, yp, prm, w, ws, loss, grad, want_grad, lo, hi)
 
 
@@ -369,6 +371,7 @@ def huber_rows(yt, yp, prm, w, ws, loss, grad, want_grad, lo, hi):
 
 @njit(**JIT)
 def log_cosh_rows(yt, yp, prm, w, ws, loss, grad, want_grad, lo, hi):
+    wide_vectors()  # exp/log per element: see crossentropy.bce_rows
     return elementwise_rows(_flat_log_cosh, True, yt, yp, prm, w, ws, loss, grad, want_grad, lo, hi)
 
 
@@ -722,6 +725,7 @@ def mape_gh_rows(yt, yp, prm, w, ws, grad, hess, lo, hi):
 
 @njit(**JIT)
 def msle_gh_rows(yt, yp, prm, w, ws, grad, hess, lo, hi):
+    wide_vectors()  # exp/log per element: see crossentropy.bce_rows
     return elementwise_gh_rows(_gh_msle, True, yt, yp, prm, w, ws, grad, hess, lo, hi)
 
 
@@ -732,6 +736,7 @@ def huber_gh_rows(yt, yp, prm, w, ws, grad, hess, lo, hi):
 
 @njit(**JIT)
 def log_cosh_gh_rows(yt, yp, prm, w, ws, grad, hess, lo, hi):
+    wide_vectors()  # exp/log per element: see crossentropy.bce_rows
     return elementwise_gh_rows(_gh_log_cosh, True, yt, yp, prm, w, ws, grad, hess, lo, hi)
 
 
