@@ -1,6 +1,6 @@
 """The Numba kernels that ask LLVM for 512-bit vectors (``_math.wide_vectors``:
 the elementwise losses that evaluate exp/log per element, SCCE from logits,
-and their boosting kernels) carry the function
+the short-row CCE kernels, and the boosting kernels of the first) carry the function
 attribute that does it, and on a CPU with AVX-512 their code uses the 512-bit
 registers. Compiled here afresh (a kernel loaded from Numba's disk cache has
 no IR to inspect), from the kernels' own Python functions."""
@@ -47,6 +47,8 @@ WIDE = [
     (crossentropy.poisson_rows, False),
     (regression.log_cosh_rows, False),
     (crossentropy.scce_logits_rows, True),
+    (crossentropy.cce_logits_cols, False),
+    (crossentropy.cce_probs_cols, False),
 ]
 
 

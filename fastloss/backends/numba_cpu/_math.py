@@ -176,7 +176,8 @@ def _rint(typingctx, a):
 # global NUMBA_CPU_FEATURES would); on a CPU without AVX-512 the widest vector
 # it has is used, as before. Opted in kernel by kernel (``wide_vectors()``),
 # where measured faster: the elementwise losses that evaluate exp/log per
-# element (crossentropy.bce_rows says by how much) and SCCE from logits. Not
+# element (crossentropy.bce_rows says by how much), SCCE from logits, and the
+# columns-layout CCE kernels of short rows (cce_probs_cols). Not
 # everywhere: the memory-bound, branchy elementwise losses lost (Huber 1.2-1.45x
 # the time), and a row loop of a few dozen elements can lose, its wider (and
 # 4x interleaved) vector body no longer fitting in one row, the rest left to

@@ -749,7 +749,11 @@ def _cols_row_max(X, nr, M):
 
 @njit(**JIT)
 def cce_probs_cols(yt, yp, prm, w, ws, loss, grad, want_grad, lo, hi):
-    """cce_probs_rows for short rows (same arithmetic, columns layout)."""
+    """cce_probs_rows for short rows (same arithmetic, columns layout).
+    512-bit vectors (``_math.wide_vectors``): its loops run along the block's
+    rows, long whatever C is (one thread, AVX-512 Xeon, time against 256-bit:
+    0.86-0.89 at 4 and 10 classes, both dtypes)."""
+    wide_vectors()
     R, C = yp.shape
     eps = prm[P_EPS]
     ome = prm[P_OME]
@@ -933,7 +937,11 @@ def scce_logits_cols(yt, yp, prm, w, ws, loss, grad, want_grad, lo, hi):
 
 @njit(**JIT)
 def cce_logits_cols(yt, yp, prm, w, ws, loss, grad, want_grad, lo, hi):
-    """cce_logits_rows for short rows (same arithmetic, columns layout)."""
+    """cce_logits_rows for short rows (same arithmetic, columns layout).
+    512-bit vectors as cce_probs_cols (0.90-0.91 of the time at 4 and 10
+    classes, both dtypes). The other columns kernels measured level (SCCE,
+    0.91-1.02) or mixed (categorical focal, 0.90-1.12) and keep the default."""
+    wide_vectors()
     R, C = yp.shape
     a = prm[P_LS_A]
     b = prm[P_LS_B]
