@@ -197,8 +197,10 @@ def current_backend():
 # wide_vectors), which brought them level (C/Numba 0.91-1.32;
 # ``python -m benchmarks.backend_compare --dtype float64 --threads 1``). C
 # stays ahead there on SCCE from logits with few classes (float64, 4 classes:
-# 0.70-0.74) and on cosine similarity / categorical hinge (0.84-0.89): not
-# listed here, as the Zen 2 and EPYC measurements did not show it.
+# 0.70-0.74; float32 0.92-0.94; the Zen 2 showed it too, 262144x4 float32 1.71
+# against 2.32 ms in its report) and on cosine similarity / categorical hinge
+# (0.84-0.89, this machine only). Not listed here: PREFER_C knows the size of
+# y_pred, not its class count or dtype, which that choice would need.
 #
 # Box losses: C measured faster (1M float32 boxes, loss + gradient, min of 31
 # interleaved kernel calls on the 2-core EPYC: GIoU C/Numba 0.85 on one thread,
