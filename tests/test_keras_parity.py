@@ -1,20 +1,14 @@
 """fastloss vs the real keras.losses classes (Keras 3, TensorFlow backend), float32:
 values AND gradients (tf.GradientTape w.r.t. y_pred)."""
 
-import os
 import zlib
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+import _keras
+
+tf, keras = _keras.load()
 
 import numpy as np
 import pytest
-
-tf = pytest.importorskip("tensorflow")
-keras = pytest.importorskip("keras")
-if keras.backend.backend() != "tensorflow":  # pragma: no cover
-    pytest.skip("Keras parity needs the TensorFlow backend", allow_module_level=True)
-tf.get_logger().setLevel("ERROR")
 
 from fastloss import losses as L
 
@@ -57,13 +51,7 @@ PAIRS = [
 REDUCTIONS = ["sum_over_batch_size", "sum", "none", "mean_with_sample_weight"]
 
 
-def _keras_value_and_grad(kobj, yt, yp, sw):
-    x = tf.constant(yp)
-    with tf.GradientTape() as tape:
-        tape.watch(x)
-        v = kobj(tf.constant(yt), x, sample_weight=None if sw is None else tf.constant(sw, tf.float32))
-        s = tf.reduce_sum(v)
-    return v.numpy(), tape.gradient(s, x).numpy()
+_keras_value_and_grad = _keras.value_and_grad  # the sample weights are float32 here, as y_pred
 
 
 @pytest.fixture(scope="module")
