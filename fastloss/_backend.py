@@ -191,7 +191,7 @@ def current_backend():
 #
 # That was an AVX-512 EPYC (and, later, a Zen 2 with AVX2). On an Intel AVX-512
 # Xeon (Emerald Rapids, 2026-12-05) C was ahead on the exp/log-heavy losses
-# (C/Numba 0.57-0.80 in float64, 0.62-0.90 in float32, one thread): LLVM
+# (C/Numba 0.57-0.79 in float64, 0.49-1.04 in float32, one thread): LLVM
 # prefers 256-bit vectors on Intel, gcc's x86-64-v4 clones use 512-bit ones.
 # Those Numba kernels now ask for 512-bit vectors (numba_cpu/_math.py,
 # wide_vectors), which brought them level (C/Numba 0.91-1.32;

@@ -169,8 +169,8 @@ def _rint(typingctx, a):
 # The vector width LLVM's loop vectorizer aims for, per kernel. On Intel's
 # AVX-512 cores LLVM's tuning prefers 256-bit vectors (``prefer-256-bit``), so
 # the Numba loops ran at half the width of the C backend's (gcc's x86-64-v4
-# clones use 512-bit registers): on an Emerald Rapids Xeon, exp64 took 1.36
-# against 0.89 ns an element, the float64 exp/log-heavy losses 1.2-1.6x the C
+# clones use 512-bit registers): on an Emerald Rapids Xeon, exp64 took 1.39
+# against 0.88 ns an element, the float64 exp/log-heavy losses 1.2-1.6x the C
 # backend's time. ``"prefer-vector-width"="512"`` on a function lifts that for
 # its own loops only (not for Numba code elsewhere in the process, as the
 # global NUMBA_CPU_FEATURES would); on a CPU without AVX-512 the widest vector

@@ -396,9 +396,10 @@ def _flat_poisson(yt, yp, gf, lbuf, a, b, eps, ome, alpha, gamma, flag, sc):
 # The elementwise kernels of this family evaluate exp/log per element and
 # take 512-bit vectors where the CPU has them (``_math.wide_vectors``). One
 # thread, 65536x16, AVX-512 Xeon, time against LLVM's default 256-bit: float64
-# 0.60-0.81, float32 0.53-0.78 (BCE from logits, binary and sigmoid focal,
-# KL divergence, Poisson); the memory-bound regression losses did not gain
-# (Huber 1.2-1.45x the time, MAE/hinge 1.0-1.1x) and keep the default.
+# 0.60-0.76, float32 0.53-0.78 (BCE from logits, binary and sigmoid focal,
+# KL divergence, Poisson); BCE on probabilities, 65536x4: 0.79 float64, 0.89
+# float32. The memory-bound regression losses did not gain (Huber 1.23-1.45x
+# the time, MAE/MAPE/hinge 0.96-1.12x) and keep the default.
 @njit(**JIT)
 def bce_rows(yt, yp, prm, w, ws, loss, grad, want_grad, lo, hi):
     wide_vectors()
@@ -527,7 +528,8 @@ def scce_logits_rows(yt, yp, prm, w, ws, loss, grad, want_grad, lo, hi):
 
     512-bit vectors where the CPU has them (``_math.wide_vectors``): faster
     from 10 to 1000 classes in both dtypes (one thread, AVX-512 Xeon, time
-    against 256-bit: 0.84-0.89 float32, 0.77-0.88 float64), level at 4; unlike
+    against 256-bit: 0.84-0.93 float32, 0.77-0.88 float64), level at 4 classes
+    in float64 (0.95-1.00; float32 takes the columns kernel there); unlike
     cce_logits_rows, whose three-sum row loop lost at 30-100 classes.
     """
     wide_vectors()
@@ -752,7 +754,7 @@ def cce_probs_cols(yt, yp, prm, w, ws, loss, grad, want_grad, lo, hi):
     """cce_probs_rows for short rows (same arithmetic, columns layout).
     512-bit vectors (``_math.wide_vectors``): its loops run along the block's
     rows, long whatever C is (one thread, AVX-512 Xeon, time against 256-bit:
-    0.86-0.89 at 4 and 10 classes, both dtypes)."""
+    0.88-0.89 at 4 and 10 classes float32, 0.86 at 4 float64)."""
     wide_vectors()
     R, C = yp.shape
     eps = prm[P_EPS]
@@ -939,7 +941,7 @@ def scce_logits_cols(yt, yp, prm, w, ws, loss, grad, want_grad, lo, hi):
 def cce_logits_cols(yt, yp, prm, w, ws, loss, grad, want_grad, lo, hi):
     """cce_logits_rows for short rows (same arithmetic, columns layout).
     512-bit vectors as cce_probs_cols (0.90-0.91 of the time at 4 and 10
-    classes, both dtypes). The other columns kernels measured level (SCCE,
+    classes float32, 0.90 at 4 float64). The other columns kernels measured level (SCCE,
     0.91-1.02) or mixed (categorical focal, 0.90-1.12) and keep the default."""
     wide_vectors()
     R, C = yp.shape
