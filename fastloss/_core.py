@@ -275,9 +275,7 @@ def compute(
 ):
     """Run loss ``name``. Returns ``(loss, grad)`` (``grad`` is None unless asked)."""
     spec = _registry.get(name)
-    if type(y_pred) is not np.ndarray and (
-        hasattr(y_pred, "__cuda_array_interface__") or type(y_pred).__name__ == "FakeCUDAArray"
-    ):
+    if V.on_device(y_pred):
         # lives on a GPU (or in Numba's CUDA simulator): the device path
         from .backends.numba_cuda import device
 
@@ -503,7 +501,7 @@ def grad_hess(
             f"grad_hess is available for {', '.join(_gh_losses()) or 'no loss'}; "
             f"not for {name}{which}"
         )
-    if hasattr(y_pred, "__cuda_array_interface__") or type(y_pred).__name__ == "FakeCUDAArray":
+    if V.on_device(y_pred):
         # lives on a GPU (or in Numba's CUDA simulator): the device path
         from .backends.numba_cuda import device
 

@@ -306,7 +306,7 @@ def _value(loss, w, reduction, gscale, dt):
 
 
 def _on_device(x):
-    return hasattr(x, "__cuda_array_interface__") or type(x).__name__ == "FakeCUDAArray"
+    return V.on_device(x)
 
 
 def _compute_cuda(spec, y_true, y_pred, margin, soft, metric, sample_weight, reduction, want_grad, grad_out, dtype):

@@ -874,3 +874,121 @@ def test_grad_hess_on_device_bad_label_and_no_read_back(monkeypatch):
     monkeypatch.undo()
     np.testing.assert_allclose(g.copy_to_host(), np.full((4, 3), -0.5 / 3, np.float32), rtol=1e-6)
     np.testing.assert_allclose(h.copy_to_host(), np.full((4, 3), 0.25 / 3, np.float32), rtol=1e-6)
+
+
+# The host path's caches (numba_cuda/_streams.py, device.py, crossentropy.py):
+# numba-cuda spends tens of microseconds on each device-array object it makes,
+# so views, reshapes and parameter vectors are made once and reused. A reused
+# object must describe the same memory as a new one would.
+
+
+@needs_cuda
+def test_scratch_views_are_reused_and_right():
+    from fastloss.backends.numba_cuda import _streams as S
+
+    a = S.scratch("test_view", 5, np.float32, 0)
+    assert S.scratch("test_view", 5, np.float32, 0) is a
+    assert a.shape == (5,)
+    a.copy_to_device(np.arange(5, dtype=np.float32))
+    b = S.scratch("test_view", 3, np.float32, 0)  # a shorter view of the same buffer
+    assert b.shape == (3,)
+    np.testing.assert_array_equal(b.copy_to_host(), [0, 1, 2])
+    c = S.scratch("test_view", 9, np.float32, 0)  # grown: a new buffer
+    assert c.shape == (9,)
+    assert S.scratch("test_view", 9, np.float64, 0).dtype == np.float64  # per dtype
+    assert S.scratch("test_view", 9, np.float32, 0) is c
+
+
+@needs_cuda
+def test_reshapes_of_remembered_views_are_reused_and_share_memory():
+    from numba import cuda
+
+    from fastloss.backends.numba_cuda import _streams as S
+
+    v = S.scratch("test_reshape", 6, np.float32, 0)  # scratch views are remembered
+    assert S.reshape(v, 6) is v
+    r = S.reshape(v, 2, 3)
+    assert r.shape == (2, 3) and S.reshape(v, 2, 3) is r
+    r.copy_to_device(np.arange(6, dtype=np.float32).reshape(2, 3))
+    np.testing.assert_array_equal(v.copy_to_host(), np.arange(6))
+    plain = cuda.to_device(np.arange(4.0))  # not remembered: a new reshape each time, still right
+    p1, p2 = S.reshape(plain, 2, 2), S.reshape(plain, 2, 2)
+    assert p1.shape == p2.shape == (2, 2)
+    np.testing.assert_array_equal(p1.copy_to_host(), [[0, 1], [2, 3]])
+
+
+@needs_cuda
+def test_status_views_and_parameter_vectors_are_made_once():
+    from fastloss.backends.numba_cuda import crossentropy as G
+
+    buf, info, tot = G.status(0)
+    assert G.status(0) == (buf, info, tot) and G.status(0)[1] is info
+    info.copy_to_device(np.array([3, 7], np.int64))
+    tot.copy_to_device(np.array([2.5]))
+    assert G.read_status(buf, 0) == (3, 7, 2.5)
+    p = np.array([0.25, 3.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, -1.0, 0.0])
+    d = G._device_prm(p)
+    assert G._device_prm(p.copy()) is d
+    np.testing.assert_array_equal(d.copy_to_host(), p)
+    q = p.copy()
+    q[0] = 0.5
+    assert G._device_prm(q) is not d
+    np.testing.assert_array_equal(G._device_prm(q).copy_to_host(), q)
+
+
+class _CAI:
+    """A caller's device array as far as device._view reads it."""
+
+    def __init__(self, ptr, shape, stream=None, mask=None):
+        self.__cuda_array_interface__ = {"shape": shape, "strides": None, "data": (ptr, False), "typestr": "<f4",
+                                         "version": 3, "stream": stream, "mask": mask}
+
+
+def test_views_of_caller_arrays_are_reused_by_description(monkeypatch):
+    from fastloss.backends.numba_cuda import device as DV
+
+    made = []
+
+    def fake(desc, owner=None, sync=True):
+        made.append((dict(desc), owner))
+        return object()
+
+    monkeypatch.setattr(DV.cuda, "from_cuda_array_interface", fake, raising=False)  # the simulator has none
+    monkeypatch.setattr(DV, "_VIEWS", {})
+    monkeypatch.setattr(DV, "VIEWS_MAX", 3)
+    x = _CAI(4096, (4, 3), stream=77)
+    v, h = DV._view(x)
+    assert h == 77
+    assert "stream" not in made[0][0] and made[0][1] is None  # no stream wrapper, owns nothing
+    assert DV._view(_CAI(4096, (4, 3)))[0] is v  # same memory, same shape: the same view
+    assert len(made) == 1
+    assert DV._view(_CAI(4096, (3, 4)))[0] is not v  # another shape
+    assert DV._view(_CAI(8192, (4, 3)))[0] is not v  # another pointer
+    assert len(made) == 3
+    DV._view(_CAI(1 << 20, (4, 3)))  # a fourth: the oldest goes
+    assert len(DV._VIEWS) == 3
+    assert DV._view(_CAI(4096, (4, 3)))[0] is not v
+    m = _CAI(4096, (4, 3), mask=1)  # masked: numba-cuda refuses it; not cached
+    DV._view(m)
+    assert made[-1][1] is m
+
+
+def test_torch_tensors_are_asked_is_cuda():
+    """fastloss._validate.on_device asks a PyTorch tensor ``is_cuda`` instead of
+    building its interface dict (what ``hasattr`` would do)."""
+    from fastloss import _validate as V
+
+    class Tensor:
+        __module__ = "torch"
+
+        def __init__(self, on):
+            self.is_cuda = on
+
+        @property
+        def __cuda_array_interface__(self):
+            raise AssertionError("built the interface dict")
+
+    assert V.on_device(Tensor(True)) is True
+    assert V.on_device(Tensor(False)) is False
+    assert V.on_device(np.zeros(2)) is False
+    assert V.on_device(_CAI(1, (1,))) is True

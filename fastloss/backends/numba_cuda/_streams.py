@@ -91,16 +91,55 @@ def stage(yt, yp, w, loss, grad, want_grad):
 
 
 _SCRATCH = {}
+_SCRATCH_VIEW = {}
 
 
 def scratch(name, n, dtype, stream=0):
     """A device work buffer reused across calls on the same stream (never handed
     to the caller): numba-cuda allocates with cuMemAlloc and frees with
     cuMemFree, which cost far more than a small kernel. One per stream, so that
-    calls queued on two streams never share one."""
+    calls queued on two streams never share one. The ``n``-element view is kept
+    too (a numba-cuda slice costs ~15 us of Python): calls of one size get the
+    same view object."""
     key = (name, np.dtype(dtype).char, _handle(stream))
+    v = _SCRATCH_VIEW.get(key)
+    if v is not None and v[0] == n:
+        return v[1]
     buf = _SCRATCH.get(key)
     if buf is None or buf.size < n:
         buf = cuda.device_array(max(n, 1), dtype, stream=stream)
         _SCRATCH[key] = buf
-    return buf[:n]
+    view = buf[:n]
+    if v is not None:
+        forget(v[1])
+    _SCRATCH_VIEW[key] = (n, view)
+    remember(view)
+    return view
+
+
+_RESHAPES = {}  # id(view) -> (view, {shape: reshaped view}): long-lived views only
+
+
+def remember(a):
+    """Cache ``reshape``'s results for ``a``, a view that lives across calls
+    (a scratch view, a cached view of a caller's array)."""
+    if id(a) not in _RESHAPES:
+        _RESHAPES[id(a)] = (a, {})
+
+
+def forget(a):
+    _RESHAPES.pop(id(a), None)
+
+
+def reshape(a, *shape):
+    """``a.reshape(*shape)``, and ``a`` itself for its own shape (numba-cuda
+    makes a new array object either way); cached for remembered views."""
+    if tuple(a.shape) == shape:
+        return a
+    e = _RESHAPES.get(id(a))
+    if e is None or e[0] is not a:
+        return a.reshape(*shape)
+    r = e[1].get(shape)
+    if r is None:
+        r = e[1][shape] = a.reshape(*shape)
+    return r

@@ -21,6 +21,7 @@ import numpy as np
 from numba import cuda
 
 from . import _streams
+from ._launch import launch
 
 from .crossentropy import _scratch
 from .elementwise import _block_sum as _bsum
@@ -247,16 +248,16 @@ def run(kind, yt, yp, prm, w, ws, loss, grad, want_grad, stream=0):
         raise ValueError(f"no CUDA box kernel {kind!r}; known: {sorted(KINDS)}") from None
     tot = _scratch("tot", 1, np.float64, stream)
     gsum = _scratch("gsum", 4, np.float64, stream)
-    _reset[1, 1, stream](tot, gsum)
+    launch(_reset, 1, 1, stream, tot, gsum)
     R = loss.shape[0]
     if R == 0:
         return tot
     tpb = TPB
-    kern[max(1, min((R + tpb - 1) // tpb, MAX_BLOCKS)), tpb, stream](
+    launch(kern, max(1, min((R + tpb - 1) // tpb, MAX_BLOCKS)), tpb, stream,
         yt, yp, float(prm[0]), float(prm[1]), float(prm[7]), w, ws, loss, grad, want_grad, tot, gsum
     )
     if want_grad and yp.shape[0] != R:
-        _write_gsum[1, 1, stream](gsum, grad)
+        launch(_write_gsum, 1, 1, stream, gsum, grad)
     return tot
 
 

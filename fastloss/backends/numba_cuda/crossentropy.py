@@ -26,6 +26,7 @@ from numba import cuda, float64, from_dtype
 from numba import config as _config
 
 from . import _streams
+from ._launch import launch
 from .elementwise import _block_sum as _ew_block_sum
 
 _SIM = bool(_config.ENABLE_CUDASIM)
@@ -564,16 +565,32 @@ def _launch_regs(kind, yp, yt, prm, w, ws, loss, grad, want_grad, info, tot, str
         if len(_PRM) > 256:
             _PRM.clear()
         d_prm = _PRM[key] = cuda.to_device(np.array(list(vals) + [-np.inf, 0.0], dt))
+        cuda.synchronize()  # see _device_prm
     kern = _regs_kernel(vpl, block_mode, dt, dense)
     if dense:
-        kern[blocks, tpb, stream](yt, yp, d_prm, w, ws, loss, grad, want_grad, tot)
+        launch(kern, blocks, tpb, stream, yt, yp, d_prm, w, ws, loss, grad, want_grad, tot)
     else:
-        kern[blocks, tpb, stream](yp, yt, d_prm, float(prm[8]), w, ws, loss, grad, want_grad, info, tot)
+        launch(kern, blocks, tpb, stream, yp, yt, d_prm, float(prm[8]), w, ws, loss, grad, want_grad, info, tot)
     return True
 
 
 _PRM = {}
 _DEV = {}
+_STATUS = {}
+
+
+def _device_prm(prm):
+    """The float64 parameter vector on the device, one per distinct value
+    (copied once, synchronously; read-only afterwards): a mean over a fixed
+    batch size has the same factor call after call."""
+    key = prm.tobytes()
+    d = _PRM.get(key)
+    if d is None:
+        if len(_PRM) > 256:
+            _PRM.clear()
+        d = _PRM[key] = cuda.to_device(np.array(prm, np.float64))
+        cuda.synchronize()  # a copy from pageable memory may return before it lands; any stream may read it next
+    return d
 
 
 def _scratch(name, n, dtype, stream=0):
@@ -589,7 +606,12 @@ def status(stream=0):
     row; ``tot[0]`` the float64 ``sum(loss_i w_i)``, accumulated by atomics;
     ``_reset_info_tot`` resets both)."""
     buf = _scratch("status", 3, np.int64, stream)
-    return buf, buf[:2], buf[2:].view(np.float64)
+    v = _STATUS.get(id(buf))
+    if v is None or v[0] is not buf:  # the views made once per buffer (slices cost ~15 us each)
+        if len(_STATUS) > 64:
+            _STATUS.clear()
+        v = _STATUS[id(buf)] = (buf, buf[:2], buf[2:].view(np.float64))
+    return v
 
 
 def read_status(buf, stream=0):
@@ -615,7 +637,7 @@ def _launch_rows(kernel, small_kernel, rows, cols, itemsize, args, stream=0):
     if small_kernel is not None and cols < SMALL_C:
         tpb = min(TPB, 128)
         blocks = max(1, min((rows + tpb - 1) // tpb, MAX_BLOCKS))
-        small_kernel[blocks, tpb, stream](*args)
+        launch(small_kernel, blocks, tpb, stream, *args)
         return
     tpb = TPB
     blocks = min(rows, MAX_BLOCKS)
@@ -626,7 +648,7 @@ def _launch_rows(kernel, small_kernel, rows, cols, itemsize, args, stream=0):
         sm, l2 = _device_limits()
         per_sm = max(1, min(2048 // tpb, (l2 // 2) // max(1, sm * cols * itemsize)))
         blocks = min(rows, sm * per_sm, MAX_BLOCKS)
-    kernel[max(1, blocks), tpb, stream](*args)
+    launch(kernel, max(1, blocks), tpb, stream, *args)
 
 
 def run(kind, yt, yp, prm, w, ws, loss, grad, want_grad, stream=0):
@@ -637,7 +659,7 @@ def run(kind, yt, yp, prm, w, ws, loss, grad, want_grad, stream=0):
     per-row losses into ``buf``'s total, or on the host)."""
     prm = np.asarray(prm, dtype=np.float64)
     buf, info, tot = status(stream)
-    _reset_info_tot[1, 1, stream](info, tot)
+    launch(_reset_info_tot, 1, 1, stream, info, tot)
     R, C = yp.shape
     if REGS and R and C >= SMALL_C and kind in ("scce_logits", "cce_logits"):
         if _launch_regs(kind, yp, yt, prm, w, ws, loss, grad, want_grad, info, tot, stream):
@@ -648,14 +670,13 @@ def run(kind, yt, yp, prm, w, ws, loss, grad, want_grad, stream=0):
     if use_warp:
         blocks = max(1, min((R * 32 + 255) // 256, MAX_BLOCKS))
         if kind == "scce_logits":
-            scce_logits_warp[blocks, 256, stream](yp, yt, prm[0], prm[8], prm[9] != 0.0, w, ws, loss, grad, want_grad, info)
+            launch(scce_logits_warp, blocks, 256, stream, yp, yt, prm[0], prm[8], prm[9] != 0.0, w, ws, loss, grad, want_grad, info)
         elif kind == "cce_logits":
-            cce_logits_warp[blocks, 256, stream](yt, yp, prm[0], prm[3], prm[4], w, ws, loss, grad, want_grad, info)
+            launch(cce_logits_warp, blocks, 256, stream, yt, yp, prm[0], prm[3], prm[4], w, ws, loss, grad, want_grad, info)
         else:
             raise ValueError(f"no CUDA kernel {kind!r}")
         return buf, info, None
-    d_prm = _scratch("prm", prm.size, np.float64, stream)
-    d_prm.copy_to_device(prm, stream=stream)
+    d_prm = _device_prm(prm)
     if kind == "scce_logits":
         _launch_rows(_block_rows(yp.dtype)[0], scce_logits_thread_per_row, R, C, yp.dtype.itemsize, (yp, yt, d_prm, w, ws, loss, grad, want_grad, info), stream)
     elif kind == "cce_logits":

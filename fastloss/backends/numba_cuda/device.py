@@ -29,7 +29,10 @@ from . import crossentropy as K
 from . import elementwise as EW
 from . import gradhess as GH
 from . import rows as RW
+from ._launch import launch
 from ._streams import _as_stream, _handle, _producer_stream, current_stream
+from ._streams import forget, remember
+from ._streams import reshape as _reshape
 
 _MODULES = {K.__name__: K, EW.__name__: EW, RW.__name__: RW, BX.__name__: BX}
 
@@ -47,16 +50,43 @@ def _kind(spec, variant):
 def on_device(x):
     """Whether ``x`` lives on a GPU (``__cuda_array_interface__``), or is a
     device array of Numba's CUDA simulator (which CI uses to run this path)."""
-    return hasattr(x, "__cuda_array_interface__") or type(x).__name__ == "FakeCUDAArray"
+    return V.on_device(x)
+
+
+_VIEWS = {}  # (data, shape, strides, typestr) -> a Numba view of that memory
+VIEWS_MAX = 64
 
 
 def _view(x):
     """(Numba view of ``x``, the stream its producer named). The stream is taken
     out of the interface first: left in, numba would wrap it in a new Stream
-    object on every call."""
-    desc = dict(x.__cuda_array_interface__)
-    h = desc.pop("stream", None)
-    return cuda.from_cuda_array_interface(desc, owner=x, sync=False), h
+    object on every call.
+
+    A view is only a description (pointer, shape, strides, dtype), so the last
+    ``VIEWS_MAX`` are kept and reused for the same description: numba-cuda
+    spends tens of microseconds making one (a context lookup, a memory-pointer
+    object, the array object), and a training loop passes the same buffers
+    again and again (PyTorch's and CuPy's caching allocators hand back the same
+    addresses). The views own nothing (``owner=None``): ``x`` is the caller's,
+    alive for the call, as it was with a view made per call."""
+    desc = x.__cuda_array_interface__
+    h = desc.get("stream")
+    if desc.get("mask") is not None:
+        d = dict(desc)
+        d.pop("stream", None)
+        return cuda.from_cuda_array_interface(d, owner=x, sync=False), h
+    strides = desc.get("strides")
+    key = (desc["data"], tuple(desc["shape"]), tuple(strides) if strides is not None else None, desc["typestr"])
+    v = _VIEWS.get(key)
+    if v is None:
+        d = dict(desc)
+        d.pop("stream", None)
+        v = cuda.from_cuda_array_interface(d, owner=None, sync=False)
+        if len(_VIEWS) >= VIEWS_MAX:
+            forget(_VIEWS.pop(next(iter(_VIEWS))))
+        _VIEWS[key] = v
+        remember(v)
+    return v, h
 
 
 def _device(x, name, stream=None):
@@ -66,7 +96,7 @@ def _device(x, name, stream=None):
     if type(x).__name__ == "FakeCUDAArray":
         return x
     try:
-        if cuda.is_cuda_array(x) and type(x).__module__.startswith("numba"):
+        if type(x).__module__.startswith("numba") and cuda.is_cuda_array(x):
             arr = x
             h = _producer_stream(x)
         else:
@@ -81,6 +111,18 @@ def _device(x, name, stream=None):
 
 
 _ONES = {}
+_EMPTY = {}
+
+
+def _empty(C, dt):
+    """A (0, C) device array (the gradient argument without ``want_grad``), made once."""
+    key = (C, dt.char)
+    e = _EMPTY.get(key)
+    if e is None:
+        if len(_EMPTY) > 256:
+            _EMPTY.clear()
+        e = _EMPTY[key] = cuda.device_array((0, C), dt)
+    return e
 
 
 def _ones(dt):
@@ -111,7 +153,7 @@ def _weighted_total(loss, d_w, ws, st, tot):
     instead of copying them back)."""
     R = loss.shape[0]
     if R:
-        _wsum[max(1, min((R + REDUCE_TPB - 1) // REDUCE_TPB, 1024)), REDUCE_TPB, st](loss, d_w, ws, tot)
+        launch(_wsum, max(1, min((R + REDUCE_TPB - 1) // REDUCE_TPB, 1024)), REDUCE_TPB, st, loss, d_w, ws, tot)
     return tot
 
 
@@ -180,7 +222,7 @@ def _inputs(spec, y_true, y_pred, sample_weight, class_weight, axis, dtype, igno
     if C == 0:
         raise ValueError(f"`y_pred` has an empty class axis (shape {tuple(yp.shape)})")
     R = int(math.prod(S))
-    yp2 = yp.reshape(R, C)
+    yp2 = _reshape(yp, R, C)
 
     sparse = spec.layout == "sparse"
     on_dev = on_device(y_true)
@@ -197,7 +239,7 @@ def _inputs(spec, y_true, y_pred, sample_weight, class_weight, axis, dtype, igno
             raise ValueError(f"`y_true` must hold one label per row of y_pred: expected shape {S}, got {tuple(yt.shape)}")
         if not on_dev:
             yt = cuda.to_device(np.ascontiguousarray(yt, dtype=np.int64), stream=st)
-        yt2 = yt.reshape(R)
+        yt2 = _reshape(yt, R)
     else:
         if on_dev:
             yt = _device(y_true, "y_true", st)
@@ -213,7 +255,7 @@ def _inputs(spec, y_true, y_pred, sample_weight, class_weight, axis, dtype, igno
             yt = cuda.to_device(np.ascontiguousarray(yt), stream=st)
         if tuple(yt.shape) != tuple(yp.shape) or np.dtype(yt.dtype) != dt:
             raise ValueError(f"`y_true` must match y_pred's shape {tuple(yp.shape)} and dtype {dt} (a host y_true may broadcast to that shape); got {tuple(yt.shape)} {yt.dtype}")
-        yt2 = yt.reshape(R, C)
+        yt2 = _reshape(yt, R, C)
 
     if sample_weight is not None and on_device(sample_weight):
         sample_weight = _device(sample_weight, "sample_weight", st).copy_to_host(stream=st)
@@ -254,10 +296,10 @@ def compute(spec, y_true, y_pred, *, variant, params, sample_weight, class_weigh
             grad = grad_out
         else:
             grad, g = new_like(y_pred, tuple(yp.shape), dt, st)
-        grad2 = g.reshape(R, C)
+        grad2 = _reshape(g, R, C)
     else:
         grad = None
-        grad2 = cuda.device_array((0, C), dt, stream=st)
+        grad2 = _empty(C, dt)
     total = None
     if mod is EW:  # elementwise: the kernel also summed loss * w on the device
         tot = EW.run(kind, yt2, yp2, prm, d_w, ws, loss, grad2, want_grad, st)
@@ -298,7 +340,7 @@ def grad_hess(spec, y_true, y_pred, *, variant, params, sample_weight, class_wei
     d_w = _ones(dt) if (ws == 0 and sample_weight is None) else cuda.to_device(np.ascontiguousarray(w_rows), stream=st)
     grad, g = new_like(y_pred, tuple(yp.shape), dt, st)
     hess, h = new_like(y_pred, tuple(yp.shape), dt, st)
-    buf = GH.run(kind, yt2, yp2, prm, d_w, ws, g.reshape(R, C), h.reshape(R, C), st)
+    buf = GH.run(kind, yt2, yp2, prm, d_w, ws, _reshape(g, R, C), _reshape(h, R, C), st)
     if buf is not None:
         n_bad, first, _ = K.read_status(buf, st)
         if n_bad:
@@ -319,14 +361,14 @@ def _reduce(reduction, loss, total, out_shape, R, d_w, ws, w_rows, spread, dt, f
             if n:
                 d_idx = cuda.to_device(spread[0], stream=st)
                 d_wb = cuda.to_device(np.ascontiguousarray(spread[1], dtype=dt), stream=st)
-                _spread[(n + 255) // 256, 256, st](loss, d_idx, d_wb, out)
+                launch(_spread, (n + 255) // 256, 256, st, loss, d_idx, d_wb, out)
             return res.reshape(out_shape)
         if not out_shape:
             out = cuda.device_array(R, dt, stream=st)
-            _scale[(R + 255) // 256 or 1, 256, st](loss, d_w, ws, out)
+            launch(_scale, (R + 255) // 256 or 1, 256, st, loss, d_w, ws, out)
             return dt.type(out.copy_to_host(stream=st)[0])
         res, out = new_like(like, (R,), dt, st)
-        _scale[(R + 255) // 256 or 1, 256, st](loss, d_w, ws, out)
+        launch(_scale, (R + 255) // 256 or 1, 256, st, loss, d_w, ws, out)
         return res.reshape(out_shape)
     if total is not None:
         return dt.type(total * factor)
@@ -376,8 +418,8 @@ def _compute_boxes(kind, y_true, y_pred, params, sample_weight, class_weight, re
         )
     R = int(math.prod(bshape))
     S = tuple(d for d in bshape if d != 1)
-    yt2 = yt.reshape(1 if one_t else R, 4)
-    yp2 = yp.reshape(1 if one_p else R, 4)
+    yt2 = _reshape(yt, 1 if one_t else R, 4)
+    yp2 = _reshape(yp, 1 if one_p else R, 4)
     if sample_weight is not None and on_device(sample_weight):
         sample_weight = _device(sample_weight, "sample_weight", st).copy_to_host(stream=st)
     out_shape, w_rows, ws, w_kept, spread = S, np.ones(1, dt), 0, None, None
@@ -389,7 +431,7 @@ def _compute_boxes(kind, y_true, y_pred, params, sample_weight, class_weight, re
     d_w = _ones(dt) if (ws == 0 and sample_weight is None) else cuda.to_device(w_rows, stream=st)
     loss = K._scratch("loss", R, dt, st)
     grad = None
-    grad2 = cuda.device_array((0, 4), dt, stream=st)
+    grad2 = _empty(4, dt)
     if want_grad:
         if grad_out is not None:
             g = _device(grad_out, "grad_out", st)
@@ -398,7 +440,7 @@ def _compute_boxes(kind, y_true, y_pred, params, sample_weight, class_weight, re
             grad = grad_out
         else:
             grad, g = new_like(y_pred, pshape, dt, st)
-        grad2 = g.reshape(yp2.shape[0], 4)
+        grad2 = _reshape(g, yp2.shape[0], 4)
     tot = BX.run(kind, yt2, yp2, prm, d_w, ws, loss, grad2, want_grad, st)
     total = float(tot.copy_to_host(stream=st)[0]) if (reduction != "none" and out_shape) else None
     return _reduce(reduction, loss, total, out_shape, R, d_w, ws, w_rows, spread, dt, factor, st, y_pred), grad

@@ -32,6 +32,7 @@ import numpy as np
 from numba import cuda
 
 from . import _streams
+from ._launch import launch
 
 TPB = 256  # threads per block (a power of two); tests shrink it
 MAX_TPB = 1024
@@ -472,23 +473,23 @@ def run(kind, yt, yp, prm, w, ws, loss, grad, want_grad, stream=0):
     thread_rows, block_rows = _kernels(kind)
     tot = _streams.scratch("tot", 1, np.float64, stream)
     aux = _streams.scratch("aux", 1, np.int64, stream)
-    _reset[1, 1, stream](tot, aux)
+    launch(_reset, 1, 1, stream, tot, aux)
     R, K = yp.shape
     if R == 0:
         return tot
     if _SPECS[kind][1] == _HINGE:
         tpb = min(TPB, 256)
-        _count_nonbinary[max(1, min((R * K + tpb - 1) // tpb, MAX_BLOCKS)), tpb, stream](yt, aux)
+        launch(_count_nonbinary, max(1, min((R * K + tpb - 1) // tpb, MAX_BLOCKS)), tpb, stream, yt, aux)
     p = [float(v) for v in prm[:8]]
     args = (yt, yp, p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7], w, ws, loss, grad, want_grad, tot, aux)
     if K < SMALL_K:
         tpb = min(TPB, 256)
-        thread_rows[max(1, min((R + tpb - 1) // tpb, MAX_BLOCKS)), tpb, stream](*args)
+        launch(thread_rows, max(1, min((R + tpb - 1) // tpb, MAX_BLOCKS)), tpb, stream, *args)
     else:
         tpb = TPB
         while tpb > 32 and tpb // 2 >= K:  # no idle half-blocks on short rows
             tpb //= 2
-        block_rows[max(1, min(R, MAX_BLOCKS)), tpb, stream](*args)
+        launch(block_rows, max(1, min(R, MAX_BLOCKS)), tpb, stream, *args)
     return tot
 
 

@@ -32,6 +32,7 @@ from numba import cuda
 from numba.np.numpy_support import from_dtype
 
 from . import _streams
+from ._launch import launch
 from . import crossentropy as G
 from . import elementwise as E
 from .elementwise import _HINGE, _PLAIN, _SMOOTH, _clip, _label_map, _sigmoid_pair, _sign
@@ -279,13 +280,13 @@ def run(kind, yt, yp, prm, w, ws, grad, hess, stream=0):
         aux = _streams.scratch("aux", 1, np.int64, stream)
         if _ELEMENTWISE[kind][1] == _HINGE:
             tot = _streams.scratch("tot", 1, np.float64, stream)
-            E._reset[1, 1, stream](tot, aux)
+            launch(E._reset, 1, 1, stream, tot, aux)
             if R:
                 tpb = min(E.TPB, 256)
-                E._count_nonbinary[max(1, min((R * K + tpb - 1) // tpb, E.MAX_BLOCKS)), tpb, stream](yt, aux)
+                launch(E._count_nonbinary, max(1, min((R * K + tpb - 1) // tpb, E.MAX_BLOCKS)), tpb, stream, yt, aux)
         if R:
             tpb = min(E.TPB, 256)
-            _elementwise(kind)[max(1, min((R * K + tpb - 1) // tpb, E.MAX_BLOCKS)), tpb, stream](
+            launch(_elementwise(kind), max(1, min((R * K + tpb - 1) // tpb, E.MAX_BLOCKS)), tpb, stream,
                 yt, yp, p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7], w, ws, grad, hess, aux)
         return None
     if kind not in _SOFTMAX:
@@ -297,12 +298,12 @@ def run(kind, yt, yp, prm, w, ws, grad, hess, stream=0):
     scce, cce = _softmax(yp.dtype)
     if kind == "cce_logits_gh":
         if R:
-            cce[blocks, tpb, stream](yt, yp, p[0], p[3], p[4], w, ws, grad, hess)
+            launch(cce, blocks, tpb, stream, yt, yp, p[0], p[3], p[4], w, ws, grad, hess)
         return None
     buf, info, tot = G.status(stream)
-    G._reset_info_tot[1, 1, stream](info, tot)
+    launch(G._reset_info_tot, 1, 1, stream, info, tot)
     if R:
-        scce[blocks, tpb, stream](yp, yt, p[0], p[8], p[9] != 0.0, w, ws, grad, hess, info)
+        launch(scce, blocks, tpb, stream, yp, yt, p[0], p[8], p[9] != 0.0, w, ws, grad, hess, info)
     return buf
 
 

@@ -22,6 +22,7 @@ import numpy as np
 from numba import cuda
 
 from . import _streams
+from ._launch import launch
 
 from .crossentropy import _reset_info_tot, _skip_label_row, read_status, status
 from .elementwise import _block_sum as _bsum
@@ -304,7 +305,7 @@ def run(kind, yt, yp, prm, w, ws, loss, grad, want_grad, stream=0):
     if kind not in KINDS:
         raise ValueError(f"no CUDA row kernel {kind!r}; known: {list(KINDS)}")
     buf, info, tot = status(stream)
-    _reset_info_tot[1, 1, stream](info, tot)
+    launch(_reset_info_tot, 1, 1, stream, info, tot)
     R, C = yp.shape
     if R == 0:
         return buf, info, tot
@@ -315,7 +316,7 @@ def run(kind, yt, yp, prm, w, ws, loss, grad, want_grad, stream=0):
     args = (yt, yp, p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7], p[8], p[9] != 0.0)
     if kind == "categorical_focal":
         args += _class_alpha(prm, C, stream)
-    globals()[kind][max(1, min(R, MAX_BLOCKS)), tpb, stream](*args, w, ws, loss, grad, want_grad, tot, info)
+    launch(globals()[kind], max(1, min(R, MAX_BLOCKS)), tpb, stream, *args, w, ws, loss, grad, want_grad, tot, info)
     return buf, info, tot
 
 

@@ -42,6 +42,7 @@ from numba import config as _config
 from numba import cuda, float32, float64, from_dtype, int32, int64, uint32, uint64
 
 from . import _streams
+from ._launch import launch
 from .elementwise import _block_sum  # the block-wide sum every CUDA module uses
 
 TPB = 256  # threads per block of the row kernels (a power of two <= RT)
@@ -324,7 +325,7 @@ def _launch_gram(X, M, stream):
         return
     tile = TT * RR
     nb = (n + tile - 1) // tile
-    _gram(X.dtype)[nb * (nb + 1) // 2, (TT, TT), stream](X, M, nb)
+    launch(_gram(X.dtype), nb * (nb + 1) // 2, (TT, TT), stream, X, M, nb)
 
 
 def _launch_mm(A, B, C, trans_b, stream):
@@ -334,7 +335,7 @@ def _launch_mm(A, B, C, trans_b, stream):
     if n_rows == 0 or n_cols == 0:
         return
     grid = ((n_cols + tile - 1) // tile, (n_rows + tile - 1) // tile)
-    _mm(A.dtype, trans_b)[grid, (TT, TT), stream](A, B, C)
+    launch(_mm(A.dtype, trans_b), grid, (TT, TT), stream, A, B, C)
 
 
 # ---------------------------------------------------------------------------
@@ -1109,7 +1110,7 @@ def _buf(name, shape, dt, stream):
     for d in shape:
         n *= d
     if n <= SCRATCH_MAX:
-        return _streams.scratch("triplet_" + name, n, dt, stream).reshape(shape)
+        return _streams.reshape(_streams.scratch("triplet_" + name, n, dt, stream), *shape)
     return cuda.device_array(shape, dt, stream=stream)
 
 
@@ -1125,6 +1126,7 @@ def _prm(prm_h, dt):
         if len(_PRM) > 256:
             _PRM.clear()
         d = _PRM[key] = cuda.to_device(np.asarray(prm_h, dt))
+        cuda.synchronize()  # a copy from pageable memory may return before it lands; any stream may read it next
     return d
 
 
@@ -1150,17 +1152,17 @@ def run(mode, X, P, lab, prm_h, want_grad, stream):
     fused = FUSED_HARD and mode == "hard" and metric < 3 and dt == np.dtype(np.float32)
     if fused:
         aux = _buf("aux", (N,), dt, stream)
-        _row_norms[_grid(N), 256, stream](X, metric, dt.type(1e-12), dt.type(0), aux)
+        launch(_row_norms, _grid(N), 256, stream, X, metric, dt.type(1e-12), dt.type(0), aux)
         kp = _buf("kp", (N,), np.uint64, stream)
         kn = _buf("kn", (N,), np.uint64, stream)
         nanf = _buf("nanf", (N,), np.int32, stream)
         nearf = _buf("nearf", (N,), np.int32, stream)
-        _reset_keys[_grid(N), 256, stream](kp, kn, nanf, nearf)
+        launch(_reset_keys, _grid(N), 256, stream, kp, kn, nanf, nearf)
         nb = (N + FTT * FRR - 1) // (FTT * FRR)
-        _fused_hard(dt)[nb * (nb + 1) // 2, (FTT, FTT), stream](X, aux, lab, prm, kp, kn, nanf, nearf, nb)
+        launch(_fused_hard(dt), nb * (nb + 1) // 2, (FTT, FTT), stream, X, aux, lab, prm, kp, kn, nanf, nearf, nb)
         sel = _buf("sel", (N, 2), np.int64, stream)
         selc = _buf("selc", (N, 2), dt, stream)
-        _hard_finish[blocks, tpb, stream](X, aux, lab, prm, kp, kn, nanf, nearf, rowloss, rowcnt, sel, selc)
+        launch(_hard_finish, blocks, tpb, stream, X, aux, lab, prm, kp, kn, nanf, nearf, rowloss, rowcnt, sel, selc)
         M = _buf("M0", (1, 1), dt, stream)  # no Gram matrix: the gradient recomputes what it needs
         out = {"M": M, "Dm": M, "aux": aux, "sel": sel, "selc": selc, "have_m": False}
     else:
@@ -1172,27 +1174,27 @@ def run(mode, X, P, lab, prm_h, want_grad, stream):
             M = _buf("M", (N, N), dt, stream)
             _launch_gram(X, M, stream)
             aux = _buf("aux", (N,), dt, stream)
-            _norms[_grid(N), 256, stream](M, metric, dt.type(1e-12), aux)
+            launch(_norms, _grid(N), 256, stream, M, metric, dt.type(1e-12), aux)
             Dm = M
             if mode != "hard":  # hard mining computes its distances as it goes
                 if metric == 2:
                     Dm = _buf("D", (N, N), dt, stream)
-                _distances[_grid(N * N), 256, stream](M, aux, X, prm, Dm)
+                launch(_distances, _grid(N * N), 256, stream, M, aux, X, prm, Dm)
         out = {"M": M, "Dm": Dm, "aux": aux, "have_m": True}
         if mode == "hard":
             sel = _buf("sel", (N, 2), np.int64, stream)
             selc = _buf("selc", (N, 2), dt, stream)
-            _mine_hard[blocks, tpb, stream](M, aux, X, lab, prm, rowloss, rowcnt, sel, selc)
+            launch(_mine_hard, blocks, tpb, stream, M, aux, X, lab, prm, rowloss, rowcnt, sel, selc)
             out.update(sel=sel, selc=selc)
         else:
             W = _buf("W", (N, N) if want_grad else (N, 1), dt, stream)
             kern = _mine_semihard if mode == "semihard" else _mine_batch_all
-            kern[blocks, tpb, stream](Dm, lab, prm, rowloss, rowcnt, W, bool(want_grad))
+            launch(kern, blocks, tpb, stream, Dm, lab, prm, rowloss, rowcnt, W, bool(want_grad))
             out["W"] = W
     tot = _streams.scratch("triplet_tot", 2, np.float64, stream)
     fill(tot, 0, stream)
     tpb = min(TPB, RT)
-    _sum_rows[max(1, min((N + tpb - 1) // tpb, 1024)), tpb, stream](rowloss, rowcnt, tot)
+    launch(_sum_rows, max(1, min((N + tpb - 1) // tpb, 1024)), tpb, stream, rowloss, rowcnt, tot)
     out["total"], out["count"] = (float(v) for v in tot.copy_to_host(stream=stream))
     if not isinstance(stream, int):
         stream.synchronize()
@@ -1202,7 +1204,7 @@ def run(mode, X, P, lab, prm_h, want_grad, stream):
 def fill(A, value, stream):
     """Every element of the contiguous device array ``A`` set to ``value``."""
     if A.size:
-        _fill[_grid(A.size), 256, stream](A.reshape(A.size), np.dtype(A.dtype).type(value))
+        launch(_fill, _grid(A.size), 256, stream, _streams.reshape(A, A.size), np.dtype(A.dtype).type(value))
 
 
 def gradient(mode, metric, X, bufs, scale, G, stream):
@@ -1217,24 +1219,24 @@ def gradient(mode, metric, X, bufs, scale, G, stream):
         fill(G, 0, stream)
         sel, selc = bufs["sel"], bufs["selc"]
         if metric == 3:
-            _hard_precomputed[_grid(N), 256, stream](sel, selc, scale, G)
+            launch(_hard_precomputed, _grid(N), 256, stream, sel, selc, scale, G)
             return
-        _hard_scatter[_grid(N * X.shape[1]), 256, stream](X, M, aux, sel, selc, metric, scale, bufs["have_m"], G)
+        launch(_hard_scatter, _grid(N * X.shape[1]), 256, stream, X, M, aux, sel, selc, metric, scale, bufs["have_m"], G)
         if metric == 2:
-            _normalize_jacobian[blocks, tpb, stream](X, aux, G)
+            launch(_normalize_jacobian, blocks, tpb, stream, X, aux, G)
         return
     W = bufs["W"]
     if metric == 3:
-        _scaled[_grid(N * N), 256, stream](W, scale, G)
+        launch(_scaled, _grid(N * N), 256, stream, W, scale, G)
         return
     S = bufs["Dm"]  # the distances are no longer needed
     r = _buf("r", (N,), np.float64, stream)
     q = _buf("q", (N,), np.float64, stream)
-    _symmetrize_sums[blocks, tpb, stream](W, M, aux, metric, S, r, q)
+    launch(_symmetrize_sums, blocks, tpb, stream, W, M, aux, metric, S, r, q)
     Y = X
     if metric == 2:
         Y = _buf("Y", X.shape, dt, stream)
-        _scale_rows[_grid(X.size), 256, stream](X, aux, Y)
+        launch(_scale_rows, _grid(X.size), 256, stream, X, aux, Y)
     P = _buf("P", X.shape, dt, stream)
     _launch_mm(S, Y, P, False, stream)
-    _finish_dense[_grid(X.size), 256, stream](Y, aux, r, q, P, metric, scale, G)
+    launch(_finish_dense, _grid(X.size), 256, stream, Y, aux, r, q, P, metric, scale, G)
