@@ -8,7 +8,8 @@ rows (``gpu_results.csv``: exactly ``benchmarks.report.COLUMNS``, ``device`` =
 of ``benchmarks/results/gpu_results.csv`` in the GPU section of its report.
 
 Cases: SCCE from logits (``--cases``; also timed with the previous two-pass
-kernels, ``scce_logits_twopass``), elementwise Huber / BCE (``--elementwise``),
+kernels, ``scce_logits_twopass``, and beyond 4096 classes with the block-per-row kernel's
+loop as it was, ``scce_logits_unroll1``), elementwise Huber / BCE (``--elementwise``),
 GIoU (``--boxes``; vs torchvision's loss where installed, else the same formula
 in PyTorch), batch-hard triplet (``--triplet``; vs ``torch_batch_hard``, cdist
 based; also timed on the Gram-matrix path, ``triplet_hard_gram``). The small
@@ -212,6 +213,15 @@ def _scce_section(cases, dev, sync, bw, name, numba_version, numba_cuda_version,
         finally:
             G.REGS = True
         two_pass = {"floor_bytes": y.element_size() * R + 2 * R * C * 4, "p": p_two, "err": err_two}
+        one_load = None
+        if C > G.WARP_ROW_MAX:  # the block-per-row kernel: its loop as it was (one load in flight per thread)
+            G.UNROLL = 1
+            try:
+                l_one, g_one = scce.value_and_grad(y, x)
+                one_load = {"p": _median_ms(fl, sync), "err": _rel_err(l_one, torch.as_tensor(g_one, device=dev),
+                                                                        ref, rg)}
+            finally:
+                G.UNROLL = 4
         n_timed = 20  # _median_ms' default n
         for prov, (p50, p20, p80) in res.items():
             row = dict.fromkeys(COLUMNS, "")
@@ -247,6 +257,9 @@ def _scce_section(cases, dev, sync, bw, name, numba_version, numba_cuda_version,
                                           "torch")}
         rows.append(_row("scce_logits_twopass", "fastloss grad_out=", size, R * C, two_pass["p"],
                          two_pass["floor_bytes"], bw, two_pass["err"], meta0))
+        if one_load is not None:
+            rows.append(_row("scce_logits_unroll1", "fastloss grad_out=", size, R * C, one_load["p"],
+                             two_pass["floor_bytes"], bw, one_load["err"], meta0))
     return rows
 
 
@@ -258,7 +271,8 @@ def _write(args, rows, checks, name, bw, dev):
         err = "" if r["max_rel_err"] == "" else format(r["max_rel_err"], ".1e")
         label = {"scce_logits": "SCCE logits", "huber": "Huber", "bce_probs": "BCE probs", "giou": "GIoU",
                  "triplet_hard": "TripletHard", "triplet_hard_gram": "TripletHard (Gram-matrix path)",
-                 "scce_logits_twopass": "SCCE logits (two-pass kernels)"
+                 "scce_logits_twopass": "SCCE logits (two-pass kernels)",
+                 "scce_logits_unroll1": "SCCE logits (block-per-row kernel, one load in flight)"
                  }.get(r["kernel"], r["kernel"])
         lines.append(f"| {label} {r['size']} | {r['provider']} | {r['p50_s'] * 1e3:.3f} ms | "
                      f"{floor_fraction(r):.2f} | {err} |")

@@ -245,6 +245,43 @@ def test_register_kernels_match_the_two_pass_kernels(C, kind, dt, monkeypatch):
 
 
 @needs_cuda
+@pytest.mark.parametrize("C", [37, 150, 300])
+@pytest.mark.parametrize("dt", [np.float32, np.float64])
+def test_block_row_kernel_with_four_loads_in_flight_is_the_same(C, dt, monkeypatch):
+    """The SCCE block-per-row kernel (beyond 4096 classes on a GPU; here, with
+    the register kernels off) reads four elements per thread before folding
+    them (UNROLL=4) in the order the plain loop (UNROLL=1) reads them: the same
+    numbers bit for bit, and the CPU backend's; with a remainder after the
+    unrolled part (37, 150 classes), an ignored row, a bad-label-free batch, a
+    NaN row and an infinite logit."""
+    from fastloss.backends.numba_cuda import crossentropy as G
+
+    y, x = _data("sparse", 11, C, dt, seed=C)
+    obj = L.SparseCategoricalCrossentropy(from_logits=True, reduction="none", ignore_class=int(y[3]))
+    cpu_l, cpu_g = obj.value_and_grad(y, x)
+    x_bad = x.copy()
+    x_bad[6, C // 2] = np.nan
+    x_bad[8, 1] = np.inf
+    ref_l, ref_g = obj.value_and_grad(y, x_bad)
+    monkeypatch.setattr(G, "REGS", False)
+    out = {}
+    with fastloss.use_backend("cuda"):
+        for u in (1, 4):
+            monkeypatch.setattr(G, "UNROLL", u)
+            out[u] = obj.value_and_grad(y, x) + obj.value_and_grad(y, x_bad)
+    for a, b in zip(out[1], out[4]):
+        np.testing.assert_array_equal(a, b)
+    tol = 2e-5 if dt == np.float32 else 1e-10
+    l4, g4, lb, gb = out[4]
+    np.testing.assert_allclose(l4, cpu_l, rtol=tol)
+    np.testing.assert_allclose(g4, cpu_g, rtol=tol, atol=tol * 1e-2)
+    assert np.isnan(lb[6]) and np.isnan(ref_l[6]) and not np.isfinite(lb[8])
+    np.testing.assert_allclose(lb, ref_l, rtol=tol)
+    np.testing.assert_allclose(gb, ref_g, rtol=tol, atol=tol * 1e-2)
+    assert l4[3] == 0 and not g4[3].any()  # the ignored row
+
+
+@needs_cuda
 def test_unsupported_loss_on_cuda_says_which_exist():
     @fastloss.custom_loss
     def cubed(y_true, y_pred):
