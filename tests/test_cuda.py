@@ -214,7 +214,8 @@ def test_register_kernels_match_the_two_pass_kernels(C, kind, dt, monkeypatch):
     """The register-resident SCCE / CCE kernels (warp mode at 40 classes, block
     mode at 100 in the shrunk launch) and the two-pass block kernels, each
     against the CPU backend, and rows with an infinite logit (NaN, as on the
-    CPU and in Keras)."""
+    CPU and in Keras), through both (on a GPU the two-pass kernels at these
+    sizes are the warp-shuffle ones; in the simulator, the block kernels)."""
     from fastloss.backends.numba_cuda import crossentropy as G
 
     y, x = _data(kind, 9, C, dt, seed=9)
@@ -231,6 +232,9 @@ def test_register_kernels_match_the_two_pass_kernels(C, kind, dt, monkeypatch):
         x[2, 3] = np.inf
         x[4, :] = -np.inf
         l3, g3 = obj.value_and_grad(y, x)
+        monkeypatch.setattr(G, "REGS", False)  # the two-pass kernels on the same rows
+        l4, g4 = obj.value_and_grad(y, x)
+        monkeypatch.setattr(G, "REGS", True)
     tol = 2e-5 if dt == np.float32 else 1e-10
     for l, g in ((l1, g1), (l2, g2)):  # each kernel against the CPU backend
         np.testing.assert_allclose(l, cpu_l, rtol=tol)
@@ -240,8 +244,9 @@ def test_register_kernels_match_the_two_pass_kernels(C, kind, dt, monkeypatch):
     np.testing.assert_allclose(g1, g2, rtol=tol, atol=tol * 1e-2)
     ref_l, ref_g = obj.value_and_grad(y, x)
     assert np.isnan(ref_l[[2, 4]]).all()
-    np.testing.assert_allclose(l3, ref_l, rtol=2e-5)  # NaN where the CPU has NaN
-    np.testing.assert_allclose(g3, ref_g, rtol=2e-5, atol=1e-7)
+    for l, g in ((l3, g3), (l4, g4)):
+        np.testing.assert_allclose(l, ref_l, rtol=2e-5)  # NaN where the CPU has NaN
+        np.testing.assert_allclose(g, ref_g, rtol=2e-5, atol=1e-7)
 
 
 @needs_cuda

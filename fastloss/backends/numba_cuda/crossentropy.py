@@ -365,14 +365,7 @@ def _lane_stats(x, i, C, lane):
     m = -math.inf
     s = 0.0
     for j in range(lane, C, 32):
-        v = x[i, j]
-        if v > m:
-            s = s * math.exp(m - v) + 1.0
-            m = v
-        elif v == v:
-            s += math.exp(v - m)
-        else:
-            s = v
+        m, s = _fold(m, s, x[i, j], 1.0)  # a +inf makes the sum NaN, as on the CPU
     return m, s
 
 
