@@ -978,6 +978,34 @@ def test_status_views_and_parameter_vectors_are_made_once():
     np.testing.assert_array_equal(G._device_prm(q).copy_to_host(), q)
 
 
+@needs_cuda
+def test_parameter_vectors_beyond_the_cache_reuse_the_oldest_memory(monkeypatch):
+    """Changing values (a factor from varying weights) allocate nothing past
+    CONST_PER_KEY per (stream, dtype, size): the oldest vector's memory is
+    rewritten (on the same stream, after the kernels queued before)."""
+    from numba import cuda
+
+    from fastloss.backends.numba_cuda import _streams as S
+
+    monkeypatch.setattr(S, "_CONST", {})
+    monkeypatch.setattr(S, "CONST_PER_KEY", 2)
+    a, b, c = (np.array([v, 1.0]) for v in (1.0, 2.0, 3.0))
+    da, db = S.constant(a), S.constant(b)
+    assert S.constant(a) is da  # a is now the most recent
+    dc = S.constant(c)  # full: b's memory, the oldest, holds c now
+    assert dc is db
+    np.testing.assert_array_equal(dc.copy_to_host(), c)
+    np.testing.assert_array_equal(S.constant(a).copy_to_host(), a)
+    d2 = S.constant(b)  # b again: into c's memory... no, the oldest is a's (a was used before c)
+    np.testing.assert_array_equal(d2.copy_to_host(), b)
+    assert len(S._CONST[(S._handle(0), "d", 2)]) == 2
+    s = cuda.stream()
+    other = S.constant(b, s)  # another stream: its own vectors
+    assert other is not d2
+    np.testing.assert_array_equal(other.copy_to_host(stream=s), b)
+    assert S.constant(np.array([1.0, 1.0], np.float32)).dtype == np.float32  # per dtype
+
+
 class _CAI:
     """A caller's device array as far as device._view reads it."""
 

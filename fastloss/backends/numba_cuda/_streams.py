@@ -143,3 +143,36 @@ def reshape(a, *shape):
     if r is None:
         r = e[1][shape] = a.reshape(*shape)
     return r
+
+
+_CONST = {}  # (stream, dtype, size) -> {values' bytes: device array}, oldest first
+CONST_PER_KEY = 32
+
+
+def constant(values, stream=0):
+    """A device copy of the small parameter vector ``values`` (a NumPy array),
+    for kernels on ``stream``, made once per distinct value: a mean over a
+    fixed batch size passes the same factor call after call. The copy is
+    queued on ``stream`` and each vector is read only by kernels on that
+    stream, so no synchronization is needed. At most ``CONST_PER_KEY`` values
+    per (stream, dtype, size): a new value beyond that is copied, on the same
+    stream, into the oldest one's memory (kernels queued before it have read
+    it by then), so changing values (a factor from varying sample weights)
+    allocate nothing."""
+    values = np.ascontiguousarray(values)
+    key = (_handle(stream), values.dtype.char, values.size)
+    lru = _CONST.get(key)
+    if lru is None:
+        if len(_CONST) > 256:
+            _CONST.clear()
+        lru = _CONST[key] = {}
+    b = values.tobytes()
+    d = lru.pop(b, None)
+    if d is None:
+        if len(lru) >= CONST_PER_KEY:
+            d = lru.pop(next(iter(lru)))
+            d.copy_to_device(values, stream=stream)
+        else:
+            d = cuda.to_device(values, stream=stream)
+    lru[b] = d  # most recent last
+    return d

@@ -653,13 +653,7 @@ def _launch_regs(kind, yp, yt, prm, w, ws, loss, grad, want_grad, info, tot, str
         blocks = max(1, min(R, MAX_BLOCKS))
     dense = kind == "cce_logits"
     vals = (prm[0], prm[3], prm[4]) if dense else (prm[0], 0.0, prm[9])
-    key = ("regs_prm", dense) + tuple(float(v) for v in vals) + (dt.char,)
-    d_prm = _PRM.get(key)
-    if d_prm is None:
-        if len(_PRM) > 256:
-            _PRM.clear()
-        d_prm = _PRM[key] = cuda.to_device(np.array(list(vals) + [-np.inf, 0.0], dt))
-        cuda.synchronize()  # see _device_prm
+    d_prm = _streams.constant(np.array(list(vals) + [-np.inf, 0.0], dt), stream)
     kern = _regs_kernel(vpl, block_mode, dt, dense)
     if dense:
         launch(kern, blocks, tpb, stream, yt, yp, d_prm, w, ws, loss, grad, want_grad, tot)
@@ -668,23 +662,14 @@ def _launch_regs(kind, yp, yt, prm, w, ws, loss, grad, want_grad, info, tot, str
     return True
 
 
-_PRM = {}
 _DEV = {}
 _STATUS = {}
 
 
-def _device_prm(prm):
-    """The float64 parameter vector on the device, one per distinct value
-    (copied once, synchronously; read-only afterwards): a mean over a fixed
-    batch size has the same factor call after call."""
-    key = prm.tobytes()
-    d = _PRM.get(key)
-    if d is None:
-        if len(_PRM) > 256:
-            _PRM.clear()
-        d = _PRM[key] = cuda.to_device(np.array(prm, np.float64))
-        cuda.synchronize()  # a copy from pageable memory may return before it lands; any stream may read it next
-    return d
+def _device_prm(prm, stream=0):
+    """The float64 parameter vector on the device for kernels on ``stream``
+    (``_streams.constant``: made once per distinct value)."""
+    return _streams.constant(np.asarray(prm, np.float64), stream)
 
 
 def _scratch(name, n, dtype, stream=0):
@@ -770,7 +755,7 @@ def run(kind, yt, yp, prm, w, ws, loss, grad, want_grad, stream=0):
         else:
             raise ValueError(f"no CUDA kernel {kind!r}")
         return buf, info, None
-    d_prm = _device_prm(prm)
+    d_prm = _device_prm(prm, stream)
     if kind == "scce_logits":
         _launch_rows(_block_rows(yp.dtype)[0], scce_logits_thread_per_row, R, C, yp.dtype.itemsize, (yp, yt, d_prm, w, ws, loss, grad, want_grad, info), stream)
     elif kind == "cce_logits":

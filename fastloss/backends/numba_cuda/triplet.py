@@ -1114,20 +1114,10 @@ def _buf(name, shape, dt, stream):
     return cuda.device_array(shape, dt, stream=stream)
 
 
-_PRM = {}
-
-
-def _prm(prm_h, dt):
-    """The parameter vector on the device, one per distinct value (copied once,
-    synchronously; read-only afterwards)."""
-    key = (tuple(float(v) for v in prm_h), np.dtype(dt).char)
-    d = _PRM.get(key)
-    if d is None:
-        if len(_PRM) > 256:
-            _PRM.clear()
-        d = _PRM[key] = cuda.to_device(np.asarray(prm_h, dt))
-        cuda.synchronize()  # a copy from pageable memory may return before it lands; any stream may read it next
-    return d
+def _prm(prm_h, dt, stream=0):
+    """The parameter vector on the device for kernels on ``stream``
+    (``_streams.constant``: made once per distinct value)."""
+    return _streams.constant(np.asarray(prm_h, dt), stream)
 
 
 def _grid(n):
@@ -1144,7 +1134,7 @@ def run(mode, X, P, lab, prm_h, want_grad, stream):
     src = P if metric == 3 else X
     N = src.shape[0]
     dt = np.dtype(src.dtype)
-    prm = _prm(prm_h, dt)
+    prm = _prm(prm_h, dt, stream)
     tpb = min(TPB, RT)
     blocks = max(1, min(N, MAX_BLOCKS))
     rowloss = _buf("rowloss", (N,), np.float64, stream)
