@@ -115,11 +115,16 @@ def main(argv=None):
             print(f"{label} round {r}: {res}", flush=True)
             results[label].append(res)
             stats[label] = res.get("launch_stats")
+            _save(args.out, _table(results, stats))  # after each child: a time limit keeps what was measured
     text = _table(results, stats)
     print(text)
-    if args.out:
-        os.makedirs(args.out, exist_ok=True)
-        with open(os.path.join(args.out, "GPU_OVERHEAD.md"), "w") as f:
+    _save(args.out, text)
+
+
+def _save(out, text):
+    if out:
+        os.makedirs(out, exist_ok=True)
+        with open(os.path.join(out, "GPU_OVERHEAD.md"), "w") as f:
             f.write("# Host time per call, before and now\n\n" + text + "\n")
 
 

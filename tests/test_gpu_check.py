@@ -80,3 +80,21 @@ def test_vs_peer_on_the_cpu():
     assert all(p50 > 0 for p50, _, _ in res.values())
     assert errs["fastloss"] < 1e-6 and errs["PyTorch"] < 1e-6
     assert rg.shape == x.shape and ref.dtype == torch.float64
+
+
+def test_gpu_overhead_table():
+    """benchmarks/gpu_overhead.py's table: the median over rounds per case, the
+    rounds' range, now / before, and a dash where a configuration has no number
+    (a child that failed or was cut by the time limit)."""
+    go = pytest.importorskip("benchmarks.gpu_overhead")
+    results = {"before": [{"SCCE 256x10": 600.0}, {"SCCE 256x10": 640.0}, {"SCCE 256x10": 620.0}],
+               "now, numba-cuda launches": [],
+               "now": [{"SCCE 256x10": 150.0, "Huber 256x1": 90.0}, {"SCCE 256x10": 160.0}]}
+    text = go._table(results, {"now": {"fast": 10, "numba": 2, "bound": 2, "refused": 0}})
+    row = next(line for line in text.splitlines() if line.startswith("| SCCE 256x10 |"))
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    assert cells[1] == "620.0 [600.0-640.0]" and cells[2] == "-" and cells[3] == "155.0 [150.0-160.0]"
+    assert cells[4] == f"{155.0 / 620.0:.2f}"
+    huber = next(line for line in text.splitlines() if line.startswith("| Huber 256x1 |"))
+    assert huber.rstrip().endswith("| - |")  # no "before" number: no ratio
+    assert '"refused": 0' in text
