@@ -9,7 +9,8 @@ of ``benchmarks/results/gpu_results.csv`` in the GPU section of its report.
 
 Cases: SCCE from logits (``--cases``; also timed with the previous two-pass
 kernels, ``scce_logits_twopass``, and beyond 4096 classes with the block-per-row kernel's
-loop as it was, ``scce_logits_unroll1``), elementwise Huber / BCE (``--elementwise``),
+loop as it was, ``scce_logits_unroll1``; up to 4096 classes with the register kernel's loads
+guarded one by one as they were, ``scce_logits_guarded_loads``), elementwise Huber / BCE (``--elementwise``),
 GIoU (``--boxes``; vs torchvision's loss where installed, else the same formula
 in PyTorch), batch-hard triplet (``--triplet``; vs ``torch_batch_hard``, cdist
 based; also timed on the Gram-matrix path, ``triplet_hard_gram``). The small
@@ -222,6 +223,14 @@ def _scce_section(cases, dev, sync, bw, name, numba_version, numba_cuda_version,
                                                                         ref, rg)}
             finally:
                 G.UNROLL = 4
+        guarded = None
+        if G.SMALL_C <= C <= G.WARP_ROW_MAX:  # the register kernels: loads guarded one by one, as before
+            G.REG_LOADS_FIRST = False
+            try:
+                l_g, g_g = scce.value_and_grad(y, x)
+                guarded = {"p": _median_ms(fl, sync), "err": _rel_err(l_g, torch.as_tensor(g_g, device=dev), ref, rg)}
+            finally:
+                G.REG_LOADS_FIRST = True
         n_timed = 20  # _median_ms' default n
         for prov, (p50, p20, p80) in res.items():
             row = dict.fromkeys(COLUMNS, "")
@@ -260,6 +269,9 @@ def _scce_section(cases, dev, sync, bw, name, numba_version, numba_cuda_version,
         if one_load is not None:
             rows.append(_row("scce_logits_unroll1", "fastloss grad_out=", size, R * C, one_load["p"],
                              two_pass["floor_bytes"], bw, one_load["err"], meta0))
+        if guarded is not None:
+            rows.append(_row("scce_logits_guarded_loads", "fastloss grad_out=", size, R * C, guarded["p"],
+                             two_pass["floor_bytes"], bw, guarded["err"], meta0))
     return rows
 
 
@@ -272,7 +284,8 @@ def _write(args, rows, checks, name, bw, dev):
         label = {"scce_logits": "SCCE logits", "huber": "Huber", "bce_probs": "BCE probs", "giou": "GIoU",
                  "triplet_hard": "TripletHard", "triplet_hard_gram": "TripletHard (Gram-matrix path)",
                  "scce_logits_twopass": "SCCE logits (two-pass kernels)",
-                 "scce_logits_unroll1": "SCCE logits (block-per-row kernel, one load in flight)"
+                 "scce_logits_unroll1": "SCCE logits (block-per-row kernel, one load in flight)",
+                 "scce_logits_guarded_loads": "SCCE logits (register kernel, loads guarded one by one)"
                  }.get(r["kernel"], r["kernel"])
         lines.append(f"| {label} {r['size']} | {r['provider']} | {r['p50_s'] * 1e3:.3f} ms | "
                      f"{floor_fraction(r):.2f} | {err} |")

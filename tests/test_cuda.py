@@ -226,9 +226,15 @@ def test_register_kernels_match_the_two_pass_kernels(C, kind, dt, monkeypatch):
     cpu_l, cpu_g = obj.value_and_grad(y, x)  # the CPU backend on the finite data
     with fastloss.use_backend("cuda"):
         l1, g1 = obj.value_and_grad(y, x)
+        monkeypatch.setattr(G, "REG_LOADS_FIRST", False)  # the loads guarded one by one, as they were
+        l0, g0 = obj.value_and_grad(y, x)
+        monkeypatch.setattr(G, "REG_LOADS_FIRST", True)
         monkeypatch.setattr(G, "REGS", False)
         l2, g2 = obj.value_and_grad(y, x)
         monkeypatch.setattr(G, "REGS", True)
+    np.testing.assert_array_equal(l0, l1)  # the same numbers, bit for bit
+    np.testing.assert_array_equal(g0, g1)
+    with fastloss.use_backend("cuda"):
         x[2, 3] = np.inf
         x[4, :] = -np.inf
         l3, g3 = obj.value_and_grad(y, x)
