@@ -10,7 +10,8 @@ of ``benchmarks/results/gpu_results.csv`` in the GPU section of its report.
 Cases: SCCE from logits (``--cases``; also timed with the previous two-pass
 kernels, ``scce_logits_twopass``, and beyond 4096 classes with the block-per-row kernel's
 loop as it was, ``scce_logits_unroll1``; up to 4096 classes with the register kernel's loads
-guarded one by one as they were, ``scce_logits_guarded_loads``), elementwise Huber / BCE (``--elementwise``),
+guarded one by one as they were, ``scce_logits_guarded_loads``; below 32 classes with the
+thread-per-row kernel instead of the staged one, ``scce_logits_thread_rows``), elementwise Huber / BCE (``--elementwise``),
 GIoU (``--boxes``; vs torchvision's loss where installed, else the same formula
 in PyTorch), batch-hard triplet (``--triplet``; vs ``torch_batch_hard``, cdist
 based; also timed on the Gram-matrix path, ``triplet_hard_gram``). The small
@@ -223,6 +224,14 @@ def _scce_section(cases, dev, sync, bw, name, numba_version, numba_cuda_version,
                                                                         ref, rg)}
             finally:
                 G.UNROLL = 4
+        per_row = None
+        if C < G.SMALL_C:  # the short-row kernel as it was: a thread reads its own row
+            G.STAGED = False
+            try:
+                l_t, g_t = scce.value_and_grad(y, x)
+                per_row = {"p": _median_ms(fl, sync), "err": _rel_err(l_t, torch.as_tensor(g_t, device=dev), ref, rg)}
+            finally:
+                G.STAGED = True
         guarded = None
         if G.SMALL_C <= C <= G.WARP_ROW_MAX:  # the register kernels: loads guarded one by one, as before
             G.REG_LOADS_FIRST = False
@@ -269,6 +278,9 @@ def _scce_section(cases, dev, sync, bw, name, numba_version, numba_cuda_version,
         if one_load is not None:
             rows.append(_row("scce_logits_unroll1", "fastloss grad_out=", size, R * C, one_load["p"],
                              two_pass["floor_bytes"], bw, one_load["err"], meta0))
+        if per_row is not None:
+            rows.append(_row("scce_logits_thread_rows", "fastloss grad_out=", size, R * C, per_row["p"],
+                             two_pass["floor_bytes"], bw, per_row["err"], meta0))
         if guarded is not None:
             rows.append(_row("scce_logits_guarded_loads", "fastloss grad_out=", size, R * C, guarded["p"],
                              two_pass["floor_bytes"], bw, guarded["err"], meta0))
@@ -285,7 +297,8 @@ def _write(args, rows, checks, name, bw, dev):
                  "triplet_hard": "TripletHard", "triplet_hard_gram": "TripletHard (Gram-matrix path)",
                  "scce_logits_twopass": "SCCE logits (two-pass kernels)",
                  "scce_logits_unroll1": "SCCE logits (block-per-row kernel, one load in flight)",
-                 "scce_logits_guarded_loads": "SCCE logits (register kernel, loads guarded one by one)"
+                 "scce_logits_guarded_loads": "SCCE logits (register kernel, loads guarded one by one)",
+                 "scce_logits_thread_rows": "SCCE logits (short rows: each thread reads its own row, as before)"
                  }.get(r["kernel"], r["kernel"])
         lines.append(f"| {label} {r['size']} | {r['provider']} | {r['p50_s'] * 1e3:.3f} ms | "
                      f"{floor_fraction(r):.2f} | {err} |")

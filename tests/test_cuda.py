@@ -293,6 +293,48 @@ def test_block_row_kernel_with_four_loads_in_flight_is_the_same(C, dt, monkeypat
 
 
 @needs_cuda
+@pytest.mark.parametrize("C", [1, 5, 10, 31])
+@pytest.mark.parametrize("dt", [np.float32, np.float64])
+def test_short_row_kernel_staged_through_shared_memory_is_the_same(C, dt, monkeypatch):
+    """SCCE from logits below 32 classes: the kernel that stages a block's rows
+    through shared memory (STAGED) gives the thread-per-row kernel's numbers
+    bit for bit, and the CPU backend's; over several blocks, a partial last
+    block and grid-stride loops (the shrunk launch), an ignored row, a bad
+    label (raises, with its row), loss only (no gradient), NaN and +inf."""
+    from fastloss.backends.numba_cuda import crossentropy as G
+
+    R = 37
+    y, x = _data("sparse", R, C, dt, seed=30 + C)
+    ign = int(y[4])
+    obj = L.SparseCategoricalCrossentropy(from_logits=True, reduction="none", ignore_class=ign)
+    x_bad = x.copy()
+    x_bad[9, 0] = np.nan
+    x_bad[20, C - 1] = np.inf
+    out = {}
+    with fastloss.use_backend("cuda"):
+        for staged in (False, True):
+            monkeypatch.setattr(G, "STAGED", staged)
+            out[staged] = (obj.value_and_grad(y, x) + obj.value_and_grad(y, x_bad)
+                           + (L.SparseCategoricalCrossentropy(from_logits=True)(y, x),))
+            bad = y.copy()
+            bad[[13, 30]] = C + 2 if C + 2 != ign else C + 3
+            with pytest.raises(ValueError, match="13"):
+                L.SparseCategoricalCrossentropy(from_logits=True).value_and_grad(bad, x)
+    for a, b in zip(out[False], out[True]):
+        np.testing.assert_array_equal(a, b)
+    cpu_l, cpu_g = obj.value_and_grad(y, x)
+    ref_l, ref_g = obj.value_and_grad(y, x_bad)
+    tol = 2e-5 if dt == np.float32 else 1e-10
+    l, g, lb, gb, mean = out[True]
+    np.testing.assert_allclose(l, cpu_l, rtol=tol, atol=tol * 1e-2)
+    np.testing.assert_allclose(g, cpu_g, rtol=tol, atol=tol * 1e-2)
+    np.testing.assert_allclose(lb, ref_l, rtol=tol, atol=tol * 1e-2)
+    np.testing.assert_allclose(gb, ref_g, rtol=tol, atol=tol * 1e-2)
+    np.testing.assert_allclose(mean, L.SparseCategoricalCrossentropy(from_logits=True)(y, x), rtol=tol)
+    assert l[4] == 0 and not g[4].any()
+
+
+@needs_cuda
 def test_unsupported_loss_on_cuda_says_which_exist():
     @fastloss.custom_loss
     def cubed(y_true, y_pred):

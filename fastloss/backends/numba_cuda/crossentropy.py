@@ -21,7 +21,7 @@ would leave most threads idle.
 import math
 
 import numpy as np
-from numba import cuda, float64, from_dtype
+from numba import cuda, float64, from_dtype, int32
 
 from numba import config as _config
 
@@ -190,6 +190,86 @@ def scce_logits_thread_per_row(x, lab, prm, w, ws, loss, grad, want_grad, info):
             for j in range(C):
                 grad[i, j] = math.exp(x[i, j] - m) * r
             grad[i, k] -= sc
+
+
+STAGED = True  # C < 32: rows staged through shared memory (False: the thread-per-row kernel above)
+STAGED_TPB = 128  # rows (threads) per block of the staged kernel, at most; tests shrink TPB instead
+_STAGED = {}
+
+
+def _staged_kernel(dt):
+    key = np.dtype(dt).char
+    k = _STAGED.get(key)
+    if k is None:
+        k = _STAGED[key] = _make_staged(from_dtype(np.dtype(dt)))
+    return k
+
+
+def _make_staged(nbt):
+    """SCCE from logits for short rows (C < SMALL_C), a thread per row as
+    ``scce_logits_thread_per_row`` and the same arithmetic in the same order
+    (the same numbers bit for bit), but the block's rows (contiguous in memory)
+    are loaded into shared memory by all its threads together, consecutive
+    threads reading consecutive elements, and the gradient goes back the same
+    way. There, each thread read its own row: a warp's load touched 32 rows
+    C elements apart, and the row was read three times (max, sum, gradient)
+    and its exps computed twice; on the H100 1048576 x 10 took 134 us of device
+    time, about 0.2 of the copy floor."""
+    sh_size = STAGED_TPB * (SMALL_C - 1)
+
+    @cuda.jit
+    def scce_staged(x, lab, prm, w, ws, loss, grad, want_grad, info):
+        R, C = x.shape
+        sh = cuda.shared.array(sh_size, nbt)
+        factor = prm[0]
+        ignore = prm[8]
+        has_ignore = prm[9] != 0.0
+        t = cuda.threadIdx.x
+        nt = cuda.blockDim.x
+        c32 = int32(C)
+        for r0 in range(cuda.blockIdx.x * nt, R, cuda.gridDim.x * nt):
+            nr = min(nt, R - r0)
+            n = int32(nr) * c32
+            for q in range(int32(t), n, int32(nt)):  # coalesced: the block's rows are contiguous
+                rl = q // c32
+                sh[q] = x[r0 + rl, q - rl * c32]
+            cuda.syncthreads()
+            if t < nr:
+                i = r0 + t
+                o = t * C
+                k = lab[i]
+                bad = not (k >= 0 and k < C)
+                skip = has_ignore and k == ignore
+                if skip or bad:
+                    loss[i] = 0.0
+                    if bad and not skip:
+                        cuda.atomic.add(info, 0, 1)
+                        cuda.atomic.min(info, 1, i)
+                    if want_grad:
+                        for j in range(C):
+                            sh[o + j] = 0.0
+                else:
+                    m = sh[o]
+                    for j in range(1, C):
+                        m = max(m, sh[o + j])
+                    s = 0.0
+                    for j in range(C):
+                        s += math.exp(sh[o + j] - m)
+                    loss[i] = math.log(s) - (sh[o + k] - m)
+                    if want_grad:
+                        sc = w[i * ws] * factor
+                        r = sc / s
+                        for j in range(C):
+                            sh[o + j] = math.exp(sh[o + j] - m) * r
+                        sh[o + k] -= sc
+            cuda.syncthreads()
+            if want_grad:
+                for q in range(int32(t), n, int32(nt)):
+                    rl = q // c32
+                    grad[r0 + rl, q - rl * c32] = sh[q]
+            cuda.syncthreads()  # the next rows overwrite sh
+
+    return scce_staged
 
 
 _BLOCK_ROWS = {}
@@ -750,7 +830,7 @@ def _device_limits():
 
 def _launch_rows(kernel, small_kernel, rows, cols, itemsize, args, stream=0):
     if small_kernel is not None and cols < SMALL_C:
-        tpb = min(TPB, 128)
+        tpb = min(TPB, STAGED_TPB)  # the staged kernel's shared memory holds STAGED_TPB rows
         blocks = max(1, min((rows + tpb - 1) // tpb, MAX_BLOCKS))
         launch(small_kernel, blocks, tpb, stream, *args)
         return
@@ -793,7 +873,8 @@ def run(kind, yt, yp, prm, w, ws, loss, grad, want_grad, stream=0):
         return buf, info, None
     d_prm = _device_prm(prm, stream)
     if kind == "scce_logits":
-        _launch_rows(_block_rows(yp.dtype)[0], scce_logits_thread_per_row, R, C, yp.dtype.itemsize, (yp, yt, d_prm, w, ws, loss, grad, want_grad, info), stream)
+        small = _staged_kernel(yp.dtype) if STAGED else scce_logits_thread_per_row
+        _launch_rows(_block_rows(yp.dtype)[0], small, R, C, yp.dtype.itemsize, (yp, yt, d_prm, w, ws, loss, grad, want_grad, info), stream)
     elif kind == "cce_logits":
         _launch_rows(_block_rows(yp.dtype)[1], None, R, C, yp.dtype.itemsize, (yt, yp, d_prm, w, ws, loss, grad, want_grad, info), stream)
     else:
