@@ -1110,3 +1110,26 @@ def test_torch_tensors_are_asked_is_cuda():
     assert V.on_device(Tensor(False)) is False
     assert V.on_device(np.zeros(2)) is False
     assert V.on_device(_CAI(1, (1,))) is True
+
+
+def test_every_kernel_launch_goes_through_the_launch_helper():
+    """The CUDA backend launches kernels with ``_launch.launch(kern, grid,
+    block, stream, *args)`` (the direct path after the first launch), never
+    with ``kern[grid, block, stream](*args)``, which would take numba-cuda's
+    per-launch path again (tens of microseconds each)."""
+    import pathlib
+    import re
+
+    import fastloss.backends.numba_cuda as pkg
+
+    pattern = re.compile(r",\s*(?:stream|st|s)\s*\]\s*\(")  # [grid, block, stream](: the stream last
+    found = []
+    for path in sorted(pathlib.Path(pkg.__file__).parent.glob("*.py")):
+        if path.name == "_launch.py":  # the helper itself (its numba-cuda path)
+            continue
+        for n, line in enumerate(path.read_text().splitlines(), 1):
+            code = line.split("#")[0]
+            if pattern.search(code) and not code.lstrip().startswith(('"', "'")):
+                found.append(f"{path.name}:{n}: {line.strip()}")
+    assert not found, "launches outside _launch.launch:\n" + "\n".join(found)
+    assert pattern.search("kern[blocks, tpb, stream](x, y)")  # the pattern finds the old form
