@@ -80,6 +80,7 @@ def _child():
         from fastloss.backends.numba_cuda import _launch
 
         out["launch_stats"] = dict(_launch.STATS)
+        out["launch_refusals"] = list(getattr(_launch, "REFUSALS", []))
     except ImportError:
         pass
     print("RESULT " + json.dumps(out))
@@ -115,6 +116,8 @@ def main(argv=None):
             print(f"{label} round {r}: {res}", flush=True)
             results[label].append(res)
             stats[label] = res.get("launch_stats")
+            if res.get("launch_refusals"):
+                stats[label + " refusals"] = res["launch_refusals"]
             _save(args.out, _table(results, stats))  # after each child: a time limit keeps what was measured
     text = _table(results, stats)
     print(text)

@@ -114,7 +114,9 @@ def test_a_different_flattening_is_not_bound(monkeypatch):
     args = _args_like_the_kernels()[0]
     monkeypatch.setattr(L, "_flat_array", lambda a: [0, 0, a.size, a.dtype.itemsize, a.device_ctypes_pointer.value,
                                                      *a.shape])  # strides left out
+    monkeypatch.setattr(L, "REFUSALS", [])
     assert L._bind(_FakeKernel(args), args, 0) is None
+    assert len(L.REFUSALS) == 1 and L.REFUSALS[0][1].startswith("flattening differs")  # and says why
 
 
 @pytest.mark.parametrize("flag", ["debug", "cooperative", "sensitive"])

@@ -143,29 +143,39 @@ class _Binding:
         self.conv = conv
 
 
+REFUSALS = []  # (kernel, why) of the bindings refused, the first 20 (gpu_overhead reports them)
+
+
+def _refuse(kernel, why):
+    if len(REFUSALS) < 20:
+        REFUSALS.append((str(getattr(kernel, "entry_name", kernel))[:120], why))
+    return None
+
+
 def _bind(kernel, args, stream):
     """A binding for numba-cuda's chosen ``kernel`` (a ``_Kernel``), or None."""
     try:
         if kernel.debug or kernel.cooperative or getattr(kernel, "launch_config_sensitive", False):
-            return None
+            return _refuse(kernel, "debug, cooperative or launch-config sensitive")
         if kernel.extensions:
-            return None
+            return _refuse(kernel, "argument extensions")
         if any(isinstance(a, np.ndarray) for a in args):
-            return None  # a host array: numba-cuda copies it in (and back); its path
+            return _refuse(kernel, "a host array")  # numba-cuda copies it in (and back); its path
         conv = _converters(kernel.argument_types)
         if conv is None or len(conv) != len(args):
-            return None
+            return _refuse(kernel, f"an argument type not handled: {kernel.argument_types}")
         theirs, retr = [], []
         for t, v in zip(kernel.argument_types, args):
             kernel._prepare_args(t, v, stream, retr, theirs)
         if retr:  # a host array, copied in (and back) by numba-cuda: its path
-            return None
+            return _refuse(kernel, "numba-cuda converts an argument")
         mine = [x for c, a in zip(conv, args) for x in c(a)]
         if not _same(mine, theirs):
-            return None
+            return _refuse(kernel, f"flattening differs: mine {mine!r} numba-cuda {theirs!r}"[:400])
         fn = kernel._codelibrary.get_cufunc().kernel
         return _Binding(fn, conv)
     except Exception as exc:  # a numba-cuda whose internals differ: its own path
+        _refuse(kernel, repr(exc)[:300])
         if not _STATE.get("warned"):
             _STATE["warned"] = True
             warnings.warn(f"fastloss: fast CUDA launches are off for a kernel ({exc!r}); using numba-cuda's launch",
