@@ -168,6 +168,7 @@ def test_the_other_kernels_compile(dt):
     for k in (scce_rows, scce_rows4, G.scce_logits_thread_per_row, G._make_staged(typeof(np.zeros(1, dt)).dtype)):
         _ptx(k, x, lab, prm, w, 0, loss, x, True, info)
     _ptx(cce_rows, x, x, prm, w, 0, loss, x, True, info)
+    _ptx(G._make_staged_dense(typeof(np.zeros(1, dt)).dtype), x, x, prm, w, 0, loss, x, True, info)
     _ptx(G.scce_logits_warp, x, lab, 1.0, 0.0, False, w, 0, loss, x, True, info)
     _ptx(G.cce_logits_warp, x, x, 1.0, 1.0, 0.0, w, 0, loss, x, True, info)
     for kind in E.KINDS:
@@ -198,7 +199,7 @@ def _ptxas():
 
 
 @pytest.mark.parametrize("name", ["gram", "mm", "fused_hard", "scce_warp", "cce_warp", "scce_block", "cce_block",
-                                  "scce_rows", "scce_rows4", "cce_rows", "scce_staged"])
+                                  "scce_rows", "scce_rows4", "cce_rows", "scce_staged", "cce_staged"])
 def test_hot_kernels_keep_accumulators_in_registers(name, tmp_path):
     """ptxas (sm_90) on the hot kernels at their launch settings: no stack
     frame (a local array left on the stack turns every multiply-add into a
@@ -236,6 +237,8 @@ def test_hot_kernels_keep_accumulators_in_registers(name, tmp_path):
         # SCCE below 32 classes, rows staged through shared memory (_launch_rows: STAGED_TPB threads)
         "scce_staged": (G._make_staged(nbt), (x, lab, _arr(np.float64, 10), w, 0, loss, x, True, info),
                         G.STAGED_TPB),
+        "cce_staged": (G._make_staged_dense(nbt), (x, x, _arr(np.float64, 10), w, 0, loss, x, True, info),
+                       G.STAGED_TPB),
     }
     kern, args, threads = cases[name]
     ptx, _ = cuda.compile_ptx(kern.py_func, _sig(*args), cc=(9, 0))

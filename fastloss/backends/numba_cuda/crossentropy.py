@@ -197,12 +197,69 @@ STAGED_TPB = 128  # rows (threads) per block of the staged kernel, at most; test
 _STAGED = {}
 
 
-def _staged_kernel(dt):
-    key = np.dtype(dt).char
+def _staged_kernel(dt, dense=False):
+    key = (np.dtype(dt).char, dense)
     k = _STAGED.get(key)
     if k is None:
-        k = _STAGED[key] = _make_staged(from_dtype(np.dtype(dt)))
+        k = _STAGED[key] = (_make_staged_dense if dense else _make_staged)(from_dtype(np.dtype(dt)))
     return k
+
+
+def _make_staged_dense(nbt):
+    """CCE from logits for short rows (C < SMALL_C): a thread per row, the
+    block's logits staged through shared memory as in ``_make_staged``, the
+    targets read by each thread from its own row. Before it, a short dense row
+    took a whole block (256 threads for 10 classes, a tree over the block per
+    row). loss = sum(y') logsumexp(x) - sum(y' x), gradient
+    sum(y') softmax(x) - y' (y' = y a + b); sums in float64."""
+    sh_size = STAGED_TPB * (SMALL_C - 1)
+
+    @cuda.jit
+    def cce_staged(y, x, prm, w, ws, loss, grad, want_grad, info):
+        R, C = x.shape
+        sh = cuda.shared.array(sh_size, nbt)
+        factor = prm[0]
+        a = prm[3]
+        b = prm[4]
+        t = cuda.threadIdx.x
+        nt = cuda.blockDim.x
+        c32 = int32(C)
+        for r0 in range(cuda.blockIdx.x * nt, R, cuda.gridDim.x * nt):
+            nr = min(nt, R - r0)
+            n = int32(nr) * c32
+            for q in range(int32(t), n, int32(nt)):
+                rl = q // c32
+                sh[q] = x[r0 + rl, q - rl * c32]
+            cuda.syncthreads()
+            if t < nr:
+                i = r0 + t
+                o = t * C
+                m = sh[o]
+                for j in range(1, C):
+                    m = max(m, sh[o + j])
+                s = 0.0
+                sy = 0.0
+                syx = 0.0
+                for j in range(C):
+                    d = sh[o + j] - m
+                    yy = y[i, j] * a + b
+                    s += math.exp(d)
+                    sy += yy
+                    syx += yy * d
+                loss[i] = sy * math.log(s) - syx
+                if want_grad:
+                    sc = w[i * ws] * factor
+                    r = sc * sy / s
+                    for j in range(C):
+                        sh[o + j] = math.exp(sh[o + j] - m) * r - (y[i, j] * a + b) * sc
+            cuda.syncthreads()
+            if want_grad:
+                for q in range(int32(t), n, int32(nt)):
+                    rl = q // c32
+                    grad[r0 + rl, q - rl * c32] = sh[q]
+            cuda.syncthreads()
+
+    return cce_staged
 
 
 def _make_staged(nbt):
@@ -876,7 +933,8 @@ def run(kind, yt, yp, prm, w, ws, loss, grad, want_grad, stream=0):
         small = _staged_kernel(yp.dtype) if STAGED else scce_logits_thread_per_row
         _launch_rows(_block_rows(yp.dtype)[0], small, R, C, yp.dtype.itemsize, (yp, yt, d_prm, w, ws, loss, grad, want_grad, info), stream)
     elif kind == "cce_logits":
-        _launch_rows(_block_rows(yp.dtype)[1], None, R, C, yp.dtype.itemsize, (yt, yp, d_prm, w, ws, loss, grad, want_grad, info), stream)
+        small = _staged_kernel(yp.dtype, dense=True) if STAGED else None
+        _launch_rows(_block_rows(yp.dtype)[1], small, R, C, yp.dtype.itemsize, (yt, yp, d_prm, w, ws, loss, grad, want_grad, info), stream)
     else:
         raise ValueError(f"no CUDA kernel {kind!r}")
     return buf, info, None
