@@ -205,6 +205,23 @@ def _staged_kernel(dt, dense=False):
     return k
 
 
+@cuda.jit(device=True, inline=True)
+def _stage_in(x, sh, r0, n, c32):
+    """sh[q] = the q-th element of rows r0.. of x (n of them), the block's
+    threads on consecutive elements: the rows are contiguous, the loads coalesced."""
+    for q in range(int32(cuda.threadIdx.x), n, int32(cuda.blockDim.x)):
+        rl = q // c32
+        sh[q] = x[r0 + rl, q - rl * c32]
+
+
+@cuda.jit(device=True, inline=True)
+def _stage_out(sh, grad, r0, n, c32):
+    """The reverse of ``_stage_in``: sh back to rows r0.. of grad, coalesced."""
+    for q in range(int32(cuda.threadIdx.x), n, int32(cuda.blockDim.x)):
+        rl = q // c32
+        grad[r0 + rl, q - rl * c32] = sh[q]
+
+
 def _make_staged_dense(nbt):
     """CCE from logits for short rows (C < SMALL_C): a thread per row, the
     block's logits staged through shared memory as in ``_make_staged``, the
@@ -227,9 +244,7 @@ def _make_staged_dense(nbt):
         for r0 in range(cuda.blockIdx.x * nt, R, cuda.gridDim.x * nt):
             nr = min(nt, R - r0)
             n = int32(nr) * c32
-            for q in range(int32(t), n, int32(nt)):
-                rl = q // c32
-                sh[q] = x[r0 + rl, q - rl * c32]
+            _stage_in(x, sh, r0, n, c32)
             cuda.syncthreads()
             if t < nr:
                 i = r0 + t
@@ -254,9 +269,7 @@ def _make_staged_dense(nbt):
                         sh[o + j] = math.exp(sh[o + j] - m) * r - (y[i, j] * a + b) * sc
             cuda.syncthreads()
             if want_grad:
-                for q in range(int32(t), n, int32(nt)):
-                    rl = q // c32
-                    grad[r0 + rl, q - rl * c32] = sh[q]
+                _stage_out(sh, grad, r0, n, c32)
             cuda.syncthreads()
 
     return cce_staged
@@ -270,8 +283,9 @@ def _make_staged(nbt):
     threads reading consecutive elements, and the gradient goes back the same
     way. There, each thread read its own row: a warp's load touched 32 rows
     C elements apart, and the row was read three times (max, sum, gradient)
-    and its exps computed twice; on the H100 1048576 x 10 took 134 us of device
-    time, about 0.2 of the copy floor."""
+    and its exps computed twice; on the H100 (2026-12-05, GPU_KERNELS.md) 1048576 x 10
+    took 134 us of device time, 0.23 of the copy floor (92 MB at the 2.99 TB/s
+    copy rate measured in that run)."""
     sh_size = STAGED_TPB * (SMALL_C - 1)
 
     @cuda.jit
@@ -287,21 +301,14 @@ def _make_staged(nbt):
         for r0 in range(cuda.blockIdx.x * nt, R, cuda.gridDim.x * nt):
             nr = min(nt, R - r0)
             n = int32(nr) * c32
-            for q in range(int32(t), n, int32(nt)):  # coalesced: the block's rows are contiguous
-                rl = q // c32
-                sh[q] = x[r0 + rl, q - rl * c32]
+            _stage_in(x, sh, r0, n, c32)
             cuda.syncthreads()
             if t < nr:
                 i = r0 + t
                 o = t * C
                 k = lab[i]
-                bad = not (k >= 0 and k < C)
-                skip = has_ignore and k == ignore
-                if skip or bad:
-                    loss[i] = 0.0
-                    if bad and not skip:
-                        cuda.atomic.add(info, 0, 1)
-                        cuda.atomic.min(info, 1, i)
+                # an ignored or bad label: loss 0, counted; its gradient row (zeros) goes out through sh
+                if _skip_label_row(lab, i, C, ignore, has_ignore, 0, 1, loss, grad, False, info):
                     if want_grad:
                         for j in range(C):
                             sh[o + j] = 0.0
@@ -321,9 +328,7 @@ def _make_staged(nbt):
                         sh[o + k] -= sc
             cuda.syncthreads()
             if want_grad:
-                for q in range(int32(t), n, int32(nt)):
-                    rl = q // c32
-                    grad[r0 + rl, q - rl * c32] = sh[q]
+                _stage_out(sh, grad, r0, n, c32)
             cuda.syncthreads()  # the next rows overwrite sh
 
     return scce_staged
@@ -351,7 +356,7 @@ def _make_block_rows(nbt, unroll=1):
     reads four elements per thread before it uses them, in both passes."""
 
     @cuda.jit
-    def scce_rows4(x, lab, prm, w, ws, loss, grad, want_grad, info):
+    def scce_rows(x, lab, prm, w, ws, loss, grad, want_grad, info):
         R, C = x.shape
         sm = cuda.shared.array(MAX_TPB, nbt)
         ss = cuda.shared.array(MAX_TPB, nbt)
@@ -367,69 +372,45 @@ def _make_block_rows(nbt, unroll=1):
             if _skip_label_row(lab, i, C, ignore, has_ignore, tid, nt, loss, grad, want_grad, info):
                 continue
             k = lab[i]
-            m, s = _block_softmax_stats4(x, i, C, sm, ss, ninf, zero, one)
+            if unroll == 4:  # a compile-time constant: one of the two branches is compiled
+                m, s = _block_softmax_stats4(x, i, C, sm, ss, ninf, zero, one)
+            else:
+                m, s = _block_softmax_stats(x, i, C, sm, ss, ninf, zero, one)
             if tid == 0:
                 loss[i] = math.log(s) - (x[i, k] - m)
             if want_grad:
                 sc = w[i * ws] * factor
                 r = sc / s
                 j = tid
-                while j + 3 * nt < C:
-                    a0 = x[i, j]
-                    a1 = x[i, j + nt]
-                    a2 = x[i, j + 2 * nt]
-                    a3 = x[i, j + 3 * nt]
-                    g0 = math.exp(a0 - m) * r
-                    g1 = math.exp(a1 - m) * r
-                    g2 = math.exp(a2 - m) * r
-                    g3 = math.exp(a3 - m) * r
-                    if j == k:
-                        g0 -= sc
-                    if j + nt == k:
-                        g1 -= sc
-                    if j + 2 * nt == k:
-                        g2 -= sc
-                    if j + 3 * nt == k:
-                        g3 -= sc
-                    grad[i, j] = g0
-                    grad[i, j + nt] = g1
-                    grad[i, j + 2 * nt] = g2
-                    grad[i, j + 3 * nt] = g3
-                    j += 4 * nt
-                while j < C:
+                if unroll == 4:
+                    while j + 3 * nt < C:
+                        a0 = x[i, j]
+                        a1 = x[i, j + nt]
+                        a2 = x[i, j + 2 * nt]
+                        a3 = x[i, j + 3 * nt]
+                        g0 = math.exp(a0 - m) * r
+                        g1 = math.exp(a1 - m) * r
+                        g2 = math.exp(a2 - m) * r
+                        g3 = math.exp(a3 - m) * r
+                        if j == k:
+                            g0 -= sc
+                        if j + nt == k:
+                            g1 -= sc
+                        if j + 2 * nt == k:
+                            g2 -= sc
+                        if j + 3 * nt == k:
+                            g3 -= sc
+                        grad[i, j] = g0
+                        grad[i, j + nt] = g1
+                        grad[i, j + 2 * nt] = g2
+                        grad[i, j + 3 * nt] = g3
+                        j += 4 * nt
+                while j < C:  # all of the row (unroll 1), or what the four-wide loop left
                     g = math.exp(x[i, j] - m) * r
                     if j == k:
                         g -= sc
                     grad[i, j] = g
                     j += nt
-
-    @cuda.jit
-    def scce_rows(x, lab, prm, w, ws, loss, grad, want_grad, info):
-        R, C = x.shape
-        sm = cuda.shared.array(MAX_TPB, nbt)
-        ss = cuda.shared.array(MAX_TPB, nbt)
-        factor = nbt(prm[0])
-        ninf = nbt(-math.inf)
-        zero = nbt(0.0)
-        one = nbt(1.0)
-        ignore = prm[8]
-        has_ignore = prm[9] != 0.0
-        tid = cuda.threadIdx.x
-        for i in range(cuda.blockIdx.x, R, cuda.gridDim.x):
-            if _skip_label_row(lab, i, C, ignore, has_ignore, tid, cuda.blockDim.x, loss, grad, want_grad, info):
-                continue
-            k = lab[i]
-            m, s = _block_softmax_stats(x, i, C, sm, ss, ninf, zero, one)
-            if tid == 0:
-                loss[i] = math.log(s) - (x[i, k] - m)
-            if want_grad:
-                sc = w[i * ws] * factor
-                r = sc / s
-                for j in range(tid, C, cuda.blockDim.x):
-                    g = math.exp(x[i, j] - m) * r
-                    if j == k:
-                        g -= sc
-                    grad[i, j] = g
 
     @cuda.jit
     def cce_rows(y, x, prm, w, ws, loss, grad, want_grad, info):
@@ -463,7 +444,7 @@ def _make_block_rows(nbt, unroll=1):
                 for j in range(tid, C, nt):
                     grad[i, j] = math.exp(x[i, j] - m) * r - (y[i, j] * a + b) * sc
 
-    return (scce_rows4 if unroll == 4 else scce_rows), cce_rows
+    return scce_rows, cce_rows
 
 
 # ---------------------------------------------------------------------------
@@ -859,7 +840,7 @@ def status(stream=0):
     ``_reset_info_tot`` resets both)."""
     buf = _scratch("status", 3, np.int64, stream)
     v = _STATUS.get(id(buf))
-    if v is None or v[0] is not buf:  # the views made once per buffer (slices cost ~15 us each)
+    if v is None or v[0] is not buf:  # the views made once per buffer (see _streams.scratch)
         if len(_STATUS) > 64:
             _STATUS.clear()
         v = _STATUS[id(buf)] = (buf, buf[:2], buf[2:].view(np.float64))
