@@ -207,39 +207,22 @@ def _scce_section(cases, dev, sync, bw, name, numba_version, numba_cuda_version,
         # the previous kernels (two reads of each row, float64 statistics): REGS off
         from fastloss.backends.numba_cuda import crossentropy as G
 
-        G.REGS = False
-        try:
-            l_two, g_two = scce.value_and_grad(y, x)
-            err_two = _rel_err(l_two, torch.as_tensor(g_two, device=dev), ref, rg)
-            p_two = _median_ms(fl, sync)
-        finally:
-            G.REGS = True
-        two_pass = {"floor_bytes": y.element_size() * R + 2 * R * C * 4, "p": p_two, "err": err_two}
-        one_load = None
-        if C > G.WARP_ROW_MAX:  # the block-per-row kernel: its loop as it was (one load in flight per thread)
-            G.UNROLL = 1
+        def variant(flag, value):
+            """The p50/p20/p80 and error of SCCE with ``G.<flag>`` set to ``value`` (restored after)."""
+            old = getattr(G, flag)
+            setattr(G, flag, value)
             try:
-                l_one, g_one = scce.value_and_grad(y, x)
-                one_load = {"p": _median_ms(fl, sync), "err": _rel_err(l_one, torch.as_tensor(g_one, device=dev),
-                                                                        ref, rg)}
+                lo, gr = scce.value_and_grad(y, x)
+                return {"p": _median_ms(fl, sync), "err": _rel_err(lo, torch.as_tensor(gr, device=dev), ref, rg)}
             finally:
-                G.UNROLL = 4
-        per_row = None
-        if C < G.SMALL_C:  # the short-row kernel as it was: a thread reads its own row
-            G.STAGED = False
-            try:
-                l_t, g_t = scce.value_and_grad(y, x)
-                per_row = {"p": _median_ms(fl, sync), "err": _rel_err(l_t, torch.as_tensor(g_t, device=dev), ref, rg)}
-            finally:
-                G.STAGED = True
-        guarded = None
-        if G.SMALL_C <= C <= G.WARP_ROW_MAX:  # the register kernels: loads guarded one by one, as before
-            G.REG_LOADS_FIRST = False
-            try:
-                l_g, g_g = scce.value_and_grad(y, x)
-                guarded = {"p": _median_ms(fl, sync), "err": _rel_err(l_g, torch.as_tensor(g_g, device=dev), ref, rg)}
-            finally:
-                G.REG_LOADS_FIRST = True
+                setattr(G, flag, old)
+
+        two_pass = variant("REGS", False)
+        two_pass["floor_bytes"] = y.element_size() * R + 2 * R * C * 4
+        # each kernel change of 2026-12-05 beside its old version, where that kernel runs
+        one_load = variant("UNROLL", 1) if C > G.WARP_ROW_MAX else None  # one load in flight per thread
+        per_row = variant("STAGED", False) if C < G.SMALL_C else None  # a thread reads its own row
+        guarded = variant("REG_LOADS_FIRST", False) if G.SMALL_C <= C <= G.WARP_ROW_MAX else None
         n_timed = 20  # _median_ms' default n
         for prov, (p50, p20, p80) in res.items():
             row = dict.fromkeys(COLUMNS, "")
