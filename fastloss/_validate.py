@@ -455,7 +455,9 @@ def on_device(x):
     """Whether ``x`` lives on a GPU (``__cuda_array_interface__``: CuPy, PyTorch
     CUDA tensors, Numba device arrays) or is a device array of Numba's CUDA
     simulator (which CI uses to run the device path). A PyTorch tensor is asked
-    ``is_cuda``: ``hasattr`` would build its interface dict (~5 us)."""
+    ``is_cuda``: ``hasattr`` would build its interface dict (a Python
+    property, read 9 times per SCCE call on device inputs before, GPU_PROFILE.txt
+    of benchmarks/results/h100-2026-12-05)."""
     if type(x) is np.ndarray:
         return False
     if type(x).__module__.partition(".")[0] == "torch":

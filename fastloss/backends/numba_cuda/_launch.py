@@ -1,12 +1,14 @@
 """Kernel launches with less host work than numba-cuda's own.
 
-``kern[grid, block, stream](*args)`` costs tens of microseconds of Python per
-launch in numba-cuda 0.30: each call types every argument again, builds a
-launch configuration (and, for grids under 128 blocks, a performance warning),
-and turns every device array into a cuda.core ``StridedMemoryView`` to read its
-pointer, shape and strides. A fastloss call makes two to nine launches, so
-this was much of the 0.35-0.65 ms a call spent on the host on an H100
-(benchmarks/results/h100-2026-12-05/GPU_PROFILE.txt).
+``kern[grid, block, stream](*args)`` in numba-cuda 0.30 types every argument
+again on each call, builds a launch configuration (and, for grids under 128
+blocks, a performance warning), and turns every device array into a cuda.core
+``StridedMemoryView`` to read its pointer, shape and strides. A fastloss call
+makes two to nine launches; under cProfile on the H100 host
+(benchmarks/results/h100-2026-12-05/GPU_PROFILE.txt, SCCE 256x10, three
+launches a call) the launch path was about 30% of the call's host time, which
+was 0.35-0.65 ms a call across the small cases there. How much this module
+saves has not been measured on a GPU yet (benchmarks/gpu_overhead.py).
 
 ``launch(kern, grid, block, stream, *args)`` does the same launch. Its first
 call for a kernel and a set of argument types goes through numba-cuda (which

@@ -99,8 +99,9 @@ def scratch(name, n, dtype, stream=0):
     to the caller): numba-cuda allocates with cuMemAlloc and frees with
     cuMemFree, which cost far more than a small kernel. One per stream, so that
     calls queued on two streams never share one. The ``n``-element view is kept
-    too (a numba-cuda slice costs ~15 us of Python): calls of one size get the
-    same view object."""
+    too (slices were 10 of a small call's numba-cuda objects and about a quarter
+    of its host time under cProfile on the H100 host, GPU_PROFILE.txt): calls of
+    one size get the same view object."""
     key = (name, np.dtype(dtype).char, _handle(stream))
     v = _SCRATCH_VIEW.get(key)
     if v is not None and v[0] == n:

@@ -64,8 +64,8 @@ def _view(x):
 
     A view is only a description (pointer, shape, strides, dtype), so the last
     ``VIEWS_MAX`` are kept and reused for the same description: numba-cuda
-    spends tens of microseconds making one (a context lookup, a memory-pointer
-    object, the array object), and a training loop passes the same buffers
+    makes a context lookup, a memory-pointer object and the array object for
+    each, and a training loop passes the same buffers
     again and again (PyTorch's and CuPy's caching allocators hand back the same
     addresses). The views own nothing (``owner=None``): ``x`` is the caller's,
     alive for the call, as it was with a view made per call."""
