@@ -1080,7 +1080,8 @@ def test_parameter_vectors_beyond_the_cache_reuse_the_oldest_memory(monkeypatch)
     assert dc is db
     np.testing.assert_array_equal(dc.copy_to_host(), c)
     np.testing.assert_array_equal(S.constant(a).copy_to_host(), a)
-    d2 = S.constant(b)  # b again: into c's memory... no, the oldest is a's (a was used before c)
+    d2 = S.constant(b)  # b again (evicted): into the oldest one's memory, c's (a was used after c)
+    assert d2 is dc
     np.testing.assert_array_equal(d2.copy_to_host(), b)
     assert len(S._CONST[(S._handle(0), "d", 2)]) == 2
     s = cuda.stream()
