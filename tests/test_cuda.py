@@ -258,10 +258,10 @@ def test_register_kernels_match_the_two_pass_kernels(C, kind, dt, monkeypatch):
 @needs_cuda
 @pytest.mark.parametrize("C", [37, 150, 300])
 @pytest.mark.parametrize("dt", [np.float32, np.float64])
-def test_block_row_kernel_with_four_loads_in_flight_is_the_same(C, dt, monkeypatch):
+def test_block_row_kernel_with_loads_in_flight_is_the_same(C, dt, monkeypatch):
     """The SCCE block-per-row kernel (beyond 4096 classes on a GPU; here, with
-    the register kernels off) reads four elements per thread before folding
-    them (UNROLL=4) in the order the plain loop (UNROLL=1) reads them: the same
+    the register kernels off) reads four or eight elements per thread before
+    folding them (UNROLL=4, 8) in the order the plain loop (UNROLL=1) reads them: the same
     numbers bit for bit, and the CPU backend's; with a remainder after the
     unrolled part (37, 150 classes), an ignored row, a bad-label-free batch, a
     NaN row and an infinite logit."""
@@ -277,11 +277,12 @@ def test_block_row_kernel_with_four_loads_in_flight_is_the_same(C, dt, monkeypat
     monkeypatch.setattr(G, "REGS", False)
     out = {}
     with fastloss.use_backend("cuda"):
-        for u in (1, 4):
+        for u in (1, 4, 8):
             monkeypatch.setattr(G, "UNROLL", u)
             out[u] = obj.value_and_grad(y, x) + obj.value_and_grad(y, x_bad)
-    for a, b in zip(out[1], out[4]):
-        np.testing.assert_array_equal(a, b)
+    for u in (4, 8):
+        for a, b in zip(out[1], out[u]):
+            np.testing.assert_array_equal(a, b)
     tol = 2e-5 if dt == np.float32 else 1e-10
     l4, g4, lb, gb = out[4]
     np.testing.assert_allclose(l4, cpu_l, rtol=tol)
@@ -290,6 +291,44 @@ def test_block_row_kernel_with_four_loads_in_flight_is_the_same(C, dt, monkeypat
     np.testing.assert_allclose(lb, ref_l, rtol=tol)
     np.testing.assert_allclose(gb, ref_g, rtol=tol, atol=tol * 1e-2)
     assert l4[3] == 0 and not g4[3].any()  # the ignored row
+
+
+@needs_cuda
+def test_long_row_launch_settings(monkeypatch):
+    """Beyond 4096 classes the block kernels run 512 threads per block and as
+    many blocks per multiprocessor as keep the rows in flight within
+    ROWS_L2_SHARE of L2 (H100 figures: 132 multiprocessors, 50 MiB of L2; a
+    32000-class float32 row is 128000 bytes, 132 of them 16.9 MB). ROWS_TPB
+    1024 (a variant gpu_check times) applies to the float32 SCCE kernel at
+    UNROLL <= 4 only: the others need more than 64 registers per thread."""
+    from fastloss.backends.numba_cuda import crossentropy as G
+
+    seen = []
+    monkeypatch.setattr(G, "launch", lambda kern, grid, block, stream, *args: seen.append((kern, grid, block)))
+    monkeypatch.setattr(G, "_device_limits", lambda: (132, 50 << 20))
+    monkeypatch.setattr(G, "TPB", 256)  # as launched on a GPU (the shrunk-launch runs shrink these)
+    monkeypatch.setattr(G, "MAX_BLOCKS", 1 << 18)
+
+    def settings(cols=32000, itemsize=4, sparse=True, rows=8192):
+        seen.clear()
+        G._launch_rows("rows", "small", rows, cols, itemsize, (), sparse=sparse)
+        return seen[0][1:]
+
+    assert settings() == (132, 512)  # 2 rows per SM would be 33.8 MB, over half of L2 (26.2 MB)
+    assert settings(itemsize=8) == (132, 512)
+    assert settings(cols=4000) == (8192, 256)  # short of 4096: a 256-thread block per row
+    assert settings(cols=8000) == (132 * 4, 512)  # 2048 threads per SM at most
+    assert settings(rows=100) == (100, 512)
+    monkeypatch.setattr(G, "ROWS_L2_SHARE", 1.0)
+    assert settings() == (132 * 3, 512)  # 3 rows per SM: 50.7 MB <= 52.4 MB
+    monkeypatch.setattr(G, "ROWS_L2_SHARE", 0.5)
+    monkeypatch.setattr(G, "ROWS_TPB", 1024)
+    assert settings() == (132, 1024)
+    assert settings(itemsize=8) == (132, 512)
+    assert settings(sparse=False) == (132, 512)
+    monkeypatch.setattr(G, "UNROLL", 8)
+    assert settings() == (132, 512)
+    assert settings(cols=10) == (64, 128)  # short rows: the staged kernel, STAGED_TPB rows per block
 
 
 @needs_cuda

@@ -78,34 +78,6 @@ def _fold(m, s, v, one):
 
 
 @cuda.jit(device=True, inline=True)
-def _block_softmax_stats4(x, i, C, sm, ss, ninf, zero, one):
-    """``_block_softmax_stats`` with four loads in flight per thread: the loop
-    above waits for each load before the next (the fold uses it), so a block of
-    512 threads keeps only 2 KB in flight and a long row streams at a fraction
-    of the memory's speed. Same elements in the same order per thread: the same
-    result, bit for bit."""
-    tid = cuda.threadIdx.x
-    nt = cuda.blockDim.x
-    m = ninf
-    s = zero
-    j = tid
-    while j + 3 * nt < C:
-        v0 = x[i, j]
-        v1 = x[i, j + nt]
-        v2 = x[i, j + 2 * nt]
-        v3 = x[i, j + 3 * nt]
-        m, s = _fold(m, s, v0, one)
-        m, s = _fold(m, s, v1, one)
-        m, s = _fold(m, s, v2, one)
-        m, s = _fold(m, s, v3, one)
-        j += 4 * nt
-    while j < C:
-        m, s = _fold(m, s, x[i, j], one)
-        j += nt
-    return _block_merge_stats(m, s, sm, ss)
-
-
-@cuda.jit(device=True, inline=True)
 def _block_merge_stats(m, s, sm, ss):
     """The block's (max, sum) from each thread's pair: a tree in shared memory."""
     tid = cuda.threadIdx.x
@@ -337,7 +309,7 @@ def _make_staged(nbt):
 _BLOCK_ROWS = {}
 
 
-UNROLL = 4  # SCCE block-per-row kernel: loads in flight per thread (4 or 1, the loop as it was)
+UNROLL = 4  # SCCE block-per-row kernel: loads in flight per thread (1: the loop as it was)
 
 
 def _block_rows(dt):
@@ -352,14 +324,41 @@ def _block_rows(dt):
 def _make_block_rows(nbt, unroll=1):
     """A block per row, two reads of it: statistics by an online softmax, then
     the gradient (the row should still be in L2, see ``_launch_rows``); the
-    arithmetic in the input's dtype (``nbt``). ``unroll=4``: the SCCE kernel
-    reads four elements per thread before it uses them, in both passes."""
+    arithmetic in the input's dtype (``nbt``). ``unroll`` > 1: the SCCE kernel
+    loads ``unroll`` elements per thread before it uses them, in both passes.
+    The plain loop (``unroll=1``) waits for each load before the next (the
+    fold uses it), so a block of 512 threads kept 2 KB in flight and a long row
+    streamed at a fraction of the memory's speed (H100: 0.21 of the copy floor
+    at 8192 x 32000). Each thread takes its elements in the same order either
+    way: the same numbers, bit for bit."""
+
+    @cuda.jit(device=True, inline=True)
+    def stats(x, i, C, sm, ss, ninf, zero, one):
+        if unroll == 1:  # a compile-time constant: one of the two branches is compiled
+            return _block_softmax_stats(x, i, C, sm, ss, ninf, zero, one)
+        tid = cuda.threadIdx.x
+        nt = cuda.blockDim.x
+        v = cuda.local.array(unroll, nbt)  # registers: the loops below unroll fully
+        m = ninf
+        s = zero
+        j = tid
+        while j + (unroll - 1) * nt < C:
+            for u in range(unroll):
+                v[u] = x[i, j + u * nt]
+            for u in range(unroll):
+                m, s = _fold(m, s, v[u], one)
+            j += unroll * nt
+        while j < C:
+            m, s = _fold(m, s, x[i, j], one)
+            j += nt
+        return _block_merge_stats(m, s, sm, ss)
 
     @cuda.jit
     def scce_rows(x, lab, prm, w, ws, loss, grad, want_grad, info):
         R, C = x.shape
         sm = cuda.shared.array(MAX_TPB, nbt)
         ss = cuda.shared.array(MAX_TPB, nbt)
+        v = cuda.local.array(unroll, nbt)
         factor = nbt(prm[0])
         ninf = nbt(-math.inf)
         zero = nbt(0.0)
@@ -372,40 +371,24 @@ def _make_block_rows(nbt, unroll=1):
             if _skip_label_row(lab, i, C, ignore, has_ignore, tid, nt, loss, grad, want_grad, info):
                 continue
             k = lab[i]
-            if unroll == 4:  # a compile-time constant: one of the two branches is compiled
-                m, s = _block_softmax_stats4(x, i, C, sm, ss, ninf, zero, one)
-            else:
-                m, s = _block_softmax_stats(x, i, C, sm, ss, ninf, zero, one)
+            m, s = stats(x, i, C, sm, ss, ninf, zero, one)
             if tid == 0:
                 loss[i] = math.log(s) - (x[i, k] - m)
             if want_grad:
                 sc = w[i * ws] * factor
                 r = sc / s
                 j = tid
-                if unroll == 4:
-                    while j + 3 * nt < C:
-                        a0 = x[i, j]
-                        a1 = x[i, j + nt]
-                        a2 = x[i, j + 2 * nt]
-                        a3 = x[i, j + 3 * nt]
-                        g0 = math.exp(a0 - m) * r
-                        g1 = math.exp(a1 - m) * r
-                        g2 = math.exp(a2 - m) * r
-                        g3 = math.exp(a3 - m) * r
-                        if j == k:
-                            g0 -= sc
-                        if j + nt == k:
-                            g1 -= sc
-                        if j + 2 * nt == k:
-                            g2 -= sc
-                        if j + 3 * nt == k:
-                            g3 -= sc
-                        grad[i, j] = g0
-                        grad[i, j + nt] = g1
-                        grad[i, j + 2 * nt] = g2
-                        grad[i, j + 3 * nt] = g3
-                        j += 4 * nt
-                while j < C:  # all of the row (unroll 1), or what the four-wide loop left
+                if unroll > 1:
+                    while j + (unroll - 1) * nt < C:
+                        for u in range(unroll):
+                            v[u] = x[i, j + u * nt]
+                        for u in range(unroll):
+                            g = math.exp(v[u] - m) * r
+                            if j + u * nt == k:
+                                g -= sc
+                            grad[i, j + u * nt] = g
+                        j += unroll * nt
+                while j < C:  # all of the row (unroll 1), or what the unrolled loop left
                     g = math.exp(x[i, j] - m) * r
                     if j == k:
                         g -= sc
@@ -866,7 +849,22 @@ def _device_limits():
     return _DEV["sm"], _DEV["l2"]
 
 
-def _launch_rows(kernel, small_kernel, rows, cols, itemsize, args, stream=0):
+# Long rows (>= 4096 classes) in the block-per-row kernels: threads per block
+# and the share of L2 the rows in flight may take (the gradient pass re-reads
+# each row and should find it there). ptxas -v (sm_90): the SCCE kernel uses
+# 56 registers at UNROLL 4 in float32 (a 1024-thread block fits the 64K file),
+# 92 in float64 and 72 at UNROLL 8 (512 at most); the CCE one 64 / 72.
+ROWS_TPB = 512  # 1024: the SCCE kernel in float32 at UNROLL <= 4 only (registers, above); else 512
+ROWS_L2_SHARE = 0.5
+
+
+def _rows_tpb(itemsize, sparse):
+    if ROWS_TPB > 512 and not (sparse and itemsize == 4 and UNROLL <= 4):
+        return 512
+    return ROWS_TPB
+
+
+def _launch_rows(kernel, small_kernel, rows, cols, itemsize, args, stream=0, sparse=False):
     if small_kernel is not None and cols < SMALL_C:
         tpb = min(TPB, STAGED_TPB)  # the staged kernel's shared memory holds STAGED_TPB rows
         blocks = max(1, min((rows + tpb - 1) // tpb, MAX_BLOCKS))
@@ -875,11 +873,11 @@ def _launch_rows(kernel, small_kernel, rows, cols, itemsize, args, stream=0):
     tpb = TPB
     blocks = min(rows, MAX_BLOCKS)
     if TPB == 256 and cols >= 4096:
-        # Long rows: the gradient pass re-reads the row, and should find it in
-        # L2. Fewer, wider blocks keep the rows in flight within half of L2.
-        tpb = 512  # 1024 would exceed the register file (the kernel needs > 64 registers)
+        # Long rows: fewer, wider blocks keep the rows in flight within
+        # ROWS_L2_SHARE of L2, so that the gradient pass finds its row there.
+        tpb = _rows_tpb(itemsize, sparse)
         sm, l2 = _device_limits()
-        per_sm = max(1, min(2048 // tpb, (l2 // 2) // max(1, sm * cols * itemsize)))
+        per_sm = max(1, min(2048 // tpb, int(l2 * ROWS_L2_SHARE) // max(1, sm * cols * itemsize)))
         blocks = min(rows, sm * per_sm, MAX_BLOCKS)
     launch(kernel, max(1, blocks), tpb, stream, *args)
 
@@ -912,7 +910,8 @@ def run(kind, yt, yp, prm, w, ws, loss, grad, want_grad, stream=0):
     d_prm = _device_prm(prm, stream)
     if kind == "scce_logits":
         small = _staged_kernel(yp.dtype) if STAGED else scce_logits_thread_per_row
-        _launch_rows(_block_rows(yp.dtype)[0], small, R, C, yp.dtype.itemsize, (yp, yt, d_prm, w, ws, loss, grad, want_grad, info), stream)
+        _launch_rows(_block_rows(yp.dtype)[0], small, R, C, yp.dtype.itemsize, (yp, yt, d_prm, w, ws, loss, grad, want_grad, info), stream,
+                     sparse=True)
     elif kind == "cce_logits":
         small = _staged_kernel(yp.dtype, dense=True) if STAGED else None
         _launch_rows(_block_rows(yp.dtype)[1], small, R, C, yp.dtype.itemsize, (yt, yp, d_prm, w, ws, loss, grad, want_grad, info), stream)
