@@ -8,10 +8,13 @@ rows (``gpu_results.csv``: exactly ``benchmarks.report.COLUMNS``, ``device`` =
 of ``benchmarks/results/gpu_results.csv`` in the GPU section of its report.
 
 Cases: SCCE from logits (``--cases``; also timed with the previous two-pass
-kernels, ``scce_logits_twopass``, and beyond 4096 classes with the block-per-row kernel's
-loop as it was, ``scce_logits_unroll1``; up to 4096 classes with the register kernel's loads
-guarded one by one as they were, ``scce_logits_guarded_loads``; below 32 classes with the
-thread-per-row kernel instead of the staged one, ``scce_logits_thread_rows``), elementwise Huber / BCE (``--elementwise``),
+kernels, ``scce_logits_twopass``, and with one kernel setting switched (``VARIANTS``):
+beyond 4096 classes the block-per-row kernel's loop as it was (``scce_logits_unroll1``),
+with eight loads in flight (``_unroll8``), 1024 threads per block (``_rows1024``), rows in
+flight up to all of L2 (``_l2_full``); up to 4096 classes the register kernel's loads
+guarded one by one as they were (``_guarded_loads``); below 32 classes the
+thread-per-row kernel instead of the staged one (``_thread_rows``)); CCE from logits with
+one-hot targets (``--dense``; below 32 classes also with the staged kernel off), elementwise Huber / BCE (``--elementwise``),
 GIoU (``--boxes``; vs torchvision's loss where installed, else the same formula
 in PyTorch), batch-hard triplet (``--triplet``; vs ``torch_batch_hard``, cdist
 based; also timed on the Gram-matrix path, ``triplet_hard_gram``). The small
@@ -47,6 +50,33 @@ PROVIDERS = {"fastloss": "fastloss", "fastloss grad_out=": "fastloss_grad_out", 
              "JAX jit": "jax_jit"}
 
 
+def _G():
+    from fastloss.backends.numba_cuda import crossentropy as G  # needs numba-cuda: imported where used
+
+    return G
+
+
+def _long(C):
+    return C > _G().WARP_ROW_MAX  # the block-per-row kernel (beyond the register kernels)
+
+
+# SCCE timed again with one ``crossentropy`` flag switched, beside the default
+# (the "fastloss grad_out=" row of the same size), where the flag's kernel runs:
+# kernel name -> (flag, value, applies(C), label). The old kernels beside each
+# change of 2026-12-05, and the long-row settings not yet chosen between.
+VARIANTS = {
+    "scce_logits_unroll1": ("UNROLL", 1, _long, "SCCE logits (block-per-row kernel, one load in flight)"),
+    "scce_logits_unroll8": ("UNROLL", 8, _long, "SCCE logits (block-per-row kernel, eight loads in flight)"),
+    "scce_logits_rows1024": ("ROWS_TPB", 1024, _long, "SCCE logits (block-per-row kernel, 1024 threads per block)"),
+    "scce_logits_l2_full": ("ROWS_L2_SHARE", 1.0, _long,
+                            "SCCE logits (block-per-row kernel, rows in flight up to all of L2)"),
+    "scce_logits_thread_rows": ("STAGED", False, lambda C: C < _G().SMALL_C,
+                                "SCCE logits (short rows: each thread reads its own row, as before)"),
+    "scce_logits_guarded_loads": ("REG_LOADS_FIRST", False, lambda C: _G().SMALL_C <= C <= _G().WARP_ROW_MAX,
+                                  "SCCE logits (register kernel, loads guarded one by one)"),
+}
+
+
 def _rel_err(loss, grad, ref_loss, ref_grad):
     """max over loss and gradient of max|got - ref| / max|ref| (as ``cases.max_rel_err``)."""
     import torch
@@ -76,6 +106,8 @@ def main(argv=None):
     ap.add_argument("--cases", default="8192x32000,65536x1000,1048576x10,4096x1000,256x10")
     ap.add_argument("--elementwise", default="huber:4194304x1,bce_probs:65536x256,huber:256x1",
                     help="comma-separated kernel:RxK cases of the elementwise kernels ('' for none)")
+    ap.add_argument("--dense", default="1048576x10,65536x1000",
+                    help="RxC cases of CCE from logits with one-hot targets ('' for none)")
     ap.add_argument("--boxes", default="4194304,256", help="GIoU box counts ('' for none)")
     ap.add_argument("--triplet", default="16384x128,4096x128,256x128",
                     help="batch-hard triplet NxD cases ('' for none)")
@@ -146,6 +178,7 @@ def main(argv=None):
 
     rows = safe(_scce_rows)
     rows += safe(_elementwise_rows, args.elementwise, dev, sync, bw, name, numba_version, numba_cuda_version)
+    rows += safe(_cce_rows, args.dense, dev, sync, bw, meta)
     rows += safe(_box_rows, args.boxes, dev, sync, bw, meta)
     rows += safe(_triplet_rows, args.triplet, dev, sync, bw, meta)
     checks += safe(_stream_checks, dev)
@@ -205,7 +238,7 @@ def _scce_section(cases, dev, sync, bw, name, numba_version, numba_cuda_version,
             jl, jg = jvg(xj, yj)
             errs["JAX jit"] = _rel_err(float(jl), torch.as_tensor(np.asarray(jg), device=dev), ref, rg)
         # the previous kernels (two reads of each row, float64 statistics): REGS off
-        from fastloss.backends.numba_cuda import crossentropy as G
+        G = _G()
 
         def variant(flag, value):
             """The p50/p20/p80 and error of SCCE with ``G.<flag>`` set to ``value`` (restored after)."""
@@ -219,10 +252,10 @@ def _scce_section(cases, dev, sync, bw, name, numba_version, numba_cuda_version,
 
         two_pass = variant("REGS", False)
         two_pass["floor_bytes"] = y.element_size() * R + 2 * R * C * 4
-        # each kernel change of 2026-12-05 beside its old version, where that kernel runs
-        one_load = variant("UNROLL", 1) if C > G.WARP_ROW_MAX else None  # one load in flight per thread
-        per_row = variant("STAGED", False) if C < G.SMALL_C else None  # a thread reads its own row
-        guarded = variant("REG_LOADS_FIRST", False) if G.SMALL_C <= C <= G.WARP_ROW_MAX else None
+        # each kernel change of 2026-12-05 beside its old version (and, beyond
+        # 4096 classes, the settings still to choose between), where that kernel runs
+        timed = {kernel: variant(flag, value) for kernel, (flag, value, applies, _) in VARIANTS.items()
+                 if applies(C)}
         n_timed = 20  # _median_ms' default n
         for prov, (p50, p20, p80) in res.items():
             row = dict.fromkeys(COLUMNS, "")
@@ -258,15 +291,9 @@ def _scce_section(cases, dev, sync, bw, name, numba_version, numba_cuda_version,
                                           "torch")}
         rows.append(_row("scce_logits_twopass", "fastloss grad_out=", size, R * C, two_pass["p"],
                          two_pass["floor_bytes"], bw, two_pass["err"], meta0))
-        if one_load is not None:
-            rows.append(_row("scce_logits_unroll1", "fastloss grad_out=", size, R * C, one_load["p"],
-                             two_pass["floor_bytes"], bw, one_load["err"], meta0))
-        if per_row is not None:
-            rows.append(_row("scce_logits_thread_rows", "fastloss grad_out=", size, R * C, per_row["p"],
-                             two_pass["floor_bytes"], bw, per_row["err"], meta0))
-        if guarded is not None:
-            rows.append(_row("scce_logits_guarded_loads", "fastloss grad_out=", size, R * C, guarded["p"],
-                             two_pass["floor_bytes"], bw, guarded["err"], meta0))
+        for kernel, t in timed.items():
+            rows.append(_row(kernel, "fastloss grad_out=", size, R * C, t["p"], two_pass["floor_bytes"], bw, t["err"],
+                             meta0))
     return rows
 
 
@@ -279,10 +306,9 @@ def _write(args, rows, checks, name, bw, dev):
         label = {"scce_logits": "SCCE logits", "huber": "Huber", "bce_probs": "BCE probs", "giou": "GIoU",
                  "triplet_hard": "TripletHard", "triplet_hard_gram": "TripletHard (Gram-matrix path)",
                  "scce_logits_twopass": "SCCE logits (two-pass kernels)",
-                 "scce_logits_unroll1": "SCCE logits (block-per-row kernel, one load in flight)",
-                 "scce_logits_guarded_loads": "SCCE logits (register kernel, loads guarded one by one)",
-                 "scce_logits_thread_rows": "SCCE logits (short rows: each thread reads its own row, as before)"
-                 }.get(r["kernel"], r["kernel"])
+                 "cce_logits": "CCE logits (one-hot targets)",
+                 "cce_logits_block_rows": "CCE logits (short rows: a 256-thread block per row, as before)",
+                 **{k: v[3] for k, v in VARIANTS.items()}}.get(r["kernel"], r["kernel"])
         lines.append(f"| {label} {r['size']} | {r['provider']} | {r['p50_s'] * 1e3:.3f} ms | "
                      f"{floor_fraction(r):.2f} | {err} |")
     lines += ["", "| check | result (max rel err vs reference, or what was found) | note |", "|---|---|---|"]
@@ -528,6 +554,42 @@ def _row(kernel, prov, size, n, p, floor_bytes, bw, err, meta):
                p80_s=p80 / 1e3, repeats=20, number=1, floor_bytes=floor_bytes, copy_bw_Bps=bw, max_rel_err=err,
                date=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"), **meta)
     return row
+
+
+def _cce_rows(spec, dev, sync, bw, meta):
+    """CCE from logits with one-hot targets (dense: the targets are read too;
+    floor 3 x R x C x 4 bytes) vs PyTorch's cross_entropy with probability
+    targets; below 32 classes also with the staged kernel off
+    (``cce_logits_block_rows``: a 256-thread block per row, as before 2026-12-05)."""
+    import torch
+    import torch.nn.functional as F
+
+    from fastloss import losses as L
+
+    obj = L.CategoricalCrossentropy(from_logits=True)
+    rows = []
+    for size in [c for c in spec.split(",") if c]:
+        R, C = (int(v) for v in size.split("x"))
+        g = torch.Generator(device=dev).manual_seed(1)
+        x = torch.randn(R, C, device=dev, generator=g) * 3
+        t = F.one_hot(torch.randint(0, C, (R,), device=dev, generator=g), C).to(x.dtype)
+        res, errs, (ref, rg) = _vs_peer(obj, t, x, lambda xx: F.cross_entropy(xx, t.double()),
+                                        lambda xx: F.cross_entropy(xx, t), sync)
+        rows += [_row("cce_logits", k, size, R * C, v, 3 * R * C * 4, bw, errs[k], meta) for k, v in res.items()]
+        if x.is_cuda and C < _G().SMALL_C:
+            G = _G()
+            old = G.STAGED
+            G.STAGED = False
+            try:
+                gout = torch.empty_like(x)
+                lo, gr = obj.value_and_grad(t, x)
+                err = _rel_err(lo, torch.as_tensor(gr, device=dev), ref, rg)
+                p = _median_ms(lambda: obj.value_and_grad(t, x, grad_out=gout), sync)
+            finally:
+                G.STAGED = old
+            rows.append(_row("cce_logits_block_rows", "fastloss grad_out=", size, R * C, p, 3 * R * C * 4, bw, err,
+                             meta))
+    return rows
 
 
 def torch_giou_loss(p, t):

@@ -98,3 +98,33 @@ def test_gpu_overhead_table():
     huber = next(line for line in text.splitlines() if line.startswith("| Huber 256x1 |"))
     assert huber.rstrip().endswith("| - |")  # no "before" number: no ratio
     assert '"refused": 0' in text
+
+
+def test_variants_switch_real_settings_where_their_kernel_runs():
+    """Each timed variant names a setting that exists in the CUDA cross-entropy
+    module and differs from its default (a misspelt flag would time the
+    default under another name), and is timed at the class counts its kernel
+    serves: below 32 the staged kernel, 32-4096 the register kernels, beyond
+    4096 the block-per-row kernel."""
+    G = pytest.importorskip("fastloss.backends.numba_cuda.crossentropy")
+    for kernel, (flag, value, applies, label) in gpu_check.VARIANTS.items():
+        assert hasattr(G, flag) and getattr(G, flag) != value, kernel
+        assert kernel.startswith("scce_logits_") and label.startswith("SCCE logits (")
+    runs = {C: {k for k, v in gpu_check.VARIANTS.items() if v[2](C)} for C in (10, 31, 32, 1000, 4096, 4097, 32000)}
+    short, regs = {"scce_logits_thread_rows"}, {"scce_logits_guarded_loads"}
+    long_ = {"scce_logits_unroll1", "scce_logits_unroll8", "scce_logits_rows1024", "scce_logits_l2_full"}
+    assert runs == {10: short, 31: short, 32: regs, 1000: regs, 4096: regs, 4097: long_, 32000: long_}
+
+
+@needs_torch
+def test_dense_cce_section_on_the_cpu():
+    """The one-hot CCE section, run with CPU tensors (the CPU backend): fastloss
+    and PyTorch's probability-target cross entropy against the float64
+    reference, rows named and sized for the report (floor: logits and targets
+    read, gradient written)."""
+    meta = dict(machine="cpu", cores=1, python="", numpy="", numba="", numba_cuda="", fastloss="", torch="")
+    rows = gpu_check._cce_rows("50x10,20x40", torch.device("cpu"), lambda: None, 1e9, meta)
+    assert [(r["kernel"], r["size"]) for r in rows] == [("cce_logits", s) for s in ["50x10"] * 3 + ["20x40"] * 3]
+    assert {r["provider"] for r in rows} == {"fastloss", "fastloss_grad_out", "torch_eager"}
+    assert all(r["max_rel_err"] < 1e-5 for r in rows)
+    assert rows[0]["floor_bytes"] == 3 * 50 * 10 * 4 and rows[3]["n_elements"] == 800
