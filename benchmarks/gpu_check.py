@@ -10,8 +10,8 @@ of ``benchmarks/results/gpu_results.csv`` in the GPU section of its report.
 Cases: SCCE from logits (``--cases``; also timed with the previous two-pass
 kernels, ``scce_logits_twopass``, and with one kernel setting switched (``VARIANTS``):
 beyond 4096 classes the block-per-row kernel's loop as it was (``scce_logits_unroll1``),
-with eight loads in flight (``_unroll8``), 1024 threads per block (``_rows1024``), rows in
-flight up to all of L2 (``_l2_full``); up to 4096 classes the register kernel's loads
+with eight loads in flight (``_unroll8``), 1024 threads per block (``_rows1024``, and both,
+``_unroll8_rows1024``), rows in flight up to all of L2 (``_l2_full``); up to 4096 classes the register kernel's loads
 guarded one by one as they were (``_guarded_loads``); below 32 classes the
 thread-per-row kernel instead of the staged one (``_thread_rows``)); CCE from logits with
 one-hot targets (``--dense``; below 32 classes also with the staged kernel off), elementwise Huber / BCE (``--elementwise``),
@@ -60,19 +60,22 @@ def _long(C):
     return C > _G().WARP_ROW_MAX  # the block-per-row kernel (beyond the register kernels)
 
 
-# SCCE timed again with one ``crossentropy`` flag switched, beside the default
-# (the "fastloss grad_out=" row of the same size), where the flag's kernel runs:
-# kernel name -> (flag, value, applies(C), label). The old kernels beside each
-# change of 2026-12-05, and the long-row settings not yet chosen between.
+# SCCE timed again with ``crossentropy`` settings switched, beside the default
+# (the "fastloss grad_out=" row of the same size), where the settings' kernel
+# runs: kernel name -> ({setting: value}, applies(C), label). The old kernels
+# beside each change of 2026-12-05, and the long-row settings not yet chosen
+# between (loads in flight per thread, threads per block, rows in flight).
 VARIANTS = {
-    "scce_logits_unroll1": ("UNROLL", 1, _long, "SCCE logits (block-per-row kernel, one load in flight)"),
-    "scce_logits_unroll8": ("UNROLL", 8, _long, "SCCE logits (block-per-row kernel, eight loads in flight)"),
-    "scce_logits_rows1024": ("ROWS_TPB", 1024, _long, "SCCE logits (block-per-row kernel, 1024 threads per block)"),
-    "scce_logits_l2_full": ("ROWS_L2_SHARE", 1.0, _long,
+    "scce_logits_unroll1": ({"UNROLL": 1}, _long, "SCCE logits (block-per-row kernel, one load in flight)"),
+    "scce_logits_unroll8": ({"UNROLL": 8}, _long, "SCCE logits (block-per-row kernel, eight loads in flight)"),
+    "scce_logits_rows1024": ({"ROWS_TPB": 1024}, _long, "SCCE logits (block-per-row kernel, 1024 threads per block)"),
+    "scce_logits_unroll8_rows1024": ({"UNROLL": 8, "ROWS_TPB": 1024}, _long,
+                                     "SCCE logits (block-per-row kernel, eight loads in flight, 1024 threads)"),
+    "scce_logits_l2_full": ({"ROWS_L2_SHARE": 1.0}, _long,
                             "SCCE logits (block-per-row kernel, rows in flight up to all of L2)"),
-    "scce_logits_thread_rows": ("STAGED", False, lambda C: C < _G().SMALL_C,
+    "scce_logits_thread_rows": ({"STAGED": False}, lambda C: C < _G().SMALL_C,
                                 "SCCE logits (short rows: each thread reads its own row, as before)"),
-    "scce_logits_guarded_loads": ("REG_LOADS_FIRST", False, lambda C: _G().SMALL_C <= C <= _G().WARP_ROW_MAX,
+    "scce_logits_guarded_loads": ({"REG_LOADS_FIRST": False}, lambda C: _G().SMALL_C <= C <= _G().WARP_ROW_MAX,
                                   "SCCE logits (register kernel, loads guarded one by one)"),
 }
 
@@ -240,22 +243,23 @@ def _scce_section(cases, dev, sync, bw, name, numba_version, numba_cuda_version,
         # the previous kernels (two reads of each row, float64 statistics): REGS off
         G = _G()
 
-        def variant(flag, value):
-            """The p50/p20/p80 and error of SCCE with ``G.<flag>`` set to ``value`` (restored after)."""
-            old = getattr(G, flag)
-            setattr(G, flag, value)
+        def variant(settings):
+            """The p50/p20/p80 and error of SCCE with ``G``'s ``settings`` switched (restored after)."""
+            old = {k: getattr(G, k) for k in settings}
+            for k, v in settings.items():
+                setattr(G, k, v)
             try:
                 lo, gr = scce.value_and_grad(y, x)
                 return {"p": _median_ms(fl, sync), "err": _rel_err(lo, torch.as_tensor(gr, device=dev), ref, rg)}
             finally:
-                setattr(G, flag, old)
+                for k, v in old.items():
+                    setattr(G, k, v)
 
-        two_pass = variant("REGS", False)
+        two_pass = variant({"REGS": False})
         two_pass["floor_bytes"] = y.element_size() * R + 2 * R * C * 4
         # each kernel change of 2026-12-05 beside its old version (and, beyond
         # 4096 classes, the settings still to choose between), where that kernel runs
-        timed = {kernel: variant(flag, value) for kernel, (flag, value, applies, _) in VARIANTS.items()
-                 if applies(C)}
+        timed = {kernel: variant(settings) for kernel, (settings, applies, _) in VARIANTS.items() if applies(C)}
         n_timed = 20  # _median_ms' default n
         for prov, (p50, p20, p80) in res.items():
             row = dict.fromkeys(COLUMNS, "")
@@ -308,7 +312,7 @@ def _write(args, rows, checks, name, bw, dev):
                  "scce_logits_twopass": "SCCE logits (two-pass kernels)",
                  "cce_logits": "CCE logits (one-hot targets)",
                  "cce_logits_block_rows": "CCE logits (short rows: a 256-thread block per row, as before)",
-                 **{k: v[3] for k, v in VARIANTS.items()}}.get(r["kernel"], r["kernel"])
+                 **{k: v[2] for k, v in VARIANTS.items()}}.get(r["kernel"], r["kernel"])
         lines.append(f"| {label} {r['size']} | {r['provider']} | {r['p50_s'] * 1e3:.3f} ms | "
                      f"{floor_fraction(r):.2f} | {err} |")
     lines += ["", "| check | result (max rel err vs reference, or what was found) | note |", "|---|---|---|"]

@@ -101,18 +101,19 @@ def test_gpu_overhead_table():
 
 
 def test_variants_switch_real_settings_where_their_kernel_runs():
-    """Each timed variant names a setting that exists in the CUDA cross-entropy
-    module and differs from its default (a misspelt flag would time the
+    """Each timed variant names settings that exist in the CUDA cross-entropy
+    module and differ from their defaults (a misspelt flag would time the
     default under another name), and is timed at the class counts its kernel
     serves: below 32 the staged kernel, 32-4096 the register kernels, beyond
     4096 the block-per-row kernel."""
     G = pytest.importorskip("fastloss.backends.numba_cuda.crossentropy")
-    for kernel, (flag, value, applies, label) in gpu_check.VARIANTS.items():
-        assert hasattr(G, flag) and getattr(G, flag) != value, kernel
+    for kernel, (settings, applies, label) in gpu_check.VARIANTS.items():
+        assert settings and all(hasattr(G, k) and getattr(G, k) != v for k, v in settings.items()), kernel
         assert kernel.startswith("scce_logits_") and label.startswith("SCCE logits (")
-    runs = {C: {k for k, v in gpu_check.VARIANTS.items() if v[2](C)} for C in (10, 31, 32, 1000, 4096, 4097, 32000)}
+    runs = {C: {k for k, v in gpu_check.VARIANTS.items() if v[1](C)} for C in (10, 31, 32, 1000, 4096, 4097, 32000)}
     short, regs = {"scce_logits_thread_rows"}, {"scce_logits_guarded_loads"}
-    long_ = {"scce_logits_unroll1", "scce_logits_unroll8", "scce_logits_rows1024", "scce_logits_l2_full"}
+    long_ = {"scce_logits_unroll1", "scce_logits_unroll8", "scce_logits_rows1024", "scce_logits_unroll8_rows1024",
+             "scce_logits_l2_full"}
     assert runs == {10: short, 31: short, 32: regs, 1000: regs, 4096: regs, 4097: long_, 32000: long_}
 
 

@@ -325,7 +325,9 @@ def _make_block_rows(nbt, unroll=1):
     """A block per row, two reads of it: statistics by an online softmax, then
     the gradient (the row should still be in L2, see ``_launch_rows``); the
     arithmetic in the input's dtype (``nbt``). ``unroll`` > 1: the SCCE kernel
-    loads ``unroll`` elements per thread before it uses them, in both passes.
+    loads ``unroll`` elements per thread before it uses them, in both passes,
+    the row's tail included (its loads clamped to the row's last element, the
+    elements past it skipped).
     The plain loop (``unroll=1``) waits for each load before the next (the
     fold uses it), so a block of 512 threads kept 2 KB in flight and a long row
     streamed at a fraction of the memory's speed (H100: 0.21 of the copy floor
@@ -341,16 +343,15 @@ def _make_block_rows(nbt, unroll=1):
         v = cuda.local.array(unroll, nbt)  # registers: the loops below unroll fully
         m = ninf
         s = zero
+        last = C - 1
         j = tid
-        while j + (unroll - 1) * nt < C:
+        while j < C:  # the row's tail too: loads clamped to the row, folds guarded
             for u in range(unroll):
-                v[u] = x[i, j + u * nt]
+                v[u] = x[i, min(j + u * nt, last)]
             for u in range(unroll):
-                m, s = _fold(m, s, v[u], one)
+                if j + u * nt < C:
+                    m, s = _fold(m, s, v[u], one)
             j += unroll * nt
-        while j < C:
-            m, s = _fold(m, s, x[i, j], one)
-            j += nt
         return _block_merge_stats(m, s, sm, ss)
 
     @cuda.jit
@@ -379,21 +380,25 @@ def _make_block_rows(nbt, unroll=1):
                 r = sc / s
                 j = tid
                 if unroll > 1:
-                    while j + (unroll - 1) * nt < C:
+                    last = C - 1
+                    while j < C:
                         for u in range(unroll):
-                            v[u] = x[i, j + u * nt]
+                            v[u] = x[i, min(j + u * nt, last)]
                         for u in range(unroll):
-                            g = math.exp(v[u] - m) * r
-                            if j + u * nt == k:
-                                g -= sc
-                            grad[i, j + u * nt] = g
+                            jj = j + u * nt
+                            if jj < C:
+                                g = math.exp(v[u] - m) * r
+                                if jj == k:
+                                    g -= sc
+                                grad[i, jj] = g
                         j += unroll * nt
-                while j < C:  # all of the row (unroll 1), or what the unrolled loop left
-                    g = math.exp(x[i, j] - m) * r
-                    if j == k:
-                        g -= sc
-                    grad[i, j] = g
-                    j += nt
+                else:
+                    while j < C:
+                        g = math.exp(x[i, j] - m) * r
+                        if j == k:
+                            g -= sc
+                        grad[i, j] = g
+                        j += nt
 
     @cuda.jit
     def cce_rows(y, x, prm, w, ws, loss, grad, want_grad, info):
@@ -851,15 +856,16 @@ def _device_limits():
 
 # Long rows (>= 4096 classes) in the block-per-row kernels: threads per block
 # and the share of L2 the rows in flight may take (the gradient pass re-reads
-# each row and should find it there). ptxas -v (sm_90): the SCCE kernel uses
-# 56 registers at UNROLL 4 in float32 (a 1024-thread block fits the 64K file),
-# 92 in float64 and 72 at UNROLL 8 (512 at most); the CCE one 64 / 72.
-ROWS_TPB = 512  # 1024: the SCCE kernel in float32 at UNROLL <= 4 only (registers, above); else 512
+# each row and should find it there). ptxas -v (sm_90), registers per thread
+# of the SCCE kernel at UNROLL 4 / 8: 48 / 56 in float32 (a 1024-thread block
+# fits the 64K register file), 60 / 70 in float64; 128 at UNROLL 16; the CCE
+# kernel 64 / 72 (float32 / float64).
+ROWS_TPB = 512  # 1024: the SCCE kernel in float32 at UNROLL <= 8 only (registers, above); else 512
 ROWS_L2_SHARE = 0.5
 
 
 def _rows_tpb(itemsize, sparse):
-    if ROWS_TPB > 512 and not (sparse and itemsize == 4 and UNROLL <= 4):
+    if ROWS_TPB > 512 and not (sparse and itemsize == 4 and UNROLL <= 8):
         return 512
     return ROWS_TPB
 
