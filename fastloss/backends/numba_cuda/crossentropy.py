@@ -66,12 +66,16 @@ def _block_softmax_stats(x, i, C, sm, ss, ninf, zero, one):
 def _fold(m, s, v, one):
     """One element into a thread's online (max, sum exp(x - max)) pair. A +inf
     makes the sum NaN (``v - v``), as ``exp(x - max(x))`` does on the CPU and
-    in Keras (not the +inf loss the plain online rule would give)."""
+    in Keras (not the +inf loss the plain online rule would give). A -inf
+    (a masked logit) adds exp(-inf) = 0, also before any finite value (where
+    ``v - m`` is -inf - -inf = NaN)."""
     if v > m:
         s = s * math.exp(m - v) + (v - v) + one
         m = v
     elif v == v:
-        s += math.exp(v - m)
+        d = v - m
+        if d == d:
+            s += math.exp(d)
     else:  # NaN: poison the row, visibly
         s = v
     return m, s
@@ -94,7 +98,7 @@ def _block_merge_stats(m, s, sm, ss):
         cuda.syncthreads()
         h >>= 1
     m = sm[0]
-    s = ss[0]
+    s = ss[0] + (m - m)  # a row of -inf only: NaN, as on the CPU (its sum is 0 here, every -inf adding 0)
     cuda.syncthreads()
     return m, s
 
