@@ -14,7 +14,7 @@ with eight loads in flight (``_unroll8``), 1024 threads per block (``_rows1024``
 ``_unroll8_rows1024``), rows in flight up to all of L2 (``_l2_full``); up to 4096 classes the register kernel's loads
 guarded one by one as they were (``_guarded_loads``); below 32 classes the
 thread-per-row kernel instead of the staged one (``_thread_rows``)); CCE from logits with
-one-hot targets (``--dense``; below 32 classes also with the staged kernel off), elementwise Huber / BCE (``--elementwise``),
+one-hot targets (``--dense``; also with the kernels as they were, ``DENSE_VARIANTS``), elementwise Huber / BCE (``--elementwise``),
 GIoU (``--boxes``; vs torchvision's loss where installed, else the same formula
 in PyTorch), batch-hard triplet (``--triplet``; vs ``torch_batch_hard``, cdist
 based; also timed on the Gram-matrix path, ``triplet_hard_gram``). The small
@@ -80,6 +80,15 @@ VARIANTS = {
 }
 
 
+# The same for CCE (``_cce_rows``): the kernels the changes of 2026-12-05 replaced.
+DENSE_VARIANTS = {
+    "cce_logits_block_rows": ({"STAGED": False}, lambda C: C < _G().SMALL_C,
+                              "CCE logits (short rows: a 256-thread block per row, as before)"),
+    "cce_logits_threepass": ({"CCE_FUSED": False, "UNROLL": 1}, _long,
+                             "CCE logits (block-per-row kernel: three passes, one load in flight, as before)"),
+}
+
+
 def _rel_err(loss, grad, ref_loss, ref_grad):
     """max over loss and gradient of max|got - ref| / max|ref| (as ``cases.max_rel_err``)."""
     import torch
@@ -109,7 +118,7 @@ def main(argv=None):
     ap.add_argument("--cases", default="8192x32000,65536x1000,1048576x10,4096x1000,256x10")
     ap.add_argument("--elementwise", default="huber:4194304x1,bce_probs:65536x256,huber:256x1",
                     help="comma-separated kernel:RxK cases of the elementwise kernels ('' for none)")
-    ap.add_argument("--dense", default="1048576x10,65536x1000",
+    ap.add_argument("--dense", default="1048576x10,65536x1000,8192x32000",
                     help="RxC cases of CCE from logits with one-hot targets ('' for none)")
     ap.add_argument("--boxes", default="4194304,256", help="GIoU box counts ('' for none)")
     ap.add_argument("--triplet", default="16384x128,4096x128,256x128",
@@ -311,8 +320,7 @@ def _write(args, rows, checks, name, bw, dev):
                  "triplet_hard": "TripletHard", "triplet_hard_gram": "TripletHard (Gram-matrix path)",
                  "scce_logits_twopass": "SCCE logits (two-pass kernels)",
                  "cce_logits": "CCE logits (one-hot targets)",
-                 "cce_logits_block_rows": "CCE logits (short rows: a 256-thread block per row, as before)",
-                 **{k: v[2] for k, v in VARIANTS.items()}}.get(r["kernel"], r["kernel"])
+                 **{k: v[2] for k, v in {**VARIANTS, **DENSE_VARIANTS}.items()}}.get(r["kernel"], r["kernel"])
         lines.append(f"| {label} {r['size']} | {r['provider']} | {r['p50_s'] * 1e3:.3f} ms | "
                      f"{floor_fraction(r):.2f} | {err} |")
     lines += ["", "| check | result (max rel err vs reference, or what was found) | note |", "|---|---|---|"]
@@ -563,8 +571,8 @@ def _row(kernel, prov, size, n, p, floor_bytes, bw, err, meta):
 def _cce_rows(spec, dev, sync, bw, meta):
     """CCE from logits with one-hot targets (dense: the targets are read too;
     floor 3 x R x C x 4 bytes) vs PyTorch's cross_entropy with probability
-    targets; below 32 classes also with the staged kernel off
-    (``cce_logits_block_rows``: a 256-thread block per row, as before 2026-12-05)."""
+    targets; and with the settings of ``DENSE_VARIANTS`` switched where their
+    kernel runs (the kernels as they were before 2026-12-05)."""
     import torch
     import torch.nn.functional as F
 
@@ -580,19 +588,22 @@ def _cce_rows(spec, dev, sync, bw, meta):
         res, errs, (ref, rg) = _vs_peer(obj, t, x, lambda xx: F.cross_entropy(xx, t.double()),
                                         lambda xx: F.cross_entropy(xx, t), sync)
         rows += [_row("cce_logits", k, size, R * C, v, 3 * R * C * 4, bw, errs[k], meta) for k, v in res.items()]
-        if x.is_cuda and C < _G().SMALL_C:
+        for kernel, (settings, applies, _) in (DENSE_VARIANTS.items() if x.is_cuda else ()):
+            if not applies(C):
+                continue
             G = _G()
-            old = G.STAGED
-            G.STAGED = False
+            old = {k: getattr(G, k) for k in settings}
+            for k, v in settings.items():
+                setattr(G, k, v)
             try:
                 gout = torch.empty_like(x)
                 lo, gr = obj.value_and_grad(t, x)
                 err = _rel_err(lo, torch.as_tensor(gr, device=dev), ref, rg)
                 p = _median_ms(lambda: obj.value_and_grad(t, x, grad_out=gout), sync)
             finally:
-                G.STAGED = old
-            rows.append(_row("cce_logits_block_rows", "fastloss grad_out=", size, R * C, p, 3 * R * C * 4, bw, err,
-                             meta))
+                for k, v in old.items():
+                    setattr(G, k, v)
+            rows.append(_row(kernel, "fastloss grad_out=", size, R * C, p, 3 * R * C * 4, bw, err, meta))
     return rows
 
 

@@ -340,6 +340,56 @@ def test_block_row_kernel_with_loads_in_flight_is_the_same(C, dt, monkeypatch):
 
 
 @needs_cuda
+@pytest.mark.parametrize("C", [37, 150, 300])
+@pytest.mark.parametrize("dt", [np.float32, np.float64])
+@pytest.mark.parametrize("smoothing", [0.0, 0.1])
+def test_dense_block_row_kernel_fused_matches_the_cpu(C, dt, smoothing, monkeypatch):
+    """The dense (CCE) block-per-row kernel (beyond 4096 classes on a GPU; here
+    with the register kernels off) with the target sums folded into its
+    statistics pass (CCE_FUSED, at UNROLL 1, 4, 8) against the CPU backend and
+    the three-pass kernel it replaces: soft targets, sample weights, and the
+    non-finite rows as the CPU has them: masked (-inf) logits (+inf loss with
+    label smoothing; NaN without, 0 * -inf; a masked target's class first or
+    not), a row of -inf only, a NaN and a +inf logit."""
+    from fastloss.backends.numba_cuda import crossentropy as G
+
+    rng = np.random.default_rng(C)
+    R = 12
+    x = (rng.standard_normal((R, C)) * 3).astype(dt)
+    y = np.eye(C, dtype=dt)[rng.integers(0, C, R)]
+    y[1] = rng.dirichlet(np.ones(C))  # soft targets
+    w = rng.uniform(0.5, 2.0, R).astype(dt)
+    x_bad = x.copy()
+    x_bad[3, :C // 2] = -np.inf  # before and after the row's first finite logit
+    x_bad[4, ::5] = -np.inf
+    x_bad[5, :] = -np.inf
+    x_bad[6, 2] = np.nan
+    x_bad[7, C - 1] = np.inf
+    y[3] = np.eye(C, dtype=dt)[0]  # the target on a masked class
+    obj = L.CategoricalCrossentropy(from_logits=True, reduction="none", label_smoothing=smoothing)
+    ref = obj.value_and_grad(y, x, sample_weight=w)
+    ref_bad = obj.value_and_grad(y, x_bad, sample_weight=w)
+    assert np.isnan(ref_bad[0][[5, 6, 7]]).all()
+    assert np.isinf(ref_bad[0][3]) if smoothing else np.isnan(ref_bad[0][[3, 4]]).all()
+    monkeypatch.setattr(G, "REGS", False)
+    got = {}
+    with fastloss.use_backend("cuda"):
+        monkeypatch.setattr(G, "CCE_FUSED", False)
+        got["three-pass"] = obj.value_and_grad(y, x, sample_weight=w) + obj.value_and_grad(y, x_bad, sample_weight=w)
+        monkeypatch.setattr(G, "CCE_FUSED", True)
+        for u in (1, 4, 8):
+            monkeypatch.setattr(G, "UNROLL", u)
+            got[f"fused, unroll {u}"] = (obj.value_and_grad(y, x, sample_weight=w)
+                                         + obj.value_and_grad(y, x_bad, sample_weight=w))
+    tol = 2e-5 if dt == np.float32 else 1e-10
+    for name, (lo, g, lb, gb) in got.items():
+        np.testing.assert_allclose(lo, ref[0], rtol=tol, err_msg=name)
+        np.testing.assert_allclose(g, ref[1], rtol=tol, atol=tol * 1e-2, err_msg=name)
+        np.testing.assert_allclose(lb, ref_bad[0], rtol=tol, err_msg=name)  # NaN and inf where the CPU has them
+        np.testing.assert_allclose(gb, ref_bad[1], rtol=tol, atol=tol * 1e-2, err_msg=name)
+
+
+@needs_cuda
 def test_long_row_launch_settings(monkeypatch):
     """Beyond 4096 classes the block kernels run 512 threads per block and as
     many blocks per multiprocessor as keep the rows in flight within

@@ -163,12 +163,13 @@ def test_the_other_kernels_compile(dt):
     x, w, loss = _arr(dt, R, C), _arr(dt, 1), _arr(dt, R)
     lab, info, tot = _arr(np.int64, R), _arr(np.int64, 2), _arr(np.float64, 1)
     prm = _arr(np.float64, 10)
-    scce_rows, cce_rows = G._make_block_rows(typeof(np.zeros(1, dt)).dtype)
+    scce_rows = G._make_block_rows(typeof(np.zeros(1, dt)).dtype)[0]
     scce_rows4 = G._make_block_rows(typeof(np.zeros(1, dt)).dtype, 4)[0]
     scce_rows8 = G._make_block_rows(typeof(np.zeros(1, dt)).dtype, 8)[0]
     for k in (scce_rows, scce_rows4, scce_rows8, G.scce_logits_thread_per_row, G._make_staged(typeof(np.zeros(1, dt)).dtype)):
         _ptx(k, x, lab, prm, w, 0, loss, x, True, info)
-    _ptx(cce_rows, x, x, prm, w, 0, loss, x, True, info)
+    for fused in (False, True):
+        _ptx(G._make_block_rows(typeof(np.zeros(1, dt)).dtype, 4, fused)[1], x, x, prm, w, 0, loss, x, True, info)
     _ptx(G._make_staged_dense(typeof(np.zeros(1, dt)).dtype), x, x, prm, w, 0, loss, x, True, info)
     _ptx(G.scce_logits_warp, x, lab, 1.0, 0.0, False, w, 0, loss, x, True, info)
     _ptx(G.cce_logits_warp, x, x, 1.0, 1.0, 0.0, w, 0, loss, x, True, info)
@@ -201,7 +202,7 @@ def _ptxas():
 
 @pytest.mark.parametrize("name", ["gram", "mm", "fused_hard", "scce_warp", "cce_warp", "scce_block", "cce_block",
                                   "scce_rows", "scce_rows4", "scce_rows4_1024",
-                                  "scce_rows8_1024", "cce_rows", "scce_staged", "cce_staged"])
+                                  "scce_rows8_1024", "cce_rows", "cce_rows_fused", "scce_staged", "cce_staged"])
 def test_hot_kernels_keep_accumulators_in_registers(name, tmp_path):
     """ptxas (sm_90) on the hot kernels at their launch settings: no stack
     frame (a local array left on the stack turns every multiply-add into a
@@ -240,7 +241,10 @@ def test_hot_kernels_keep_accumulators_in_registers(name, tmp_path):
                             1024),
         "scce_rows8_1024": (G._make_block_rows(nbt, 8)[0], (x, lab, _arr(np.float64, 10), w, 0, loss, x, True, info),
                             1024),
-        "cce_rows": (G._make_block_rows(nbt)[1], (x, x, _arr(np.float64, 10), w, 0, loss, x, True, info), 512),
+        "cce_rows": (G._make_block_rows(nbt, 1, False)[1], (x, x, _arr(np.float64, 10), w, 0, loss, x, True, info),
+                     512),
+        "cce_rows_fused": (G._make_block_rows(nbt, G.UNROLL, True)[1],
+                           (x, x, _arr(np.float64, 10), w, 0, loss, x, True, info), 512),
         # SCCE below 32 classes, rows staged through shared memory (_launch_rows: STAGED_TPB threads)
         "scce_staged": (G._make_staged(nbt), (x, lab, _arr(np.float64, 10), w, 0, loss, x, True, info),
                         G.STAGED_TPB),

@@ -107,9 +107,12 @@ def test_variants_switch_real_settings_where_their_kernel_runs():
     serves: below 32 the staged kernel, 32-4096 the register kernels, beyond
     4096 the block-per-row kernel."""
     G = pytest.importorskip("fastloss.backends.numba_cuda.crossentropy")
-    for kernel, (settings, applies, label) in gpu_check.VARIANTS.items():
+    for kernel, (settings, applies, label) in {**gpu_check.VARIANTS, **gpu_check.DENSE_VARIANTS}.items():
         assert settings and all(hasattr(G, k) and getattr(G, k) != v for k, v in settings.items()), kernel
-        assert kernel.startswith("scce_logits_") and label.startswith("SCCE logits (")
+        sparse = kernel.startswith("scce_logits_")
+        assert (sparse or kernel.startswith("cce_logits_")) and label.startswith("SCCE logits (" if sparse else "CCE")
+    dense = {C: {k for k, v in gpu_check.DENSE_VARIANTS.items() if v[1](C)} for C in (10, 1000, 32000)}
+    assert dense == {10: {"cce_logits_block_rows"}, 1000: set(), 32000: {"cce_logits_threepass"}}
     runs = {C: {k for k, v in gpu_check.VARIANTS.items() if v[1](C)} for C in (10, 31, 32, 1000, 4096, 4097, 32000)}
     short, regs = {"scce_logits_thread_rows"}, {"scce_logits_guarded_loads"}
     long_ = {"scce_logits_unroll1", "scce_logits_unroll8", "scce_logits_rows1024", "scce_logits_unroll8_rows1024",

@@ -104,6 +104,69 @@ def _block_merge_stats(m, s, sm, ss):
 
 
 @cuda.jit(device=True, inline=True)
+def _fold_dense(m, s, sy, t, v, yy, one, zero):
+    """One (logit ``v``, target ``yy``) into a thread's online (max, sum
+    exp(x - max), sum y', sum y' (x - max)): ``_fold`` plus the target sums,
+    ``t`` re-referenced when the max moves. As on the CPU: a -inf logit adds
+    y' * -inf (-inf, or NaN for y' = 0: 0 * -inf), a +inf one NaN, a NaN NaN."""
+    if v > m:
+        if sy != zero:
+            t += (m - v) * sy
+        s = s * math.exp(m - v) + (v - v) + one
+        m = v
+    elif v == v:
+        d = v - m
+        if d == d:
+            s += math.exp(d)
+            t += yy * d
+        else:  # v = m = -inf: exp adds 0; y' (x - max) is y' * -inf whatever the max
+            t += yy * v
+    else:
+        s = v
+    return m, s, sy + yy, t
+
+
+@cuda.jit(device=True, inline=True)
+def _merge_dense(m1, s1, y1, t1, m2, s2, y2, t2):
+    """Combine two ``_fold_dense`` quadruples."""
+    if m2 > m1:
+        m1, s1, y1, t1, m2, s2, y2, t2 = m2, s2, y2, t2, m1, s1, y1, t1
+    if m2 != m1 and y2 != 0.0:
+        t2 += (m2 - m1) * y2
+    if s2 != 0.0:
+        s1 += s2 * math.exp(m2 - m1)
+    return m1, s1, y1 + y2, t1 + t2
+
+
+@cuda.jit(device=True, inline=True)
+def _block_merge_dense(m, s, sy, t, sm, ss, sa, sb):
+    """The block's quadruple from each thread's: a tree in shared memory."""
+    tid = cuda.threadIdx.x
+    sm[tid] = m
+    ss[tid] = s
+    sa[tid] = sy
+    sb[tid] = t
+    cuda.syncthreads()
+    h = cuda.blockDim.x >> 1
+    while h > 0:
+        if tid < h:
+            m2, s2, y2, t2 = _merge_dense(sm[tid], ss[tid], sa[tid], sb[tid], sm[tid + h], ss[tid + h], sa[tid + h],
+                                          sb[tid + h])
+            sm[tid] = m2
+            ss[tid] = s2
+            sa[tid] = y2
+            sb[tid] = t2
+        cuda.syncthreads()
+        h >>= 1
+    m = sm[0]
+    s = ss[0] + (m - m)  # a row of -inf only: NaN, as on the CPU
+    sy = sa[0]
+    t = sb[0]
+    cuda.syncthreads()
+    return m, s, sy, t
+
+
+@cuda.jit(device=True, inline=True)
 def _block_sum2(a, b, sa, sb):
     """Block-wide sums of two values (same tree as above)."""
     tid = cuda.threadIdx.x
@@ -313,19 +376,20 @@ def _make_staged(nbt):
 _BLOCK_ROWS = {}
 
 
-UNROLL = 4  # SCCE block-per-row kernel: loads in flight per thread (1: the loop as it was)
+UNROLL = 4  # block-per-row kernels: loads in flight per thread (1: the loop as it was)
+CCE_FUSED = True  # dense block-per-row kernel: target sums in the statistics pass (False: three passes, as before)
 
 
 def _block_rows(dt):
-    """(scce, cce) block-per-row kernels for dtype ``dt`` (and ``UNROLL``)."""
-    key = (np.dtype(dt).char, UNROLL)
+    """(scce, cce) block-per-row kernels for dtype ``dt`` (and ``UNROLL``, ``CCE_FUSED``)."""
+    key = (np.dtype(dt).char, UNROLL, CCE_FUSED)
     ks = _BLOCK_ROWS.get(key)
     if ks is None:
-        ks = _BLOCK_ROWS[key] = _make_block_rows(from_dtype(np.dtype(dt)), UNROLL)
+        ks = _BLOCK_ROWS[key] = _make_block_rows(from_dtype(np.dtype(dt)), UNROLL, CCE_FUSED)
     return ks
 
 
-def _make_block_rows(nbt, unroll=1):
+def _make_block_rows(nbt, unroll=1, fused=True):
     """A block per row, two reads of it: statistics by an online softmax, then
     the gradient (the row should still be in L2, see ``_launch_rows``); the
     arithmetic in the input's dtype (``nbt``). ``unroll`` > 1: the SCCE kernel
@@ -436,7 +500,61 @@ def _make_block_rows(nbt, unroll=1):
                 for j in range(tid, C, nt):
                     grad[i, j] = math.exp(x[i, j] - m) * r - (y[i, j] * a + b) * sc
 
-    return scce_rows, cce_rows
+    @cuda.jit
+    def cce_rows_fused(y, x, prm, w, ws, loss, grad, want_grad, info):
+        """``cce_rows`` with the target sums folded into the statistics pass:
+        two reads of the row (logits and targets) instead of three of the
+        logits and two of the targets, ``unroll`` loads of each in flight."""
+        R, C = x.shape
+        sm = cuda.shared.array(MAX_TPB, nbt)
+        ss = cuda.shared.array(MAX_TPB, nbt)
+        sa = cuda.shared.array(MAX_TPB, nbt)
+        sb = cuda.shared.array(MAX_TPB, nbt)
+        xv = cuda.local.array(unroll, nbt)
+        yv = cuda.local.array(unroll, nbt)
+        factor = nbt(prm[0])
+        a = nbt(prm[3])
+        b = nbt(prm[4])
+        ninf = nbt(-math.inf)
+        zero = nbt(0.0)
+        one = nbt(1.0)
+        tid = cuda.threadIdx.x
+        nt = cuda.blockDim.x
+        last = C - 1
+        for i in range(cuda.blockIdx.x, R, cuda.gridDim.x):
+            m = ninf
+            s = zero
+            sy = zero
+            t = zero
+            j = tid
+            while j < C:  # loads clamped to the row, folds guarded (see scce_rows)
+                for u in range(unroll):
+                    jj = min(j + u * nt, last)
+                    xv[u] = x[i, jj]
+                    yv[u] = y[i, jj]
+                for u in range(unroll):
+                    if j + u * nt < C:
+                        m, s, sy, t = _fold_dense(m, s, sy, t, xv[u], yv[u] * a + b, one, zero)
+                j += unroll * nt
+            m, s, sy, t = _block_merge_dense(m, s, sy, t, sm, ss, sa, sb)
+            if tid == 0:
+                loss[i] = sy * math.log(s) - t
+            if want_grad:
+                sc = w[i * ws] * factor
+                r = sc * sy / s
+                j = tid
+                while j < C:
+                    for u in range(unroll):
+                        jj = min(j + u * nt, last)
+                        xv[u] = x[i, jj]
+                        yv[u] = y[i, jj]
+                    for u in range(unroll):
+                        jj = j + u * nt
+                        if jj < C:
+                            grad[i, jj] = math.exp(xv[u] - m) * r - (yv[u] * a + b) * sc
+                    j += unroll * nt
+
+    return scce_rows, (cce_rows_fused if fused else cce_rows)
 
 
 # ---------------------------------------------------------------------------
