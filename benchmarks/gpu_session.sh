@@ -10,7 +10,7 @@
 #       (git-ignored), the "before" of the host-time comparison
 #   the device call:             run(command="bash benchmarks/gpu_session.sh",
 #                                    carry=[".whl", ".before"], timeout_s=600)
-#       (expected ~460 s: environment 10, gpu_overhead up to 200, gpu_check ~90, tests ~190)
+#       (expected ~500 s: environment 10, gpu_overhead up to 200, gpu_check ~120, tests ~200)
 #
 # Steps, each under its own time limit (seconds, FL_T_HOST / FL_T_CHECK / FL_T_TESTS), in
 # the order that keeps the most valuable output if the time runs out:
