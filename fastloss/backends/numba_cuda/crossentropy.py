@@ -392,10 +392,11 @@ def _block_rows(dt):
 def _make_block_rows(nbt, unroll=1, fused=True):
     """A block per row, two reads of it: statistics by an online softmax, then
     the gradient (the row should still be in L2, see ``_launch_rows``); the
-    arithmetic in the input's dtype (``nbt``). ``unroll`` > 1: the SCCE kernel
-    loads ``unroll`` elements per thread before it uses them, in both passes,
+    arithmetic in the input's dtype (``nbt``). ``unroll`` > 1: the kernels
+    load ``unroll`` elements per thread before they use them, in both passes,
     the row's tail included (its loads clamped to the row's last element, the
-    elements past it skipped).
+    elements past it skipped). ``fused=False``: the dense kernel as it was
+    (three reads of the logits, two of the targets, one load at a time).
     The plain loop (``unroll=1``) waits for each load before the next (the
     fold uses it), so a block of 512 threads kept 2 KB in flight and a long row
     streamed at a fraction of the memory's speed (H100: 0.21 of the copy floor
@@ -980,8 +981,8 @@ def _device_limits():
 # and the share of L2 the rows in flight may take (the gradient pass re-reads
 # each row and should find it there). ptxas -v (sm_90), registers per thread
 # of the SCCE kernel at UNROLL 4 / 8: 48 / 56 in float32 (a 1024-thread block
-# fits the 64K register file), 60 / 70 in float64; 128 at UNROLL 16; the CCE
-# kernel 64 / 72 (float32 / float64).
+# fits the 64K register file), 60 / 70 in float64; 128 at UNROLL 16; the
+# (fused) CCE kernel 48 / 96 in float32, 64 / 80 in float64.
 ROWS_TPB = 512  # 1024: the SCCE kernel in float32 at UNROLL <= 8 only (registers, above); else 512
 ROWS_L2_SHARE = 0.5
 
