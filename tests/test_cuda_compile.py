@@ -141,6 +141,11 @@ def test_grad_hess_kernels_compile(dt):
     scce, cce = GH._make_softmax(typeof(np.zeros(1, dt)).dtype)
     _ptx(scce, x, _arr(np.int64, R), 1.0, 0.0, False, w, 0, x, x, _arr(np.int64, 2))
     _ptx(cce, x, x, 1.0, 1.0, 0.0, w, 0, x, x)
+    scce, cce = GH._make_softmax_staged(typeof(np.zeros(1, dt)).dtype)  # below 32 classes
+    _ptx(scce, x, _arr(np.int64, R), 1.0, 0.0, False, w, 0, x, x, _arr(np.int64, 2))
+    _ptx(cce, x, x, 1.0, 1.0, 0.0, w, 0, x, x)
+    # its two shared arrays within the 48 KB of static shared memory a block may have
+    assert 2 * GH.GH_STAGED_TPB * (G.SMALL_C - 1) * np.dtype(dt).itemsize <= 48 * 1024
 
 
 def test_device_path_helpers_compile():
@@ -202,7 +207,8 @@ def _ptxas():
 
 @pytest.mark.parametrize("name", ["gram", "mm", "fused_hard", "scce_warp", "cce_warp", "scce_block", "cce_block",
                                   "scce_rows", "scce_rows4", "scce_rows4_1024",
-                                  "scce_rows8_1024", "cce_rows", "cce_rows_fused", "scce_staged", "cce_staged"])
+                                  "scce_rows8_1024", "cce_rows", "cce_rows_fused", "scce_staged", "cce_staged",
+                                  "gh_scce_staged"])
 def test_hot_kernels_keep_accumulators_in_registers(name, tmp_path):
     """ptxas (sm_90) on the hot kernels at their launch settings: no stack
     frame (a local array left on the stack turns every multiply-add into a
@@ -251,6 +257,10 @@ def test_hot_kernels_keep_accumulators_in_registers(name, tmp_path):
         "cce_staged": (G._make_staged_dense(nbt), (x, x, _arr(np.float64, 10), w, 0, loss, x, True, info),
                        G.STAGED_TPB),
     }
+    from fastloss.backends.numba_cuda import gradhess as GH
+
+    cases["gh_scce_staged"] = (GH._make_softmax_staged(nbt)[0],
+                               (x, lab, 1.0, 0.0, False, w, 0, x, x, info), GH.GH_STAGED_TPB)
     kern, args, threads = cases[name]
     ptx, _ = cuda.compile_ptx(kern.py_func, _sig(*args), cc=(9, 0))
     src = tmp_path / "k.ptx"

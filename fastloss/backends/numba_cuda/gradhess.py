@@ -15,7 +15,9 @@ reduction), scaled by ``w[i*ws] * prm[0]`` (1 from ``_core.grad_hess``) and
   kernel runs.
 * softmax cross-entropies from logits (CCE, SCCE): one block per row, the
   row's statistics by ``crossentropy._block_softmax_stats`` (arithmetic in the
-  input's dtype), then ``g = sum(y') p - y'``, ``h = sum(y') p (1 - p)``.
+  input's dtype), then ``g = sum(y') p - y'``, ``h = sum(y') p (1 - p)``;
+  below 32 classes a thread per row over the block's rows staged through
+  shared memory (``GH_STAGED``).
   SCCE counts bad labels into the ``crossentropy.status`` buffer (rows zeroed,
   as on the CPU) and ignored rows get 0; reading that count is the call's one
   synchronization.
@@ -28,7 +30,7 @@ run, copy out), with the CPU kernels' names and contract.
 import math
 
 import numpy as np
-from numba import cuda
+from numba import cuda, int32
 from numba.np.numpy_support import from_dtype
 
 from . import _streams
@@ -260,11 +262,109 @@ def _make_softmax(nbt):
     return scce, cce
 
 
-def _softmax(dt):
-    key = ("softmax", np.dtype(dt).char)
+GH_STAGED = True  # K < crossentropy.SMALL_C: a thread per row over staged rows (False: a block per row)
+GH_STAGED_TPB = 64  # rows per block: logits / gradient and Hessian staged, 2 x 64 x 31 elements (31.7 KB in float64)
+
+
+def _make_softmax_staged(nbt):
+    """(SCCE, CCE) grad_hess kernels for short rows (K < ``SMALL_C``): a thread
+    per row, the block's logits loaded into shared memory by all its threads
+    (coalesced: ``crossentropy._stage_in``), the gradient and the Hessian
+    written back the same way. The block-per-row kernels above run 32 threads
+    on a row of e.g. 10 classes (22 idle, a tree with a barrier per level);
+    multi-class boosting objectives have rows of a few classes. Sums in float64."""
+    sh_size = GH_STAGED_TPB * (G.SMALL_C - 1)
+
+    @cuda.jit
+    def scce(x, lab, fac, ignore, has_ignore, w, ws, grad, hess, info):
+        R, C = x.shape
+        sh = cuda.shared.array(sh_size, nbt)
+        sh2 = cuda.shared.array(sh_size, nbt)
+        t = cuda.threadIdx.x
+        nt = cuda.blockDim.x
+        c32 = int32(C)
+        for r0 in range(cuda.blockIdx.x * nt, R, cuda.gridDim.x * nt):
+            nr = min(nt, R - r0)
+            n = int32(nr) * c32
+            G._stage_in(x, sh, r0, n, c32)
+            cuda.syncthreads()
+            if t < nr:
+                i = r0 + t
+                o = t * C
+                k = lab[i]
+                bad = not (k >= 0 and k < C)
+                skip = has_ignore and k == ignore
+                if skip or bad:  # zeros, as on the CPU; a bad label counted
+                    if bad and not skip:
+                        cuda.atomic.add(info, 0, 1)
+                        cuda.atomic.min(info, 1, i)
+                    for j in range(C):
+                        sh[o + j] = 0.0
+                        sh2[o + j] = 0.0
+                else:
+                    m = sh[o]
+                    for j in range(1, C):
+                        m = max(m, sh[o + j])
+                    s = 0.0
+                    for j in range(C):
+                        s += math.exp(sh[o + j] - m)
+                    sc = w[i * ws] * fac
+                    r = 1.0 / s
+                    for j in range(C):
+                        p = math.exp(sh[o + j] - m) * r
+                        g = p * sc
+                        if j == k:
+                            g -= sc
+                        sh[o + j] = g
+                        sh2[o + j] = p * (1.0 - p) * sc
+            cuda.syncthreads()
+            G._stage_out(sh, grad, r0, n, c32)
+            G._stage_out(sh2, hess, r0, n, c32)
+            cuda.syncthreads()  # the next rows overwrite sh, sh2
+
+    @cuda.jit
+    def cce(y, x, fac, a, b, w, ws, grad, hess):
+        R, C = x.shape
+        sh = cuda.shared.array(sh_size, nbt)
+        sh2 = cuda.shared.array(sh_size, nbt)
+        t = cuda.threadIdx.x
+        nt = cuda.blockDim.x
+        c32 = int32(C)
+        for r0 in range(cuda.blockIdx.x * nt, R, cuda.gridDim.x * nt):
+            nr = min(nt, R - r0)
+            n = int32(nr) * c32
+            G._stage_in(x, sh, r0, n, c32)
+            cuda.syncthreads()
+            if t < nr:
+                i = r0 + t
+                o = t * C
+                m = sh[o]
+                for j in range(1, C):
+                    m = max(m, sh[o + j])
+                s = 0.0
+                sy = 0.0
+                for j in range(C):
+                    s += math.exp(sh[o + j] - m)
+                    sy += y[i, j] * a + b
+                sc = w[i * ws] * fac
+                r = 1.0 / s
+                for j in range(C):
+                    p = math.exp(sh[o + j] - m) * r
+                    sh[o + j] = (sy * p - (y[i, j] * a + b)) * sc
+                    sh2[o + j] = sy * p * (1.0 - p) * sc
+            cuda.syncthreads()
+            G._stage_out(sh, grad, r0, n, c32)
+            G._stage_out(sh2, hess, r0, n, c32)
+            cuda.syncthreads()
+
+    return scce, cce
+
+
+def _softmax(dt, staged=False):
+    key = ("softmax", np.dtype(dt).char, staged)
     ks = _KERNELS.get(key)
     if ks is None:
-        ks = _KERNELS[key] = _make_softmax(from_dtype(np.dtype(dt)))
+        ks = _KERNELS[key] = (_make_softmax_staged if staged else _make_softmax)(from_dtype(np.dtype(dt)))
     return ks
 
 
@@ -291,11 +391,16 @@ def run(kind, yt, yp, prm, w, ws, grad, hess, stream=0):
         return None
     if kind not in _SOFTMAX:
         raise ValueError(f"no CUDA grad_hess kernel {kind!r}; known: {list(KINDS)}")
-    tpb = G.TPB
-    while tpb > 32 and tpb // 2 >= K:  # no idle half-blocks on short rows
-        tpb //= 2
-    blocks = max(1, min(R, G.MAX_BLOCKS))
-    scce, cce = _softmax(yp.dtype)
+    staged = GH_STAGED and K < G.SMALL_C
+    if staged:
+        tpb = min(G.TPB, GH_STAGED_TPB)  # rows per block (its shared arrays hold GH_STAGED_TPB rows)
+        blocks = max(1, min((R + tpb - 1) // tpb, G.MAX_BLOCKS))
+    else:
+        tpb = G.TPB
+        while tpb > 32 and tpb // 2 >= K:  # no idle half-blocks on short rows
+            tpb //= 2
+        blocks = max(1, min(R, G.MAX_BLOCKS))
+    scce, cce = _softmax(yp.dtype, staged)
     if kind == "cce_logits_gh":
         if R:
             launch(cce, blocks, tpb, stream, yt, yp, p[0], p[3], p[4], w, ws, grad, hess)
