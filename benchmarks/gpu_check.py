@@ -14,7 +14,8 @@ with eight loads in flight (``_unroll8``), 1024 threads per block (``_rows1024``
 ``_unroll8_rows1024``), rows in flight up to all of L2 (``_l2_full``); up to 4096 classes the register kernel's loads
 guarded one by one as they were (``_guarded_loads``); below 32 classes the
 thread-per-row kernel instead of the staged one (``_thread_rows``)); CCE from logits with
-one-hot targets (``--dense``; also with the kernels as they were, ``DENSE_VARIANTS``), elementwise Huber / BCE (``--elementwise``),
+one-hot targets (``--dense``; also with the kernels as they were, ``DENSE_VARIANTS``); SCCE
+grad_hess, the boosting objective (``--grad-hess``; below 32 classes also with the block kernel), elementwise Huber / BCE (``--elementwise``),
 GIoU (``--boxes``; vs torchvision's loss where installed, else the same formula
 in PyTorch), batch-hard triplet (``--triplet``; vs ``torch_batch_hard``, cdist
 based; also timed on the Gram-matrix path, ``triplet_hard_gram``). The small
@@ -120,6 +121,8 @@ def main(argv=None):
                     help="comma-separated kernel:RxK cases of the elementwise kernels ('' for none)")
     ap.add_argument("--dense", default="1048576x10,65536x1000,8192x32000",
                     help="RxC cases of CCE from logits with one-hot targets ('' for none)")
+    ap.add_argument("--grad-hess", default="1048576x10,65536x100",
+                    help="RxC cases of SCCE grad_hess from logits, a boosting objective ('' for none)")
     ap.add_argument("--boxes", default="4194304,256", help="GIoU box counts ('' for none)")
     ap.add_argument("--triplet", default="16384x128,4096x128,256x128",
                     help="batch-hard triplet NxD cases ('' for none)")
@@ -191,6 +194,7 @@ def main(argv=None):
     rows = safe(_scce_rows)
     rows += safe(_elementwise_rows, args.elementwise, dev, sync, bw, name, numba_version, numba_cuda_version)
     rows += safe(_cce_rows, args.dense, dev, sync, bw, meta)
+    rows += safe(_grad_hess_rows, args.grad_hess, dev, sync, bw, meta)
     rows += safe(_box_rows, args.boxes, dev, sync, bw, meta)
     rows += safe(_triplet_rows, args.triplet, dev, sync, bw, meta)
     checks += safe(_stream_checks, dev)
@@ -320,6 +324,8 @@ def _write(args, rows, checks, name, bw, dev):
                  "triplet_hard": "TripletHard", "triplet_hard_gram": "TripletHard (Gram-matrix path)",
                  "scce_logits_twopass": "SCCE logits (two-pass kernels)",
                  "cce_logits": "CCE logits (one-hot targets)",
+                 "scce_gh": "SCCE grad_hess (gradient and Hessian, boosting)",
+                 "scce_gh_block_rows": "SCCE grad_hess (short rows: a block of 32 threads per row, as before)",
                  **{k: v[2] for k, v in {**VARIANTS, **DENSE_VARIANTS}.items()}}.get(r["kernel"], r["kernel"])
         lines.append(f"| {label} {r['size']} | {r['provider']} | {r['p50_s'] * 1e3:.3f} ms | "
                      f"{floor_fraction(r):.2f} | {err} |")
@@ -604,6 +610,52 @@ def _cce_rows(spec, dev, sync, bw, meta):
                 for k, v in old.items():
                     setattr(G, k, v)
             rows.append(_row(kernel, "fastloss grad_out=", size, R * C, p, 3 * R * C * 4, bw, err, meta))
+    return rows
+
+
+def _grad_hess_rows(spec, dev, sync, bw, meta):
+    """grad_hess of SCCE from logits (a multi-class boosting objective: gradient
+    and Hessian diagonal per class) on device inputs vs the same in PyTorch ops
+    (softmax, p - onehot, p (1 - p)); floor: logits and labels read, gradient
+    and Hessian written. Below 32 classes also with the block-per-row kernel
+    the staged one replaced (``scce_gh_block_rows``)."""
+    import torch
+
+    from fastloss import losses as L
+
+    obj = L.SparseCategoricalCrossentropy(from_logits=True)
+    rows = []
+    for size in [c for c in spec.split(",") if c]:
+        R, C = (int(v) for v in size.split("x"))
+        g = torch.Generator(device=dev).manual_seed(2)
+        x = torch.randn(R, C, device=dev, generator=g) * 3
+        y = torch.randint(0, C, (R,), device=dev, generator=g)
+        onehot = torch.nn.functional.one_hot(y, C)
+
+        def tc(xx=x):
+            p = torch.softmax(xx, -1)
+            return p - onehot, p * (1 - p)
+
+        rg, rh = tc(x.double())
+
+        def err_of(gh):
+            gg, hh = (torch.as_tensor(a, device=dev).double() for a in gh)
+            return max(float((gg - rg).abs().max() / rg.abs().max()), float((hh - rh).abs().max() / rh.abs().max()))
+
+        errs = {"fastloss": err_of(obj.grad_hess(y, x)), "PyTorch": err_of(tc())}
+        floor = y.element_size() * R + 3 * R * C * 4
+        res = {"fastloss": _median_ms(lambda: obj.grad_hess(y, x), sync), "PyTorch": _median_ms(tc, sync)}
+        rows += [_row("scce_gh", k, size, R * C, v, floor, bw, errs[k], meta) for k, v in res.items()]
+        if x.is_cuda and C < _G().SMALL_C:
+            from fastloss.backends.numba_cuda import gradhess as GH
+
+            GH.GH_STAGED = False
+            try:
+                err = err_of(obj.grad_hess(y, x))
+                p = _median_ms(lambda: obj.grad_hess(y, x), sync)
+            finally:
+                GH.GH_STAGED = True
+            rows.append(_row("scce_gh_block_rows", "fastloss", size, R * C, p, floor, bw, err, meta))
     return rows
 
 

@@ -132,3 +132,14 @@ def test_dense_cce_section_on_the_cpu():
     assert {r["provider"] for r in rows} == {"fastloss", "fastloss_grad_out", "torch_eager"}
     assert all(r["max_rel_err"] < 1e-5 for r in rows)
     assert rows[0]["floor_bytes"] == 3 * 50 * 10 * 4 and rows[3]["n_elements"] == 800
+
+
+@needs_torch
+def test_grad_hess_section_on_the_cpu():
+    """The SCCE grad_hess section with CPU tensors: fastloss' and the PyTorch
+    peer's gradient and Hessian against the float64 softmax formulas."""
+    meta = dict(machine="cpu", cores=1, python="", numpy="", numba="", numba_cuda="", fastloss="", torch="")
+    rows = gpu_check._grad_hess_rows("64x10", torch.device("cpu"), lambda: None, 1e9, meta)
+    assert [(r["kernel"], r["provider"]) for r in rows] == [("scce_gh", "fastloss"), ("scce_gh", "torch_eager")]
+    assert all(r["max_rel_err"] < 1e-6 for r in rows)
+    assert rows[0]["floor_bytes"] == 8 * 64 + 3 * 64 * 10 * 4
