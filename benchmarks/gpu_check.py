@@ -529,12 +529,16 @@ def _kernel_breakdown(dev, calls=10):
     def trip(N, D):
         return torch.randint(0, max(2, N // 16), (N,), device=dev, generator=g), torch.randn(N, D, device=dev, generator=g)
 
+    def onehot(y, x):
+        return torch.nn.functional.one_hot(y, x.shape[1]).to(x.dtype), x
+
     scce = L.SparseCategoricalCrossentropy(from_logits=True)
     cases = [
         ("SCCE logits 8192x32000", scce, ce(8192, 32000)),
         ("SCCE logits 65536x1000", scce, ce(65536, 1000)),
         ("SCCE logits 1048576x10", scce, ce(1048576, 10)),
         ("SCCE logits 256x10", scce, ce(256, 10)),
+        ("CCE logits 8192x32000 (one-hot)", L.CategoricalCrossentropy(from_logits=True), onehot(*ce(8192, 32000))),
         ("Huber 4194304x1", L.Huber(), (torch.randn(4194304, 1, device=dev, generator=g),
                                         torch.randn(4194304, 1, device=dev, generator=g))),
         ("GIoU 4194304", L.GIoULoss(box_format="xyxy"), _boxes(4194304, dev)),
