@@ -90,6 +90,23 @@ DENSE_VARIANTS = {
 }
 
 
+def _with_settings(mod, settings, fn):
+    """``fn()`` with ``mod``'s ``settings`` switched (restored after); None,
+    with the failure printed, where it raises (a variant that fails to launch
+    must not take the section's other rows with it)."""
+    old = {k: getattr(mod, k) for k in settings}
+    for k, v in settings.items():
+        setattr(mod, k, v)
+    try:
+        return fn()
+    except Exception as exc:  # noqa: BLE001 - reported, the other rows go on
+        print(f"variant {mod.__name__} {settings} failed: {type(exc).__name__}: {str(exc)[:300]}")
+        return None
+    finally:
+        for k, v in old.items():
+            setattr(mod, k, v)
+
+
 def _rel_err(loss, grad, ref_loss, ref_grad):
     """max over loss and gradient of max|got - ref| / max|ref| (as ``cases.max_rel_err``)."""
     import torch
@@ -256,23 +273,18 @@ def _scce_section(cases, dev, sync, bw, name, numba_version, numba_cuda_version,
         # the previous kernels (two reads of each row, float64 statistics): REGS off
         G = _G()
 
+        def timed():
+            lo, gr = scce.value_and_grad(y, x)
+            return {"p": _median_ms(fl, sync), "err": _rel_err(lo, torch.as_tensor(gr, device=dev), ref, rg)}
+
         def variant(settings):
-            """The p50/p20/p80 and error of SCCE with ``G``'s ``settings`` switched (restored after)."""
-            old = {k: getattr(G, k) for k in settings}
-            for k, v in settings.items():
-                setattr(G, k, v)
-            try:
-                lo, gr = scce.value_and_grad(y, x)
-                return {"p": _median_ms(fl, sync), "err": _rel_err(lo, torch.as_tensor(gr, device=dev), ref, rg)}
-            finally:
-                for k, v in old.items():
-                    setattr(G, k, v)
+            """The p50/p20/p80 and error of SCCE with ``G``'s ``settings`` switched; None where it failed."""
+            return _with_settings(G, settings, timed)
 
         two_pass = variant({"REGS": False})
-        two_pass["floor_bytes"] = y.element_size() * R + 2 * R * C * 4
         # each kernel change of 2026-12-05 beside its old version (and, beyond
         # 4096 classes, the settings still to choose between), where that kernel runs
-        timed = {kernel: variant(settings) for kernel, (settings, applies, _) in VARIANTS.items() if applies(C)}
+        others = {kernel: variant(settings) for kernel, (settings, applies, _) in VARIANTS.items() if applies(C)}
         n_timed = 20  # _median_ms' default n
         for prov, (p50, p20, p80) in res.items():
             row = dict.fromkeys(COLUMNS, "")
@@ -306,11 +318,9 @@ def _scce_section(cases, dev, sync, bw, name, numba_version, numba_cuda_version,
             rows.append(row)
         meta0 = {c: rows[-1][c] for c in ("machine", "cores", "python", "numpy", "numba", "numba_cuda", "fastloss",
                                           "torch")}
-        rows.append(_row("scce_logits_twopass", "fastloss grad_out=", size, R * C, two_pass["p"],
-                         two_pass["floor_bytes"], bw, two_pass["err"], meta0))
-        for kernel, t in timed.items():
-            rows.append(_row(kernel, "fastloss grad_out=", size, R * C, t["p"], two_pass["floor_bytes"], bw, t["err"],
-                             meta0))
+        for kernel, t in {"scce_logits_twopass": two_pass, **others}.items():
+            if t is not None:
+                rows.append(_row(kernel, "fastloss grad_out=", size, R * C, t["p"], floor_bytes, bw, t["err"], meta0))
     return rows
 
 
@@ -598,22 +608,17 @@ def _cce_rows(spec, dev, sync, bw, meta):
         res, errs, (ref, rg) = _vs_peer(obj, t, x, lambda xx: F.cross_entropy(xx, t.double()),
                                         lambda xx: F.cross_entropy(xx, t), sync)
         rows += [_row("cce_logits", k, size, R * C, v, 3 * R * C * 4, bw, errs[k], meta) for k, v in res.items()]
+        gout = torch.empty_like(x)
+
+        def timed():
+            lo, gr = obj.value_and_grad(t, x)
+            return _median_ms(lambda: obj.value_and_grad(t, x, grad_out=gout), sync), \
+                _rel_err(lo, torch.as_tensor(gr, device=dev), ref, rg)
+
         for kernel, (settings, applies, _) in (DENSE_VARIANTS.items() if x.is_cuda else ()):
-            if not applies(C):
-                continue
-            G = _G()
-            old = {k: getattr(G, k) for k in settings}
-            for k, v in settings.items():
-                setattr(G, k, v)
-            try:
-                gout = torch.empty_like(x)
-                lo, gr = obj.value_and_grad(t, x)
-                err = _rel_err(lo, torch.as_tensor(gr, device=dev), ref, rg)
-                p = _median_ms(lambda: obj.value_and_grad(t, x, grad_out=gout), sync)
-            finally:
-                for k, v in old.items():
-                    setattr(G, k, v)
-            rows.append(_row(kernel, "fastloss grad_out=", size, R * C, p, 3 * R * C * 4, bw, err, meta))
+            got = _with_settings(_G(), settings, timed) if applies(C) else None
+            if got is not None:
+                rows.append(_row(kernel, "fastloss grad_out=", size, R * C, got[0], 3 * R * C * 4, bw, got[1], meta))
     return rows
 
 
@@ -653,13 +658,10 @@ def _grad_hess_rows(spec, dev, sync, bw, meta):
         if x.is_cuda and C < _G().SMALL_C:
             from fastloss.backends.numba_cuda import gradhess as GH
 
-            GH.GH_STAGED = False
-            try:
-                err = err_of(obj.grad_hess(y, x))
-                p = _median_ms(lambda: obj.grad_hess(y, x), sync)
-            finally:
-                GH.GH_STAGED = True
-            rows.append(_row("scce_gh_block_rows", "fastloss", size, R * C, p, floor, bw, err, meta))
+            got = _with_settings(GH, {"GH_STAGED": False},
+                                 lambda: (_median_ms(lambda: obj.grad_hess(y, x), sync), err_of(obj.grad_hess(y, x))))
+            if got is not None:
+                rows.append(_row("scce_gh_block_rows", "fastloss", size, R * C, got[0], floor, bw, got[1], meta))
     return rows
 
 

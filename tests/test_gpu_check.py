@@ -143,3 +143,22 @@ def test_grad_hess_section_on_the_cpu():
     assert [(r["kernel"], r["provider"]) for r in rows] == [("scce_gh", "fastloss"), ("scce_gh", "torch_eager")]
     assert all(r["max_rel_err"] < 1e-6 for r in rows)
     assert rows[0]["floor_bytes"] == 8 * 64 + 3 * 64 * 10 * 4
+
+
+def test_a_failing_variant_is_reported_and_its_settings_restored(capsys):
+    """gpu_check times kernel variants by switching module settings; one that
+    raises (a launch refused, say) gives None and a printed line, and the
+    settings are back to what they were either way."""
+    import types
+
+    mod = types.ModuleType("fake_settings")
+    mod.UNROLL, mod.ROWS_TPB = 4, 512
+
+    def boom():
+        assert (mod.UNROLL, mod.ROWS_TPB) == (8, 1024)
+        raise RuntimeError("too many resources requested for launch")
+
+    assert gpu_check._with_settings(mod, {"UNROLL": 8, "ROWS_TPB": 1024}, boom) is None
+    assert (mod.UNROLL, mod.ROWS_TPB) == (4, 512)
+    assert "too many resources" in capsys.readouterr().out
+    assert gpu_check._with_settings(mod, {"UNROLL": 1}, lambda: mod.UNROLL) == 1 and mod.UNROLL == 4
