@@ -197,6 +197,37 @@ def test_device_bad_label_raises():
 
 
 @needs_cuda
+@pytest.mark.parametrize("C", [10, 40, 100, 300])
+@pytest.mark.parametrize("settings", [{}, {"REG_LOADS_FIRST": False}, {"REGS": False}, {"REGS": False, "UNROLL": 1}],
+                         ids=["default", "guarded", "block", "block-unroll1"])
+def test_bad_and_ignored_labels_in_every_sparse_kernel(C, settings, monkeypatch):
+    """The register and block-per-row SCCE kernels read a row's label and its
+    logits together and check the label after (the loads in flight at once);
+    the old order is kept at REG_LOADS_FIRST=False / UNROLL=1. Either way an
+    ignored row gets loss 0 and a zero gradient, and bad labels (negative, C,
+    beyond) raise naming the first bad row and its label."""
+    from fastloss.backends.numba_cuda import crossentropy as G
+
+    for k, v in settings.items():
+        monkeypatch.setattr(G, k, v)
+    y, x = _data("sparse", 13, C, np.float32, seed=C)
+    ign = int(y[4])
+    y[[4, 9]] = ign
+    obj = L.SparseCategoricalCrossentropy(from_logits=True, reduction="none", ignore_class=ign)
+    ref_l, ref_g = obj.value_and_grad(y, x)
+    with fastloss.use_backend("cuda"):
+        lo, g = obj.value_and_grad(y, x)
+        np.testing.assert_allclose(lo, ref_l, rtol=2e-5)
+        np.testing.assert_allclose(g, ref_g, rtol=2e-5, atol=2e-7)
+        assert lo[[4, 9]].tolist() == [0, 0] and not g[[4, 9]].any()
+        for bad_rows, val in (([7, 11], -1), ([2], C), ([5, 12], C + 7)):
+            yb = y.copy()
+            yb[bad_rows] = val
+            with pytest.raises(ValueError, match=rf"{val}.*\b{bad_rows[0]}\b|\b{bad_rows[0]}\b.*{val}"):
+                L.SparseCategoricalCrossentropy(from_logits=True)(yb, x)
+
+
+@needs_cuda
 @pytest.mark.parametrize("C", [40, 100])
 def test_nan_row_stays_in_its_row(C):
     x = np.zeros((3, C), np.float32)

@@ -438,10 +438,16 @@ def _make_block_rows(nbt, unroll=1, fused=True):
         tid = cuda.threadIdx.x
         nt = cuda.blockDim.x
         for i in range(cuda.blockIdx.x, R, cuda.gridDim.x):
-            if _skip_label_row(lab, i, C, ignore, has_ignore, tid, nt, loss, grad, want_grad, info):
-                continue
-            k = lab[i]
-            m, s = stats(x, i, C, sm, ss, ninf, zero, one)
+            if unroll == 1:  # as it was: the label checked before the row is read
+                if _skip_label_row(lab, i, C, ignore, has_ignore, tid, nt, loss, grad, want_grad, info):
+                    continue
+                k = lab[i]
+                m, s = stats(x, i, C, sm, ss, ninf, zero, one)
+            else:  # the label's load in flight with the row's (see the register kernels)
+                k = lab[i]
+                m, s = stats(x, i, C, sm, ss, ninf, zero, one)
+                if _skip_label_row(lab, i, C, ignore, has_ignore, tid, nt, loss, grad, want_grad, info):
+                    continue
             if tid == 0:
                 loss[i] = math.log(s) - (x[i, k] - m)
             if want_grad:
@@ -816,10 +822,18 @@ def _make_regs(vpl, block_mode, nbt, dense, loads_first=True):
         zero = prm[4]
         g, lane, first, step = group()
         for i in range(first, R, step):
-            if _skip_label_row(lab, i, C, ignore, has_ignore, lane, g, loss, grad, want_grad, info):
-                continue
-            k = lab[i]
-            m = load_max(x, i, C, xv, sh, lane, g, ninf)
+            if loads_first:
+                # the label and the row loaded together: checked first, the label's
+                # load had to arrive before the row's were issued (a wait per row)
+                k = lab[i]
+                m = load_max(x, i, C, xv, sh, lane, g, ninf)
+                if _skip_label_row(lab, i, C, ignore, has_ignore, lane, g, loss, grad, want_grad, info):
+                    continue
+            else:
+                if _skip_label_row(lab, i, C, ignore, has_ignore, lane, g, loss, grad, want_grad, info):
+                    continue
+                k = lab[i]
+                m = load_max(x, i, C, xv, sh, lane, g, ninf)
             s = zero
             for v in range(vpl):
                 j = lane + v * g
