@@ -461,7 +461,7 @@ def test_long_row_launch_settings(monkeypatch):
 
 
 @needs_cuda
-@pytest.mark.parametrize("C", [1, 5, 10, 31])
+@pytest.mark.parametrize("C", [1, 5, 10, 16, 31])
 @pytest.mark.parametrize("dt", [np.float32, np.float64])
 def test_short_row_kernel_staged_through_shared_memory_is_the_same(C, dt, monkeypatch):
     """SCCE from logits below 32 classes: the kernel that stages a block's rows
@@ -503,7 +503,7 @@ def test_short_row_kernel_staged_through_shared_memory_is_the_same(C, dt, monkey
 
 
 @needs_cuda
-@pytest.mark.parametrize("C", [1, 5, 10, 31])
+@pytest.mark.parametrize("C", [1, 5, 10, 16, 31])
 @pytest.mark.parametrize("dt", [np.float32, np.float64])
 def test_short_dense_rows_staged_match_the_cpu_and_the_block_kernel(C, dt, monkeypatch):
     """CCE from logits below 32 classes: a thread per row over a block's
@@ -1149,7 +1149,7 @@ def test_grad_hess_on_cuda_matches_cpu(make, kind, K, dt):
 
 
 @needs_cuda
-@pytest.mark.parametrize("K", [1, 5, 10, 31])
+@pytest.mark.parametrize("K", [1, 5, 10, 16, 31])
 @pytest.mark.parametrize("dt", [np.float32, np.float64])
 def test_grad_hess_short_rows_staged_match_the_block_kernel_and_the_cpu(K, dt, monkeypatch):
     """grad_hess of the softmax cross-entropies below 32 classes: the

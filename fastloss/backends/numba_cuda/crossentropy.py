@@ -245,20 +245,26 @@ def _staged_kernel(dt, dense=False):
 
 
 @cuda.jit(device=True, inline=True)
-def _stage_in(x, sh, r0, n, c32):
-    """sh[q] = the q-th element of rows r0.. of x (n of them), the block's
-    threads on consecutive elements: the rows are contiguous, the loads coalesced."""
+def _stage_in(x, sh, r0, n, c32, cs):
+    """Rows r0.. of x (n elements in all, rows of c32) into sh, row rl at
+    sh[rl * cs:], the block's threads on consecutive elements: the rows are
+    contiguous, the loads coalesced. ``cs`` = c32 | 1: an odd row stride, so
+    that threads working on their own rows (sh[t * cs + j]) hit 32 different
+    banks; with c32 as the stride, 16 classes would put a warp's 32 reads in
+    2 banks (16-way conflicts), 10 classes in 16 (2-way)."""
     for q in range(int32(cuda.threadIdx.x), n, int32(cuda.blockDim.x)):
         rl = q // c32
-        sh[q] = x[r0 + rl, q - rl * c32]
+        col = q - rl * c32
+        sh[rl * cs + col] = x[r0 + rl, col]
 
 
 @cuda.jit(device=True, inline=True)
-def _stage_out(sh, grad, r0, n, c32):
+def _stage_out(sh, grad, r0, n, c32, cs):
     """The reverse of ``_stage_in``: sh back to rows r0.. of grad, coalesced."""
     for q in range(int32(cuda.threadIdx.x), n, int32(cuda.blockDim.x)):
         rl = q // c32
-        grad[r0 + rl, q - rl * c32] = sh[q]
+        col = q - rl * c32
+        grad[r0 + rl, col] = sh[rl * cs + col]
 
 
 def _make_staged_dense(nbt):
@@ -280,14 +286,15 @@ def _make_staged_dense(nbt):
         t = cuda.threadIdx.x
         nt = cuda.blockDim.x
         c32 = int32(C)
+        cs = c32 | int32(1)  # an odd row stride in sh (see _stage_in)
         for r0 in range(cuda.blockIdx.x * nt, R, cuda.gridDim.x * nt):
             nr = min(nt, R - r0)
             n = int32(nr) * c32
-            _stage_in(x, sh, r0, n, c32)
+            _stage_in(x, sh, r0, n, c32, cs)
             cuda.syncthreads()
             if t < nr:
                 i = r0 + t
-                o = t * C
+                o = t * cs
                 m = sh[o]
                 for j in range(1, C):
                     m = max(m, sh[o + j])
@@ -308,7 +315,7 @@ def _make_staged_dense(nbt):
                         sh[o + j] = math.exp(sh[o + j] - m) * r - (y[i, j] * a + b) * sc
             cuda.syncthreads()
             if want_grad:
-                _stage_out(sh, grad, r0, n, c32)
+                _stage_out(sh, grad, r0, n, c32, cs)
             cuda.syncthreads()
 
     return cce_staged
@@ -337,14 +344,15 @@ def _make_staged(nbt):
         t = cuda.threadIdx.x
         nt = cuda.blockDim.x
         c32 = int32(C)
+        cs = c32 | int32(1)  # an odd row stride in sh (see _stage_in)
         for r0 in range(cuda.blockIdx.x * nt, R, cuda.gridDim.x * nt):
             nr = min(nt, R - r0)
             n = int32(nr) * c32
-            _stage_in(x, sh, r0, n, c32)
+            _stage_in(x, sh, r0, n, c32, cs)
             cuda.syncthreads()
             if t < nr:
                 i = r0 + t
-                o = t * C
+                o = t * cs
                 k = lab[i]
                 # an ignored or bad label: loss 0, counted; its gradient row (zeros) goes out through sh
                 if _skip_label_row(lab, i, C, ignore, has_ignore, 0, 1, loss, grad, False, info):
@@ -367,7 +375,7 @@ def _make_staged(nbt):
                         sh[o + k] -= sc
             cuda.syncthreads()
             if want_grad:
-                _stage_out(sh, grad, r0, n, c32)
+                _stage_out(sh, grad, r0, n, c32, cs)
             cuda.syncthreads()  # the next rows overwrite sh
 
     return scce_staged

@@ -283,14 +283,15 @@ def _make_softmax_staged(nbt):
         t = cuda.threadIdx.x
         nt = cuda.blockDim.x
         c32 = int32(C)
+        cs = c32 | int32(1)  # an odd row stride in sh (see _stage_in)
         for r0 in range(cuda.blockIdx.x * nt, R, cuda.gridDim.x * nt):
             nr = min(nt, R - r0)
             n = int32(nr) * c32
-            G._stage_in(x, sh, r0, n, c32)
+            G._stage_in(x, sh, r0, n, c32, cs)
             cuda.syncthreads()
             if t < nr:
                 i = r0 + t
-                o = t * C
+                o = t * cs
                 k = lab[i]
                 bad = not (k >= 0 and k < C)
                 skip = has_ignore and k == ignore
@@ -318,8 +319,8 @@ def _make_softmax_staged(nbt):
                         sh[o + j] = g
                         sh2[o + j] = p * (1.0 - p) * sc
             cuda.syncthreads()
-            G._stage_out(sh, grad, r0, n, c32)
-            G._stage_out(sh2, hess, r0, n, c32)
+            G._stage_out(sh, grad, r0, n, c32, cs)
+            G._stage_out(sh2, hess, r0, n, c32, cs)
             cuda.syncthreads()  # the next rows overwrite sh, sh2
 
     @cuda.jit
@@ -330,14 +331,15 @@ def _make_softmax_staged(nbt):
         t = cuda.threadIdx.x
         nt = cuda.blockDim.x
         c32 = int32(C)
+        cs = c32 | int32(1)  # an odd row stride in sh (see _stage_in)
         for r0 in range(cuda.blockIdx.x * nt, R, cuda.gridDim.x * nt):
             nr = min(nt, R - r0)
             n = int32(nr) * c32
-            G._stage_in(x, sh, r0, n, c32)
+            G._stage_in(x, sh, r0, n, c32, cs)
             cuda.syncthreads()
             if t < nr:
                 i = r0 + t
-                o = t * C
+                o = t * cs
                 m = sh[o]
                 for j in range(1, C):
                     m = max(m, sh[o + j])
@@ -353,8 +355,8 @@ def _make_softmax_staged(nbt):
                     sh[o + j] = (sy * p - (y[i, j] * a + b)) * sc
                     sh2[o + j] = sy * p * (1.0 - p) * sc
             cuda.syncthreads()
-            G._stage_out(sh, grad, r0, n, c32)
-            G._stage_out(sh2, hess, r0, n, c32)
+            G._stage_out(sh, grad, r0, n, c32, cs)
+            G._stage_out(sh2, hess, r0, n, c32, cs)
             cuda.syncthreads()
 
     return scce, cce
