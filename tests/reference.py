@@ -218,16 +218,10 @@ def reduce(values, sample_weight=None, reduction="sum_over_batch_size", mask=Non
             sw = sw * fm
         else:
             sw = fm
+    raw = values
     if sw is not None:
-        values, sw = squeeze_or_expand(values, sw)
-        if reduction == "mean_with_sample_weight" and sw.size:
-            # the ratio is the same for the weights times a power of two (exact):
-            # scaled so that the largest is in [0.5, 1), products with subnormal
-            # weights (5e-324) do not underflow (hypothesis: 0.693 * 5e-324 == 5e-324)
-            m = float(np.max(np.abs(sw)))
-            if 0.0 < m < np.inf:
-                sw = np.ldexp(sw, -np.frexp(m)[1])
-        values = values * sw
+        raw, sw = squeeze_or_expand(values, sw)
+        values = raw * sw
     if reduction == "none" or values.ndim == 0:
         return values
     if values.size == 0:
@@ -236,6 +230,13 @@ def reduce(values, sample_weight=None, reduction="sum_over_batch_size", mask=Non
     if reduction == "sum":
         return total
     if reduction == "mean_with_sample_weight" and sw is not None:
+        # the ratio is the same for the weights times a power of two (exact):
+        # scaled so that the largest is in [0.5, 1), products with subnormal
+        # weights do not underflow (hypothesis: w = 5e-324, 0.693 * w == w)
+        m = float(np.max(np.abs(sw)))
+        if 0.0 < m < np.inf:
+            sw = np.ldexp(sw, -np.frexp(m)[1])
+            total = (raw * sw).sum()
         div = sw.sum()
     else:
         div = float(values.size)
