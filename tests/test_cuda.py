@@ -529,6 +529,7 @@ def test_long_row_launch_settings(monkeypatch):
     monkeypatch.setattr(G, "UNROLL", 16)
     assert settings() == (132, 512)
     assert settings(cols=10) == (64, 128)  # short rows: the staged kernel, STAGED_TPB rows per block
+    assert settings(cols=10, sparse=False) == (128, 64)  # the dense one stages targets too: 64 rows
 
 
 @needs_cuda

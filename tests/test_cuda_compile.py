@@ -176,6 +176,9 @@ def test_the_other_kernels_compile(dt):
     for fused in (False, True):
         _ptx(G._make_block_rows(typeof(np.zeros(1, dt)).dtype, 4, fused)[1], x, x, prm, w, 0, loss, x, True, info)
     _ptx(G._make_staged_dense(typeof(np.zeros(1, dt)).dtype), x, x, prm, w, 0, loss, x, True, info)
+    # the staged kernels' shared arrays within the 48 KB of static shared memory a block may have
+    assert G.STAGED_TPB * (G.SMALL_C - 1) * np.dtype(dt).itemsize <= 48 * 1024
+    assert 2 * G.STAGED_DENSE_TPB * (G.SMALL_C - 1) * np.dtype(dt).itemsize <= 48 * 1024
     _ptx(G.scce_logits_warp, x, lab, 1.0, 0.0, False, w, 0, loss, x, True, info)
     _ptx(G.cce_logits_warp, x, x, 1.0, 1.0, 0.0, w, 0, loss, x, True, info)
     for kind in E.KINDS:
@@ -255,7 +258,7 @@ def test_hot_kernels_keep_accumulators_in_registers(name, tmp_path):
         "scce_staged": (G._make_staged(nbt), (x, lab, _arr(np.float64, 10), w, 0, loss, x, True, info),
                         G.STAGED_TPB),
         "cce_staged": (G._make_staged_dense(nbt), (x, x, _arr(np.float64, 10), w, 0, loss, x, True, info),
-                       G.STAGED_TPB),
+                       G.STAGED_DENSE_TPB),
     }
     from fastloss.backends.numba_cuda import gradhess as GH
 

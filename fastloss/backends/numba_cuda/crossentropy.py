@@ -233,6 +233,7 @@ def scce_logits_thread_per_row(x, lab, prm, w, ws, loss, grad, want_grad, info):
 
 STAGED = True  # C < 32: rows staged through shared memory (False: the thread-per-row kernel above)
 STAGED_TPB = 128  # rows (threads) per block of the staged kernel, at most; tests shrink TPB instead
+STAGED_DENSE_TPB = 64  # the dense one's: logits and targets staged (2 x 64 x 31 elements, 31.7 KB in float64)
 _STAGED = {}
 
 
@@ -269,17 +270,20 @@ def _stage_out(sh, grad, r0, n, c32, cs):
 
 def _make_staged_dense(nbt):
     """CCE from logits for short rows (C < SMALL_C): a thread per row, the
-    block's logits staged through shared memory as in ``_make_staged``, the
-    targets read by each thread from its own row. Before it, a short dense row
-    took a whole block (256 threads for 10 classes, a tree over the block per
-    row). loss = sum(y') logsumexp(x) - sum(y' x), gradient
-    sum(y') softmax(x) - y' (y' = y a + b); sums in float64."""
-    sh_size = STAGED_TPB * (SMALL_C - 1)
+    block's logits and targets staged through shared memory as in
+    ``_make_staged`` (STAGED_DENSE_TPB rows per block: two arrays). Before it,
+    a short dense row took a whole block (256 threads for 10 classes, a tree
+    over the block per row); until 2026-12-06 each thread read its targets from
+    its own row in global memory, twice (a warp's load touching 32 rows).
+    loss = sum(y') logsumexp(x) - sum(y' x), gradient sum(y') softmax(x) - y'
+    (y' = y a + b; y has x's dtype, device.py checks); sums in float64."""
+    sh_size = STAGED_DENSE_TPB * (SMALL_C - 1)
 
     @cuda.jit
     def cce_staged(y, x, prm, w, ws, loss, grad, want_grad, info):
         R, C = x.shape
         sh = cuda.shared.array(sh_size, nbt)
+        shy = cuda.shared.array(sh_size, nbt)
         factor = prm[0]
         a = prm[3]
         b = prm[4]
@@ -291,6 +295,7 @@ def _make_staged_dense(nbt):
             nr = min(nt, R - r0)
             n = int32(nr) * c32
             _stage_in(x, sh, r0, n, c32, cs)
+            _stage_in(y, shy, r0, n, c32, cs)
             cuda.syncthreads()
             if t < nr:
                 i = r0 + t
@@ -303,7 +308,7 @@ def _make_staged_dense(nbt):
                 syx = 0.0
                 for j in range(C):
                     d = sh[o + j] - m
-                    yy = y[i, j] * a + b
+                    yy = shy[o + j] * a + b
                     s += math.exp(d)
                     sy += yy
                     syx += yy * d
@@ -312,7 +317,7 @@ def _make_staged_dense(nbt):
                     sc = w[i * ws] * factor
                     r = sc * sy / s
                     for j in range(C):
-                        sh[o + j] = math.exp(sh[o + j] - m) * r - (y[i, j] * a + b) * sc
+                        sh[o + j] = math.exp(sh[o + j] - m) * r - (shy[o + j] * a + b) * sc
             cuda.syncthreads()
             if want_grad:
                 _stage_out(sh, grad, r0, n, c32, cs)
@@ -1017,7 +1022,7 @@ def _rows_tpb(itemsize, sparse):
 
 def _launch_rows(kernel, small_kernel, rows, cols, itemsize, args, stream=0, sparse=False):
     if small_kernel is not None and cols < SMALL_C:
-        tpb = min(TPB, STAGED_TPB)  # the staged kernel's shared memory holds STAGED_TPB rows
+        tpb = min(TPB, STAGED_TPB if sparse else STAGED_DENSE_TPB)  # the rows the staged kernel's shared memory holds
         blocks = max(1, min((rows + tpb - 1) // tpb, MAX_BLOCKS))
         launch(small_kernel, blocks, tpb, stream, *args)
         return
