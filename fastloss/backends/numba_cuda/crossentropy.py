@@ -260,6 +260,15 @@ def _stage_in(x, sh, r0, n, c32, cs):
 
 
 @cuda.jit(device=True, inline=True)
+def _row_max(sh, o, C):
+    """The max of a staged row, sh[o:o + C] (the staged kernels' thread per row)."""
+    m = sh[o]
+    for j in range(1, C):
+        m = max(m, sh[o + j])
+    return m
+
+
+@cuda.jit(device=True, inline=True)
 def _stage_out(sh, grad, r0, n, c32, cs):
     """The reverse of ``_stage_in``: sh back to rows r0.. of grad, coalesced."""
     for q in range(int32(cuda.threadIdx.x), n, int32(cuda.blockDim.x)):
@@ -300,9 +309,7 @@ def _make_staged_dense(nbt):
             if t < nr:
                 i = r0 + t
                 o = t * cs
-                m = sh[o]
-                for j in range(1, C):
-                    m = max(m, sh[o + j])
+                m = _row_max(sh, o, C)
                 s = 0.0
                 sy = 0.0
                 syx = 0.0
@@ -365,9 +372,7 @@ def _make_staged(nbt):
                         for j in range(C):
                             sh[o + j] = 0.0
                 else:
-                    m = sh[o]
-                    for j in range(1, C):
-                        m = max(m, sh[o + j])
+                    m = _row_max(sh, o, C)
                     s = 0.0
                     for j in range(C):
                         s += math.exp(sh[o + j] - m)

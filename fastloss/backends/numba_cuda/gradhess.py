@@ -269,7 +269,8 @@ GH_STAGED_TPB = 64  # rows per block: logits / gradient and Hessian staged, 2 x 
 def _make_softmax_staged(nbt):
     """(SCCE, CCE) grad_hess kernels for short rows (K < ``SMALL_C``): a thread
     per row, the block's logits loaded into shared memory by all its threads
-    (coalesced: ``crossentropy._stage_in``), the gradient and the Hessian
+    (coalesced: ``crossentropy._stage_in``; for CCE the targets too, in the
+    Hessian's array until each thread overwrites its row), the gradient and the Hessian
     written back the same way. The block-per-row kernels above run 32 threads
     on a row of e.g. 10 classes (22 idle, a tree with a barrier per level);
     multi-class boosting objectives have rows of a few classes. Sums in float64."""
@@ -303,9 +304,7 @@ def _make_softmax_staged(nbt):
                         sh[o + j] = 0.0
                         sh2[o + j] = 0.0
                 else:
-                    m = sh[o]
-                    for j in range(1, C):
-                        m = max(m, sh[o + j])
+                    m = G._row_max(sh, o, C)
                     s = 0.0
                     for j in range(C):
                         s += math.exp(sh[o + j] - m)
@@ -336,23 +335,22 @@ def _make_softmax_staged(nbt):
             nr = min(nt, R - r0)
             n = int32(nr) * c32
             G._stage_in(x, sh, r0, n, c32, cs)
+            G._stage_in(y, sh2, r0, n, c32, cs)  # the targets, in the Hessian's array until it is written
             cuda.syncthreads()
             if t < nr:
                 i = r0 + t
                 o = t * cs
-                m = sh[o]
-                for j in range(1, C):
-                    m = max(m, sh[o + j])
+                m = G._row_max(sh, o, C)
                 s = 0.0
                 sy = 0.0
                 for j in range(C):
                     s += math.exp(sh[o + j] - m)
-                    sy += y[i, j] * a + b
+                    sy += sh2[o + j] * a + b
                 sc = w[i * ws] * fac
                 r = 1.0 / s
                 for j in range(C):
                     p = math.exp(sh[o + j] - m) * r
-                    sh[o + j] = (sy * p - (y[i, j] * a + b)) * sc
+                    sh[o + j] = (sy * p - (sh2[o + j] * a + b)) * sc  # the row's own target, then its Hessian
                     sh2[o + j] = sy * p * (1.0 - p) * sc
             cuda.syncthreads()
             G._stage_out(sh, grad, r0, n, c32, cs)
