@@ -244,7 +244,14 @@ FL_CLONES static int FN(rows_cosine_similarity)(FL_ROWS_ARGS(T)) {
 FL_ENTRY(cosine_similarity, rows_cosine_similarity, T)
 
 /* Keras: max(neg - pos + 1, 0), pos = sum(y p), neg = max((1 - y) p); TF's
- * gradient splits reduce_max's gradient evenly between ties. */
+ * gradient splits reduce_max's gradient evenly between ties. Each term is
+ * exactly 0 where its factor is (y = 0 in pos, y = 1 in neg): the limits at
+ * infinite scores, no 0 * inf NaN. A NaN q (a NaN input) gets its sign bit
+ * cleared so that the key max keeps it. */
+FL_INLINE T FN(hinge_q)(T y, T x) {
+    return y != L(1.0) ? (L(1.0) - y) * x : L(0.0);
+}
+
 FL_CLONES static int FN(rows_categorical_hinge)(FL_ROWS_ARGS(T)) {
     (void)R;
     T zero = L(0.0), one = L(1.0);
@@ -253,10 +260,12 @@ FL_CLONES static int FN(rows_categorical_hinge)(FL_ROWS_ARGS(T)) {
         const T *y = yt + i * K;
         const T *x = yp + i * K;
         T pos = zero;
-        KEY_T m = FKEY((one - y[0]) * x[0]);
+        T q0 = FN(hinge_q)(y[0], x[0]);
+        KEY_T m = FKEY(q0 == q0 ? q0 : ABS(q0));
         for (int64_t j = 0; j < K; j++) {
-            pos += y[j] * x[j];
-            KEY_T v = FKEY((one - y[j]) * x[j]);
+            pos += y[j] != zero ? y[j] * x[j] : zero;
+            T q = FN(hinge_q)(y[j], x[j]);
+            KEY_T v = FKEY(q == q ? q : ABS(q));
             m = v > m ? v : m;
         }
         T neg = FUNKEY(m);
@@ -270,12 +279,11 @@ FL_CLONES static int FN(rows_categorical_hinge)(FL_ROWS_ARGS(T)) {
             T *g = grad + i * K;
             if (d >= zero) {
                 T cnt = zero;
-                for (int64_t j = 0; j < K; j++) cnt += ((one - y[j]) * x[j] == neg) ? one : zero;
+                for (int64_t j = 0; j < K; j++) cnt += (FN(hinge_q)(y[j], x[j]) == neg) ? one : zero;
                 T r = sc / cnt;
                 for (int64_t j = 0; j < K; j++) {
-                    T q = (one - y[j]) * x[j];
                     T gj = -y[j] * sc;
-                    if (q == neg) gj += (one - y[j]) * r;
+                    if (FN(hinge_q)(y[j], x[j]) == neg) gj += (one - y[j]) * r;
                     g[j] = gj;
                 }
             } else {

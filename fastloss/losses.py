@@ -912,6 +912,12 @@ class CategoricalHinge(Loss):
     Gradient as TF's: where ``neg - pos + 1 >= 0``, ``(1 - y_j) [q_j == neg] / n - y_j``
     with ``q = (1 - y) p`` and ``n`` the number of ``q_j`` tied at the max.
 
+    Infinite scores (a class masked with ``-inf``): a term whose label factor is 0
+    (``y_j = 0`` in ``pos``, ``y_j = 1`` in ``q``) is 0, its limit, where Keras'
+    formula makes ``0 * inf = NaN``: the true class at ``-inf`` gives ``+inf``, a
+    wrong class at ``-inf`` leaves the loss as any very low score would. A NaN
+    in the input still gives NaN.
+
     Examples
     --------
     >>> import numpy as np, fastloss

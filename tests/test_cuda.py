@@ -800,6 +800,29 @@ def test_row_losses_under_cuda_match_cpu(make, kind, K, dt):
 
 
 @needs_cuda
+@pytest.mark.parametrize("dt", [np.float32, np.float64])
+def test_categorical_hinge_infinite_scores_as_on_the_cpu(dt):
+    """Terms whose factor is 0 are 0 on the GPU too (no 0 * inf NaN): a true
+    class at -inf gives +inf, a wrong one at -inf drops out of the max; NaN
+    inputs of either sign stay NaN (tests/test_regression.py checks the CPU
+    against the limits)."""
+    inf, nan = np.inf, np.nan
+    rows = [[0.5, -inf, 0.2], [-inf, 2.0, 0.5], [-inf, 0.7, 0.9], [inf, 1.0, 0.0], [0.3, inf, 1.0],
+            [nan, 0.5, 0.2], [-nan, 0.5, 0.2], [0.5, nan, 0.2], [0.5, -nan, 0.2], [0.5, 0.25, 0.125]]
+    x = np.array(rows, dt)
+    y = np.zeros_like(x)
+    y[:, 1] = 1.0
+    obj = L.CategoricalHinge(reduction=None)
+    ref_l, ref_g = obj.value_and_grad(y, x)
+    assert np.isinf(ref_l[[0, 3]]).all() and np.isnan(ref_l[5:9]).all() and np.isfinite(ref_l[[1, 2, 4, 9]]).all()
+    with fastloss.use_backend("cuda"):
+        got_l, got_g = obj.value_and_grad(y, x)
+    np.testing.assert_allclose(got_l, ref_l, rtol=1e-6)
+    np.testing.assert_allclose(got_g[:5], ref_g[:5], rtol=1e-6)
+    np.testing.assert_allclose(got_g[9], ref_g[9], rtol=1e-6)
+
+
+@needs_cuda
 @pytest.mark.parametrize("make, kind", ROWS[::2])
 def test_row_losses_device_inputs_match_cpu(make, kind):
     from numba import cuda

@@ -382,6 +382,52 @@ def test_categorical_hinge_and_mape_identities():
     )
 
 
+# Infinite scores: each row with one infinite score, the finite stand-in that
+# must give the same loss and gradient (None: the loss is +inf, the limit),
+# and the gradient of neg - pos + 1 there (one maximizing wrong class).
+HINGE_INF_ROWS = [
+    # the true class at -inf: loss -> +inf
+    ([0.5, -np.inf, 0.2], None, [1.0, -1.0, 0.0]),
+    # a wrong class at -inf: out of the max, as any very low score
+    ([-np.inf, 2.0, 0.5], [-1e30, 2.0, 0.5], None),
+    ([-np.inf, 0.7, 0.9], [-1e30, 0.7, 0.9], None),
+    # a wrong class at +inf: loss -> +inf
+    ([np.inf, 1.0, 0.0], None, [1.0, -1.0, 0.0]),
+    # the true class at +inf: loss -> 0, as any very high score
+    ([0.3, np.inf, 1.0], [0.3, 1e30, 1.0], None),
+]
+
+
+@pytest.mark.parametrize("dt", [np.float32, np.float64])
+def test_categorical_hinge_limits_at_infinite_scores(dt):
+    """DESIGN.md: the limit where Keras' formula gives NaN (0 * inf in
+    sum(y p) and max((1 - y) p)); a NaN in the input stays visible."""
+    y = np.array([[0.0, 1.0, 0.0]] * len(HINGE_INF_ROWS), dt)
+    p = np.array([r[0] for r in HINGE_INF_ROWS], dt)
+    p0 = p.copy()
+    obj = L.CategoricalHinge(reduction=None)
+    loss, grad = obj.value_and_grad(y, p)
+    np.testing.assert_array_equal(p, p0)
+    assert loss.dtype == dt
+    for i, (_, fin, g_inf) in enumerate(HINGE_INF_ROWS):
+        if fin is None:
+            assert loss[i] == np.inf, (i, loss[i])
+            np.testing.assert_array_equal(grad[i], g_inf)
+        else:
+            lf, gf = obj.value_and_grad(y[i:i + 1], np.array([fin], dt))
+            assert loss[i] == lf[0], (i, loss[i], lf[0])
+            np.testing.assert_array_equal(grad[i], gf[0])
+    # summed over rows: +inf, never NaN
+    assert L.CategoricalHinge(reduction="sum")(y, p) == np.inf
+    # NaN inputs (either sign) in a true or a wrong class give NaN
+    for j in range(3):
+        for nan in (np.nan, -np.nan):
+            q = np.array([[0.5, 0.25, 0.125]], dt)
+            q[0, j] = nan
+            l1 = L.CategoricalHinge(reduction=None)(y[:1], q)
+            assert np.isnan(l1[0]), (j, nan, l1)
+
+
 # --------------------------------------------------------------------------- errors, layouts, NaN
 
 

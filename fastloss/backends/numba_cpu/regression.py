@@ -514,6 +514,25 @@ def cosine_rows(yt, yp, prm, w, ws, loss, grad, want_grad, lo, hi):
     return 0, -1, tot
 
 
+@njit(**INLINE)
+def _hinge_pq(y, p, one, zero):
+    """Row terms of the categorical hinge: ``y p`` and ``q = (1 - y) p``, each
+    exactly 0 where its factor is (``y = 0``, ``y = 1``), as its limit is for
+    any score: an infinite score on a class makes no ``0 * inf`` NaN (Keras'
+    formula does). A NaN ``q`` (a NaN input) gets its sign bit cleared so that
+    the key max below keeps it."""
+    yp = y * p if y != zero else zero
+    q = _hinge_q(y, p, one, zero)
+    q = q if q == q else abs(q)
+    return yp, q
+
+
+@njit(**INLINE)
+def _hinge_q(y, p, one, zero):
+    """``q`` of ``_hinge_pq`` as it is, where only its equality to the max matters."""
+    return (one - y) * p if y != one else zero
+
+
 @njit(**JIT)
 def categorical_hinge_rows(yt, yp, prm, w, ws, loss, grad, want_grad, lo, hi):
     """Keras: ``max(neg - pos + 1, 0)``, ``pos = sum(y p)``, ``neg = max((1 - y) p)``.
@@ -522,6 +541,8 @@ def categorical_hinge_rows(yt, yp, prm, w, ws, loss, grad, want_grad, lo, hi):
     of maximum), ``d/dp_j = (1 - y_j) [q_j == neg] / n_ties - y_j`` with
     ``q = (1 - y) p`` (reduce_max splits its gradient evenly between ties).
     The max is an integer reduction on order-preserving keys (vectorizes).
+    Terms whose factor is 0 are 0 (``_hinge_pq``): the limits at infinite
+    scores (a true class at -inf: +inf; a wrong one at -inf: no effect).
     """
     R, K = yp.shape
     zero = prm[0] - prm[0]
@@ -529,12 +550,11 @@ def categorical_hinge_rows(yt, yp, prm, w, ws, loss, grad, want_grad, lo, hi):
     tot = 0.0
     for i in range(lo, hi):
         pos = zero
-        m = fkey((one - yt[i, 0]) * yp[i, 0])
+        m = fkey(_hinge_pq(yt[i, 0], yp[i, 0], one, zero)[1])
         for j in range(K):
-            y = yt[i, j]
-            p = yp[i, j]
-            pos += y * p
-            v = fkey((one - y) * p)
+            a, q = _hinge_pq(yt[i, j], yp[i, j], one, zero)
+            pos += a
+            v = fkey(q)
             m = v if v > m else m
         neg = funkey(m, zero)
         d = neg - pos + one
@@ -548,12 +568,12 @@ def categorical_hinge_rows(yt, yp, prm, w, ws, loss, grad, want_grad, lo, hi):
             if d >= zero:
                 cnt = zero
                 for j in range(K):
-                    q = (one - yt[i, j]) * yp[i, j]
+                    q = _hinge_q(yt[i, j], yp[i, j], one, zero)
                     cnt += one if q == neg else zero
                 r = sc / cnt
                 for j in range(K):
                     y = yt[i, j]
-                    q = (one - y) * yp[i, j]
+                    q = _hinge_q(y, yp[i, j], one, zero)
                     gj = -y * sc
                     if q == neg:
                         gj += (one - y) * r

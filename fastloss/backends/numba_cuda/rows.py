@@ -250,10 +250,18 @@ def cosine_similarity(y, p, fac, eps, ome, a, b, alpha, gamma, flag, ignore, has
         cuda.atomic.add(tot, 0, part)
 
 
+@cuda.jit(device=True, inline=True)
+def _hinge_q(yy, pp):
+    """``(1 - y) p``, exactly 0 where ``y = 1`` (its limit for any score: no 0 * inf NaN)."""
+    return (1.0 - yy) * pp if yy != 1.0 else 0.0
+
+
 @cuda.jit
 def categorical_hinge(y, p, fac, eps, ome, a, b, alpha, gamma, flag, ignore, has_ignore, w, ws, loss, grad, want_grad, tot, info):
     """Keras: max(neg - pos + 1, 0), pos = sum(y p), neg = max((1 - y) p); TF's
-    reduce_max gradient is split evenly between ties."""
+    reduce_max gradient is split evenly between ties. Terms whose factor is 0
+    are 0 (y = 0 in pos, y = 1 in neg), as on the CPU: the limits at infinite
+    scores."""
     R, K = p.shape
     sh = cuda.shared.array(MAX_TPB, np.float64)
     t = cuda.threadIdx.x
@@ -265,8 +273,9 @@ def categorical_hinge(y, p, fac, eps, ome, a, b, alpha, gamma, flag, ignore, has
         for j in range(t, K, nt):
             yy = y[i, j]
             pp = p[i, j]
-            pos += yy * pp
-            q = (1.0 - yy) * pp
+            if yy != 0.0:
+                pos += yy * pp
+            q = _hinge_q(yy, pp)
             if q > mm or q != q:
                 mm = q
         pos = _bsum(pos, sh)
@@ -279,13 +288,13 @@ def categorical_hinge(y, p, fac, eps, ome, a, b, alpha, gamma, flag, ignore, has
             if d >= 0.0:
                 cnt = 0.0
                 for j in range(t, K, nt):
-                    if (1.0 - y[i, j]) * p[i, j] == neg:
+                    if _hinge_q(y[i, j], p[i, j]) == neg:
                         cnt += 1.0
                 r = sc / _bsum(cnt, sh)
                 for j in range(t, K, nt):
                     yy = y[i, j]
                     g = -yy * sc
-                    if (1.0 - yy) * p[i, j] == neg:
+                    if _hinge_q(yy, p[i, j]) == neg:
                         g += (1.0 - yy) * r
                     grad[i, j] = g
             else:
