@@ -11,7 +11,8 @@ Cases: SCCE from logits (``--cases``; also timed with the previous two-pass
 kernels, ``scce_logits_twopass``, and with one kernel setting switched (``VARIANTS``):
 beyond 4096 classes the block-per-row kernel's loop as it was (``scce_logits_unroll1``),
 with eight loads in flight (``_unroll8``), 1024 threads per block (``_rows1024``, and both,
-``_unroll8_rows1024``), rows in flight up to all of L2 (``_l2_full``); up to 4096 classes the register kernel's loads
+``_unroll8_rows1024``), rows in flight up to all of L2 (``_l2_full``), the row kept in shared
+memory between its two passes instead of L2 (``_smem_rows``, ``_smem_rows_unroll8``); up to 4096 classes the register kernel's loads
 guarded one by one as they were (``_guarded_loads``); below 32 classes the
 thread-per-row kernel instead of the staged one (``_thread_rows``)); CCE from logits with
 one-hot targets (``--dense``; also with the kernels as they were, ``DENSE_VARIANTS``); SCCE
@@ -74,6 +75,10 @@ VARIANTS = {
                                      "SCCE logits (block-per-row kernel, eight loads in flight, 1024 threads)"),
     "scce_logits_l2_full": ({"ROWS_L2_SHARE": 1.0}, _long,
                             "SCCE logits (block-per-row kernel, rows in flight up to all of L2)"),
+    "scce_logits_smem_rows": ({"ROWS_SMEM": True}, _long,
+                              "SCCE logits (block-per-row kernel, the row kept in shared memory between its passes)"),
+    "scce_logits_smem_rows_unroll8": ({"ROWS_SMEM": True, "UNROLL": 8}, _long,
+                                      "SCCE logits (the row kept in shared memory, eight loads in flight)"),
     "scce_logits_thread_rows": ({"STAGED": False}, lambda C: C < _G().SMALL_C,
                                 "SCCE logits (short rows: each thread reads its own row, as before)"),
     "scce_logits_guarded_loads": ({"REG_LOADS_FIRST": False}, lambda C: _G().SMALL_C <= C <= _G().WARP_ROW_MAX,

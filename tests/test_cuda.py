@@ -533,6 +533,89 @@ def test_long_row_launch_settings(monkeypatch):
 
 
 @needs_cuda
+def test_long_row_in_shared_memory_launch_settings(monkeypatch):
+    """ROWS_SMEM (SCCE only): a block per row, the row's bytes of dynamic
+    shared memory, 1024 threads in float32 at UNROLL <= 8 (one block per
+    multiprocessor fits a 32000-class row), else 512; rows beyond the opt-in
+    shared memory (H100: 227 KB, less the kernel's 2 x 1024 elements) and the
+    dense kernel keep the L2 kernel."""
+    from fastloss.backends.numba_cuda import crossentropy as G
+
+    seen = []
+    monkeypatch.setattr(G, "launch", lambda kern, grid, block, stream, *args, shmem=0: seen.append((kern, grid, block, shmem)))
+    monkeypatch.setattr(G, "_device_limits", lambda: (132, 50 << 20))
+    monkeypatch.setattr(G, "_shared_optin", lambda: 227 << 10)
+    monkeypatch.setattr(G, "TPB", 256)
+    monkeypatch.setattr(G, "MAX_BLOCKS", 1 << 18)
+    monkeypatch.setattr(G, "ROWS_SMEM", True)
+
+    def settings(cols=32000, itemsize=4, sparse=True, rows=8192):
+        seen.clear()
+        G._launch_rows("rows", "small", rows, cols, itemsize, (), sparse=sparse, smem_kernel="smem" if sparse else None)
+        return seen[0]
+
+    assert settings() == ("smem", 8192, 1024, 128000)
+    assert settings(cols=56064) == ("smem", 8192, 1024, 224256)  # 224256 + 8192 = 232448 bytes: the most
+    assert settings(cols=56065)[:3] == ("rows", 132, 512)
+    assert settings(itemsize=8, cols=27008) == ("smem", 8192, 512, 216064)
+    assert settings(itemsize=8)[:3] == ("rows", 132, 512)
+    assert settings(sparse=False)[:3] == ("rows", 132, 512)
+    assert settings(rows=100) == ("smem", 100, 1024, 128000)
+    monkeypatch.setattr(G, "UNROLL", 16)
+    assert settings() == ("smem", 8192, 512, 128000)
+    assert settings(cols=10)[:3] == ("small", 64, 128)
+    monkeypatch.setattr(G, "ROWS_SMEM", False)
+    assert settings()[:3] == ("rows", 132, 512)
+
+
+@needs_cuda
+@pytest.mark.parametrize("C", [37, 150, 300])
+@pytest.mark.parametrize("dt", [np.float32, np.float64])
+def test_long_row_kept_in_shared_memory_is_the_same(C, dt, monkeypatch):
+    """The SCCE block-per-row kernel that keeps its row in dynamic shared
+    memory between the passes (ROWS_SMEM; beyond 4096 classes on a GPU, here
+    with the register kernels off) gives the L2 kernel's numbers bit for bit
+    at UNROLL 1, 4, 8, and the CPU's: ignored row, NaN row, infinite and
+    masked (-inf) logits, a row of -inf only, sample weights; a bad label
+    raises as there."""
+    from fastloss.backends.numba_cuda import crossentropy as G
+
+    y, x = _data("sparse", 13, C, dt, seed=C + 1)
+    w = np.linspace(0.5, 2.0, 13)
+    obj = L.SparseCategoricalCrossentropy(from_logits=True, reduction="none", ignore_class=int(y[3]))
+    x[6, C // 2] = np.nan
+    x[8, 1] = np.inf
+    x[9, :C // 2] = -np.inf
+    x[9, C - 1] = 1.0
+    x[10, :] = -np.inf
+    y[11] = 0 if y[3] != 0 else 1
+    x[11, y[11]] = -np.inf  # the label on a masked class: +inf
+    ref_l, ref_g = obj.value_and_grad(y, x, sample_weight=w)
+    assert np.isnan(ref_l[[6, 10]]).all() and ref_l[11] == np.inf
+    monkeypatch.setattr(G, "REGS", False)
+    out = {}
+    with fastloss.use_backend("cuda"):
+        for smem in (False, True):
+            monkeypatch.setattr(G, "ROWS_SMEM", smem)
+            for u in (1, 4, 8):
+                monkeypatch.setattr(G, "UNROLL", u)
+                out[smem, u] = obj.value_and_grad(y, x, sample_weight=w)
+        bad = y.copy()
+        bad[5] = C
+        with pytest.raises(ValueError, match=str(C)):
+            obj.value_and_grad(bad, x)
+    tol = 2e-5 if dt == np.float32 else 1e-10
+    for u in (1, 4, 8):
+        for a, b in zip(out[False, u], out[True, u]):
+            np.testing.assert_array_equal(a, b, err_msg=f"unroll {u}")
+    l4, g4 = out[True, 4]
+    np.testing.assert_allclose(l4, ref_l, rtol=tol)
+    fin = np.isfinite(ref_l)
+    np.testing.assert_allclose(g4[fin], ref_g[fin], rtol=tol, atol=tol * 1e-2)
+    assert l4[3] == 0 and not g4[3].any()  # the ignored row
+
+
+@needs_cuda
 @pytest.mark.parametrize("C", [1, 5, 10, 16, 31])
 @pytest.mark.parametrize("dt", [np.float32, np.float64])
 def test_short_row_kernel_staged_through_shared_memory_is_the_same(C, dt, monkeypatch):

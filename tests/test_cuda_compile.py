@@ -171,7 +171,10 @@ def test_the_other_kernels_compile(dt):
     scce_rows = G._make_block_rows(typeof(np.zeros(1, dt)).dtype)[0]
     scce_rows4 = G._make_block_rows(typeof(np.zeros(1, dt)).dtype, 4)[0]
     scce_rows8 = G._make_block_rows(typeof(np.zeros(1, dt)).dtype, 8)[0]
-    for k in (scce_rows, scce_rows4, scce_rows8, G.scce_logits_thread_per_row, G._make_staged(typeof(np.zeros(1, dt)).dtype)):
+    smem4 = G._make_block_rows(typeof(np.zeros(1, dt)).dtype, 4)[2]
+    smem8 = G._make_block_rows(typeof(np.zeros(1, dt)).dtype, 8)[2]
+    for k in (scce_rows, scce_rows4, scce_rows8, smem4, smem8, G.scce_logits_thread_per_row,
+              G._make_staged(typeof(np.zeros(1, dt)).dtype)):
         _ptx(k, x, lab, prm, w, 0, loss, x, True, info)
     for fused in (False, True):
         _ptx(G._make_block_rows(typeof(np.zeros(1, dt)).dtype, 4, fused)[1], x, x, prm, w, 0, loss, x, True, info)
@@ -210,8 +213,8 @@ def _ptxas():
 
 @pytest.mark.parametrize("name", ["gram", "mm", "fused_hard", "scce_warp", "cce_warp", "scce_block", "cce_block",
                                   "scce_rows", "scce_rows4", "scce_rows4_1024",
-                                  "scce_rows8_1024", "cce_rows", "cce_rows_fused", "scce_staged", "cce_staged",
-                                  "gh_scce_staged"])
+                                  "scce_rows8_1024", "scce_smem4_1024", "scce_smem8_1024", "cce_rows",
+                                  "cce_rows_fused", "scce_staged", "cce_staged", "gh_scce_staged"])
 def test_hot_kernels_keep_accumulators_in_registers(name, tmp_path):
     """ptxas (sm_90) on the hot kernels at their launch settings: no stack
     frame (a local array left on the stack turns every multiply-add into a
@@ -249,6 +252,11 @@ def test_hot_kernels_keep_accumulators_in_registers(name, tmp_path):
         "scce_rows4_1024": (G._make_block_rows(nbt, 4)[0], (x, lab, _arr(np.float64, 10), w, 0, loss, x, True, info),
                             1024),
         "scce_rows8_1024": (G._make_block_rows(nbt, 8)[0], (x, lab, _arr(np.float64, 10), w, 0, loss, x, True, info),
+                            1024),
+        # the row kept in shared memory (ROWS_SMEM): 1024 threads in float32 at UNROLL <= 8
+        "scce_smem4_1024": (G._make_block_rows(nbt, 4)[2], (x, lab, _arr(np.float64, 10), w, 0, loss, x, True, info),
+                            1024),
+        "scce_smem8_1024": (G._make_block_rows(nbt, 8)[2], (x, lab, _arr(np.float64, 10), w, 0, loss, x, True, info),
                             1024),
         "cce_rows": (G._make_block_rows(nbt, 1, False)[1], (x, x, _arr(np.float64, 10), w, 0, loss, x, True, info),
                      512),

@@ -187,7 +187,7 @@ def test_launch_binds_after_numba_cudas_first_launch_then_goes_direct(monkeypatc
     monkeypatch.setattr(L, "_BOUND", {})
     monkeypatch.setattr(L, "_STATE", {"usable": True, "core_launch": lambda *a: direct.append(a)})
     monkeypatch.setattr(L, "_core_stream", lambda s: ("stream", s))
-    monkeypatch.setattr(L, "_config", lambda g, b: ("config", g, b))
+    monkeypatch.setattr(L, "_config", lambda g, b, shmem=0: ("config", g, b))
     kern = _FakeDispatcher()
     x, y = _dev((8, 3), np.float32, 0x7F0000A00000), _dev((8,), np.int64, 0x7F0000B00000)
     L.launch(kern, 4, 32, 0, x, y, 0.5, 2, True)  # first: numba-cuda's launch, then bound
@@ -213,7 +213,7 @@ def test_a_failing_direct_launch_unbinds_and_goes_through_numba_cuda(monkeypatch
     monkeypatch.setattr(L, "_BOUND", {})
     monkeypatch.setattr(L, "_STATE", {"usable": True, "core_launch": fail, "warned": True})
     monkeypatch.setattr(L, "_core_stream", lambda s: s)
-    monkeypatch.setattr(L, "_config", lambda g, b: (g, b))
+    monkeypatch.setattr(L, "_config", lambda g, b, shmem=0: (g, b))
     kern = _FakeDispatcher()
     x = _dev((4,), np.float64)
     L.launch(kern, 1, 1, 0, x, 1)
@@ -221,3 +221,64 @@ def test_a_failing_direct_launch_unbinds_and_goes_through_numba_cuda(monkeypatch
     L.launch(kern, 1, 1, 0, x, 1)  # and stays so
     assert len(kern.launched) == 3
     assert list(L._BOUND.values()) == [None]
+
+
+def test_dynamic_shared_memory_reaches_both_launch_paths(monkeypatch):
+    """A launch with ``shmem`` bytes of dynamic shared memory: numba-cuda's
+    launch is configured with them and its pre-launch callbacks raise the
+    chosen kernel's limit (``_allow_dynamic_shared``) before it launches; the
+    direct launches that follow pass them in the launch configuration."""
+    direct, raised = [], []
+    monkeypatch.setattr(L, "_BOUND", {})
+    monkeypatch.setattr(L, "_STATE", {"usable": True, "core_launch": lambda *a: direct.append(a)})
+    monkeypatch.setattr(L, "_core_stream", lambda s: s)
+    monkeypatch.setattr(L, "_config", lambda g, b, shmem=0: ("config", g, b, shmem))
+    monkeypatch.setattr(L, "_allow_dynamic_shared", lambda k, cfg: raised.append(k))
+    kern = _FakeDispatcher()
+    x = _dev((8, 3), np.float32, 0x7F0000A00000)
+    L.launch(kern, 4, 1024, 0, x, 2, shmem=128000)
+    assert kern.launched[0][0] == (4, 1024, 0, 128000) and len(raised) == 1 and not direct
+    L.launch(kern, 5, 1024, 0, x, 3, shmem=200000)
+    assert len(kern.launched) == 1 and direct[0][1] == ("config", 5, 1024, 200000)
+    L.launch(kern, 6, 512, 0, x, 2.5)  # no dynamic shared memory: numba-cuda's plain configuration
+    assert kern.launched[1][0] == (6, 512, 0) and len(raised) == 1
+
+
+def test_dynamic_shared_limit_raised_once_per_compiled_function(monkeypatch):
+    """The limit goes to what a block may opt in to less the kernel's static
+    shared memory, set once per compiled function (cuKernelSetAttribute, as
+    numba-cuda sets the carveout)."""
+    from numba.cuda.cudadrv import driver as drv
+
+    calls = []
+
+    class Drv:
+        def cuKernelSetAttribute(self, attr, value, handle, dev):
+            calls.append((attr, value, handle, dev))
+
+    class Dev:
+        MAX_SHARED_MEMORY_PER_BLOCK_OPTIN = 232448
+        id = 0
+
+    class Attrs:
+        shared = 8192
+
+    class Cufunc:
+        device, attrs, handle = Dev(), Attrs(), "handle"
+
+    class Lib:
+        f = Cufunc()
+
+        def get_cufunc(self):
+            return self.f
+
+    class K:
+        _codelibrary = Lib()
+
+    monkeypatch.setattr(drv, "driver", Drv())
+    monkeypatch.setattr(L, "_SHARED_SET", {})
+    k = K()
+    L._allow_dynamic_shared(k)
+    L._allow_dynamic_shared(k, None)
+    attr = drv.binding.CUfunction_attribute.CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES
+    assert calls == [(attr, 232448 - 8192, "handle", 0)]

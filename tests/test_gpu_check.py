@@ -116,7 +116,7 @@ def test_variants_switch_real_settings_where_their_kernel_runs():
     runs = {C: {k for k, v in gpu_check.VARIANTS.items() if v[1](C)} for C in (10, 31, 32, 1000, 4096, 4097, 32000)}
     short, regs = {"scce_logits_thread_rows"}, {"scce_logits_guarded_loads"}
     long_ = {"scce_logits_unroll1", "scce_logits_unroll8", "scce_logits_rows1024", "scce_logits_unroll8_rows1024",
-             "scce_logits_l2_full"}
+             "scce_logits_l2_full", "scce_logits_smem_rows", "scce_logits_smem_rows_unroll8"}
     assert runs == {10: short, 31: short, 32: regs, 1000: regs, 4096: regs, 4097: long_, 32000: long_}
 
 

@@ -197,8 +197,8 @@ def _core_stream(stream):
     return s
 
 
-def _config(grid, block):
-    key = (grid, block)
+def _config(grid, block, shmem=0):
+    key = (grid, block, shmem)
     c = _CONFIGS.get(key)
     if c is None:
         from cuda.core import LaunchConfig
@@ -207,17 +207,56 @@ def _config(grid, block):
             _CONFIGS.clear()
         g, b = _dims(grid), _dims(block)
         try:
-            c = LaunchConfig(grid=g, block=b, shmem_size=0, is_cooperative=False)
+            c = LaunchConfig(grid=g, block=b, shmem_size=shmem, is_cooperative=False)
         except TypeError:  # cuda.core < 1.0
-            c = LaunchConfig(grid=g, block=b, shmem_size=0, cooperative_launch=False)
+            c = LaunchConfig(grid=g, block=b, shmem_size=shmem, cooperative_launch=False)
         _CONFIGS[key] = c
     return c
 
 
-def launch(kern, grid, block, stream, *args):
-    """``kern[grid, block, stream](*args)``, by the short path where it is bound."""
+_SHARED_SET = {}  # id(compiled function) -> the function: its dynamic shared memory limit raised
+
+
+def _allow_dynamic_shared(kernel, launch_config=None):
+    """Let numba-cuda's chosen ``kernel`` (a ``_Kernel``) take dynamic shared
+    memory beyond the default 48 KB: its maximum raised, once per compiled
+    function, to what the device allows a block by opting in less the
+    kernel's static shared memory (CUDA's cudaFuncSetAttribute
+    MaxDynamicSharedMemorySize; numba-cuda has no call for it, it sets the
+    carveout the same way). A pre-launch callback: before numba-cuda's
+    launch, which the fast path's later launches of the same function follow."""
+    from numba.cuda.cudadrv import driver as drv
+
+    cufunc = kernel._codelibrary.get_cufunc()
+    if id(cufunc) in _SHARED_SET:
+        return
+    dev = cufunc.device
+    most = int(dev.MAX_SHARED_MEMORY_PER_BLOCK_OPTIN) - int(cufunc.attrs.shared)
+    attr = drv.binding.CUfunction_attribute.CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES
+    drv.driver.cuKernelSetAttribute(attr, most, cufunc.handle, dev.id)
+    _SHARED_SET[id(cufunc)] = cufunc
+
+
+def _configured(kern, grid, block, stream, shmem):
+    """numba-cuda's launch configuration; a kernel launched with dynamic
+    shared memory (real GPUs) gets its limit raised at its first launch,
+    whatever this launch asks for: the fast path's later launches of it may
+    ask for more."""
+    if not shmem:
+        return kern[grid, block, stream]
+    cfg = kern[grid, block, stream, shmem]
+    if not _SIM:
+        hooks = getattr(cfg, "pre_launch_callbacks", None)
+        if isinstance(hooks, list):
+            hooks.append(_allow_dynamic_shared)
+    return cfg
+
+
+def launch(kern, grid, block, stream, *args, shmem=0):
+    """``kern[grid, block, stream, shmem](*args)``, by the short path where it
+    is bound (``shmem``: bytes of dynamic shared memory)."""
     if not _usable():
-        kern[grid, block, stream](*args)
+        _configured(kern, grid, block, stream, shmem)(*args)
         return
     try:
         key = (kern, *map(_argkey, args))
@@ -229,7 +268,7 @@ def launch(kern, grid, block, stream, *args):
             flat = []
             for c, a in zip(b.conv, args):
                 flat += c(a)
-            _STATE["core_launch"](_core_stream(stream), _config(grid, block), b.fn, *flat)
+            _STATE["core_launch"](_core_stream(stream), _config(grid, block, shmem), b.fn, *flat)
             STATS["fast"] += 1
             return
         except Exception as exc:  # not launched: unbind, and numba-cuda's path below (which raises if it must)
@@ -241,7 +280,7 @@ def launch(kern, grid, block, stream, *args):
                               RuntimeWarning, stacklevel=2)
     if b is False:  # first launch with these types: numba-cuda's, and bind the kernel it chose
         chosen = []
-        cfg = kern[grid, block, stream]
+        cfg = _configured(kern, grid, block, stream, shmem)
         hooks = getattr(cfg, "pre_launch_callbacks", None)  # numba-cuda >= 0.30: the kernel it chose
         if isinstance(hooks, list):
             hooks.append(lambda k, lc: chosen.append(k))
@@ -253,5 +292,5 @@ def launch(kern, grid, block, stream, *args):
         _BOUND[key] = binding
         STATS["bound" if binding else "refused"] += 1
         return
-    kern[grid, block, stream](*args)
+    _configured(kern, grid, block, stream, shmem)(*args)
     STATS["numba"] += 1

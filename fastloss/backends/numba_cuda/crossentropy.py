@@ -399,7 +399,8 @@ CCE_FUSED = True  # dense block-per-row kernel: target sums in the statistics pa
 
 
 def _block_rows(dt):
-    """(scce, cce) block-per-row kernels for dtype ``dt`` (and ``UNROLL``, ``CCE_FUSED``)."""
+    """(scce, cce, scce with the row in shared memory) block-per-row kernels
+    for dtype ``dt`` (and ``UNROLL``, ``CCE_FUSED``)."""
     key = (np.dtype(dt).char, UNROLL, CCE_FUSED)
     ks = _BLOCK_ROWS.get(key)
     if ks is None:
@@ -494,6 +495,56 @@ def _make_block_rows(nbt, unroll=1, fused=True):
                         j += nt
 
     @cuda.jit
+    def scce_rows_smem(x, lab, prm, w, ws, loss, grad, want_grad, info):
+        """``scce_rows`` with the row kept in (dynamic) shared memory between
+        its two passes: read from global memory once, the gradient computed
+        from the copy (``ROWS_SMEM``; the launch gives ``C`` elements of
+        dynamic shared memory). A thread reads back only the elements it
+        stored itself: no barrier for the copy; the same elements in the same
+        order per thread as ``scce_rows``: the same numbers."""
+        R, C = x.shape
+        sm = cuda.shared.array(MAX_TPB, nbt)
+        ss = cuda.shared.array(MAX_TPB, nbt)
+        row = cuda.shared.array(0, nbt)
+        v = cuda.local.array(unroll, nbt)
+        factor = nbt(prm[0])
+        ninf = nbt(-math.inf)
+        zero = nbt(0.0)
+        one = nbt(1.0)
+        ignore = prm[8]
+        has_ignore = prm[9] != 0.0
+        tid = cuda.threadIdx.x
+        nt = cuda.blockDim.x
+        last = C - 1
+        for i in range(cuda.blockIdx.x, R, cuda.gridDim.x):
+            k = lab[i]
+            m = ninf
+            s = zero
+            j = tid
+            while j < C:
+                for u in range(unroll):
+                    v[u] = x[i, min(j + u * nt, last)]
+                for u in range(unroll):
+                    jj = j + u * nt
+                    if jj < C:
+                        row[jj] = v[u]
+                        m, s = _fold(m, s, v[u], one)
+                j += unroll * nt
+            m, s = _block_merge_stats(m, s, sm, ss)
+            if _skip_label_row(lab, i, C, ignore, has_ignore, tid, nt, loss, grad, want_grad, info):
+                continue
+            if tid == 0:
+                loss[i] = math.log(s) - (x[i, k] - m)
+            if want_grad:
+                sc = w[i * ws] * factor
+                r = sc / s
+                for jj in range(tid, C, nt):
+                    g = math.exp(row[jj] - m) * r
+                    if jj == k:
+                        g -= sc
+                    grad[i, jj] = g
+
+    @cuda.jit
     def cce_rows(y, x, prm, w, ws, loss, grad, want_grad, info):
         """loss = sum(y') logsumexp(x) - sum(y' x); grad = sum(y') softmax - y'."""
         R, C = x.shape
@@ -579,7 +630,7 @@ def _make_block_rows(nbt, unroll=1, fused=True):
                             grad[i, jj] = math.exp(xv[u] - m) * r - (yv[u] * a + b) * sc
                     j += unroll * nt
 
-    return scce_rows, (cce_rows_fused if fused else cce_rows)
+    return scce_rows, (cce_rows_fused if fused else cce_rows), scce_rows_smem
 
 
 # ---------------------------------------------------------------------------
@@ -1009,6 +1060,17 @@ def _device_limits():
     return _DEV["sm"], _DEV["l2"]
 
 
+def _shared_optin():
+    """Shared memory a block may have by opting in (H100: 227 KB), read once;
+    the simulator has an H100's figure."""
+    if "optin" not in _DEV:
+        try:
+            _DEV["optin"] = int(cuda.get_current_device().MAX_SHARED_MEMORY_PER_BLOCK_OPTIN)
+        except Exception:
+            _DEV["optin"] = 227 << 10
+    return _DEV["optin"]
+
+
 # Long rows (>= 4096 classes) in the block-per-row kernels: threads per block
 # and the share of L2 the rows in flight may take (the gradient pass re-reads
 # each row and should find it there). ptxas -v (sm_90), registers per thread
@@ -1025,11 +1087,32 @@ def _rows_tpb(itemsize, sparse):
     return ROWS_TPB
 
 
-def _launch_rows(kernel, small_kernel, rows, cols, itemsize, args, stream=0, sparse=False):
+# The SCCE row kept in shared memory between the two passes (a variant
+# gpu_check times; not timed on a GPU yet): one read of the row from DRAM
+# whatever L2 holds. A 32000-class float32 row is 125 KB: one block per
+# multiprocessor, so 1024 threads (float32, UNROLL <= 8), else 512. Rows of up
+# to the opt-in shared memory less the kernel's own 2 x MAX_TPB elements
+# (H100: 56064 classes in float32, 27008 in float64); longer rows take the
+# L2 kernel. ptxas -v (sm_90): 48 / 56 registers at UNROLL 4 / 8 in float32,
+# 79 in float64.
+ROWS_SMEM = False
+
+
+def _smem_row_fits(cols, itemsize):
+    return cols * itemsize + 2 * MAX_TPB * itemsize <= _shared_optin()
+
+
+def _launch_rows(kernel, small_kernel, rows, cols, itemsize, args, stream=0, sparse=False, smem_kernel=None):
     if small_kernel is not None and cols < SMALL_C:
         tpb = min(TPB, STAGED_TPB if sparse else STAGED_DENSE_TPB)  # the rows the staged kernel's shared memory holds
         blocks = max(1, min((rows + tpb - 1) // tpb, MAX_BLOCKS))
         launch(small_kernel, blocks, tpb, stream, *args)
+        return
+    if smem_kernel is not None and ROWS_SMEM and _smem_row_fits(cols, itemsize):
+        tpb = TPB
+        if TPB == 256:  # as on a GPU (tests shrink TPB)
+            tpb = 1024 if itemsize == 4 and UNROLL <= 8 else 512
+        launch(smem_kernel, max(1, min(rows, MAX_BLOCKS)), tpb, stream, *args, shmem=cols * itemsize)
         return
     tpb = TPB
     blocks = min(rows, MAX_BLOCKS)
@@ -1071,8 +1154,9 @@ def run(kind, yt, yp, prm, w, ws, loss, grad, want_grad, stream=0):
     d_prm = _device_prm(prm, stream)
     if kind == "scce_logits":
         small = _staged_kernel(yp.dtype) if STAGED else scce_logits_thread_per_row
-        _launch_rows(_block_rows(yp.dtype)[0], small, R, C, yp.dtype.itemsize, (yp, yt, d_prm, w, ws, loss, grad, want_grad, info), stream,
-                     sparse=True)
+        ks = _block_rows(yp.dtype)
+        _launch_rows(ks[0], small, R, C, yp.dtype.itemsize, (yp, yt, d_prm, w, ws, loss, grad, want_grad, info), stream,
+                     sparse=True, smem_kernel=ks[2])
     elif kind == "cce_logits":
         small = _staged_kernel(yp.dtype, dense=True) if STAGED else None
         _launch_rows(_block_rows(yp.dtype)[1], small, R, C, yp.dtype.itemsize, (yt, yp, d_prm, w, ws, loss, grad, want_grad, info), stream)
