@@ -569,7 +569,8 @@ def test_long_row_in_shared_memory_launch_settings(monkeypatch):
 
 
 @needs_cuda
-@pytest.mark.parametrize("C", [37, 150, 300])
+@pytest.mark.parametrize("C", [37, 150, 300, pytest.param(20000, marks=pytest.mark.skipif(
+    SIM_CHILD or not ON_DEVICE, reason="a GPU: beyond 4096 classes, 78 KB of dynamic shared memory (float32) past the default 48 KB"))])
 @pytest.mark.parametrize("dt", [np.float32, np.float64])
 def test_long_row_kept_in_shared_memory_is_the_same(C, dt, monkeypatch):
     """The SCCE block-per-row kernel that keeps its row in dynamic shared
