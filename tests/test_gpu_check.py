@@ -65,6 +65,21 @@ def test_torch_giou_matches_fastloss():
 
 
 @needs_torch
+def test_giou_boxes_have_no_coordinate_tied_with_the_target():
+    """At a tie of a predicted and a target coordinate the gradient of max / min
+    is a convention (PyTorch splits it, TF gives it to one argument): the
+    parity boxes have none, their corners ordered, and fastloss' float32
+    gradient on them is within float32 rounding of the float64 reference."""
+    t, p = gpu_check._boxes(4194304, torch.device("cpu"))  # the size gpu_check times
+    assert not (p == t).any()
+    assert (p[:, 2:] > p[:, :2]).all() and (t[:, 2:] > t[:, :2]).all()
+    _, g = L.GIoULoss(box_format="xyxy").value_and_grad(t.numpy(), p.numpy())
+    pp = p.double().requires_grad_(True)
+    (rg,) = torch.autograd.grad(gpu_check.torch_giou_loss(pp, t.double()), pp)
+    assert np.abs(g - rg.numpy()).max() / np.abs(rg.numpy()).max() < 1e-5
+
+
+@needs_torch
 def test_vs_peer_on_the_cpu():
     """The timing/parity helper every gpu_check section uses, run with CPU
     tensors: both sides measured, both errors small against the float64
