@@ -54,6 +54,10 @@ Where fastloss differs from the original, on purpose:
   uses the size of the class axis (Keras 3.15 divides by ``shape[-1]``
   whatever ``axis`` is). ``SparseCategoricalCrossentropy`` accepts any
   ``axis`` (Keras' TF backend supports only the last).
+* ``CategoricalHinge`` with infinite scores (a class masked with ``-inf``):
+  ``y p`` is 0 where ``y = 0`` and ``(1 - y) p`` is 0 where ``y = 1``, their
+  limits, where Keras' formula gives ``0 * inf = NaN``: a true class at
+  ``-inf`` gives ``+inf``, a wrong class at ``-inf`` drops out of the max.
 * Box losses. ``GIoULoss`` matches TF Addons 0.23 (values, shapes after
   TFA's ``tf.squeeze``, Keras 2's sample-weight rank fix, TF's gradients at
   ties and clamps); additions: ``box_format`` (``"yxyx"``, TFA's order, by
