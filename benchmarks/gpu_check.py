@@ -16,7 +16,7 @@ memory between its two passes instead of L2 (``_smem_rows``, ``_smem_rows_unroll
 guarded one by one as they were (``_guarded_loads``); below 32 classes the
 thread-per-row kernel instead of the staged one (``_thread_rows``)); CCE from logits with
 one-hot targets (``--dense``; also with the kernels as they were, ``DENSE_VARIANTS``); SCCE
-grad_hess, the boosting objective (``--grad-hess``; below 32 classes also with the block kernel), elementwise Huber / BCE (``--elementwise``),
+grad_hess, the boosting objective (``--grad-hess``; also with the block kernels the defaults replaced), elementwise Huber / BCE (``--elementwise``),
 GIoU (``--boxes``; vs torchvision's loss where installed, else the same formula
 in PyTorch), batch-hard triplet (``--triplet``; vs ``torch_batch_hard``, cdist
 based; also timed on the Gram-matrix path, ``triplet_hard_gram``). The small
@@ -341,6 +341,7 @@ def _write(args, rows, checks, name, bw, dev):
                  "cce_logits": "CCE logits (one-hot targets)",
                  "scce_gh": "SCCE grad_hess (gradient and Hessian, boosting)",
                  "scce_gh_block_rows": "SCCE grad_hess (short rows: a block of 32 threads per row, as before)",
+                 "scce_gh_two_pass": "SCCE grad_hess (a block per row, two reads of it, as before)",
                  **{k: v[2] for k, v in {**VARIANTS, **DENSE_VARIANTS}.items()}}.get(r["kernel"], r["kernel"])
         lines.append(f"| {label} {r['size']} | {r['provider']} | {r['p50_s'] * 1e3:.3f} ms | "
                      f"{floor_fraction(r):.2f} | {err} |")
@@ -631,8 +632,10 @@ def _grad_hess_rows(spec, dev, sync, bw, meta):
     """grad_hess of SCCE from logits (a multi-class boosting objective: gradient
     and Hessian diagonal per class) on device inputs vs the same in PyTorch ops
     (softmax, p - onehot, p (1 - p)); floor: logits and labels read, gradient
-    and Hessian written. Below 32 classes also with the block-per-row kernel
-    the staged one replaced (``scce_gh_block_rows``)."""
+    and Hessian written. Also with the kernel the default replaced: below 32
+    classes the block-per-row kernel (``scce_gh_block_rows``), from 32 the
+    same with two reads of the row (``scce_gh_two_pass``; the default holds
+    the row in registers)."""
     import torch
 
     from fastloss import losses as L
@@ -660,13 +663,16 @@ def _grad_hess_rows(spec, dev, sync, bw, meta):
         floor = y.element_size() * R + 3 * R * C * 4
         res = {"fastloss": _median_ms(lambda: obj.grad_hess(y, x), sync), "PyTorch": _median_ms(tc, sync)}
         rows += [_row("scce_gh", k, size, R * C, v, floor, bw, errs[k], meta) for k, v in res.items()]
-        if x.is_cuda and C < _G().SMALL_C:
+        if x.is_cuda:
             from fastloss.backends.numba_cuda import gradhess as GH
 
-            got = _with_settings(GH, {"GH_STAGED": False},
+            # the kernel the default replaced at this row length, timed beside it
+            name, settings = (("scce_gh_block_rows", {"GH_STAGED": False}) if C < _G().SMALL_C
+                              else ("scce_gh_two_pass", {"GH_REGS": False}))
+            got = _with_settings(GH, settings,
                                  lambda: (_median_ms(lambda: obj.grad_hess(y, x), sync), err_of(obj.grad_hess(y, x))))
             if got is not None:
-                rows.append(_row("scce_gh_block_rows", "fastloss", size, R * C, got[0], floor, bw, got[1], meta))
+                rows.append(_row(name, "fastloss", size, R * C, got[0], floor, bw, got[1], meta))
     return rows
 
 

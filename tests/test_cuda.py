@@ -1372,6 +1372,50 @@ def test_grad_hess_short_rows_staged_match_the_block_kernel_and_the_cpu(K, dt, m
 
 
 @needs_cuda
+@pytest.mark.parametrize("K", [32, 50, 100, 300])
+@pytest.mark.parametrize("dt", [np.float32, np.float64])
+def test_grad_hess_rows_in_registers_match_the_block_kernel_and_the_cpu(K, dt, monkeypatch):
+    """grad_hess of the softmax cross-entropies from 32 classes: the register
+    kernels' twins (GH_REGS; in the shrunk launch: warp mode up to 64 classes,
+    block mode of 8 threads up to 128, the block-per-row kernel beyond) against
+    the CPU backend and the block-per-row kernels: weights, an ignored row,
+    soft targets with label smoothing, a NaN row, masked (-inf) logits, a row
+    of -inf only; a bad label raises with its row."""
+    from fastloss.backends.numba_cuda import gradhess as GH
+
+    R = 23
+    rng = np.random.default_rng(K)
+    x = (rng.standard_normal((R, K)) * 3).astype(dt)
+    x[5, K // 3] = np.nan
+    x[7, : K // 2] = -np.inf
+    x[9, :] = -np.inf
+    lab = rng.integers(0, K, R)
+    lab[7] = K - 1
+    ign = int(lab[11])
+    soft = rng.dirichlet(np.ones(K), R).astype(dt)
+    w = rng.uniform(0.5, 2.0, R)
+    cases = [(L.SparseCategoricalCrossentropy(from_logits=True, ignore_class=ign), lab),
+             (L.CategoricalCrossentropy(from_logits=True, label_smoothing=0.1), soft)]
+    tol = 2e-5 if dt == np.float32 else 1e-12
+    for obj, y in cases:
+        ref = obj.grad_hess(y, x, sample_weight=w)
+        got = {}
+        with fastloss.use_backend("cuda"):
+            for regs in (True, False):
+                monkeypatch.setattr(GH, "GH_REGS", regs)
+                got[regs] = obj.grad_hess(y, x, sample_weight=w)
+        for regs, (g, h) in got.items():
+            np.testing.assert_allclose(g, ref[0], rtol=tol, atol=tol, err_msg=f"{obj} regs={regs}")
+            np.testing.assert_allclose(h, ref[1], rtol=tol, atol=tol, err_msg=f"{obj} regs={regs}")
+        assert np.isnan(got[True][0][[5, 9]]).all() and np.isfinite(got[True][0][7]).all()
+    bad = lab.copy()
+    bad[20] = K + 3
+    monkeypatch.setattr(GH, "GH_REGS", True)
+    with fastloss.use_backend("cuda"), pytest.raises(ValueError, match="20"):
+        L.SparseCategoricalCrossentropy(from_logits=True).grad_hess(bad, x)
+
+
+@needs_cuda
 def test_grad_hess_on_device_bad_label_and_no_read_back(monkeypatch):
     """SCCE: a bad label raises (the kernel's count, one copy back). An
     elementwise grad_hess on device inputs copies nothing back: it returns

@@ -126,6 +126,10 @@ def test_register_cross_entropy_kernels_compile(dt, block_mode):
     cce = G._make_regs(4, block_mode, typeof(np.zeros(1, dt)).dtype, True)
     _ptx(cce, x, x, prm, w, 0, loss, x, True, tot)
     _ptx(G._reset_info_tot, info, tot)
+    # their grad_hess twins, with the argument types gradhess.run passes
+    nbt = typeof(np.zeros(1, dt)).dtype
+    _ptx(G._make_regs(4, block_mode, nbt, False, gh=True), x, _arr(np.int64, R), prm, 0.0, w, 0, x, x, info)
+    _ptx(G._make_regs(4, block_mode, nbt, True, gh=True), x, x, prm, w, 0, x, x)
 
 
 @pytest.mark.parametrize("dt", [np.float32, np.float64])
@@ -214,7 +218,8 @@ def _ptxas():
 @pytest.mark.parametrize("name", ["gram", "mm", "fused_hard", "scce_warp", "cce_warp", "scce_block", "cce_block",
                                   "scce_rows", "scce_rows4", "scce_rows4_1024",
                                   "scce_rows8_1024", "scce_smem4_1024", "scce_smem8_1024", "cce_rows",
-                                  "cce_rows_fused", "scce_staged", "cce_staged", "gh_scce_staged"])
+                                  "cce_rows_fused", "scce_staged", "cce_staged", "gh_scce_staged",
+                                  "gh_scce_warp", "gh_cce_warp", "gh_scce_block", "gh_cce_block"])
 def test_hot_kernels_keep_accumulators_in_registers(name, tmp_path):
     """ptxas (sm_90) on the hot kernels at their launch settings: no stack
     frame (a local array left on the stack turns every multiply-add into a
@@ -272,6 +277,15 @@ def test_hot_kernels_keep_accumulators_in_registers(name, tmp_path):
 
     cases["gh_scce_staged"] = (GH._make_softmax_staged(nbt)[0],
                                (x, lab, 1.0, 0.0, False, w, 0, x, x, info), GH.GH_STAGED_TPB)
+    # grad_hess in registers (GH_REGS): the value_and_grad kernels' launch settings
+    cases["gh_scce_warp"] = (G._make_regs(G.WARP_MAX_C // 32, False, nbt, False, gh=True),
+                             (x, lab, _arr(f4, 5), 0.0, w, 0, x, x, info), 256)
+    cases["gh_cce_warp"] = (G._make_regs(G.WARP_MAX_C // 32, False, nbt, True, gh=True),
+                            (x, x, _arr(f4, 6), w, 0, x, x), 256)
+    cases["gh_scce_block"] = (G._make_regs(G.REG_VPL_MAX, True, nbt, False, gh=True),
+                              (x, lab, _arr(f4, 5), 0.0, w, 0, x, x, info), G.RB_TPB)
+    cases["gh_cce_block"] = (G._make_regs(G.REG_VPL_MAX, True, nbt, True, gh=True),
+                             (x, x, _arr(f4, 6), w, 0, x, x), G.RB_TPB)
     kern, args, threads = cases[name]
     ptx, _ = cuda.compile_ptx(kern.py_func, _sig(*args), cc=(9, 0))
     src = tmp_path / "k.ptx"

@@ -777,18 +777,36 @@ def _reset_info_tot(info, tot):
 REG_LOADS_FIRST = True  # register kernels: all loads of a row issued before any use (False: as they were)
 
 
-def _regs_kernel(vpl, block_mode, dt, dense):
-    key = (vpl, bool(block_mode), np.dtype(dt).char, bool(dense), REG_LOADS_FIRST)
+def _regs_kernel(vpl, block_mode, dt, dense, gh=False):
+    key = (vpl, bool(block_mode), np.dtype(dt).char, bool(dense), REG_LOADS_FIRST, bool(gh))
     k = _REGS.get(key)
     if k is None:
-        k = _REGS[key] = _make_regs(vpl, bool(block_mode), from_dtype(np.dtype(dt)), bool(dense), REG_LOADS_FIRST)
+        k = _REGS[key] = _make_regs(vpl, bool(block_mode), from_dtype(np.dtype(dt)), bool(dense), REG_LOADS_FIRST,
+                                    bool(gh))
     return k
 
 
-def _make_regs(vpl, block_mode, nbt, dense, loads_first=True):
+def _regs_shape(R, C):
+    """How the register kernels run an (R, C) batch: ``(vpl, block_mode, tpb,
+    blocks)``, or None where a row does not fit (C beyond RB_TPB x REG_VPL_MAX)."""
+    if C <= WARP_MAX_C:
+        if _SIM:
+            return _vpl(C, 32), False, 32, max(1, min(R, MAX_BLOCKS))
+        return _vpl(C, 32), False, 256, max(1, min((R * 32 + 255) // 256, MAX_BLOCKS))
+    tpb = min(RB_TPB, MAX_TPB)
+    vpl = _vpl(C, tpb)
+    if vpl > REG_VPL_MAX:
+        return None
+    return vpl, True, tpb, max(1, min(R, MAX_BLOCKS))
+
+
+def _make_regs(vpl, block_mode, nbt, dense, loads_first=True, gh=False):
     """The SCCE kernel, or (``dense``) the CCE one: y' = y a + b (label
     smoothing), loss = sum(y') logsumexp(x) - sum(y' x), gradient
-    sum(y') softmax(x) - y'; y read once, kept beside x.
+    sum(y') softmax(x) - y'; y read once, kept beside x. ``gh``: their
+    grad_hess twins (gradient boosting: the gradient and the Hessian diagonal
+    sum(y') p (1 - p) of sum_i w_i loss_i, ``p`` the softmax), the same loads
+    and reductions.
 
     ``loads_first``: each lane's ``vpl`` loads are unconditional (the column
     index clamped to the row; the padding slots then set to -inf / 0), so they
@@ -978,6 +996,95 @@ def _make_regs(vpl, block_mode, nbt, dense, loads_first=True):
                         grad[i, j] = xv[v] * r - yv[v] * sc
         _block_total(acc, sw, lane, g, tot)
 
+    @cuda.jit
+    def kern_gh(x, lab, prm, ignore, w, ws, grad, hess, info):
+        """SCCE grad_hess. prm (dtype): factor, 1, has_ignore, -inf, 0. An
+        ignored or bad label: zero rows (a bad one counted in ``info``)."""
+        R, C = x.shape
+        xv = cuda.local.array(vpl, nbt)
+        sh = cuda.shared.array(1024, nbt)
+        factor = prm[0]
+        one = prm[1]
+        has_ignore = prm[2] != 0
+        ninf = prm[3]
+        zero = prm[4]
+        g, lane, first, step = group()
+        for i in range(first, R, step):
+            k = lab[i]
+            m = load_max(x, i, C, xv, sh, lane, g, ninf)
+            bad = not (k >= 0 and k < C)
+            skip = has_ignore and k == ignore
+            if skip or bad:  # the whole group takes this branch (one row)
+                if lane == 0 and bad and not skip:
+                    cuda.atomic.add(info, 0, 1)
+                    cuda.atomic.min(info, 1, i)
+                for v in range(vpl):
+                    j = lane + v * g
+                    if j < C:
+                        grad[i, j] = zero
+                        hess[i, j] = zero
+                continue
+            s = zero
+            for v in range(vpl):
+                j = lane + v * g
+                if j < C:
+                    e = math.exp(xv[v] - m)
+                    xv[v] = e
+                    s += e
+            s = gsum(s, sh, lane, g)
+            sc = w[i * ws] * factor
+            r = one / s
+            for v in range(vpl):
+                j = lane + v * g
+                if j < C:
+                    p = xv[v] * r
+                    gg = p * sc
+                    if j == k:
+                        gg -= sc
+                    grad[i, j] = gg
+                    hess[i, j] = p * (one - p) * sc
+
+    @cuda.jit
+    def kern_dense_gh(y, x, prm, w, ws, grad, hess):
+        """CCE grad_hess. prm (dtype): factor, a, b, -inf, 0, 1."""
+        R, C = x.shape
+        xv = cuda.local.array(vpl, nbt)
+        yv = cuda.local.array(vpl, nbt)
+        sh = cuda.shared.array(1024, nbt)
+        factor = prm[0]
+        a = prm[1]
+        b = prm[2]
+        ninf = prm[3]
+        zero = prm[4]
+        one = prm[5]
+        g, lane, first, step = group()
+        for i in range(first, R, step):
+            load_y(y, i, C, yv, lane, g)
+            m = load_max(x, i, C, xv, sh, lane, g, ninf)
+            s = zero
+            sy = zero
+            for v in range(vpl):
+                j = lane + v * g
+                if j < C:
+                    yy = yv[v] * a + b
+                    yv[v] = yy
+                    sy += yy
+                    e = math.exp(xv[v] - m)
+                    xv[v] = e
+                    s += e
+            s = gsum(s, sh, lane, g)
+            sy = gsum(sy, sh, lane, g)
+            sc = w[i * ws] * factor
+            r = one / s
+            for v in range(vpl):
+                j = lane + v * g
+                if j < C:
+                    p = xv[v] * r
+                    grad[i, j] = (sy * p - yv[v]) * sc
+                    hess[i, j] = sy * p * (one - p) * sc
+
+    if gh:
+        return kern_dense_gh if dense else kern_gh
     return kern_dense if dense else kern
 
 
@@ -985,20 +1092,10 @@ def _launch_regs(kind, yp, yt, prm, w, ws, loss, grad, want_grad, info, tot, str
     """The register kernel for this row length, or False where it does not apply."""
     R, C = yp.shape
     dt = np.dtype(yp.dtype)
-    if C <= WARP_MAX_C:
-        vpl = _vpl(C, 32)
-        block_mode = False
-        if _SIM:
-            tpb, blocks = 32, max(1, min(R, MAX_BLOCKS))
-        else:
-            tpb, blocks = 256, max(1, min((R * 32 + 255) // 256, MAX_BLOCKS))
-    else:
-        tpb = min(RB_TPB, MAX_TPB)
-        vpl = _vpl(C, tpb)
-        if vpl > REG_VPL_MAX:
-            return False
-        block_mode = True
-        blocks = max(1, min(R, MAX_BLOCKS))
+    shape = _regs_shape(R, C)
+    if shape is None:
+        return False
+    vpl, block_mode, tpb, blocks = shape
     dense = kind == "cce_logits"
     vals = (prm[0], prm[3], prm[4]) if dense else (prm[0], 0.0, prm[9])
     d_prm = _streams.constant(np.array(list(vals) + [-np.inf, 0.0], dt), stream)

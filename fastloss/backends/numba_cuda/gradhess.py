@@ -17,7 +17,9 @@ reduction), scaled by ``w[i*ws] * prm[0]`` (1 from ``_core.grad_hess``) and
   row's statistics by ``crossentropy._block_softmax_stats`` (arithmetic in the
   input's dtype), then ``g = sum(y') p - y'``, ``h = sum(y') p (1 - p)``;
   below 32 classes a thread per row over the block's rows staged through
-  shared memory (``GH_STAGED``).
+  shared memory (``GH_STAGED``); from 32 to 4096 classes the register
+  kernels' twins (``GH_REGS``, ``crossentropy._make_regs(..., gh=True)``: the
+  row read once into registers, a warp per row up to 1024 classes).
   SCCE counts bad labels into the ``crossentropy.status`` buffer (rows zeroed,
   as on the CPU) and ignored rows get 0; reading that count is the call's one
   synchronization.
@@ -263,6 +265,10 @@ def _make_softmax(nbt):
 
 
 GH_STAGED = True  # K < crossentropy.SMALL_C: a thread per row over staged rows (False: a block per row)
+# 32 <= K <= 4096: the register kernels' grad_hess twins (crossentropy._make_regs, gh=True):
+# one read of the row, a warp per row up to 1024 classes. False: the block-per-row kernels
+# below (a block of up to 256 threads per row, two reads of it, a barrier per tree level).
+GH_REGS = True
 GH_STAGED_TPB = 64  # rows per block: logits / gradient and Hessian staged, 2 x 64 x 31 elements (31.7 KB in float64)
 
 
@@ -392,6 +398,21 @@ def run(kind, yt, yp, prm, w, ws, grad, hess, stream=0):
     if kind not in _SOFTMAX:
         raise ValueError(f"no CUDA grad_hess kernel {kind!r}; known: {list(KINDS)}")
     staged = GH_STAGED and K < G.SMALL_C
+    shape = G._regs_shape(R, K) if GH_REGS and R and K >= G.SMALL_C else None
+    if shape is not None:  # the row in registers: one read of it, a warp per row up to 1024 classes
+        vpl, block_mode, rtpb, rblocks = shape
+        dt = np.dtype(yp.dtype)
+        if kind == "cce_logits_gh":
+            d_prm = _streams.constant(np.array([p[0], p[3], p[4], -np.inf, 0.0, 1.0], dt), stream)
+            launch(G._regs_kernel(vpl, block_mode, dt, True, gh=True), rblocks, rtpb, stream, yt, yp, d_prm, w, ws,
+                   grad, hess)
+            return None
+        buf, info, tot = G.status(stream)
+        launch(G._reset_info_tot, 1, 1, stream, info, tot)
+        d_prm = _streams.constant(np.array([p[0], 1.0, p[9], -np.inf, 0.0], dt), stream)
+        launch(G._regs_kernel(vpl, block_mode, dt, False, gh=True), rblocks, rtpb, stream, yp, yt, d_prm, p[8], w, ws,
+               grad, hess, info)
+        return buf
     if staged:
         tpb = min(G.TPB, GH_STAGED_TPB)  # rows per block (its shared arrays hold GH_STAGED_TPB rows)
         blocks = max(1, min((R + tpb - 1) // tpb, G.MAX_BLOCKS))
