@@ -1327,6 +1327,40 @@ def test_grad_hess_on_cuda_matches_cpu(make, kind, K, dt):
         np.testing.assert_allclose(h, ref_h, rtol=tol, atol=tol)
 
 
+def _softmax_grad_hess_both_ways(x, lab, soft, w, flag, nan_rows, finite_rows, monkeypatch):
+    """SCCE (row 11's label ignored) and CCE (soft targets, label smoothing)
+    grad_hess under use_backend("cuda") with gradhess' ``flag`` on and off,
+    each against the CPU backend; the NaN rows stay NaN (zero where SCCE
+    ignores the row), the finite rows finite; a bad label (row 20) raises
+    with its row, ``flag`` on."""
+    from fastloss.backends.numba_cuda import gradhess as GH
+
+    K = x.shape[1]
+    ign = int(lab[11])
+    cases = [(L.SparseCategoricalCrossentropy(from_logits=True, ignore_class=ign), lab),
+             (L.CategoricalCrossentropy(from_logits=True, label_smoothing=0.1), soft)]
+    tol = 2e-5 if x.dtype == np.float32 else 1e-12
+    for obj, y in cases:
+        ref = obj.grad_hess(y, x, sample_weight=w)
+        got = {}
+        with fastloss.use_backend("cuda"):
+            for on in (True, False):
+                monkeypatch.setattr(GH, flag, on)
+                got[on] = obj.grad_hess(y, x, sample_weight=w)
+        for on, (g, h) in got.items():
+            np.testing.assert_allclose(g, ref[0], rtol=tol, atol=tol, err_msg=f"{obj} {flag}={on}")
+            np.testing.assert_allclose(h, ref[1], rtol=tol, atol=tol, err_msg=f"{obj} {flag}={on}")
+        g = got[True][0]
+        for r in nan_rows:
+            assert not g[r].any() if y is lab and lab[r] == ign else np.isnan(g[r]).all(), (obj, r)
+        assert np.isfinite(g[finite_rows]).all()
+    bad = lab.copy()
+    bad[20] = K + 3
+    monkeypatch.setattr(GH, flag, True)
+    with fastloss.use_backend("cuda"), pytest.raises(ValueError, match="20"):
+        L.SparseCategoricalCrossentropy(from_logits=True).grad_hess(bad, x)
+
+
 @needs_cuda
 @pytest.mark.parametrize("K", [1, 5, 10, 16, 31])
 @pytest.mark.parametrize("dt", [np.float32, np.float64])
@@ -1337,8 +1371,6 @@ def test_grad_hess_short_rows_staged_match_the_block_kernel_and_the_cpu(K, dt, m
     last one and grid-stride loops (the shrunk launch), weights, an ignored
     row, soft targets with label smoothing, a NaN row, masked (-inf) logits; a
     bad label raises with its row."""
-    from fastloss.backends.numba_cuda import gradhess as GH
-
     R = 37
     rng = np.random.default_rng(K)
     x = (rng.standard_normal((R, K)) * 3).astype(dt)
@@ -1347,28 +1379,9 @@ def test_grad_hess_short_rows_staged_match_the_block_kernel_and_the_cpu(K, dt, m
     x[7, K - 1] = 1.0  # one finite logit at least
     lab = rng.integers(0, K, R)
     lab[7] = K - 1
-    ign = int(lab[11])
     soft = rng.dirichlet(np.ones(K), R).astype(dt)
     w = rng.uniform(0.5, 2.0, R)
-    cases = [(L.SparseCategoricalCrossentropy(from_logits=True, ignore_class=ign), lab),
-             (L.CategoricalCrossentropy(from_logits=True, label_smoothing=0.1), soft)]
-    tol = 2e-5 if dt == np.float32 else 1e-12
-    for obj, y in cases:
-        ref = obj.grad_hess(y, x, sample_weight=w)
-        got = {}
-        with fastloss.use_backend("cuda"):
-            for staged in (True, False):
-                monkeypatch.setattr(GH, "GH_STAGED", staged)
-                got[staged] = obj.grad_hess(y, x, sample_weight=w)
-        for staged, (g, h) in got.items():
-            np.testing.assert_allclose(g, ref[0], rtol=tol, atol=tol, err_msg=f"{obj} staged={staged}")
-            np.testing.assert_allclose(h, ref[1], rtol=tol, atol=tol, err_msg=f"{obj} staged={staged}")
-    assert np.isnan(got[True][0][5]).all() and np.isfinite(got[True][0][7]).all()  # NaN stays in its row
-    bad = lab.copy()
-    bad[20] = K + 3
-    monkeypatch.setattr(GH, "GH_STAGED", True)
-    with fastloss.use_backend("cuda"), pytest.raises(ValueError, match="20"):
-        L.SparseCategoricalCrossentropy(from_logits=True).grad_hess(bad, x)
+    _softmax_grad_hess_both_ways(x, lab, soft, w, "GH_STAGED", [5], [7], monkeypatch)
 
 
 @needs_cuda
@@ -1381,8 +1394,6 @@ def test_grad_hess_rows_in_registers_match_the_block_kernel_and_the_cpu(K, dt, m
     the CPU backend and the block-per-row kernels: weights, an ignored row,
     soft targets with label smoothing, a NaN row, masked (-inf) logits, a row
     of -inf only; a bad label raises with its row."""
-    from fastloss.backends.numba_cuda import gradhess as GH
-
     R = 23
     rng = np.random.default_rng(K)
     x = (rng.standard_normal((R, K)) * 3).astype(dt)
@@ -1391,28 +1402,9 @@ def test_grad_hess_rows_in_registers_match_the_block_kernel_and_the_cpu(K, dt, m
     x[9, :] = -np.inf
     lab = rng.integers(0, K, R)
     lab[7] = K - 1
-    ign = int(lab[11])
     soft = rng.dirichlet(np.ones(K), R).astype(dt)
     w = rng.uniform(0.5, 2.0, R)
-    cases = [(L.SparseCategoricalCrossentropy(from_logits=True, ignore_class=ign), lab),
-             (L.CategoricalCrossentropy(from_logits=True, label_smoothing=0.1), soft)]
-    tol = 2e-5 if dt == np.float32 else 1e-12
-    for obj, y in cases:
-        ref = obj.grad_hess(y, x, sample_weight=w)
-        got = {}
-        with fastloss.use_backend("cuda"):
-            for regs in (True, False):
-                monkeypatch.setattr(GH, "GH_REGS", regs)
-                got[regs] = obj.grad_hess(y, x, sample_weight=w)
-        for regs, (g, h) in got.items():
-            np.testing.assert_allclose(g, ref[0], rtol=tol, atol=tol, err_msg=f"{obj} regs={regs}")
-            np.testing.assert_allclose(h, ref[1], rtol=tol, atol=tol, err_msg=f"{obj} regs={regs}")
-        assert np.isnan(got[True][0][[5, 9]]).all() and np.isfinite(got[True][0][7]).all()
-    bad = lab.copy()
-    bad[20] = K + 3
-    monkeypatch.setattr(GH, "GH_REGS", True)
-    with fastloss.use_backend("cuda"), pytest.raises(ValueError, match="20"):
-        L.SparseCategoricalCrossentropy(from_logits=True).grad_hess(bad, x)
+    _softmax_grad_hess_both_ways(x, lab, soft, w, "GH_REGS", [5, 9], [7], monkeypatch)
 
 
 @needs_cuda
