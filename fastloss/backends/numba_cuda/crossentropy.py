@@ -206,6 +206,41 @@ def _skip_label_row(lab, i, C, ignore, has_ignore, t, step, loss, grad, want_gra
     return True
 
 
+@cuda.jit(device=True, inline=True)
+def _skip_gh_row(k, i, C, ignore, has_ignore, t, step, grad, hess, zero, info):
+    """grad_hess' ``_skip_label_row``: row i (label ``k``) ignored or bad
+    (then returns True): gradient and Hessian rows 0 (threads t, t + step,
+    ...), a bad label counted in info."""
+    bad = not (k >= 0 and k < C)
+    skip = has_ignore and k == ignore
+    if not (skip or bad):
+        return False
+    if t == 0 and bad and not skip:
+        cuda.atomic.add(info, 0, 1)
+        cuda.atomic.min(info, 1, i)
+    for j in range(t, C, step):
+        grad[i, j] = zero
+        hess[i, j] = zero
+    return True
+
+
+@cuda.jit(device=True, inline=True)
+def _gh_sparse(p, sc, hit, one):
+    """SCCE grad_hess of one class, softmax ``p``, weight ``sc``, ``hit`` the
+    label's class: (p sc - [hit] sc, p (1 - p) sc)."""
+    g = p * sc
+    if hit:
+        g -= sc
+    return g, p * (one - p) * sc
+
+
+@cuda.jit(device=True, inline=True)
+def _gh_dense(p, yy, sy, sc, one):
+    """CCE grad_hess of one class: target ``yy`` (smoothed), ``sy`` = sum(y'):
+    ((sum(y') p - y') sc, sum(y') p (1 - p) sc)."""
+    return (sy * p - yy) * sc, sy * p * (one - p) * sc
+
+
 @cuda.jit
 def scce_logits_thread_per_row(x, lab, prm, w, ws, loss, grad, want_grad, info):
     R, C = x.shape
@@ -422,25 +457,37 @@ def _make_block_rows(nbt, unroll=1, fused=True):
     at 8192 x 32000). Each thread takes its elements in the same order either
     way: the same numbers, bit for bit."""
 
-    @cuda.jit(device=True, inline=True)
-    def stats(x, i, C, sm, ss, ninf, zero, one):
-        if unroll == 1:  # a compile-time constant: one of the two branches is compiled
-            return _block_softmax_stats(x, i, C, sm, ss, ninf, zero, one)
-        tid = cuda.threadIdx.x
-        nt = cuda.blockDim.x
-        v = cuda.local.array(unroll, nbt)  # registers: the loops below unroll fully
-        m = ninf
-        s = zero
-        last = C - 1
-        j = tid
-        while j < C:  # the row's tail too: loads clamped to the row, folds guarded
-            for u in range(unroll):
-                v[u] = x[i, min(j + u * nt, last)]
-            for u in range(unroll):
-                if j + u * nt < C:
-                    m, s = _fold(m, s, v[u], one)
-            j += unroll * nt
-        return _block_merge_stats(m, s, sm, ss)
+    def make_stats(keep):
+        """The statistics pass; ``keep``: each element also stored into
+        ``row`` (the shared-memory kernel's copy of the row)."""
+
+        @cuda.jit(device=True, inline=True)
+        def stats(x, i, C, sm, ss, ninf, zero, one, row):
+            if unroll == 1 and not keep:  # compile-time constants: one of the two branches is compiled
+                return _block_softmax_stats(x, i, C, sm, ss, ninf, zero, one)
+            tid = cuda.threadIdx.x
+            nt = cuda.blockDim.x
+            v = cuda.local.array(unroll, nbt)  # registers: the loops below unroll fully
+            m = ninf
+            s = zero
+            last = C - 1
+            j = tid
+            while j < C:  # the row's tail too: loads clamped to the row, folds guarded
+                for u in range(unroll):
+                    v[u] = x[i, min(j + u * nt, last)]
+                for u in range(unroll):
+                    jj = j + u * nt
+                    if jj < C:
+                        if keep:
+                            row[jj] = v[u]
+                        m, s = _fold(m, s, v[u], one)
+                j += unroll * nt
+            return _block_merge_stats(m, s, sm, ss)
+
+        return stats
+
+    stats = make_stats(False)
+    stats_kept = make_stats(True)
 
     @cuda.jit
     def scce_rows(x, lab, prm, w, ws, loss, grad, want_grad, info):
@@ -461,10 +508,10 @@ def _make_block_rows(nbt, unroll=1, fused=True):
                 if _skip_label_row(lab, i, C, ignore, has_ignore, tid, nt, loss, grad, want_grad, info):
                     continue
                 k = lab[i]
-                m, s = stats(x, i, C, sm, ss, ninf, zero, one)
+                m, s = stats(x, i, C, sm, ss, ninf, zero, one, sm)
             else:  # the label's load in flight with the row's (see the register kernels)
                 k = lab[i]
-                m, s = stats(x, i, C, sm, ss, ninf, zero, one)
+                m, s = stats(x, i, C, sm, ss, ninf, zero, one, sm)
                 if _skip_label_row(lab, i, C, ignore, has_ignore, tid, nt, loss, grad, want_grad, info):
                     continue
             if tid == 0:
@@ -506,7 +553,6 @@ def _make_block_rows(nbt, unroll=1, fused=True):
         sm = cuda.shared.array(MAX_TPB, nbt)
         ss = cuda.shared.array(MAX_TPB, nbt)
         row = cuda.shared.array(0, nbt)
-        v = cuda.local.array(unroll, nbt)
         factor = nbt(prm[0])
         ninf = nbt(-math.inf)
         zero = nbt(0.0)
@@ -515,22 +561,9 @@ def _make_block_rows(nbt, unroll=1, fused=True):
         has_ignore = prm[9] != 0.0
         tid = cuda.threadIdx.x
         nt = cuda.blockDim.x
-        last = C - 1
         for i in range(cuda.blockIdx.x, R, cuda.gridDim.x):
             k = lab[i]
-            m = ninf
-            s = zero
-            j = tid
-            while j < C:
-                for u in range(unroll):
-                    v[u] = x[i, min(j + u * nt, last)]
-                for u in range(unroll):
-                    jj = j + u * nt
-                    if jj < C:
-                        row[jj] = v[u]
-                        m, s = _fold(m, s, v[u], one)
-                j += unroll * nt
-            m, s = _block_merge_stats(m, s, sm, ss)
+            m, s = stats_kept(x, i, C, sm, ss, ninf, zero, one, row)
             if _skip_label_row(lab, i, C, ignore, has_ignore, tid, nt, loss, grad, want_grad, info):
                 continue
             if tid == 0:
@@ -1012,18 +1045,8 @@ def _make_regs(vpl, block_mode, nbt, dense, loads_first=True, gh=False):
         for i in range(first, R, step):
             k = lab[i]
             m = load_max(x, i, C, xv, sh, lane, g, ninf)
-            bad = not (k >= 0 and k < C)
-            skip = has_ignore and k == ignore
-            if skip or bad:  # the whole group takes this branch (one row)
-                if lane == 0 and bad and not skip:
-                    cuda.atomic.add(info, 0, 1)
-                    cuda.atomic.min(info, 1, i)
-                for v in range(vpl):
-                    j = lane + v * g
-                    if j < C:
-                        grad[i, j] = zero
-                        hess[i, j] = zero
-                continue
+            if _skip_gh_row(k, i, C, ignore, has_ignore, lane, g, grad, hess, zero, info):
+                continue  # the whole group takes this branch (one row)
             s = zero
             for v in range(vpl):
                 j = lane + v * g
@@ -1037,12 +1060,7 @@ def _make_regs(vpl, block_mode, nbt, dense, loads_first=True, gh=False):
             for v in range(vpl):
                 j = lane + v * g
                 if j < C:
-                    p = xv[v] * r
-                    gg = p * sc
-                    if j == k:
-                        gg -= sc
-                    grad[i, j] = gg
-                    hess[i, j] = p * (one - p) * sc
+                    grad[i, j], hess[i, j] = _gh_sparse(xv[v] * r, sc, j == k, one)
 
     @cuda.jit
     def kern_dense_gh(y, x, prm, w, ws, grad, hess):
@@ -1079,9 +1097,7 @@ def _make_regs(vpl, block_mode, nbt, dense, loads_first=True, gh=False):
             for v in range(vpl):
                 j = lane + v * g
                 if j < C:
-                    p = xv[v] * r
-                    grad[i, j] = (sy * p - yv[v]) * sc
-                    hess[i, j] = sy * p * (one - p) * sc
+                    grad[i, j], hess[i, j] = _gh_dense(xv[v] * r, yv[v], sy, sc, one)
 
     if gh:
         return kern_dense_gh if dense else kern_gh

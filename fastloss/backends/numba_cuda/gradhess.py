@@ -215,26 +215,13 @@ def _make_softmax(nbt):
         nt = cuda.blockDim.x
         for i in range(cuda.blockIdx.x, R, cuda.gridDim.x):
             k = lab[i]
-            bad = not (k >= 0 and k < C)
-            skip = has_ignore and k == ignore
-            if skip or bad:  # the whole block takes this branch (one row)
-                if tid == 0 and bad and not skip:
-                    cuda.atomic.add(info, 0, 1)
-                    cuda.atomic.min(info, 1, i)
-                for j in range(tid, C, nt):
-                    grad[i, j] = zero
-                    hess[i, j] = zero
-                continue
+            if G._skip_gh_row(k, i, C, ignore, has_ignore, tid, nt, grad, hess, zero, info):
+                continue  # the whole block takes this branch (one row)
             m, s = G._block_softmax_stats(x, i, C, sm, ss, ninf, zero, one)
             sc = nbt(w[i * ws] * fac)
             r = one / s
             for j in range(tid, C, nt):
-                p = math.exp(x[i, j] - m) * r
-                g = p * sc
-                if j == k:
-                    g -= sc
-                grad[i, j] = g
-                hess[i, j] = p * (one - p) * sc
+                grad[i, j], hess[i, j] = G._gh_sparse(math.exp(x[i, j] - m) * r, sc, j == k, one)
 
     @cuda.jit
     def cce(y, x, fac, a, b, w, ws, grad, hess):
@@ -257,9 +244,7 @@ def _make_softmax(nbt):
             sc = nbt(w[i * ws] * fac)
             r = one / s
             for j in range(tid, C, nt):
-                p = math.exp(x[i, j] - m) * r
-                grad[i, j] = (sy * p - (y[i, j] * a + b)) * sc
-                hess[i, j] = sy * p * (one - p) * sc
+                grad[i, j], hess[i, j] = G._gh_dense(math.exp(x[i, j] - m) * r, y[i, j] * a + b, sy, sc, one)
 
     return scce, cce
 
@@ -317,12 +302,7 @@ def _make_softmax_staged(nbt):
                     sc = w[i * ws] * fac
                     r = 1.0 / s
                     for j in range(C):
-                        p = math.exp(sh[o + j] - m) * r
-                        g = p * sc
-                        if j == k:
-                            g -= sc
-                        sh[o + j] = g
-                        sh2[o + j] = p * (1.0 - p) * sc
+                        sh[o + j], sh2[o + j] = G._gh_sparse(math.exp(sh[o + j] - m) * r, sc, j == k, 1.0)
             cuda.syncthreads()
             G._stage_out(sh, grad, r0, n, c32, cs)
             G._stage_out(sh2, hess, r0, n, c32, cs)
@@ -354,10 +334,8 @@ def _make_softmax_staged(nbt):
                     sy += sh2[o + j] * a + b
                 sc = w[i * ws] * fac
                 r = 1.0 / s
-                for j in range(C):
-                    p = math.exp(sh[o + j] - m) * r
-                    sh[o + j] = (sy * p - (sh2[o + j] * a + b)) * sc  # the row's own target, then its Hessian
-                    sh2[o + j] = sy * p * (1.0 - p) * sc
+                for j in range(C):  # the row's own target in sh2, then its Hessian
+                    sh[o + j], sh2[o + j] = G._gh_dense(math.exp(sh[o + j] - m) * r, sh2[o + j] * a + b, sy, sc, 1.0)
             cuda.syncthreads()
             G._stage_out(sh, grad, r0, n, c32, cs)
             G._stage_out(sh2, hess, r0, n, c32, cs)
