@@ -707,9 +707,10 @@ def _boxes(n, dev, seed=0):
     p = t + torch.randn(n, 4, device=dev, generator=g) * 3
     # no coordinate equal to the target's: at a tie of max / min, PyTorch's
     # autograd (the float64 reference) splits the gradient between the two,
-    # TF (and fastloss) give it to one, both subgradients; 4M boxes in float32
-    # had about 16 such ties (t + 3 randn rounding back to t), which made the
-    # reported gradient error 4.7e-2 on the 2026-12-05 H100 run (0.34 on the CPU)
+    # TF (and fastloss) give it to one, both subgradients. 4M boxes in float32
+    # from the CPU generator had 7 such ties (t + 3 randn rounding back to t),
+    # a 0.34 gradient "error" on the CPU backends: the likely cause of the
+    # 4.7e-2 of the 2026-12-05 H100 run (the CUDA generator's ties, not counted)
     p = torch.where(p == t, p + 0.25, p)
     p = torch.cat([torch.minimum(p[:, :2], p[:, 2:] - 0.5), p[:, 2:]], 1)  # keep corners ordered
     return t, p
