@@ -55,7 +55,7 @@ def _cut(case, dt, gh=False):
     if gh:
         return ce.EXP_BLOCKED_COLS_MAX_K if f32 else ce.GH_COLS_MAX_K_F64
     if "scce_logits" in case:
-        return ce.EXP_BLOCKED_COLS_MAX_K if f32 else ce.EXP_BLOCKED_COLS_MAX_K_F64
+        return ce.SCCE_LOGITS_COLS_MAX_K if f32 else ce.SCCE_LOGITS_COLS_MAX_K_F64
     if f32:
         return _common.COLS_MAX_K
     return ce.COLS_MAX_K_F64_DENSE if case.startswith("cce") else ce.COLS_MAX_K_F64
@@ -129,7 +129,7 @@ def _fd_rows(f, yp, w, h=1e-6):
 
 @pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("n", [700, 24000], ids=["block", "chunks"])
-@pytest.mark.parametrize("case, K, dt", _k_params(CASES, [1, 2, 3, 6, 7, 15, 16]))
+@pytest.mark.parametrize("case, K, dt", _k_params(CASES, [1, 2, 3, 6, 7, 10, 11, 15, 16]))
 def test_short_rows_match_reference(case, K, dt, n, backend):
     cls, kw, cols_name = _case(case, K)
     rng = np.random.default_rng([K, n, len(case)])
