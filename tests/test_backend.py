@@ -298,18 +298,22 @@ def test_c_kernels_release_the_gil():
     t0 = time.perf_counter()
     fn(yt, yp, prm, w, 0, loss, grad, True, 1)
     one_call = time.perf_counter() - t0
+    # calls enough for ~50 ms of work: three calls of ~1 ms were over before a
+    # busy machine (the suite's other worker beside it) scheduled this thread
+    # again, and the loop below counted 0 though the GIL was released
+    calls = max(3, int(0.05 / one_call) + 1)
     started = threading.Event()
 
     def work():
         started.set()
-        for _ in range(3):
+        for _ in range(calls):
             fn(yt, yp, prm, w, 0, loss, grad, True, 1)
 
     # A long switch interval: a thread that HOLDS the GIL through its calls (a
     # regex with catastrophic backtracking, say) is never preempted here, and the
     # loop below counts 0; a call that releases it lets the loop run meanwhile.
     old = sys.getswitchinterval()
-    sys.setswitchinterval(max(0.1, 4 * one_call))  # > the 3 calls: never preempted
+    sys.setswitchinterval(max(0.1, 4 * calls * one_call))  # > all the calls: never preempted
     try:
         th = threading.Thread(target=work)
         th.start()
