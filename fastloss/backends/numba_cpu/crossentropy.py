@@ -553,44 +553,52 @@ def scce_logits_rows(yt, yp, prm, w, ws, loss, grad, want_grad, lo, hi):
     r0 = lo
     while r0 < hi:
         r1 = min(hi, r0 + rb)
+        n = r1 - r0
         boff = r0 if want_grad else 0
-        for i in range(r0, r1):
-            k = _label(yt[i], C, ignore, has_ignore)
-            krow[i - r0] = k
+        # the block's rows through slices, indexed from range(n): Numba knows
+        # those indices are >= 0 and emits no wraparound select per access
+        # (i = r0 + t had one): 0.78 -> 0.71 ms at 32768 x 8 float64, 0.48 ->
+        # 0.41 at 21845 x 12 float32, 0.23 -> 0.22 at 2621 x 100 (one thread)
+        xb = yp[r0:r1]
+        bb = buf[boff : boff + n]
+        yb = yt[r0:r1]
+        lb = loss[r0:r1]
+        for t in range(n):
+            k = _label(yb[t], C, ignore, has_ignore)
+            krow[t] = k
             if k == -1:
                 nbad += 1
                 if first < 0:
-                    first = i
-            m = row_max(yp, i)
-            mrow[i - r0] = m
+                    first = r0 + t
+            m = row_max(xb, t)
+            mrow[t] = m
             for j in range(C):
-                buf[i - r0 + boff, j] = yp[i, j] - m
-        flat = buf.reshape(buf.shape[0] * C)
-        exp_inplace(flat[boff * C : (boff + r1 - r0) * C])
-        for i in range(r1 - r0):
+                bb[t, j] = xb[t, j] - m
+        exp_inplace(bb.reshape(n * C))
+        for t in range(n):
             s = zero
             for j in range(C):
-                s += buf[i + boff, j]
-            srow[i] = s
-            lrow[i] = s
-        log_inplace(lrow[: r1 - r0])  # log of the row sums, one vector loop
-        for i in range(r0, r1):
-            k = krow[i - r0]
-            bi = i - r0 + boff
+                s += bb[t, j]
+            srow[t] = s
+            lrow[t] = s
+        log_inplace(lrow[:n])  # log of the row sums, one vector loop
+        for t in range(n):
+            k = krow[t]
             if k < 0:
-                loss[i] = zero
+                lb[t] = zero
                 for j in range(C):
-                    buf[bi, j] = zero
+                    bb[t, j] = zero
                 continue
-            li = lrow[i - r0] - (yp[i, k] - mrow[i - r0])
-            loss[i] = li
-            tot += np.float64(li) * np.float64(w[i * ws])
+            li = lrow[t] - (xb[t, k] - mrow[t])
+            lb[t] = li
+            wi = w[(r0 + t) * ws]
+            tot += np.float64(li) * np.float64(wi)
             if want_grad:
-                sc = w[i * ws] * prm[F_SCALE]
-                r = sc / srow[i - r0]
+                sc = wi * prm[F_SCALE]
+                r = sc / srow[t]
                 for j in range(C):
-                    buf[bi, j] = buf[bi, j] * r
-                buf[bi, k] -= sc
+                    bb[t, j] = bb[t, j] * r
+                bb[t, k] -= sc
         r0 = r1
     return nbad, first, tot
 
