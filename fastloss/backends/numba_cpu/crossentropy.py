@@ -707,16 +707,17 @@ def _cce_q_terms(yv, pj, S, eps, ome):
 # grad/Hessian 20.8 -> 17.8 at 4, 27.6 -> 24.7 at 6, 28.2 -> 32.8 at 8).
 EXP_BLOCKED_COLS_MAX_K = 6  # the softmax grad/Hessian kernels, float32
 
-# SCCE on logits since scce_logits_cols' per-row pass reads its labels and
-# writes its losses through slices and its label term goes into the block
-# (2026-12-06, AMD EPYC with AVX-512, one thread, ms, row kernel -> columns
-# kernel): float32 65536 rows: 1.18 -> 0.83 at 8 classes, 1.23 -> 1.02 at 10,
-# 1.42 -> 1.18 at 12, 1.69 -> 1.34 at 14, level at 16; 400000 rows (beyond
-# L2): 7.19 -> 6.33 at 8, 7.46 -> 7.66 at 10, 8.95 -> 9.20 at 12. float64
-# 65536 rows: 1.20 -> 0.80 at 4, 1.44 -> 1.27 at 6, 1.55 -> 1.60 at 8;
-# 600000 rows: 11.3 -> 9.1 at 4, 13.5 -> 13.2 at 6, 15.0 -> 15.7 at 7.
-SCCE_LOGITS_COLS_MAX_K = 10
-SCCE_LOGITS_COLS_MAX_K_F64 = 6
+# SCCE on logits, since both of its kernels index their blocks through
+# slices (no wraparound select per access) and scce_logits_cols puts the
+# label's term into the block (2026-12-06, AMD EPYC with AVX-512, one thread,
+# ms, row kernel -> columns kernel, interleaved calls): float32 65536 rows:
+# 0.98 -> 0.82 at 8 classes, 0.93 -> 0.94 at 9, 1.04 -> 1.12 at 10; 400000
+# rows (beyond L2): 6.1 -> 6.2 at 8, 5.9 -> 7.3 at 9. float64 65536 rows:
+# 0.98 -> 0.81 at 4, 1.07 -> 1.01 at 5, 1.28 -> 1.40 at 6; 600000 rows: 9.4 ->
+# 9.2 at 4, 10.4 -> 11.4 at 5. (Before the row kernel's slices the columns
+# one won up to 14 classes at 65536 rows.)
+SCCE_LOGITS_COLS_MAX_K = 8
+SCCE_LOGITS_COLS_MAX_K_F64 = 4
 
 # float64 cut-overs (the same in csrc/crossentropy.c), from 262144 rows, one
 # thread, ms with the row kernel -> the columns kernel, Numba / C backend:
